@@ -7,9 +7,17 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("input ended early: {what} needs {needed} more byte(s) at offset {at}")]
-    UnexpectedEnd { what: &'static str, needed: usize, at: usize },
+    UnexpectedEnd {
+        what: &'static str,
+        needed: usize,
+        at: usize,
+    },
     #[error("unknown {what} tag 0x{tag:02x} at offset {at}")]
-    UnknownTag { what: &'static str, tag: u8, at: usize },
+    UnknownTag {
+        what: &'static str,
+        tag: u8,
+        at: usize,
+    },
     #[error("invalid {what}: {detail}")]
     Invalid { what: &'static str, detail: String },
     #[error("{count} unexpected trailing byte(s) after {what}")]
@@ -20,7 +28,10 @@ pub enum DecodeError {
 
 impl DecodeError {
     pub fn invalid(what: &'static str, detail: impl Into<String>) -> Self {
-        DecodeError::Invalid { what, detail: detail.into() }
+        DecodeError::Invalid {
+            what,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -63,11 +74,14 @@ impl<'a> Reader<'a> {
     }
 
     pub fn peek(&self, what: &'static str) -> Result<u8, DecodeError> {
-        self.buf.get(self.pos).copied().ok_or(DecodeError::UnexpectedEnd {
-            what,
-            needed: 1,
-            at: self.pos,
-        })
+        self.buf
+            .get(self.pos)
+            .copied()
+            .ok_or(DecodeError::UnexpectedEnd {
+                what,
+                needed: 1,
+                at: self.pos,
+            })
     }
 
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
@@ -147,7 +161,11 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let len = self.length(what)?;
         if len > self.remaining() {
-            return Err(DecodeError::UnexpectedEnd { what, needed: len - self.remaining(), at });
+            return Err(DecodeError::UnexpectedEnd {
+                what,
+                needed: len - self.remaining(),
+                at,
+            });
         }
         Ok(len)
     }
@@ -183,7 +201,9 @@ mod tests {
 
     #[test]
     fn lengths_round_trip_and_short_input_is_an_error() {
-        for len in [0usize, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, 0xff_ffff] {
+        for len in [
+            0usize, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, 0xff_ffff,
+        ] {
             let mut out = Vec::new();
             put_length(&mut out, len);
             assert_eq!(Reader::new(&out).length("len"), Ok(len));

@@ -69,7 +69,11 @@ pub struct BitString {
 impl BitString {
     /// Bit `i` counted from the first (most significant) bit.
     pub fn bit(&self, i: usize) -> bool {
-        i < self.len && self.bytes.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
+        i < self.len
+            && self
+                .bytes
+                .get(i / 8)
+                .is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
     }
 
     /// A bit string of `len` bits with the given bits set.
@@ -87,7 +91,10 @@ impl BitString {
 pub enum TypeDescription {
     /// A simple type, given by its [`Data`] tag.
     Simple(u8),
-    Array { count: u16, element: Box<TypeDescription> },
+    Array {
+        count: u16,
+        element: Box<TypeDescription>,
+    },
     Structure(Vec<TypeDescription>),
 }
 

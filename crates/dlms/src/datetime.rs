@@ -56,7 +56,12 @@ pub const DEVIATION_NOT_SPECIFIED: i16 = i16::MIN;
 
 impl Date {
     pub const LEN: usize = 5;
-    pub const NOT_SPECIFIED: Date = Date { year: 0xFFFF, month: 0xFF, day: 0xFF, weekday: 0xFF };
+    pub const NOT_SPECIFIED: Date = Date {
+        year: 0xFFFF,
+        month: 0xFF,
+        day: 0xFF,
+        weekday: 0xFF,
+    };
 
     pub fn to_bytes(&self) -> [u8; 5] {
         let y = self.year.to_be_bytes();
@@ -72,7 +77,12 @@ impl Date {
 
     pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let [y0, y1, month, day, weekday] = r.array("date")?;
-        Ok(Date { year: u16::from_be_bytes([y0, y1]), month, day, weekday })
+        Ok(Date {
+            year: u16::from_be_bytes([y0, y1]),
+            month,
+            day,
+            weekday,
+        })
     }
 
     pub fn from_naive(d: NaiveDate) -> Self {
@@ -95,7 +105,12 @@ impl Date {
 
 impl Time {
     pub const LEN: usize = 4;
-    pub const NOT_SPECIFIED: Time = Time { hour: 0xFF, minute: 0xFF, second: 0xFF, hundredths: 0xFF };
+    pub const NOT_SPECIFIED: Time = Time {
+        hour: 0xFF,
+        minute: 0xFF,
+        second: 0xFF,
+        hundredths: 0xFF,
+    };
 
     pub fn to_bytes(&self) -> [u8; 4] {
         [self.hour, self.minute, self.second, self.hundredths]
@@ -110,7 +125,12 @@ impl Time {
 
     pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let [hour, minute, second, hundredths] = r.array("time")?;
-        Ok(Time { hour, minute, second, hundredths })
+        Ok(Time {
+            hour,
+            minute,
+            second,
+            hundredths,
+        })
     }
 }
 
@@ -138,7 +158,12 @@ impl DateTime {
         let time = Time::read(r)?;
         let deviation = r.u16("date-time deviation")? as i16;
         let clock_status = ClockStatus(r.u8("date-time clock status")?);
-        Ok(DateTime { date, time, deviation, clock_status })
+        Ok(DateTime {
+            date,
+            time,
+            deviation,
+            clock_status,
+        })
     }
 
     /// Local time at the given UTC offset, deviation set accordingly, clock status OK.
@@ -168,7 +193,11 @@ impl DateTime {
     /// count as zero.
     pub fn to_naive_local(&self) -> Option<NaiveDateTime> {
         let t = self.time;
-        let hundredths = if t.hundredths == 0xFF { 0 } else { t.hundredths };
+        let hundredths = if t.hundredths == 0xFF {
+            0
+        } else {
+            t.hundredths
+        };
         if t.hour > 23 || t.minute > 59 || t.second > 59 || hundredths > 99 {
             return None;
         }
@@ -189,7 +218,10 @@ impl DateTime {
         } else {
             FixedOffset::west_opt(self.deviation as i32 * 60)?
         };
-        offset.from_local_datetime(&local).single().map(|t| t.with_timezone(&Utc))
+        offset
+            .from_local_datetime(&local)
+            .single()
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 

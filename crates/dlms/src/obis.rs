@@ -34,7 +34,9 @@ impl From<[u8; 6]> for ObisCode {
 impl TryFrom<&[u8]> for ObisCode {
     type Error = ObisParseError;
     fn try_from(b: &[u8]) -> Result<Self, Self::Error> {
-        <[u8; 6]>::try_from(b).map(ObisCode).map_err(|_| ObisParseError::WrongLength(b.len()))
+        <[u8; 6]>::try_from(b)
+            .map(ObisCode)
+            .map_err(|_| ObisParseError::WrongLength(b.len()))
     }
 }
 
@@ -116,7 +118,10 @@ mod tests {
         assert_eq!(code, ObisCode::new(1, 0, 99, 1, 0, 255));
         assert_eq!(code.to_string(), "1.0.99.1.0.255");
         assert_eq!("1-0:99.1.0*255".parse::<ObisCode>(), Ok(code));
-        assert_eq!(ObisCode::must("0.0.1.0.0.255"), ObisCode::new(0, 0, 1, 0, 0, 255));
+        assert_eq!(
+            ObisCode::must("0.0.1.0.0.255"),
+            ObisCode::new(0, 0, 1, 0, 0, 255)
+        );
     }
 
     #[test]

@@ -1,9 +1,19 @@
 //! xDLMS APDUs, logical-name referencing (IEC 62056-5-3 / Green Book).
 //!
-//! The types here are the contract between the codec ([`codec`] submodules), the association
-//! state machines and the applications. ACSE APDUs (AARQ/AARE/RLRQ/RLRE) are BER-encoded; xDLMS
-//! APDUs are A-XDR. Ciphered APDUs (glo-/ded-/general-glo-ciphering) are handled by
-//! [`crate::security`]; their plaintext is one of these.
+//! The types here are the contract between the codec (the [`acse`], [`xdlms`] and [`selective`]
+//! submodules), the association state machines and the applications. ACSE APDUs
+//! (AARQ/AARE/RLRQ/RLRE) are BER-encoded; xDLMS APDUs are A-XDR. Ciphered APDUs
+//! (glo-/ded-/general-glo-ciphering) are handled by [`crate::security`]; their plaintext is one of
+//! these. Entry points: [`Apdu::encode`] and [`Apdu::decode`]; each inner type also has
+//! `encode`/`decode` (whole buffer) and `write`/`read` (into a buffer / from a
+//! [`crate::codec::Reader`]).
+
+pub mod acse;
+pub mod selective;
+pub mod tag;
+pub mod xdlms;
+
+pub use selective::{CaptureColumn, EntryDescriptor, RangeDescriptor};
 
 use crate::data::Data;
 use crate::obis::ObisCode;
@@ -88,7 +98,8 @@ pub enum SourceDiagnostic {
 
 impl SourceDiagnostic {
     pub const NULL: SourceDiagnostic = SourceDiagnostic::ServiceUser(0);
-    pub const APPLICATION_CONTEXT_NOT_SUPPORTED: SourceDiagnostic = SourceDiagnostic::ServiceUser(2);
+    pub const APPLICATION_CONTEXT_NOT_SUPPORTED: SourceDiagnostic =
+        SourceDiagnostic::ServiceUser(2);
     pub const MECHANISM_NOT_RECOGNISED: SourceDiagnostic = SourceDiagnostic::ServiceUser(11);
     pub const AUTHENTICATION_FAILURE: SourceDiagnostic = SourceDiagnostic::ServiceUser(13);
     pub const AUTHENTICATION_REQUIRED: SourceDiagnostic = SourceDiagnostic::ServiceUser(14);
@@ -263,7 +274,10 @@ pub enum GetRequest {
         access: Option<SelectiveAccess>,
     },
     /// Ask for the next block of a long response.
-    Next { invoke_id: InvokeIdAndPriority, block_number: u32 },
+    Next {
+        invoke_id: InvokeIdAndPriority,
+        block_number: u32,
+    },
     WithList {
         invoke_id: InvokeIdAndPriority,
         items: Vec<(AttributeDescriptor, Option<SelectiveAccess>)>,
@@ -280,9 +294,18 @@ pub struct DataBlockG {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GetResponse {
-    Normal { invoke_id: InvokeIdAndPriority, result: GetDataResult },
-    WithDataBlock { invoke_id: InvokeIdAndPriority, block: DataBlockG },
-    WithList { invoke_id: InvokeIdAndPriority, results: Vec<GetDataResult> },
+    Normal {
+        invoke_id: InvokeIdAndPriority,
+        result: GetDataResult,
+    },
+    WithDataBlock {
+        invoke_id: InvokeIdAndPriority,
+        block: DataBlockG,
+    },
+    WithList {
+        invoke_id: InvokeIdAndPriority,
+        results: Vec<GetDataResult>,
+    },
 }
 
 /// One block of a long SET request.
@@ -307,15 +330,28 @@ pub enum SetRequest {
         access: Option<SelectiveAccess>,
         block: DataBlockSa,
     },
-    WithDataBlock { invoke_id: InvokeIdAndPriority, block: DataBlockSa },
+    WithDataBlock {
+        invoke_id: InvokeIdAndPriority,
+        block: DataBlockSa,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SetResponse {
-    Normal { invoke_id: InvokeIdAndPriority, result: DataAccessResult },
+    Normal {
+        invoke_id: InvokeIdAndPriority,
+        result: DataAccessResult,
+    },
     /// Block received, send the next.
-    DataBlock { invoke_id: InvokeIdAndPriority, block_number: u32 },
-    LastDataBlock { invoke_id: InvokeIdAndPriority, result: DataAccessResult, block_number: u32 },
+    DataBlock {
+        invoke_id: InvokeIdAndPriority,
+        block_number: u32,
+    },
+    LastDataBlock {
+        invoke_id: InvokeIdAndPriority,
+        result: DataAccessResult,
+        block_number: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,14 @@
 //! Client and server association state machines (sans-IO): they take bytes and `now`, and give
 //! bytes and events. The server hands GET/SET/ACTION to an application's [`CosemObjects`].
+//!
+//! - [`client`]: [`client::Client`] builds the AARQ, runs HLS pass 3/4, issues GET/SET/ACTION
+//!   (following block transfer itself) and turns responses and pushes into [`client::ClientEvent`]s.
+//! - [`server`]: [`server::Server`] answers one connection of one meter: AARQ → AARE, HLS pass 3/4,
+//!   GET/SET/ACTION dispatched to [`CosemObjects`], long responses in blocks, RLRQ → RLRE; and
+//!   [`server::build_push_notification`] for DataNotifications.
+//!
+//! This module owns what both sides share: the [`Authentication`] a association uses, the
+//! association object (class 15) constants, and the xDLMS parameters both sides agreed on.
 
 use chrono::{DateTime, Utc};
 
@@ -8,6 +17,81 @@ use crate::apdu::{
     SelectiveAccess,
 };
 use crate::data::Data;
+use crate::obis::ObisCode;
+use crate::security::HlsSecret;
+
+pub mod client;
+pub mod server;
+mod wire;
+
+/// Class id of the Association LN object (IC 15).
+pub const ASSOCIATION_LN_CLASS_ID: u16 = 15;
+/// The logical name that always means "the association this request arrived on".
+pub const CURRENT_ASSOCIATION: ObisCode = ObisCode::new(0, 0, 40, 0, 0, 255);
+/// Association LN method 1, `reply_to_HLS_authentication`: HLS pass 3 (client) and pass 4 (server).
+pub const REPLY_TO_HLS_AUTHENTICATION: i8 = 1;
+
+/// How a client proves who it is when it associates. Secrets never appear in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Authentication {
+    /// Lowest level security: no authentication (IS 15959 public client, SAP 16).
+    None,
+    /// Low level security: a password sent in the AARQ (IS 15959 meter reader, SAP 32).
+    Lls { password: Vec<u8> },
+    /// HLS mechanism 2 as IS 15959 meters use it: f(challenge) = AES-128-ECB(secret, challenge).
+    Hls { secret: HlsSecret },
+    /// HLS mechanism 5 (GMAC, security suite 0): f(challenge) is a GMAC under the global
+    /// authentication key, so it needs ciphering keys and both system titles.
+    HlsGmac,
+}
+
+impl Authentication {
+    /// The mechanism name this authentication is announced with in the AARQ/AARE.
+    pub fn mechanism(&self) -> Mechanism {
+        match self {
+            Authentication::None => Mechanism::None,
+            Authentication::Lls { .. } => Mechanism::Lls,
+            Authentication::Hls { .. } => Mechanism::Hls,
+            Authentication::HlsGmac => Mechanism::HlsGmac,
+        }
+    }
+
+    /// True for the mechanisms that need the HLS pass 3/4 exchange after the AARE.
+    pub fn is_hls(&self) -> bool {
+        matches!(self, Authentication::Hls { .. } | Authentication::HlsGmac)
+    }
+}
+
+impl std::fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authentication::None => f.write_str("None"),
+            Authentication::Lls { .. } => f.write_str("Lls { password: <redacted> }"),
+            Authentication::Hls { .. } => f.write_str("Hls { secret: <redacted> }"),
+            Authentication::HlsGmac => f.write_str("HlsGmac"),
+        }
+    }
+}
+
+/// `association_status` of the Association LN object (attribute 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssociationStatus {
+    NonAssociated = 0,
+    /// The AARE accepted an HLS association; pass 3/4 has not completed yet.
+    AssociationPending = 1,
+    Associated = 2,
+}
+
+/// What the two sides agreed on in the AARQ/AARE exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Services both sides support (client proposal AND server offer).
+    pub conformance: crate::apdu::Conformance,
+    /// Largest APDU the client accepts (its InitiateRequest).
+    pub client_max_receive_pdu_size: u16,
+    /// Largest APDU the server accepts (its InitiateResponse).
+    pub server_max_receive_pdu_size: u16,
+}
 
 /// Who is asking, and when: the association a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,1408 @@
+//! The server (meter) side of a DLMS association, sans-IO.
+//!
+//! One [`Server`] serves one connection of one meter. Drive it like this:
+//!
+//! 1. Build a [`ServerConfig`] for the meter (its system title, the associations it offers, e.g.
+//!    with [`ServerConfig::is15959`]) and keep the meter's [`MeterSecurityState`] (its own
+//!    invocation counter and the last counter accepted from each client); persist that state
+//!    between connections.
+//! 2. When a connection opens: `Server::new(config, state)`.
+//! 3. For every APDU the framing layer (TCP wrapper / HDLC) delivers, call
+//!    [`Server::on_apdu`] with the client SAP the frame came from, the APDU bytes, `now`, a fresh
+//!    random server challenge (StoC, 8–64 bytes; only used when the APDU is an HLS AARQ) and the
+//!    meter's [`CosemObjects`]. Send [`ServerOutput::response`] back to the same client SAP, if
+//!    there is one. [`ServerOutput::event`] says what happened (associated, released, refused…).
+//! 4. When the connection closes: [`Server::into_security_state`] (or
+//!    [`Server::security_state`] at any time) and persist it.
+//!
+//! The server answers GET on the Association LN object (class 15; the current association
+//! `0.0.40.0.0.255` and the association's own logical name) for attributes 1 (logical name),
+//! 4 (application context name), 5 (xDLMS context info), 6 (authentication mechanism name),
+//! 7 (secret: always denied) and 8 (association status) and runs HLS pass 3/4 (method 1); every
+//! other attribute and method, and every other object, goes to [`CosemObjects`].
+//!
+//! Push: [`build_push_notification`] builds a DataNotification, plain or general-glo-ciphered.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::wire;
+use super::{
+    ASSOCIATION_LN_CLASS_ID, AssociationStatus, Authentication, CURRENT_ASSOCIATION, CosemObjects,
+    Negotiated, REPLY_TO_HLS_AUTHENTICATION, RequestContext,
+};
+use crate::apdu::{
+    Aare, Aarq, ActionRequest, ActionResponse, ActionResult, Apdu, ApplicationContext,
+    AssociationResult, AttributeDescriptor, ConfirmedServiceError, Conformance, DataAccessResult,
+    DataBlockG, DataNotification, ExceptionResponse, GetDataResult, GetRequest, GetResponse,
+    InitiateRequest, InitiateResponse, InvokeIdAndPriority, Mechanism, MethodDescriptor, Rlre,
+    SelectiveAccess, SetRequest, SetResponse, SourceDiagnostic,
+};
+use crate::data::Data;
+use crate::obis::ObisCode;
+use crate::security::{
+    Envelope, GlobalKeys, HlsSecret, InvocationCounter, ReplayGuard, SecurityControl,
+    SecurityError, SecurityPolicy, Suite0Cipher, SystemTitle, constant_time_eq, protect, unprotect,
+};
+
+/// Largest value a client may send with SET in data blocks (bytes of A-XDR), so a hostile client
+/// cannot make the meter buffer without limit.
+pub const MAX_SET_VALUE_LEN: usize = 1 << 20;
+
+/// ExceptionResponse state-error: service-not-allowed.
+pub const STATE_SERVICE_NOT_ALLOWED: u8 = 1;
+/// ExceptionResponse state-error: service-unknown.
+pub const STATE_SERVICE_UNKNOWN: u8 = 2;
+/// ExceptionResponse service-error: operation-not-possible.
+pub const SERVICE_OPERATION_NOT_POSSIBLE: u8 = 1;
+/// ExceptionResponse service-error: service-not-supported.
+pub const SERVICE_NOT_SUPPORTED: u8 = 2;
+/// ExceptionResponse service-error: other-reason.
+pub const SERVICE_OTHER_REASON: u8 = 3;
+/// ExceptionResponse service-error: deciphering-error.
+pub const SERVICE_DECIPHERING_ERROR: u8 = 5;
+/// ExceptionResponse service-error: invocation-counter-error (carries the expected counter).
+pub const SERVICE_INVOCATION_COUNTER_ERROR: u8 = 6;
+
+/// One association a meter offers (one row of the IS 15959 association table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociationConfig {
+    /// The client SAP this association is bound to (16, 32, 48, 64, 80 in IS 15959).
+    pub client_sap: u16,
+    /// The association's own Association LN object, e.g. `0.0.40.0.3.255`.
+    pub logical_name: ObisCode,
+    pub authentication: Authentication,
+    /// Protection every xDLMS APDU on this association must carry. Anything other than
+    /// [`SecurityPolicy::None`] requires the ciphered application context and `keys`.
+    pub security: SecurityPolicy,
+    /// Global unicast keys; needed for ciphering and for HLS-GMAC. When present on an
+    /// association whose `security` is `None`, a client may still choose to cipher.
+    pub keys: Option<GlobalKeys>,
+}
+
+impl AssociationConfig {
+    /// IS 15959 public client: SAP 16, no authentication, no ciphering, `0.0.40.0.1.255`.
+    pub fn public() -> Self {
+        AssociationConfig {
+            client_sap: 16,
+            logical_name: ObisCode::new(0, 0, 40, 0, 1, 255),
+            authentication: Authentication::None,
+            security: SecurityPolicy::None,
+            keys: None,
+        }
+    }
+
+    /// IS 15959 meter reader: SAP 32, LLS with `password`, no ciphering, `0.0.40.0.2.255`.
+    pub fn meter_reader(password: &[u8]) -> Self {
+        AssociationConfig {
+            client_sap: 32,
+            logical_name: ObisCode::new(0, 0, 40, 0, 2, 255),
+            authentication: Authentication::Lls {
+                password: password.to_vec(),
+            },
+            security: SecurityPolicy::None,
+            keys: None,
+        }
+    }
+
+    /// An IS 15959 HLS association (utility settings 48 → `0.0.40.0.3.255`, push 64 → `.4`,
+    /// firmware 80 → `.5`; other SAPs map to `0.0.40.0.0.255`) with authenticated encryption.
+    pub fn hls(client_sap: u16, authentication: Authentication, keys: GlobalKeys) -> Self {
+        let e = match client_sap {
+            48 => 3,
+            64 => 4,
+            80 => 5,
+            _ => 0,
+        };
+        AssociationConfig {
+            client_sap,
+            logical_name: ObisCode::new(0, 0, 40, 0, e, 255),
+            authentication,
+            security: SecurityPolicy::AuthenticatedEncrypted,
+            keys: Some(keys),
+        }
+    }
+
+    fn ciphered(&self) -> bool {
+        self.security != SecurityPolicy::None
+    }
+}
+
+/// Everything a meter's server association needs to know, fixed for the meter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The meter's system title (server system title in AARE and ciphered APDUs).
+    pub system_title: SystemTitle,
+    pub associations: Vec<AssociationConfig>,
+    /// Services offered; the negotiated conformance is this AND the client's proposal.
+    pub conformance: Conformance,
+    /// Largest APDU the meter accepts (sent in the InitiateResponse).
+    pub max_receive_pdu_size: u16,
+}
+
+impl ServerConfig {
+    /// The conformance an IS 15959 meter typically offers: GET/SET/ACTION, selective access,
+    /// block transfer with GET/SET, multiple references, data notification.
+    pub const IS15959_CONFORMANCE: Conformance = Conformance(
+        Conformance::GET
+            | Conformance::SET
+            | Conformance::ACTION
+            | Conformance::SELECTIVE_ACCESS
+            | Conformance::BLOCK_TRANSFER_WITH_GET_OR_READ
+            | Conformance::BLOCK_TRANSFER_WITH_SET_OR_WRITE
+            | Conformance::MULTIPLE_REFERENCES
+            | Conformance::DATA_NOTIFICATION
+            | Conformance::ATTRIBUTE0_SUPPORTED_WITH_GET,
+    );
+
+    /// The five IS 15959 associations: public (16, none), meter reader (32, LLS `lls_password`),
+    /// utility settings (48), push (64) and firmware (80), the last three HLS mechanism 2 with
+    /// their own secrets and authenticated encryption under the meter's global `keys`.
+    pub fn is15959(
+        system_title: SystemTitle,
+        keys: GlobalKeys,
+        lls_password: &[u8],
+        hls_secrets: [HlsSecret; 3],
+    ) -> Self {
+        let [utility, push, firmware] = hls_secrets;
+        let hls = |sap, secret: HlsSecret| {
+            AssociationConfig::hls(sap, Authentication::Hls { secret }, keys.clone())
+        };
+        ServerConfig {
+            system_title,
+            associations: vec![
+                AssociationConfig::public(),
+                AssociationConfig::meter_reader(lls_password),
+                hls(48, utility),
+                hls(64, push),
+                hls(80, firmware),
+            ],
+            conformance: Self::IS15959_CONFORMANCE,
+            max_receive_pdu_size: 1024,
+        }
+    }
+
+    /// The association offered to `client_sap`, if any.
+    pub fn association(&self, client_sap: u16) -> Option<&AssociationConfig> {
+        self.associations
+            .iter()
+            .find(|a| a.client_sap == client_sap)
+    }
+}
+
+/// The meter's security state that outlives a connection; the application persists it
+/// (`invocation_counter.peek()` and each guard's `last_accepted()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterSecurityState {
+    /// The invocation counter the meter sends with next; strictly increasing for the life of
+    /// the keys, across associations and connections (ciphered APDUs, HLS-GMAC, pushes).
+    pub invocation_counter: InvocationCounter,
+    /// The last invocation counter accepted from each client system title (replay rejection).
+    pub client_counters: BTreeMap<SystemTitle, ReplayGuard>,
+}
+
+impl MeterSecurityState {
+    /// A fresh state whose next sending counter is `next_invocation_counter`, no client seen.
+    pub fn new(next_invocation_counter: u32) -> Self {
+        MeterSecurityState {
+            invocation_counter: InvocationCounter::new(next_invocation_counter),
+            client_counters: BTreeMap::new(),
+        }
+    }
+
+    fn guard(&mut self, client: SystemTitle) -> &mut ReplayGuard {
+        self.client_counters.entry(client).or_default()
+    }
+}
+
+impl Default for MeterSecurityState {
+    fn default() -> Self {
+        MeterSecurityState::new(1)
+    }
+}
+
+/// What one call of [`Server::on_apdu`] produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServerOutput {
+    /// The APDU to send back to the client, if any.
+    pub response: Option<Vec<u8>>,
+    pub event: Option<ServerEvent>,
+}
+
+/// Something worth logging or acting on (e.g. closing the connection after `Released`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerEvent {
+    /// The association is open: for none/LLS straight after the AARE, for HLS after pass 4.
+    Associated {
+        client_sap: u16,
+        mechanism: Mechanism,
+    },
+    /// The AARE accepted an HLS association; pass 3/4 is expected next.
+    AuthenticationPending { client_sap: u16 },
+    /// The AARQ was rejected with this diagnostic (or xDLMS error).
+    Rejected {
+        client_sap: u16,
+        diagnostic: SourceDiagnostic,
+        service_error: Option<ConfirmedServiceError>,
+        reason: &'static str,
+    },
+    /// HLS pass 3 failed: the client does not know the secret / keys.
+    AuthenticationFailed { client_sap: u16 },
+    /// A request was refused with an ExceptionResponse.
+    Refused { reason: &'static str },
+    /// RLRQ answered; the association is back to idle.
+    Released { client_sap: u16 },
+}
+
+/// A long GET response being served block by block.
+#[derive(Debug)]
+struct LongGet {
+    invoke_id: InvokeIdAndPriority,
+    encoded: Vec<u8>,
+    sent: usize,
+    block_number: u32,
+    block_len: usize,
+}
+
+/// A SET value arriving in blocks.
+#[derive(Debug)]
+struct LongSet {
+    invoke_id: InvokeIdAndPriority,
+    attribute: AttributeDescriptor,
+    access: Option<SelectiveAccess>,
+    buffer: Vec<u8>,
+    block_number: u32,
+}
+
+#[derive(Debug)]
+struct Session {
+    /// Index into `config.associations`.
+    association: usize,
+    client_sap: u16,
+    /// Client system title (from the AARQ calling-AP-title), when given.
+    client_title: Option<SystemTitle>,
+    /// Protection of this session's xDLMS APDUs (`None` = plaintext).
+    policy: SecurityPolicy,
+    /// The association's keys, scheduled once for the session (ciphering and HLS-GMAC).
+    cipher: Option<Suite0Cipher>,
+    negotiated: Negotiated,
+    status: AssociationStatus,
+    ctos: Vec<u8>,
+    stoc: Vec<u8>,
+    long_get: Option<LongGet>,
+    long_set: Option<LongSet>,
+}
+
+/// The server association state machine for one connection. See the module docs.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    security: MeterSecurityState,
+    session: Option<Session>,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig, security: MeterSecurityState) -> Self {
+        Server {
+            config,
+            security,
+            session: None,
+        }
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The meter's counters as they stand now: persist them.
+    pub fn security_state(&self) -> &MeterSecurityState {
+        &self.security
+    }
+
+    pub fn into_security_state(self) -> MeterSecurityState {
+        self.security
+    }
+
+    /// Association status of the connection.
+    pub fn status(&self) -> AssociationStatus {
+        self.session
+            .as_ref()
+            .map_or(AssociationStatus::NonAssociated, |s| s.status)
+    }
+
+    /// The client SAP of the open (or pending) association.
+    pub fn client_sap(&self) -> Option<u16> {
+        self.session.as_ref().map(|s| s.client_sap)
+    }
+
+    /// What was agreed in the AARQ/AARE exchange, while an association is open or pending.
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.session.as_ref().map(|s| s.negotiated)
+    }
+
+    /// Forget the association (the connection dropped). Counters are kept.
+    pub fn reset(&mut self) {
+        self.session = None;
+    }
+
+    /// Handles one APDU from `client_sap`. `stoc` is a fresh random challenge (8–64 bytes), used
+    /// only if this APDU is an AARQ for HLS; pass anything (e.g. `&[]`) otherwise.
+    pub fn on_apdu<O: CosemObjects + ?Sized>(
+        &mut self,
+        client_sap: u16,
+        apdu: &[u8],
+        now: DateTime<Utc>,
+        stoc: &[u8],
+        objects: &mut O,
+    ) -> ServerOutput {
+        match apdu.first() {
+            Some(&crate::apdu::tag::AARQ) => return self.on_aarq(client_sap, apdu, stoc),
+            Some(&crate::apdu::tag::RLRQ) => return self.on_rlrq(client_sap, apdu),
+            _ => {}
+        }
+        let Some(session) = self.session.as_ref().filter(|s| s.client_sap == client_sap) else {
+            return refuse(
+                STATE_SERVICE_NOT_ALLOWED,
+                SERVICE_OPERATION_NOT_POSSIBLE,
+                None,
+                "request before association",
+            );
+        };
+        let association = &self.config.associations[session.association];
+        // Unwrap the ciphering, if the session has any.
+        let plain: Vec<u8>;
+        let request: &[u8] = if wire::is_ciphered(apdu) {
+            let (Some(cipher), Some(title)) = (session.cipher.as_ref(), session.client_title)
+            else {
+                return refuse(
+                    STATE_SERVICE_NOT_ALLOWED,
+                    SERVICE_DECIPHERING_ERROR,
+                    None,
+                    "ciphered request on an association without keys",
+                );
+            };
+            let guard = self.security.guard(title);
+            match unprotect(apdu, cipher, &title, session.policy, guard) {
+                Ok(opened) => {
+                    plain = opened.apdu;
+                    &plain
+                }
+                Err(SecurityError::Replayed { last, .. }) => {
+                    return refuse(
+                        STATE_SERVICE_NOT_ALLOWED,
+                        SERVICE_INVOCATION_COUNTER_ERROR,
+                        Some(last.saturating_add(1)),
+                        "replayed invocation counter",
+                    );
+                }
+                Err(_) => {
+                    return refuse(
+                        STATE_SERVICE_NOT_ALLOWED,
+                        SERVICE_DECIPHERING_ERROR,
+                        None,
+                        "request failed to decipher or authenticate",
+                    );
+                }
+            }
+        } else if session.policy != SecurityPolicy::None {
+            return refuse(
+                STATE_SERVICE_NOT_ALLOWED,
+                SERVICE_DECIPHERING_ERROR,
+                None,
+                "plaintext request on a ciphered association",
+            );
+        } else {
+            apdu
+        };
+        let request = match Apdu::decode(request) {
+            Ok(request) => request,
+            Err(_) => {
+                return refuse(
+                    STATE_SERVICE_UNKNOWN,
+                    SERVICE_NOT_SUPPORTED,
+                    None,
+                    "undecodable request",
+                );
+            }
+        };
+        let pending = session.status == AssociationStatus::AssociationPending;
+        let ctx = RequestContext {
+            client_sap,
+            mechanism: association.authentication.mechanism(),
+            now,
+        };
+        let (response, event) = match request {
+            Apdu::ActionRequest(ActionRequest::Normal {
+                invoke_id,
+                method,
+                parameters,
+            }) if self.is_hls_reply(&method) => self.hls_pass3(invoke_id, parameters),
+            _ if pending => {
+                return refuse(
+                    STATE_SERVICE_NOT_ALLOWED,
+                    SERVICE_OPERATION_NOT_POSSIBLE,
+                    None,
+                    "request before HLS authentication completed",
+                );
+            }
+            Apdu::GetRequest(get) => (self.on_get(get, &ctx, objects), None),
+            Apdu::SetRequest(set) => (self.on_set(set, &ctx, objects), None),
+            Apdu::ActionRequest(ActionRequest::Normal {
+                invoke_id,
+                method,
+                parameters,
+            }) => {
+                let result = objects.action(&ctx, &method, parameters);
+                let response = match result {
+                    Ok(ret) => ActionResponse::Normal {
+                        invoke_id,
+                        result: ActionResult::Success,
+                        return_parameters: ret.map(GetDataResult::Data),
+                    },
+                    Err(result) => ActionResponse::Normal {
+                        invoke_id,
+                        result,
+                        return_parameters: None,
+                    },
+                };
+                (Apdu::ActionResponse(response), None)
+            }
+            _ => {
+                return refuse(
+                    STATE_SERVICE_UNKNOWN,
+                    SERVICE_NOT_SUPPORTED,
+                    None,
+                    "service not supported",
+                );
+            }
+        };
+        let response = self.seal(&response.encode());
+        if self.status() == AssociationStatus::NonAssociated {
+            // HLS pass 3 failed: the refusal went out, the association is gone.
+            self.session = None;
+        }
+        ServerOutput {
+            response: Some(response),
+            event,
+        }
+    }
+
+    /// Ciphers a response when the session is ciphered. A response that cannot be ciphered
+    /// (counter exhausted) becomes a plaintext ExceptionResponse.
+    fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
+        let Some(session) = self.session.as_ref() else {
+            return plain.to_vec();
+        };
+        let (policy, Some(cipher)) = (session.policy, session.cipher.as_ref()) else {
+            return plain.to_vec();
+        };
+        if policy == SecurityPolicy::None {
+            return plain.to_vec();
+        }
+        let sealed = protect(
+            plain,
+            Envelope::Glo,
+            SecurityControl::new(policy),
+            cipher,
+            &self.config.system_title,
+            &mut self.security.invocation_counter,
+        );
+        match sealed {
+            Ok(bytes) => bytes,
+            Err(_) => exception(STATE_SERVICE_NOT_ALLOWED, SERVICE_OTHER_REASON, None),
+        }
+    }
+
+    fn is_hls_reply(&self, method: &MethodDescriptor) -> bool {
+        let Some(session) = self.session.as_ref() else {
+            return false;
+        };
+        let own = self.config.associations[session.association].logical_name;
+        method.class_id == ASSOCIATION_LN_CLASS_ID
+            && method.method_id == REPLY_TO_HLS_AUTHENTICATION
+            && (method.instance == CURRENT_ASSOCIATION || method.instance == own)
+            && self.config.associations[session.association]
+                .authentication
+                .is_hls()
+    }
+
+    /// HLS pass 3 (verify the client's f(StoC)) and pass 4 (answer with f(CtoS)).
+    fn hls_pass3(
+        &mut self,
+        invoke_id: InvokeIdAndPriority,
+        parameters: Option<Data>,
+    ) -> (Apdu, Option<ServerEvent>) {
+        let denied = |event| {
+            (
+                Apdu::ActionResponse(ActionResponse::Normal {
+                    invoke_id,
+                    result: ActionResult::ReadWriteDenied,
+                    return_parameters: None,
+                }),
+                event,
+            )
+        };
+        let Some(session) = self.session.as_mut() else {
+            return denied(None);
+        };
+        let client_sap = session.client_sap;
+        if session.status != AssociationStatus::AssociationPending {
+            // Already authenticated: a second pass 3 is not allowed.
+            return denied(None);
+        }
+        let association = &self.config.associations[session.association];
+        let response = match parameters {
+            Some(Data::OctetString(bytes)) => bytes,
+            _ => Vec::new(),
+        };
+        let hls = wire::hls(&association.authentication, session.cipher.as_ref());
+        let client_title = session.client_title.unwrap_or_default();
+        let verified = hls
+            .ok_or(SecurityError::Unsupported("HLS without keys"))
+            .and_then(|hls| {
+                crate::security::hls_verify(hls, &session.stoc, &response, &client_title)
+            });
+        let reply = verified.and_then(|()| {
+            let hls = hls.ok_or(SecurityError::Unsupported("HLS without keys"))?;
+            let ic = match hls {
+                crate::security::Hls::Mechanism5(_) => self.security.invocation_counter.take()?,
+                crate::security::Hls::Mechanism2(_) => 0,
+            };
+            crate::security::hls_response(hls, &session.ctos, &self.config.system_title, ic)
+        });
+        match reply {
+            Ok(reply) => {
+                session.status = AssociationStatus::Associated;
+                let mechanism = association.authentication.mechanism();
+                (
+                    Apdu::ActionResponse(ActionResponse::Normal {
+                        invoke_id,
+                        result: ActionResult::Success,
+                        return_parameters: Some(GetDataResult::Data(Data::OctetString(reply))),
+                    }),
+                    Some(ServerEvent::Associated {
+                        client_sap,
+                        mechanism,
+                    }),
+                )
+            }
+            Err(_) => {
+                // Stay pending for this one answer (so it goes out ciphered like the request);
+                // the association is dropped right after, see `on_apdu`.
+                session.status = AssociationStatus::NonAssociated;
+                denied(Some(ServerEvent::AuthenticationFailed { client_sap }))
+            }
+        }
+    }
+
+    fn on_aarq(&mut self, client_sap: u16, apdu: &[u8], stoc: &[u8]) -> ServerOutput {
+        // A new AARQ replaces whatever association this connection had.
+        self.session = None;
+        let aarq = match Apdu::decode(apdu) {
+            Ok(Apdu::Aarq(aarq)) => aarq,
+            _ => {
+                return self.reject(
+                    client_sap,
+                    ApplicationContext::LogicalNameNoCiphering,
+                    SourceDiagnostic::ServiceUser(1),
+                    None,
+                    "malformed AARQ",
+                );
+            }
+        };
+        let context = aarq.application_context;
+        let Some(index) = self
+            .config
+            .associations
+            .iter()
+            .position(|a| a.client_sap == client_sap)
+        else {
+            return self.reject(
+                client_sap,
+                context,
+                SourceDiagnostic::ServiceUser(1),
+                None,
+                "no association for this client SAP",
+            );
+        };
+        match self.check_aarq(index, &aarq, stoc) {
+            Ok(session) => {
+                let association = &self.config.associations[index];
+                let hls = association.authentication.is_hls();
+                let mechanism = association.authentication.mechanism();
+                let ciphered = session.policy != SecurityPolicy::None;
+                let initiate = Apdu::InitiateResponse(InitiateResponse {
+                    negotiated_quality_of_service: None,
+                    negotiated_dlms_version: 6,
+                    negotiated_conformance: session.negotiated.conformance,
+                    server_max_receive_pdu_size: self.config.max_receive_pdu_size,
+                    vaa_name: 0x0007,
+                })
+                .encode();
+                let stoc = session.stoc.clone();
+                self.session = Some(session);
+                let user_information = if ciphered {
+                    let sealed = self.seal(&initiate);
+                    match wire::is_ciphered(&sealed) {
+                        true => sealed,
+                        false => {
+                            self.session = None;
+                            return self.reject(
+                                client_sap,
+                                context,
+                                SourceDiagnostic::ServiceUser(1),
+                                None,
+                                "cannot cipher the InitiateResponse (counter exhausted?)",
+                            );
+                        }
+                    }
+                } else {
+                    initiate
+                };
+                let aare = Aare {
+                    application_context: context,
+                    result: AssociationResult::Accepted,
+                    diagnostic: if hls {
+                        SourceDiagnostic::AUTHENTICATION_REQUIRED
+                    } else {
+                        SourceDiagnostic::NULL
+                    },
+                    responding_ap_title: (ciphered || mechanism == Mechanism::HlsGmac)
+                        .then(|| self.config.system_title.to_vec()),
+                    mechanism: (mechanism != Mechanism::None).then_some(mechanism),
+                    responding_authentication_value: hls.then_some(stoc),
+                    user_information: Some(user_information),
+                };
+                let event = if hls {
+                    ServerEvent::AuthenticationPending { client_sap }
+                } else {
+                    ServerEvent::Associated {
+                        client_sap,
+                        mechanism,
+                    }
+                };
+                ServerOutput {
+                    response: Some(Apdu::Aare(aare).encode()),
+                    event: Some(event),
+                }
+            }
+            Err(rejection) => self.reject(
+                client_sap,
+                context,
+                rejection.diagnostic,
+                rejection.service_error,
+                rejection.reason,
+            ),
+        }
+    }
+
+    /// Validates an AARQ against association `index`; the session it opens, or why not.
+    fn check_aarq(&mut self, index: usize, aarq: &Aarq, stoc: &[u8]) -> Result<Session, Rejection> {
+        let association = &self.config.associations[index];
+        let ciphered = match aarq.application_context {
+            ApplicationContext::LogicalNameWithCiphering if association.keys.is_some() => true,
+            ApplicationContext::LogicalNameNoCiphering if !association.ciphered() => false,
+            _ => {
+                return Err(Rejection::user(
+                    SourceDiagnostic::APPLICATION_CONTEXT_NOT_SUPPORTED,
+                    "application context not supported on this association",
+                ));
+            }
+        };
+        // Authentication mechanism and value.
+        let expected = association.authentication.mechanism();
+        match (aarq.mechanism, expected) {
+            (None | Some(Mechanism::None), Mechanism::None) => {}
+            (None | Some(Mechanism::None), _) => {
+                return Err(Rejection::user(
+                    SourceDiagnostic::ServiceUser(12),
+                    "authentication mechanism name required",
+                ));
+            }
+            (Some(got), expected) if got != expected => {
+                return Err(Rejection::user(
+                    SourceDiagnostic::MECHANISM_NOT_RECOGNISED,
+                    "authentication mechanism not offered on this association",
+                ));
+            }
+            _ => {}
+        }
+        let value = aarq.calling_authentication_value.as_deref();
+        let mut ctos = Vec::new();
+        match &association.authentication {
+            Authentication::None => {}
+            Authentication::Lls { password } => match value {
+                None => {
+                    return Err(Rejection::user(
+                        SourceDiagnostic::AUTHENTICATION_REQUIRED,
+                        "LLS password missing",
+                    ));
+                }
+                Some(given) if !constant_time_eq(given, password) => {
+                    return Err(Rejection::user(
+                        SourceDiagnostic::AUTHENTICATION_FAILURE,
+                        "wrong LLS password",
+                    ));
+                }
+                Some(_) => {}
+            },
+            Authentication::Hls { .. } | Authentication::HlsGmac => {
+                match value {
+                    Some(c) if (8..=64).contains(&c.len()) => ctos = c.to_vec(),
+                    Some(_) => {
+                        return Err(Rejection::user(
+                            SourceDiagnostic::AUTHENTICATION_FAILURE,
+                            "HLS client challenge must be 8 to 64 bytes",
+                        ));
+                    }
+                    None => {
+                        return Err(Rejection::user(
+                            SourceDiagnostic::AUTHENTICATION_REQUIRED,
+                            "HLS client challenge missing",
+                        ));
+                    }
+                }
+                if !(8..=64).contains(&stoc.len()) {
+                    return Err(Rejection::user(
+                        SourceDiagnostic::ServiceUser(1),
+                        "server challenge must be 8 to 64 bytes (caller error)",
+                    ));
+                }
+            }
+        }
+        // The calling AP title is the client system title; ciphering and GMAC need it.
+        let client_title = match aarq.calling_ap_title.as_deref() {
+            Some(t) => Some(SystemTitle::try_from(t).map_err(|_| {
+                Rejection::user(
+                    SourceDiagnostic::ServiceUser(3),
+                    "calling AP title must be an 8-byte system title",
+                )
+            })?),
+            None => None,
+        };
+        let needs_title = ciphered || association.authentication == Authentication::HlsGmac;
+        if needs_title && client_title.is_none() {
+            return Err(Rejection::user(
+                SourceDiagnostic::ServiceUser(3),
+                "calling AP title (client system title) required",
+            ));
+        }
+        if association.authentication == Authentication::HlsGmac && association.keys.is_none() {
+            return Err(Rejection::user(
+                SourceDiagnostic::MECHANISM_NOT_RECOGNISED,
+                "HLS-GMAC needs keys on the association",
+            ));
+        }
+        // The xDLMS InitiateRequest, plain or glo-ciphered.
+        let Some(user_information) = aarq.user_information.as_deref() else {
+            return Err(Rejection::user(
+                SourceDiagnostic::ServiceUser(1),
+                "AARQ carries no InitiateRequest",
+            ));
+        };
+        let mut policy = SecurityPolicy::None;
+        let plain: Vec<u8>;
+        let cipher = association.keys.as_ref().map(Suite0Cipher::new);
+        let initiate_bytes: &[u8] = if wire::is_ciphered(user_information) {
+            let (Some(cipher), Some(title)) = (cipher.as_ref(), client_title) else {
+                return Err(Rejection::initiate(
+                    0,
+                    "ciphered InitiateRequest without keys",
+                ));
+            };
+            let guard = self.security.guard(title);
+            let opened = unprotect(
+                user_information,
+                cipher,
+                &title,
+                association.security,
+                guard,
+            )
+            .map_err(|_| {
+                Rejection::user(
+                    SourceDiagnostic::AUTHENTICATION_FAILURE,
+                    "InitiateRequest failed to decipher or authenticate (wrong keys?)",
+                )
+            })?;
+            // The session keeps the protection the client chose (at least what is required).
+            policy = opened.security_control.policy();
+            plain = opened.apdu;
+            &plain
+        } else {
+            if ciphered {
+                return Err(Rejection::initiate(
+                    0,
+                    "plaintext InitiateRequest on a ciphered association",
+                ));
+            }
+            user_information
+        };
+        let request = match Apdu::decode(initiate_bytes) {
+            Ok(Apdu::InitiateRequest(request)) => request,
+            _ => {
+                return Err(Rejection::user(
+                    SourceDiagnostic::ServiceUser(1),
+                    "user information is not an InitiateRequest",
+                ));
+            }
+        };
+        let negotiated = self.negotiate(&request)?;
+        Ok(Session {
+            association: index,
+            client_sap: association.client_sap,
+            client_title,
+            policy,
+            cipher,
+            negotiated,
+            status: if association.authentication.is_hls() {
+                AssociationStatus::AssociationPending
+            } else {
+                AssociationStatus::Associated
+            },
+            ctos,
+            stoc: stoc.to_vec(),
+            long_get: None,
+            long_set: None,
+        })
+    }
+
+    fn negotiate(&self, request: &InitiateRequest) -> Result<Negotiated, Rejection> {
+        if request.proposed_dlms_version < 6 {
+            return Err(Rejection::initiate(1, "DLMS version too low"));
+        }
+        let conformance = Conformance(request.proposed_conformance.0 & self.config.conformance.0);
+        if conformance.0 == 0 {
+            return Err(Rejection::initiate(3, "incompatible conformance"));
+        }
+        let client_max = request.client_max_receive_pdu_size;
+        if client_max != 0 && client_max < 12 {
+            return Err(Rejection::initiate(
+                2,
+                "client max receive PDU size too short",
+            ));
+        }
+        Ok(Negotiated {
+            conformance,
+            client_max_receive_pdu_size: client_max,
+            server_max_receive_pdu_size: self.config.max_receive_pdu_size,
+        })
+    }
+
+    fn reject(
+        &mut self,
+        client_sap: u16,
+        context: ApplicationContext,
+        diagnostic: SourceDiagnostic,
+        service_error: Option<ConfirmedServiceError>,
+        reason: &'static str,
+    ) -> ServerOutput {
+        self.session = None;
+        let aare = Aare {
+            application_context: context,
+            result: AssociationResult::RejectedPermanent,
+            diagnostic,
+            responding_ap_title: None,
+            mechanism: None,
+            responding_authentication_value: None,
+            user_information: service_error.map(|e| Apdu::ConfirmedServiceError(e).encode()),
+        };
+        ServerOutput {
+            response: Some(Apdu::Aare(aare).encode()),
+            event: Some(ServerEvent::Rejected {
+                client_sap,
+                diagnostic,
+                service_error,
+                reason,
+            }),
+        }
+    }
+
+    fn on_rlrq(&mut self, client_sap: u16, apdu: &[u8]) -> ServerOutput {
+        let rlrq = match Apdu::decode(apdu) {
+            Ok(Apdu::Rlrq(rlrq)) => rlrq,
+            _ => {
+                return refuse(
+                    STATE_SERVICE_UNKNOWN,
+                    SERVICE_NOT_SUPPORTED,
+                    None,
+                    "malformed RLRQ",
+                );
+            }
+        };
+        // A ciphered release answers with a ciphered InitiateResponse, as Gurux does.
+        let mut user_information = None;
+        if let Some(session) = self.session.as_ref().filter(|s| s.client_sap == client_sap) {
+            if session.policy != SecurityPolicy::None && rlrq.user_information.is_some() {
+                let initiate = Apdu::InitiateResponse(InitiateResponse {
+                    negotiated_quality_of_service: None,
+                    negotiated_dlms_version: 6,
+                    negotiated_conformance: session.negotiated.conformance,
+                    server_max_receive_pdu_size: self.config.max_receive_pdu_size,
+                    vaa_name: 0x0007,
+                })
+                .encode();
+                user_information = Some(self.seal(&initiate));
+            }
+        }
+        let released = self
+            .session
+            .take()
+            .map(|s| s.client_sap)
+            .unwrap_or(client_sap);
+        let rlre = Rlre {
+            reason: Some(0),
+            user_information,
+        };
+        ServerOutput {
+            response: Some(Apdu::Rlre(rlre).encode()),
+            event: Some(ServerEvent::Released {
+                client_sap: released,
+            }),
+        }
+    }
+
+    /// Largest APDU the client accepts (0 in the InitiateRequest means no limit below 64 KiB).
+    fn client_max_pdu(&self) -> usize {
+        match self
+            .session
+            .as_ref()
+            .map(|s| s.negotiated.client_max_receive_pdu_size)
+        {
+            Some(0) | None => u16::MAX as usize,
+            Some(n) => n as usize,
+        }
+    }
+
+    /// Bytes the ciphering adds around an APDU (tag, length, SC, IC, GCM tag).
+    fn cipher_overhead(&self) -> usize {
+        match self.session.as_ref().map(|s| s.policy) {
+            None | Some(SecurityPolicy::None) => 0,
+            Some(_) => 1 + 3 + 5 + crate::security::TAG_LEN,
+        }
+    }
+
+    fn on_get<O: CosemObjects + ?Sized>(
+        &mut self,
+        request: GetRequest,
+        ctx: &RequestContext,
+        objects: &mut O,
+    ) -> Apdu {
+        match request {
+            GetRequest::Normal {
+                invoke_id,
+                attribute,
+                access,
+            } => {
+                let result = match self.get_own(&attribute) {
+                    Some(result) => result,
+                    None => objects.get(ctx, &attribute, access.as_ref()),
+                };
+                let result = match result {
+                    Ok(data) => GetDataResult::Data(data),
+                    Err(e) => GetDataResult::Error(e),
+                };
+                let response = GetResponse::Normal { invoke_id, result };
+                self.fit_get_response(invoke_id, response)
+            }
+            GetRequest::WithList { invoke_id, items } => {
+                let results = items
+                    .iter()
+                    .map(|(attribute, access)| {
+                        let result = match self.get_own(attribute) {
+                            Some(result) => result,
+                            None => objects.get(ctx, attribute, access.as_ref()),
+                        };
+                        match result {
+                            Ok(data) => GetDataResult::Data(data),
+                            Err(e) => GetDataResult::Error(e),
+                        }
+                    })
+                    .collect();
+                let response = GetResponse::WithList { invoke_id, results };
+                self.fit_get_response(invoke_id, response)
+            }
+            GetRequest::Next {
+                invoke_id,
+                block_number,
+            } => self.next_block(invoke_id, block_number),
+        }
+    }
+
+    /// Sends `response` whole if it fits the client's max PDU, else starts block transfer.
+    fn fit_get_response(&mut self, invoke_id: InvokeIdAndPriority, response: GetResponse) -> Apdu {
+        let max = self.client_max_pdu();
+        let overhead = self.cipher_overhead();
+        let apdu = Apdu::GetResponse(response);
+        let whole_len = apdu.encode().len();
+        if whole_len + overhead <= max {
+            return apdu;
+        }
+        // The raw data of the blocks is the A-XDR encoding of the result (Data for a normal GET,
+        // SEQUENCE OF Get-Data-Result for a GET with list).
+        let encoded = match apdu {
+            Apdu::GetResponse(GetResponse::Normal {
+                result: GetDataResult::Data(data),
+                ..
+            }) => data.to_bytes(),
+            Apdu::GetResponse(GetResponse::Normal {
+                result: GetDataResult::Error(e),
+                ..
+            }) => {
+                // An error result is tiny; it always fits.
+                return Apdu::GetResponse(GetResponse::Normal {
+                    invoke_id,
+                    result: GetDataResult::Error(e),
+                });
+            }
+            Apdu::GetResponse(GetResponse::WithList { results, .. }) => {
+                wire::encode_get_data_results(&results)
+            }
+            other => return other,
+        };
+        // Header of a GET-response-with-datablock: tag, choice, invoke id, last-block, block
+        // number (4), result choice, octet-string length (up to 5).
+        let header = 1 + 1 + 1 + 1 + 4 + 1 + 5;
+        let block_len = max.saturating_sub(header + overhead).max(1);
+        if !self.session.as_ref().is_some_and(|s| {
+            s.negotiated
+                .conformance
+                .has(Conformance::BLOCK_TRANSFER_WITH_GET_OR_READ)
+        }) {
+            // The client cannot take blocks; send the whole response and let it cope.
+            let mut r = crate::codec::Reader::new(&encoded);
+            if let Ok(data) = Data::decode(&mut r) {
+                return Apdu::GetResponse(GetResponse::Normal {
+                    invoke_id,
+                    result: GetDataResult::Data(data),
+                });
+            }
+        }
+        let long = LongGet {
+            invoke_id,
+            encoded,
+            sent: 0,
+            block_number: 0,
+            block_len,
+        };
+        if let Some(session) = self.session.as_mut() {
+            session.long_get = Some(long);
+        }
+        self.next_block(invoke_id, 0)
+    }
+
+    /// Serves the block after `acknowledged` of the long GET in progress.
+    fn next_block(&mut self, invoke_id: InvokeIdAndPriority, acknowledged: u32) -> Apdu {
+        let error = |block_number, e| {
+            Apdu::GetResponse(GetResponse::WithDataBlock {
+                invoke_id,
+                block: DataBlockG {
+                    last_block: true,
+                    block_number,
+                    result: Err(e),
+                },
+            })
+        };
+        let Some(session) = self.session.as_mut() else {
+            return error(acknowledged, DataAccessResult::NoLongGetInProgress);
+        };
+        let Some(long) = session.long_get.as_mut() else {
+            return error(acknowledged, DataAccessResult::NoLongGetInProgress);
+        };
+        if acknowledged != long.block_number {
+            session.long_get = None;
+            return error(acknowledged, DataAccessResult::DataBlockNumberInvalid);
+        }
+        let end = long
+            .sent
+            .saturating_add(long.block_len)
+            .min(long.encoded.len());
+        let chunk = long
+            .encoded
+            .get(long.sent..end)
+            .unwrap_or_default()
+            .to_vec();
+        long.sent = end;
+        long.block_number = long.block_number.saturating_add(1);
+        let last_block = long.sent >= long.encoded.len();
+        let block_number = long.block_number;
+        let invoke_id = long.invoke_id;
+        if last_block {
+            session.long_get = None;
+        }
+        Apdu::GetResponse(GetResponse::WithDataBlock {
+            invoke_id,
+            block: DataBlockG {
+                last_block,
+                block_number,
+                result: Ok(chunk),
+            },
+        })
+    }
+
+    /// Attributes of the Association LN object this server answers itself.
+    fn get_own(&self, attribute: &AttributeDescriptor) -> Option<Result<Data, DataAccessResult>> {
+        let session = self.session.as_ref()?;
+        let association = &self.config.associations[session.association];
+        if attribute.class_id != ASSOCIATION_LN_CLASS_ID
+            || (attribute.instance != CURRENT_ASSOCIATION
+                && attribute.instance != association.logical_name)
+        {
+            return None;
+        }
+        let context = if session.policy == SecurityPolicy::None {
+            ApplicationContext::LogicalNameNoCiphering
+        } else {
+            ApplicationContext::LogicalNameWithCiphering
+        };
+        Some(match attribute.attribute_id {
+            1 => Ok(Data::OctetString(attribute.instance.bytes().to_vec())),
+            4 => Ok(context_name(1, context as u8)),
+            5 => Ok(Data::Structure(vec![
+                Data::BitString(wire::conformance_bits(session.negotiated.conformance)),
+                Data::LongUnsigned(session.negotiated.client_max_receive_pdu_size),
+                Data::LongUnsigned(self.config.max_receive_pdu_size),
+                Data::Unsigned(6),
+                Data::Integer(0),
+                Data::OctetString(Vec::new()),
+            ])),
+            6 => Ok(context_name(
+                2,
+                association.authentication.mechanism() as u8,
+            )),
+            7 => Err(DataAccessResult::ReadWriteDenied),
+            8 => Ok(Data::Enum(session.status as u8)),
+            _ => return None,
+        })
+    }
+
+    fn on_set<O: CosemObjects + ?Sized>(
+        &mut self,
+        request: SetRequest,
+        ctx: &RequestContext,
+        objects: &mut O,
+    ) -> Apdu {
+        let normal =
+            |invoke_id, result| Apdu::SetResponse(SetResponse::Normal { invoke_id, result });
+        match request {
+            SetRequest::Normal {
+                invoke_id,
+                attribute,
+                access,
+                value,
+            } => {
+                if let Some(session) = self.session.as_mut() {
+                    session.long_set = None;
+                }
+                let result = objects.set(ctx, &attribute, access.as_ref(), value);
+                normal(invoke_id, result.err().unwrap_or(DataAccessResult::Success))
+            }
+            SetRequest::WithFirstDataBlock {
+                invoke_id,
+                attribute,
+                access,
+                block,
+            } => {
+                let Some(session) = self.session.as_mut() else {
+                    return normal(invoke_id, DataAccessResult::OtherReason);
+                };
+                session.long_set = None;
+                if block.block_number != 1 || block.raw_data.len() > MAX_SET_VALUE_LEN {
+                    return normal(invoke_id, DataAccessResult::DataBlockNumberInvalid);
+                }
+                if block.last_block {
+                    return finish_set(
+                        ctx,
+                        objects,
+                        invoke_id,
+                        &attribute,
+                        access,
+                        block.raw_data,
+                        1,
+                    );
+                }
+                session.long_set = Some(LongSet {
+                    invoke_id,
+                    attribute,
+                    access,
+                    buffer: block.raw_data,
+                    block_number: 1,
+                });
+                Apdu::SetResponse(SetResponse::DataBlock {
+                    invoke_id,
+                    block_number: 1,
+                })
+            }
+            SetRequest::WithDataBlock { invoke_id, block } => {
+                let Some(session) = self.session.as_mut() else {
+                    return normal(invoke_id, DataAccessResult::OtherReason);
+                };
+                let Some(long) = session.long_set.as_mut() else {
+                    return Apdu::SetResponse(SetResponse::LastDataBlock {
+                        invoke_id,
+                        result: DataAccessResult::NoLongSetInProgress,
+                        block_number: block.block_number,
+                    });
+                };
+                let too_long =
+                    long.buffer.len().saturating_add(block.raw_data.len()) > MAX_SET_VALUE_LEN;
+                if block.block_number != long.block_number.saturating_add(1) || too_long {
+                    session.long_set = None;
+                    let result = if too_long {
+                        DataAccessResult::LongSetAborted
+                    } else {
+                        DataAccessResult::DataBlockNumberInvalid
+                    };
+                    return Apdu::SetResponse(SetResponse::LastDataBlock {
+                        invoke_id,
+                        result,
+                        block_number: block.block_number,
+                    });
+                }
+                long.buffer.extend_from_slice(&block.raw_data);
+                long.block_number = block.block_number;
+                if !block.last_block {
+                    return Apdu::SetResponse(SetResponse::DataBlock {
+                        invoke_id,
+                        block_number: block.block_number,
+                    });
+                }
+                let Some(long) = session.long_set.take() else {
+                    return normal(invoke_id, DataAccessResult::OtherReason);
+                };
+                finish_set(
+                    ctx,
+                    objects,
+                    long.invoke_id,
+                    &long.attribute,
+                    long.access,
+                    long.buffer,
+                    block.block_number,
+                )
+            }
+        }
+    }
+}
+
+/// Decodes a SET value received in blocks and hands it to the object model.
+fn finish_set<O: CosemObjects + ?Sized>(
+    ctx: &RequestContext,
+    objects: &mut O,
+    invoke_id: InvokeIdAndPriority,
+    attribute: &AttributeDescriptor,
+    access: Option<SelectiveAccess>,
+    raw: Vec<u8>,
+    block_number: u32,
+) -> Apdu {
+    let result = match Data::from_bytes(&raw) {
+        Ok(value) => objects
+            .set(ctx, attribute, access.as_ref(), value)
+            .err()
+            .unwrap_or(DataAccessResult::Success),
+        Err(_) => DataAccessResult::TypeUnmatched,
+    };
+    Apdu::SetResponse(SetResponse::LastDataBlock {
+        invoke_id,
+        result,
+        block_number,
+    })
+}
+
+/// An application context or mechanism name as the Association LN object shows it (the Gurux
+/// structure form: joint-iso-ctt 2, country 16, country-name 756, organization 5, DLMS UA 8,
+/// `kind` 1 = application context / 2 = mechanism, then the id).
+fn context_name(kind: u8, id: u8) -> Data {
+    Data::Structure(vec![
+        Data::Unsigned(2),
+        Data::Unsigned(16),
+        Data::LongUnsigned(756),
+        Data::Unsigned(5),
+        Data::Unsigned(8),
+        Data::Unsigned(kind),
+        Data::Unsigned(id),
+    ])
+}
+
+/// Why an AARQ was rejected.
+#[derive(Debug)]
+struct Rejection {
+    diagnostic: SourceDiagnostic,
+    service_error: Option<ConfirmedServiceError>,
+    reason: &'static str,
+}
+
+impl Rejection {
+    fn user(diagnostic: SourceDiagnostic, reason: &'static str) -> Self {
+        Rejection {
+            diagnostic,
+            service_error: None,
+            reason,
+        }
+    }
+
+    /// An xDLMS initiate error (ServiceError initiate = 6): 0 other, 1 dlms-version-too-low,
+    /// 2 pdu-size-too-short, 3 incompatible-conformance.
+    fn initiate(value: u8, reason: &'static str) -> Self {
+        Rejection {
+            diagnostic: SourceDiagnostic::ServiceUser(1),
+            service_error: Some(ConfirmedServiceError {
+                service: 1,
+                error_class: 6,
+                error_value: value,
+            }),
+            reason,
+        }
+    }
+}
+
+fn exception(state_error: u8, service_error: u8, invocation_counter: Option<u32>) -> Vec<u8> {
+    Apdu::ExceptionResponse(ExceptionResponse {
+        state_error,
+        service_error,
+        invocation_counter,
+    })
+    .encode()
+}
+
+fn refuse(
+    state_error: u8,
+    service_error: u8,
+    invocation_counter: Option<u32>,
+    reason: &'static str,
+) -> ServerOutput {
+    ServerOutput {
+        response: Some(exception(state_error, service_error, invocation_counter)),
+        event: Some(ServerEvent::Refused { reason }),
+    }
+}
+
+/// How a push DataNotification is protected: general-glo-ciphering with the meter's system
+/// title and the push association's keys, taking the meter's next invocation counter.
+#[derive(Debug)]
+pub struct PushProtection<'a> {
+    pub system_title: SystemTitle,
+    pub cipher: &'a Suite0Cipher,
+    pub policy: SecurityPolicy,
+    pub invocation_counter: &'a mut InvocationCounter,
+}
+
+/// Builds a push DataNotification APDU: plain, or general-glo-ciphered when `protection` is
+/// given (IS 15959 push association 64: `Suite0Cipher::new(&keys)` of the meter's global keys,
+/// `SecurityPolicy::AuthenticatedEncrypted`, the meter's `MeterSecurityState::invocation_counter`).
+pub fn build_push_notification(
+    notification: &DataNotification,
+    protection: Option<PushProtection<'_>>,
+) -> Result<Vec<u8>, SecurityError> {
+    let plain = Apdu::DataNotification(notification.clone()).encode();
+    match protection {
+        None => Ok(plain),
+        Some(p) => protect(
+            &plain,
+            Envelope::GeneralGlo,
+            SecurityControl::new(p.policy),
+            p.cipher,
+            &p.system_title,
+            p.invocation_counter,
+        ),
+    }
+}

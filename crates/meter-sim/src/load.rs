@@ -1,0 +1,620 @@
+//! The load model: what a meter measured, computed on demand from (seed, meter, time) with no
+//! stored state beyond the meter's own run-time changes (on-demand outages, relay-open periods).
+//!
+//! - A per-meter [`MeterProfile`] (sanctioned load, habits, installation date, clock drift) is
+//!   derived from hashes of the seed and meter index.
+//! - Demand in an interval is a diurnal Indian household curve (morning and evening peaks, a
+//!   night trough), with a later morning on weekends, a summer cooling load, and per-interval noise
+//!   from a hash.
+//! - Energy is integer Wh / VAh per capture interval. The cumulative registers are *defined* as the
+//!   sum of those intervals since installation, so block load, daily snapshots, billing and the
+//!   instantaneous registers agree exactly.
+//! - Power is off during outages (a deterministic daily schedule, the `power-off` fault, and
+//!   on-demand outages): no consumption, and no block-load row for an interval whose end falls in
+//!   an outage; the energy used before the failure is carried into the first row after it (as a
+//!   real meter's block energy is the register difference between two captures).
+//! - While the relay is open the meter is powered but nothing is consumed: rows of zero energy.
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
+
+use crate::hash::{hash, signed_unit, tag, unit};
+
+/// IST offset from UTC, seconds.
+pub const IST_SECS: i64 = 19_800;
+pub const DAY: i64 = 86_400;
+
+/// Local (IST) day number of a UTC instant.
+pub fn local_day(t: i64) -> i64 {
+    (t + IST_SECS).div_euclid(DAY)
+}
+
+/// The UTC instant of local midnight starting local day `day`.
+pub fn local_midnight(day: i64) -> i64 {
+    day * DAY - IST_SECS
+}
+
+pub fn to_chrono(t: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(t, 0).single().unwrap_or_default()
+}
+
+fn local_naive(t: i64) -> chrono::NaiveDateTime {
+    to_chrono(t + IST_SECS).naive_utc()
+}
+
+/// The slow-changing character of one meter's consumer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeterProfile {
+    /// Sanctioned load, W.
+    pub sanctioned_w: u32,
+    /// Mean load as a share of the sanctioned load.
+    pub base_share: f64,
+    pub morning: f64,
+    pub evening: f64,
+    /// Air-conditioning: 0 (none) .. 1 (heavy).
+    pub cooling: f64,
+    pub pf: f64,
+    /// Supply voltage offset from 230 V at this meter.
+    pub voltage_offset: f64,
+    /// Clock drift, parts per million.
+    pub drift_ppm: f64,
+    /// Installation instant (local midnight), UTC seconds.
+    pub installed: i64,
+}
+
+/// Anchor of the installation dates: 2026-01-01 00:00 IST. Meters are installed within the 90
+/// days before it.
+const INSTALL_ANCHOR_DAY: i64 = 20_454; // days from 1970-01-01 to 2026-01-01
+
+impl MeterProfile {
+    pub fn derive(seed: u64, meter: u32) -> Self {
+        let h = |what: u64, k: u64| hash(seed, &[what, meter as u64, k]);
+        const LOADS: [u32; 8] = [1000, 2000, 2000, 3000, 3000, 4000, 5000, 7000];
+        MeterProfile {
+            sanctioned_w: LOADS[(h(tag::SANCTIONED, 0) % 8) as usize],
+            base_share: 0.12 + 0.14 * unit(h(tag::CURVE, 0)),
+            morning: 0.5 + 0.8 * unit(h(tag::CURVE, 1)),
+            evening: 0.9 + 1.1 * unit(h(tag::CURVE, 2)),
+            cooling: if unit(h(tag::CURVE, 3)) < 0.45 { 0.4 + 1.2 * unit(h(tag::CURVE, 4)) } else { 0.0 },
+            pf: 0.86 + 0.11 * unit(h(tag::PF, 0)),
+            voltage_offset: 8.0 * signed_unit(h(tag::VOLTAGE, 0)),
+            drift_ppm: 15.0 * signed_unit(h(tag::DRIFT, 0)),
+            installed: local_midnight(INSTALL_ANCHOR_DAY - (h(tag::INSTALL, 0) % 90) as i64),
+        }
+    }
+}
+
+/// A set of disjoint, sorted half-open time intervals `[start, end)`, UTC seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans(Vec<(i64, i64)>);
+
+impl Spans {
+    pub fn from_unsorted(mut v: Vec<(i64, i64)>) -> Self {
+        v.retain(|(s, e)| e > s);
+        v.sort_unstable();
+        let mut out: Vec<(i64, i64)> = Vec::with_capacity(v.len());
+        for (s, e) in v {
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        Spans(out)
+    }
+
+    pub fn union(&self, other: &Spans) -> Spans {
+        Spans::from_unsorted(self.0.iter().chain(other.0.iter()).copied().collect())
+    }
+
+    pub fn contains(&self, t: i64) -> bool {
+        let i = self.0.partition_point(|(_, e)| *e <= t);
+        self.0.get(i).is_some_and(|(s, _)| *s <= t)
+    }
+
+    /// Seconds of `[t0, t1)` covered.
+    pub fn overlap(&self, t0: i64, t1: i64) -> i64 {
+        let mut i = self.0.partition_point(|(_, e)| *e <= t0);
+        let mut total = 0;
+        while let Some(&(s, e)) = self.0.get(i) {
+            if s >= t1 {
+                break;
+            }
+            total += e.min(t1) - s.max(t0);
+            i += 1;
+        }
+        total
+    }
+
+    pub fn spans(&self) -> &[(i64, i64)] {
+        &self.0
+    }
+}
+
+/// One capture interval as the meter recorded it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// Interval index: the interval is `[index * period, (index + 1) * period)`.
+    pub index: i64,
+    /// End of the interval (the row's time stamp), UTC seconds.
+    pub end: i64,
+    /// Energy consumed in the interval, Wh and VAh.
+    pub wh: i64,
+    pub vah: i64,
+    /// Seconds powered in the interval.
+    pub powered_secs: i64,
+    /// Whether the meter was powered at the end of the interval (a row is recorded).
+    pub recorded: bool,
+    /// Average voltage over the powered part, V.
+    pub voltage: f64,
+}
+
+/// A block-load row: energy since the previous row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockRow {
+    pub end: i64,
+    pub voltage: f64,
+    pub current: f64,
+    pub wh: i64,
+    pub vah: i64,
+    pub export_wh: i64,
+    pub export_vah: i64,
+}
+
+/// Cumulative and period totals.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Totals {
+    pub wh: i64,
+    pub vah: i64,
+    pub export_wh: i64,
+    pub export_vah: i64,
+    pub powered_secs: i64,
+}
+
+/// Maximum demand and when it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Demand {
+    /// W or VA (average over a capture interval).
+    pub value: i64,
+    /// End of the interval, UTC seconds; 0 when there was none.
+    pub at: i64,
+}
+
+/// One billing period's closing values (a billing profile row).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BillingRow {
+    /// The billing date (local midnight on the 1st), UTC seconds.
+    pub at: i64,
+    /// Cumulative at the billing date.
+    pub cumulative: Totals,
+    /// Cumulative per TOD zone 1..=8, Wh and VAh.
+    pub zone_wh: [i64; 8],
+    pub zone_vah: [i64; 8],
+    /// MD in the period, overall and per zone.
+    pub md_w: Demand,
+    pub md_va: Demand,
+    pub zone_md_w: [Demand; 8],
+    pub zone_md_va: [Demand; 8],
+    /// Energy and powered time in the period.
+    pub period: Totals,
+}
+
+impl BillingRow {
+    /// Average PF in the period (kWh / kVAh), 1.0 when nothing was consumed.
+    pub fn average_pf(&self) -> f64 {
+        if self.period.vah == 0 { 1.0 } else { self.period.wh as f64 / self.period.vah as f64 }
+    }
+}
+
+/// The default TOD calendar: zone (1-based) of each local hour. 1 off-peak night (22-06),
+/// 2 morning peak (06-10), 3 normal day (10-18), 4 evening peak (18-22).
+pub const TOD_ZONES: [u8; 24] =
+    [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 1, 1];
+
+pub fn tod_zone(t: i64) -> u8 {
+    TOD_ZONES[(((t + IST_SECS).rem_euclid(DAY)) / 3600) as usize]
+}
+
+/// Everything needed to compute one meter's measurements.
+#[derive(Debug, Clone)]
+pub struct LoadModel {
+    pub seed: u64,
+    pub meter: u32,
+    /// Capture period, seconds (900 or 1800).
+    pub period: i64,
+    pub profile: MeterProfile,
+    /// Length of the daily `power-off` fault outage, seconds.
+    pub daily_outage: Option<i64>,
+    /// On-demand outages.
+    pub extra_outages: Spans,
+    /// Periods with the relay open (powered, no consumption).
+    pub disconnected: Spans,
+}
+
+fn bump(x: f64, centre: f64, width: f64) -> f64 {
+    let d = (x - centre) / width;
+    (-0.5 * d * d).exp()
+}
+
+impl LoadModel {
+    pub fn new(seed: u64, meter: u32, period: i64) -> Self {
+        LoadModel {
+            seed,
+            meter,
+            period,
+            profile: MeterProfile::derive(seed, meter),
+            daily_outage: None,
+            extra_outages: Spans::default(),
+            disconnected: Spans::default(),
+        }
+    }
+
+    fn h(&self, what: u64, k: i64) -> u64 {
+        hash(self.seed, &[what, self.meter as u64, k as u64])
+    }
+
+    /// The scheduled outages that start on local day `day`.
+    fn day_outages(&self, day: i64, out: &mut Vec<(i64, i64)>) {
+        let h = self.h(tag::OUTAGE, day);
+        if unit(h) < 0.05 {
+            let start = local_midnight(day) + (mix(h, 1) % 1440) as i64 * 60;
+            let minutes = 2 + (mix(h, 2) % 118) as i64;
+            out.push((start, start + minutes * 60));
+        }
+        if let Some(len) = self.daily_outage {
+            let minute = (hash(self.seed, &[tag::FAULT_PARAM, self.meter as u64]) % 1440) as i64;
+            let start = local_midnight(day) + minute * 60;
+            out.push((start, start + len));
+        }
+    }
+
+    /// Every outage overlapping `[t0, t1)`, merged.
+    pub fn outages(&self, t0: i64, t1: i64) -> Spans {
+        let mut v = Vec::new();
+        for day in local_day(t0) - 1..=local_day(t1) {
+            self.day_outages(day, &mut v);
+        }
+        v.extend(self.extra_outages.spans().iter().copied());
+        v.retain(|(s, e)| *e > t0 && *s < t1);
+        Spans::from_unsorted(v)
+    }
+
+    pub fn powered_at(&self, t: i64) -> bool {
+        !self.outages(t, t + 1).contains(t)
+    }
+
+    /// Average demand (W) the household would draw in interval `index`, ignoring outages.
+    pub fn demand_w(&self, index: i64) -> f64 {
+        let p = &self.profile;
+        let mid = index * self.period + self.period / 2;
+        let local = local_naive(mid);
+        let hour = local.hour() as f64 + local.minute() as f64 / 60.0;
+        let weekend = local.weekday().number_from_monday() >= 6;
+        let doy = local.ordinal() as f64;
+        let morning_at = if weekend { 9.0 } else { 7.5 };
+        let mut shape = 0.55 + p.morning * bump(hour, morning_at, 1.3) + p.evening * bump(hour, 20.5, 1.8)
+            - 0.3 * bump(hour, 3.5, 1.6)
+            + 0.25 * bump(hour, 13.5, 3.0);
+        if weekend {
+            shape += 0.25 * bump(hour, 14.0, 4.0);
+        }
+        // Summer (peak mid-May) cooling, damped by the monsoon (Jul-Sep).
+        let summer = (std::f64::consts::TAU * (doy - 135.0) / 365.0).cos().max(0.0);
+        let monsoon = if (182.0..274.0).contains(&doy) { 0.6 } else { 1.0 };
+        let cooling = p.cooling
+            * summer
+            * monsoon
+            * (0.5 + 0.8 * bump(hour, 15.0, 3.5) + 0.9 * bump(hour, 23.5, 2.5) + 0.6 * bump(hour, 1.5, 2.0));
+        // Winter mornings: water heating.
+        let winter = (std::f64::consts::TAU * (doy - 10.0) / 365.0).cos().max(0.0);
+        let heating = 0.6 * winter * p.morning * bump(hour, morning_at, 1.0);
+        let noise = 1.0 + 0.25 * signed_unit(self.h(tag::NOISE, index));
+        let w = p.sanctioned_w as f64 * p.base_share * (shape + cooling + heating) * noise;
+        w.clamp(15.0, 1.3 * p.sanctioned_w as f64)
+    }
+
+    fn pf(&self, index: i64) -> f64 {
+        (self.profile.pf + 0.04 * signed_unit(self.h(tag::PF, index))).clamp(0.7, 0.999)
+    }
+
+    fn voltage(&self, index: i64, demand: f64) -> f64 {
+        230.0 + self.profile.voltage_offset + 5.0 * signed_unit(self.h(tag::VOLTAGE, index))
+            - 6.0 * demand / self.profile.sanctioned_w as f64
+    }
+
+    /// Interval `index` given the outages and no-load spans that cover it.
+    fn interval_with(&self, index: i64, outages: &Spans, no_load: &Spans) -> Interval {
+        let t0 = index * self.period;
+        let t1 = t0 + self.period;
+        if t0 < self.profile.installed {
+            return Interval { index, end: t1, wh: 0, vah: 0, powered_secs: 0, recorded: false, voltage: 0.0 };
+        }
+        let powered_secs = self.period - outages.overlap(t0, t1);
+        let consuming = self.period - no_load.overlap(t0, t1);
+        let demand = self.demand_w(index);
+        let wh = (demand * consuming as f64 / 3600.0).round() as i64;
+        let vah = (wh as f64 / self.pf(index)).round() as i64;
+        Interval {
+            index,
+            end: t1,
+            wh,
+            vah,
+            powered_secs,
+            recorded: !outages.contains(t1),
+            voltage: if powered_secs > 0 { self.voltage(index, demand) } else { 0.0 },
+        }
+    }
+
+    /// Intervals `from..to` (indices), computed with one outage lookup for the whole range.
+    pub fn intervals(&self, from: i64, to: i64) -> impl Iterator<Item = Interval> + '_ {
+        let outages = self.outages(from * self.period, to * self.period + 1);
+        let no_load = outages.union(&self.disconnected);
+        (from..to).map(move |i| self.interval_with(i, &outages, &no_load))
+    }
+
+    pub fn interval(&self, index: i64) -> Interval {
+        self.intervals(index, index + 1).next().unwrap_or(Interval {
+            index,
+            end: (index + 1) * self.period,
+            wh: 0,
+            vah: 0,
+            powered_secs: 0,
+            recorded: false,
+            voltage: 0.0,
+        })
+    }
+
+    /// Index of the last interval that ended at or before `t`.
+    pub fn last_complete(&self, t: i64) -> i64 {
+        t.div_euclid(self.period) - 1
+    }
+
+    fn first_index(&self) -> i64 {
+        self.profile.installed.div_euclid(self.period)
+    }
+
+    /// Block-load rows with time stamps in `[from, to]` (UTC seconds), never past `now`.
+    pub fn block_rows(&self, from: i64, to: i64, now: i64) -> Vec<BlockRow> {
+        let last = self.last_complete(now.min(to + self.period)).min(to.div_euclid(self.period) - 1);
+        let first = (from.div_euclid(self.period) - 1).max(self.first_index());
+        if last < first {
+            return Vec::new();
+        }
+        // Start earlier, at the last recorded row before the range, so energy carried over an
+        // outage is attributed correctly.
+        let mut start = first;
+        let floor = (first - 60 * DAY / self.period).max(self.first_index());
+        while start > floor {
+            let prev = self.interval(start - 1);
+            if prev.recorded {
+                break;
+            }
+            start -= 1;
+        }
+        let mut rows = Vec::new();
+        let (mut wh, mut vah, mut vsum, mut vsecs) = (0i64, 0i64, 0.0, 0i64);
+        for iv in self.intervals(start, last + 1) {
+            wh += iv.wh;
+            vah += iv.vah;
+            vsum += iv.voltage * iv.powered_secs as f64;
+            vsecs += iv.powered_secs;
+            if !iv.recorded {
+                continue;
+            }
+            if iv.end >= from && iv.end <= to && iv.end <= now {
+                let voltage = if vsecs > 0 { vsum / vsecs as f64 } else { 0.0 };
+                let current = if voltage > 0.0 {
+                    vah as f64 * 3600.0 / self.period as f64 / voltage
+                } else {
+                    0.0
+                };
+                rows.push(BlockRow { end: iv.end, voltage, current, wh, vah, export_wh: 0, export_vah: 0 });
+            }
+            (wh, vah, vsum, vsecs) = (0, 0, 0.0, 0);
+        }
+        rows
+    }
+
+    /// Totals of the intervals that ended at or before `t`, since installation.
+    pub fn cumulative_at(&self, t: i64) -> Totals {
+        let mut tot = Totals::default();
+        for iv in self.intervals(self.first_index(), self.last_complete(t) + 1) {
+            tot.wh += iv.wh;
+            tot.vah += iv.vah;
+            tot.powered_secs += iv.powered_secs;
+        }
+        tot
+    }
+
+    /// Daily snapshots: (local midnight, cumulative then) for midnights in `[from, to]`, at or
+    /// after installation and not after `now`.
+    pub fn daily_rows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, Totals)> {
+        let to = to.min(now);
+        let first_day = local_day(from.max(self.profile.installed) - 1) + 1;
+        let last_day = local_day(to);
+        let mut rows = Vec::new();
+        if last_day < first_day {
+            return rows;
+        }
+        let mut at = local_midnight(first_day);
+        let mut tot = self.cumulative_at(at);
+        let mut day = first_day;
+        loop {
+            if at >= from && at <= to {
+                rows.push((at, tot));
+            }
+            day += 1;
+            let next = local_midnight(day);
+            if next > to {
+                break;
+            }
+            for iv in self.intervals(at.div_euclid(self.period), next.div_euclid(self.period)) {
+                tot.wh += iv.wh;
+                tot.vah += iv.vah;
+                tot.powered_secs += iv.powered_secs;
+            }
+            at = next;
+        }
+        rows
+    }
+
+    /// Billing rows (on each 1st of the month, local midnight) up to `now`, oldest first, plus
+    /// the running values of the current (open) period as the last element.
+    pub fn billing(&self, now: i64) -> (Vec<BillingRow>, BillingRow) {
+        let mut closed = Vec::new();
+        let mut cur = BillingRow { at: self.profile.installed, ..Default::default() };
+        let mut cumulative = Totals::default();
+        let mut zone_wh = [0i64; 8];
+        let mut zone_vah = [0i64; 8];
+        let mut next_bill = next_billing_date(self.profile.installed);
+        for iv in self.intervals(self.first_index(), self.last_complete(now) + 1) {
+            if iv.end > next_bill {
+                cur.at = next_bill;
+                cur.cumulative = cumulative;
+                cur.zone_wh = zone_wh;
+                cur.zone_vah = zone_vah;
+                closed.push(std::mem::take(&mut cur));
+                next_bill = next_billing_date(next_bill);
+            }
+            cumulative.wh += iv.wh;
+            cumulative.vah += iv.vah;
+            cumulative.powered_secs += iv.powered_secs;
+            cur.period.wh += iv.wh;
+            cur.period.vah += iv.vah;
+            cur.period.powered_secs += iv.powered_secs;
+            let z = (tod_zone(iv.end - 1) - 1) as usize;
+            zone_wh[z] += iv.wh;
+            zone_vah[z] += iv.vah;
+            let w = iv.wh * 3600 / self.period;
+            let va = iv.vah * 3600 / self.period;
+            if w > cur.md_w.value {
+                cur.md_w = Demand { value: w, at: iv.end };
+            }
+            if va > cur.md_va.value {
+                cur.md_va = Demand { value: va, at: iv.end };
+            }
+            if w > cur.zone_md_w[z].value {
+                cur.zone_md_w[z] = Demand { value: w, at: iv.end };
+            }
+            if va > cur.zone_md_va[z].value {
+                cur.zone_md_va[z] = Demand { value: va, at: iv.end };
+            }
+        }
+        cur.at = now;
+        cur.cumulative = cumulative;
+        cur.zone_wh = zone_wh;
+        cur.zone_vah = zone_vah;
+        (closed, cur)
+    }
+}
+
+fn mix(h: u64, k: u64) -> u64 {
+    crate::hash::mix64(h ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// The next billing date (1st of the month, 00:00 IST) strictly after `t`.
+pub fn next_billing_date(t: i64) -> i64 {
+    let local = local_naive(t);
+    let (y, m) = if local.month() == 12 { (local.year() + 1, 1) } else { (local.year(), local.month() + 1) };
+    let d = NaiveDate::from_ymd_opt(y, m, 1).unwrap_or_default();
+    let day = d.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days();
+    local_midnight(day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_794_999_600; // 2026-11-18, on a 30-minute boundary
+    fn model(meter: u32) -> LoadModel {
+        LoadModel::new(42, meter, 900)
+    }
+
+    #[test]
+    fn same_seed_same_values_other_seed_other_values() {
+        let a = model(3).block_rows(NOW - DAY, NOW, NOW);
+        assert_eq!(a, model(3).block_rows(NOW - DAY, NOW, NOW));
+        assert_ne!(a, LoadModel::new(43, 3, 900).block_rows(NOW - DAY, NOW, NOW));
+        assert_ne!(a, model(4).block_rows(NOW - DAY, NOW, NOW));
+    }
+
+    #[test]
+    fn cumulative_is_the_sum_of_block_rows_since_installation() {
+        for meter in 0..4 {
+            let mut m = model(meter);
+            // An on-demand outage across an interval boundary, and a relay-open period.
+            m.extra_outages = Spans::from_unsorted(vec![(NOW - 5 * DAY + 100, NOW - 5 * DAY + 4000)]);
+            m.disconnected = Spans::from_unsorted(vec![(NOW - 3 * DAY, NOW - 3 * DAY + 7200)]);
+            let rows = m.block_rows(m.profile.installed, NOW, NOW);
+            let sum_wh: i64 = rows.iter().map(|r| r.wh).sum();
+            let sum_vah: i64 = rows.iter().map(|r| r.vah).sum();
+            let last = rows.last().unwrap().end;
+            let cum = m.cumulative_at(last);
+            assert_eq!(cum.wh, sum_wh);
+            assert_eq!(cum.vah, sum_vah);
+            assert!(rows.iter().all(|r| r.wh >= 0 && r.vah >= r.wh));
+            // A range read gives the same rows as the full history.
+            let part = m.block_rows(NOW - 6 * DAY, NOW - 4 * DAY, NOW);
+            let full: Vec<_> =
+                rows.iter().filter(|r| r.end >= NOW - 6 * DAY && r.end <= NOW - 4 * DAY).copied().collect();
+            assert_eq!(part, full);
+            // Relay open: zero energy rows, still recorded.
+            let open = m.block_rows(NOW - 3 * DAY + 900, NOW - 3 * DAY + 7200, NOW);
+            assert_eq!(open.len(), 8);
+            assert!(open.iter().all(|r| r.wh == 0));
+        }
+    }
+
+    #[test]
+    fn daily_snapshots_equal_cumulative_at_midnight_and_billing_at_the_billing_date() {
+        let m = model(7);
+        let days = m.daily_rows(NOW - 10 * DAY, NOW, NOW);
+        assert_eq!(days.len(), 10);
+        for (at, tot) in &days {
+            assert_eq!((at + IST_SECS) % DAY, 0);
+            assert_eq!(*tot, m.cumulative_at(*at));
+        }
+        let (closed, current) = m.billing(NOW);
+        assert!(closed.len() >= 10);
+        for b in &closed {
+            assert_eq!(b.cumulative, m.cumulative_at(b.at));
+            assert_eq!(b.zone_wh.iter().sum::<i64>(), b.cumulative.wh);
+            assert_eq!(local_naive(b.at).day(), 1);
+            assert!(b.md_w.value > 0 && b.md_w.at <= b.at && b.md_va.value >= b.md_w.value);
+        }
+        assert_eq!(current.cumulative, m.cumulative_at(NOW));
+    }
+
+    #[test]
+    fn an_outage_leaves_a_gap_with_the_energy_carried_over() {
+        let mut m = model(1);
+        // Off from 10:05 to 11:20 on some day: intervals ending 10:15 .. 11:15 have no row.
+        let t = local_midnight(local_day(NOW) - 2) + 10 * 3600;
+        m.extra_outages = Spans::from_unsorted(vec![(t + 300, t + 4800)]);
+        let rows = m.block_rows(t - 3600, t + 3 * 3600, NOW);
+        let ends: Vec<i64> = rows.iter().map(|r| r.end).collect();
+        assert!(ends.contains(&t));
+        for gap in 1..=5 {
+            assert!(!ends.contains(&(t + gap * 900)), "row inside the outage");
+        }
+        assert!(ends.contains(&(t + 6 * 900)));
+        let after = rows.iter().find(|r| r.end == t + 6 * 900).unwrap();
+        let (pre, post) = (m.interval(t / 900), m.interval(t / 900 + 5));
+        assert!(pre.wh > 0 && post.wh > 0);
+        assert_eq!(after.wh, pre.wh + post.wh);
+        assert!(!m.powered_at(t + 1000) && m.powered_at(t + 4800));
+    }
+
+    #[test]
+    fn the_curve_has_an_evening_peak_and_a_night_trough() {
+        // Average over many meters and a fortnight of the demand at 03:00 and at 20:30.
+        let (mut night, mut evening) = (0.0, 0.0);
+        for meter in 0..50 {
+            let m = model(meter);
+            for d in 0..14 {
+                let midnight = local_midnight(local_day(NOW) - d);
+                night += m.demand_w((midnight + 3 * 3600) / 900);
+                evening += m.demand_w((midnight + 20 * 3600 + 1800) / 900);
+            }
+        }
+        assert!(evening > 2.0 * night, "evening {evening} night {night}");
+    }
+}
