@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use dlms::Data;
+use dlms::apdu::Apdu;
 use dlms::hdlc::{FrameExtractor, decode_frame, encode_frame};
 use dlms::wrapper::{self, HEADER_LEN, WrapperDecoder, WrapperFrame};
 
@@ -141,4 +142,16 @@ fn drain_hdlc(x: &mut FrameExtractor, out: &mut Vec<Result<Vec<u8>, String>>) {
         "{} bytes buffered after draining",
         x.buffered()
     );
+}
+
+/// `Apdu::decode` (ACSE BER and xDLMS A-XDR): whatever decodes re-encodes to bytes that decode
+/// and re-encode to themselves. (Not byte-for-byte the input: BER and A-XDR allow several
+/// encodings of one value, e.g. long-form lengths or any non-zero byte for `true`.)
+pub fn apdu(bytes: &[u8]) {
+    if let Ok(apdu) = Apdu::decode(bytes) {
+        let encoded = apdu.encode();
+        let again = Apdu::decode(&encoded)
+            .unwrap_or_else(|e| panic!("re-encoded {apdu:?} does not decode: {e}"));
+        assert_eq!(again.encode(), encoded, "re-encoding is not stable for {apdu:?}");
+    }
 }

@@ -619,10 +619,10 @@ mod tests {
 
     #[test]
     fn nesting_deeper_than_the_limit_is_refused() {
-        let mut ok = vec![0x01, 0x01].repeat(MAX_DEPTH);
+        let mut ok = [0x01, 0x01].repeat(MAX_DEPTH);
         ok.push(0x00);
         assert!(Data::from_bytes(&ok).is_ok());
-        let mut deep = vec![0x01, 0x01].repeat(MAX_DEPTH + 1);
+        let mut deep = [0x01, 0x01].repeat(MAX_DEPTH + 1);
         deep.push(0x00);
         assert_eq!(
             Data::from_bytes(&deep),

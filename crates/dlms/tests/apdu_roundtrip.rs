@@ -1073,27 +1073,27 @@ fn initiate() -> impl Strategy<Value = Apdu> {
 fn get() -> impl Strategy<Value = Apdu> {
     let id = any::<u8>();
     prop_oneof![
-        (id.clone(), attribute(), access()).prop_map(|(invoke_id, attribute, access)| {
+        (id, attribute(), access()).prop_map(|(invoke_id, attribute, access)| {
             Apdu::GetRequest(GetRequest::Normal {
                 invoke_id,
                 attribute,
                 access,
             })
         }),
-        (id.clone(), any::<u32>()).prop_map(|(invoke_id, block_number)| {
+        (id, any::<u32>()).prop_map(|(invoke_id, block_number)| {
             Apdu::GetRequest(GetRequest::Next {
                 invoke_id,
                 block_number,
             })
         }),
-        (id.clone(), vec((attribute(), access()), 0..4)).prop_map(|(invoke_id, items)| {
+        (id, vec((attribute(), access()), 0..4)).prop_map(|(invoke_id, items)| {
             Apdu::GetRequest(GetRequest::WithList { invoke_id, items })
         }),
-        (id.clone(), get_data_result()).prop_map(|(invoke_id, result)| {
+        (id, get_data_result()).prop_map(|(invoke_id, result)| {
             Apdu::GetResponse(GetResponse::Normal { invoke_id, result })
         }),
         (
-            id.clone(),
+            id,
             any::<bool>(),
             any::<u32>(),
             prop_oneof![blob().prop_map(Ok), access_result().prop_map(Err)]
@@ -1127,17 +1127,15 @@ fn data_block_sa() -> impl Strategy<Value = DataBlockSa> {
 fn set() -> impl Strategy<Value = Apdu> {
     let id = any::<u8>();
     prop_oneof![
-        (id.clone(), attribute(), access(), data()).prop_map(
-            |(invoke_id, attribute, access, value)| {
-                Apdu::SetRequest(SetRequest::Normal {
-                    invoke_id,
-                    attribute,
-                    access,
-                    value,
-                })
-            }
-        ),
-        (id.clone(), attribute(), access(), data_block_sa()).prop_map(
+        (id, attribute(), access(), data()).prop_map(|(invoke_id, attribute, access, value)| {
+            Apdu::SetRequest(SetRequest::Normal {
+                invoke_id,
+                attribute,
+                access,
+                value,
+            })
+        }),
+        (id, attribute(), access(), data_block_sa()).prop_map(
             |(invoke_id, attribute, access, block)| {
                 Apdu::SetRequest(SetRequest::WithFirstDataBlock {
                     invoke_id,
@@ -1147,13 +1145,13 @@ fn set() -> impl Strategy<Value = Apdu> {
                 })
             }
         ),
-        (id.clone(), data_block_sa()).prop_map(|(invoke_id, block)| {
+        (id, data_block_sa()).prop_map(|(invoke_id, block)| {
             Apdu::SetRequest(SetRequest::WithDataBlock { invoke_id, block })
         }),
-        (id.clone(), access_result()).prop_map(|(invoke_id, result)| {
+        (id, access_result()).prop_map(|(invoke_id, result)| {
             Apdu::SetResponse(SetResponse::Normal { invoke_id, result })
         }),
-        (id.clone(), any::<u32>()).prop_map(|(invoke_id, block_number)| {
+        (id, any::<u32>()).prop_map(|(invoke_id, block_number)| {
             Apdu::SetResponse(SetResponse::DataBlock {
                 invoke_id,
                 block_number,

@@ -383,6 +383,18 @@ fn tampered_ciphertext_or_tag_fails_authentication() {
 }
 
 #[test]
+fn failed_in_place_decryption_leaves_no_plaintext() {
+    let mut buf = gb_ae_apdu()[2..].to_vec(); // SC ‖ IC ‖ ciphertext ‖ tag
+    let last = buf.len() - 1;
+    buf[last] ^= 1;
+    let r = cipher().decrypt_in_place(&SERVER_TITLE, &mut buf);
+    assert_eq!(r, Err(SecurityError::AuthenticationFailed));
+    let plain = h(GB_GET_REQUEST);
+    assert_ne!(&buf[5..5 + plain.len()], &plain[..]);
+    assert!(buf[5..5 + plain.len()].iter().all(|b| *b == 0));
+}
+
+#[test]
 fn downgraded_security_control_is_refused() {
     // Rewriting SC 0x30 to 0x20 strips the tag check; a receiver requiring authentication
     // refuses it before looking further.

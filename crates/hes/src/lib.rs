@@ -1,1 +1,14 @@
-//! (being written)
+//! The head-end system: the only part of Urja that talks to meters.
+//!
+//! - [`credentials`]: a meter's secrets and the client configuration per IS 15959 association;
+//! - [`session`]: one DLMS session over TCP (TCP wrapper or HDLC framing), a thin tokio adapter
+//!   around the sans-IO [`dlms::association::client::Client`];
+//! - [`operations`]: what the head-end does over a session, in the words of IS 15959: read the
+//!   clock, registers and profiles, set the clock, operate the relay, transfer a firmware image.
+
+pub mod credentials;
+pub mod operations;
+pub mod session;
+
+pub use credentials::{MeterCredentials, Role};
+pub use session::{Session, SessionConfig, SessionError, Transport};

@@ -475,6 +475,12 @@ mod tests {
             cat.check_action(k, fw, 70, obis::DISCONNECT_CONTROL, 1)
                 .is_err()
         );
+        // every client reads the current association; HLS clients answer the challenge on it
+        let current = ObisCode::must("0.0.40.0.0.255");
+        assert!(cat.check_get(k, public, 15, current, 2).is_ok());
+        assert!(cat.check_action(k, utility, 15, current, 1).is_ok());
+        assert!(cat.check_action(k, fw, 15, current, 1).is_ok());
+        assert!(cat.check_action(k, public, 15, current, 1).is_err());
         // push reads what it pushes
         assert!(
             cat.check_get(k, push, 1, obis::EVENT_STATUS_WORD, 2)

@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod class;
 pub mod events;
 pub mod profile;
+pub mod readings;
 pub mod table;
 pub mod units;
 
@@ -18,6 +19,10 @@ pub use association::{Association, AssociationSet};
 pub use catalogue::{AccessRule, Catalogue, KindSet, ObjectDef};
 pub use class::InterfaceClass;
 pub use events::{EswBit, EswMap, EventCode, EventCodes};
-pub use profile::{CaptureObject, ProfileDef, ProfileKind, Profiles};
+pub use profile::{
+    CaptureObject, ProfileDef, ProfileKind, Profiles, capture_objects_from_data,
+    capture_objects_to_data,
+};
+pub use readings::{BufferReader, ReadingError, ScalerMap};
 pub use table::{IdSet, TableError};
 pub use units::{Decimal, ScaleError, ScalerUnit, Unit};

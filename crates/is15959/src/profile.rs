@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use dlms::{Data, ObisCode};
+use dlms::{Data, DecodeError, ObisCode};
 use model::{EventCategory, MeterKind};
 
 use crate::catalogue::{Catalogue, KindSet};
@@ -15,77 +15,25 @@ use crate::units::describe;
 pub const PROFILES_TABLE: &str = include_str!("tables/profiles.txt");
 
 /// One column of a profile: which attribute of which object is captured (Blue Book
-/// `capture_object_definition`). Attribute 3 of a profile returns these as
-/// `structure {long-unsigned class_id, octet-string(6) logical_name, integer attribute_index,
-/// long-unsigned data_index}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CaptureObject {
-    pub class_id: u16,
-    pub logical_name: ObisCode,
-    pub attribute: i8,
-    /// 0: the whole attribute.
-    pub data_index: u16,
+/// `capture_object_definition`). The same type the `dlms` selective-access code uses; attribute 3
+/// of a profile returns these as `structure {long-unsigned class_id, octet-string(6)
+/// logical_name, integer attribute_index, long-unsigned data_index}`.
+pub type CaptureObject = dlms::apdu::CaptureColumn;
+
+/// Reads attribute 3 of a profile (an array of capture object definitions).
+pub fn capture_objects_from_data(d: &Data) -> Result<Vec<CaptureObject>, DecodeError> {
+    match d {
+        Data::Array(items) => items.iter().map(CaptureObject::from_data).collect(),
+        other => Err(DecodeError::invalid(
+            "capture objects",
+            format!("expected an array, found {}", describe(other)),
+        )),
+    }
 }
 
-/// A capture object definition that is not the expected structure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "not a capture object definition {{long-unsigned, octet-string(6), integer, long-unsigned}}: {0}"
-)]
-pub struct BadCaptureObject(pub String);
-
-impl CaptureObject {
-    pub const fn new(class_id: u16, logical_name: ObisCode, attribute: i8) -> Self {
-        CaptureObject {
-            class_id,
-            logical_name,
-            attribute,
-            data_index: 0,
-        }
-    }
-
-    pub fn to_data(&self) -> Data {
-        Data::Structure(vec![
-            Data::LongUnsigned(self.class_id),
-            Data::OctetString(self.logical_name.bytes().to_vec()),
-            Data::Integer(self.attribute),
-            Data::LongUnsigned(self.data_index),
-        ])
-    }
-
-    pub fn from_data(d: &Data) -> Result<Self, BadCaptureObject> {
-        let bad = || BadCaptureObject(describe(d));
-        let Data::Structure(items) = d else {
-            return Err(bad());
-        };
-        match items.as_slice() {
-            [
-                Data::LongUnsigned(class_id),
-                Data::OctetString(ln),
-                Data::Integer(attribute),
-                Data::LongUnsigned(data_index),
-            ] => Ok(CaptureObject {
-                class_id: *class_id,
-                logical_name: ObisCode::try_from(ln.as_slice()).map_err(|_| bad())?,
-                attribute: *attribute,
-                data_index: *data_index,
-            }),
-            _ => Err(bad()),
-        }
-    }
-
-    /// Reads attribute 3 of a profile (an array of capture object definitions).
-    pub fn list_from_data(d: &Data) -> Result<Vec<Self>, BadCaptureObject> {
-        let Data::Array(items) = d else {
-            return Err(BadCaptureObject(describe(d)));
-        };
-        items.iter().map(Self::from_data).collect()
-    }
-
-    /// Attribute 3 of a profile: an array of capture object definitions.
-    pub fn list_to_data(list: &[CaptureObject]) -> Data {
-        Data::Array(list.iter().map(CaptureObject::to_data).collect())
-    }
+/// Attribute 3 of a profile: an array of capture object definitions.
+pub fn capture_objects_to_data(list: &[CaptureObject]) -> Data {
+    Data::Array(list.iter().map(CaptureObject::to_data).collect())
 }
 
 /// What a profile records.
@@ -126,13 +74,23 @@ pub struct ProfileDef {
 impl ProfileDef {
     /// Attribute 3 (capture objects) as a meter returns it.
     pub fn capture_objects_data(&self) -> Data {
-        CaptureObject::list_to_data(&self.capture_objects)
+        capture_objects_to_data(&self.capture_objects)
+    }
+
+    /// The capture objects as the structures of attribute 3, one per column.
+    pub fn capture_object_structures(&self) -> Vec<Data> {
+        self.capture_objects
+            .iter()
+            .map(CaptureObject::to_data)
+            .collect()
     }
 
     /// The index of a column.
     pub fn column(&self, class_id: u16, logical_name: ObisCode, attribute: i8) -> Option<usize> {
         self.capture_objects.iter().position(|c| {
-            c.class_id == class_id && c.logical_name == logical_name && c.attribute == attribute
+            c.class_id == class_id
+                && c.logical_name == logical_name
+                && c.attribute_index == attribute
         })
     }
 
@@ -278,7 +236,7 @@ impl Profiles {
                     capture_objects.push(CaptureObject {
                         class_id: at.num("class id", class)?,
                         logical_name: at.obis(&subst(ln))?,
-                        attribute: at.num("attribute", attr)?,
+                        attribute_index: at.num("attribute", attr)?,
                         data_index: at.num("data index", index)?,
                     });
                 }
@@ -378,7 +336,11 @@ mod tests {
                         )
                     });
                     assert_eq!(o.class_id, c.class_id, "{}", o.name);
-                    assert!(o.class().unwrap().has_attribute(c.attribute), "{}", o.name);
+                    assert!(
+                        o.class().unwrap().has_attribute(c.attribute_index),
+                        "{}",
+                        o.name
+                    );
                 }
             }
         }
@@ -420,15 +382,14 @@ mod tests {
                 Data::LongUnsigned(0),
             ])
         );
-        assert_eq!(
-            CaptureObject::list_from_data(&data).unwrap(),
-            p.capture_objects
-        );
+        assert_eq!(capture_objects_from_data(&data).unwrap(), p.capture_objects);
+        assert_eq!(p.capture_object_structures().len(), 7);
+        assert!(capture_objects_from_data(&Data::Structure(vec![])).is_err());
         assert!(CaptureObject::from_data(&Data::Structure(vec![Data::LongUnsigned(8)])).is_err());
 
         let scalers = p.scaler_capture_objects(Catalogue::builtin(), one);
         assert_eq!(scalers.len(), 6); // every column but the clock
-        assert!(scalers.iter().all(|c| c.attribute == 3));
+        assert!(scalers.iter().all(|c| c.attribute_index == 3));
         let Data::Structure(row) = p.default_scaler_row(Catalogue::builtin(), one) else {
             panic!()
         };

@@ -196,9 +196,11 @@ mod tests {
     fn a_low_limit_gives_overloads() {
         let now = 1_795_000_000;
         let m = LoadModel::new(9, 2, 900);
-        let ev = scheduled(&m, now - DAY, now, Some(50));
-        eprintln!("{:?} {:?}", ev, m.intervals(now / 900 - 5, now / 900).collect::<Vec<_>>());
+        let w: Vec<i64> = m.intervals((now - DAY) / 900, now / 900).map(|i| i.wh * 4).collect();
+        let limit = (w.iter().min().unwrap() + w.iter().max().unwrap()) / 2;
+        let ev = scheduled(&m, now - DAY, now, Some(limit as u32));
         assert!(ev.iter().any(|e| e.code == code::OVERLOAD));
+        assert!(ev.iter().any(|e| e.code == code::OVERLOAD_RESTORED));
         let none = scheduled(&m, now - DAY, now, Some(1_000_000));
         assert!(!none.iter().any(|e| e.code == code::OVERLOAD));
     }

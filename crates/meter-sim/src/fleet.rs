@@ -123,8 +123,12 @@ impl Shared {
 
     /// The fault of this kind meter `index` has now (a run-time override, else the spec).
     pub fn fault(&self, index: u32, kind: FaultKind) -> Option<Fault> {
-        let overridden = self.peek(index, |s| s.and_then(|s| s.fault_override(kind)));
-        match overridden {
+        self.peek(index, |s| self.fault_in(index, s, kind))
+    }
+
+    /// As [`Shared::fault`], for a caller that already holds the meter's state.
+    pub fn fault_in(&self, index: u32, state: Option<&MeterState>, kind: FaultKind) -> Option<Fault> {
+        match state.and_then(|s| s.fault_override(kind)) {
             Some(over) => over,
             None => self.config.faults.fault_for(self.config.seed, index, kind),
         }
@@ -164,6 +168,16 @@ pub struct FleetHandle {
 impl Fleet {
     /// Binds every meter and starts serving. Returns once all listeners are bound.
     pub async fn start(config: FleetConfig) -> Result<FleetHandle, SimError> {
+        Self::build(config, false).await
+    }
+
+    /// A fleet that listens nowhere: its meters are reached in memory with
+    /// [`FleetHandle::objects`] (tests, benchmarks).
+    pub async fn offline(config: FleetConfig) -> Result<FleetHandle, SimError> {
+        Self::build(config, true).await
+    }
+
+    async fn build(config: FleetConfig, offline: bool) -> Result<FleetHandle, SimError> {
         let t0 = Instant::now();
         let n = config.meters;
         if n == 0 {
@@ -176,6 +190,11 @@ impl Fleet {
         if first.checked_add(n).is_none_or(|end| end > u32::from(Ipv4Addr::new(127, 255, 255, 255)))
         {
             return Err(SimError::AddressRange { meters: n, base: config.base_address });
+        }
+        if offline {
+            let endpoints = (0..n).map(|i| Ipv4Addr::from(first + i)).collect();
+            let port = config.port;
+            return Ok(Self::assemble(config, endpoints, port, Vec::new(), t0));
         }
         raise_open_file_limit(n)?;
 
@@ -207,13 +226,24 @@ impl Fleet {
             }
         }
 
+        Ok(Self::assemble(config, endpoints, port, listeners, t0))
+    }
+
+    fn assemble(
+        config: FleetConfig,
+        endpoints: Vec<Ipv4Addr>,
+        port: u16,
+        listeners: Vec<TcpListener>,
+        t0: Instant,
+    ) -> FleetHandle {
+        let n = config.meters;
         let (stop, shutdown) = watch::channel(false);
-        let (push_tx, push_rx) = match config.push_to {
-            Some(_) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
+        let pushing = config.push_to.is_some();
+        let (push_tx, push_rx) = if pushing {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
         };
         let shared = Arc::new(Shared {
             meters: (0..n).map(|_| Mutex::new(None)).collect(),
@@ -233,7 +263,7 @@ impl Fleet {
             tasks.spawn(crate::push::run_pusher(shared.clone(), target, rx));
             tasks.spawn(crate::push::watch_schedule(shared.clone()));
         }
-        Ok(FleetHandle { shared, tasks, stop, start_time: t0.elapsed() })
+        FleetHandle { shared, tasks, stop, start_time: t0.elapsed() }
     }
 }
 

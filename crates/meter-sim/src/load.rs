@@ -424,6 +424,27 @@ impl LoadModel {
         tot
     }
 
+    /// Totals at each of the sorted instants `times` (one pass over the history).
+    pub fn cumulative_series(&self, times: &[i64]) -> Vec<Totals> {
+        let mut out = Vec::with_capacity(times.len());
+        let Some(&first) = times.first() else { return out };
+        let mut tot = self.cumulative_at(first);
+        let mut upto = self.last_complete(first) + 1;
+        for &t in times {
+            let next = self.last_complete(t) + 1;
+            if next > upto {
+                for iv in self.intervals(upto, next) {
+                    tot.wh += iv.wh;
+                    tot.vah += iv.vah;
+                    tot.powered_secs += iv.powered_secs;
+                }
+                upto = next;
+            }
+            out.push(tot);
+        }
+        out
+    }
+
     /// Daily snapshots: (local midnight, cumulative then) for midnights in `[from, to]`, at or
     /// after installation and not after `now`.
     pub fn daily_rows(&self, from: i64, to: i64, now: i64) -> Vec<(i64, Totals)> {

@@ -92,6 +92,8 @@ pub struct MeterState {
     pub limit: Option<(u32, i64)>,
     pub esw_filter: Option<Vec<u8>>,
     pub programming_count: u32,
+    /// When the maximum demand was last reset (0 = never).
+    pub md_reset_at: i64,
     /// Counters that outlive connections.
     pub security: Option<Box<MeterSecurityState>>,
 }
@@ -126,7 +128,7 @@ pub const FIRMWARE: &str = "URJ-SIM-1.0.0";
 pub(crate) fn model(shared: &Shared, index: u32, state: Option<&MeterState>) -> LoadModel {
     let mut m = LoadModel::new(shared.config.seed, index, shared.config.capture_period_secs());
     m.daily_outage = shared
-        .fault(index, FaultKind::PowerOff)
+        .fault_in(index, state, FaultKind::PowerOff)
         .map(|f| f.param.as_secs().clamp(60, 12 * 3600) as i64);
     if let Some(s) = state {
         m.extra_outages = Spans::from_unsorted(s.outages.clone());
@@ -143,7 +145,7 @@ pub(crate) fn clock_ms(shared: &Shared, index: u32, state: Option<&MeterState>, 
     let since = (now_ms - shared.started_at.timestamp_millis()).max(0) as f64;
     let drift = (since * profile.drift_ppm / 1e6) as i64;
     let skew = shared
-        .fault(index, FaultKind::Skew)
+        .fault_in(index, state, FaultKind::Skew)
         .map(|f| {
             let ms = f.param.as_millis() as i64;
             if crate::hash::hash(shared.config.seed, &[crate::hash::tag::FAULT_PARAM, index as u64, 7]) & 1 == 0 {

@@ -102,9 +102,9 @@ pub struct BillingReading {
 
 /// A snapshot of the instantaneous parameters profile, 1.0.94.91.0.255. Fields the meter does
 /// not provide are `None`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstantaneousReading {
-    pub meter: Option<MeterSerial>,
+    pub meter: MeterSerial,
     pub at: Option<DateTime<Utc>>,
     pub voltage_v: Option<f64>,
     pub phase_voltage_v: Option<[f64; 3]>,
@@ -130,6 +130,39 @@ pub struct InstantaneousReading {
     pub billing_count: Option<i64>,
     pub programming_count: Option<i64>,
     pub quality: Vec<Quality>,
+}
+
+impl InstantaneousReading {
+    /// A reading of this meter with every value absent, to fill in.
+    pub fn empty(meter: MeterSerial) -> Self {
+        InstantaneousReading {
+            meter,
+            at: None,
+            voltage_v: None,
+            phase_voltage_v: None,
+            current_a: None,
+            phase_current_a: None,
+            neutral_current_a: None,
+            power_factor: None,
+            phase_power_factor: None,
+            frequency_hz: None,
+            apparent_power_va: None,
+            active_power_w: None,
+            import_wh: None,
+            import_vah: None,
+            export_wh: None,
+            export_vah: None,
+            md_w: None,
+            md_va: None,
+            power_on_minutes: None,
+            power_off_minutes: None,
+            power_failures: None,
+            tamper_count: None,
+            billing_count: None,
+            programming_count: None,
+            quality: Vec::new(),
+        }
+    }
 }
 
 /// The IS 15959 event categories, one event log each (0.0.99.98.0–6.255).

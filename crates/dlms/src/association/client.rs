@@ -1201,14 +1201,14 @@ pub fn parse_notification(
             Some(envelope.invocation_counter),
         )
     } else {
-        if let Some(s) = &security {
-            if s.required != SecurityPolicy::None {
-                return Err(SecurityError::PolicyViolation {
-                    required: s.required,
-                    received: SecurityPolicy::None,
-                }
-                .into());
+        if let Some(s) = &security
+            && s.required != SecurityPolicy::None
+        {
+            return Err(SecurityError::PolicyViolation {
+                required: s.required,
+                received: SecurityPolicy::None,
             }
+            .into());
         }
         (bytes, None, None)
     };
@@ -1228,4 +1228,177 @@ pub fn parse_notification(
         invocation_counter,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::HlsSecret;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    fn public() -> Client {
+        Client::new(
+            ClientConfig::new(16, Authentication::None, None),
+            Default::default(),
+        )
+    }
+
+    /// A public client whose AARE has been accepted.
+    fn associated() -> Client {
+        let mut client = public();
+        client.associate(&[]).unwrap();
+        let initiate = Apdu::InitiateResponse(crate::apdu::InitiateResponse {
+            negotiated_quality_of_service: None,
+            negotiated_dlms_version: 6,
+            negotiated_conformance: Conformance(Conformance::GET),
+            server_max_receive_pdu_size: 512,
+            vaa_name: 7,
+        });
+        let aare = Apdu::Aare(crate::apdu::Aare {
+            application_context: ApplicationContext::LogicalNameNoCiphering,
+            result: AssociationResult::Accepted,
+            diagnostic: SourceDiagnostic::NULL,
+            responding_ap_title: None,
+            mechanism: None,
+            responding_authentication_value: None,
+            user_information: Some(initiate.encode()),
+        });
+        let out = client.on_apdu(&aare.encode(), now()).unwrap();
+        assert!(matches!(out.event, Some(ClientEvent::Associated(_))));
+        client
+    }
+
+    #[test]
+    fn requests_need_the_right_state() {
+        let mut client = public();
+        let attribute = AttributeDescriptor {
+            class_id: 8,
+            instance: CURRENT_ASSOCIATION,
+            attribute_id: 2,
+        };
+        assert!(matches!(
+            client.get(attribute, None),
+            Err(ClientError::WrongState { .. })
+        ));
+        assert!(matches!(
+            client.release(),
+            Err(ClientError::WrongState { .. })
+        ));
+        client.associate(&[]).unwrap();
+        assert!(matches!(
+            client.associate(&[]),
+            Err(ClientError::WrongState { .. })
+        ));
+        let mut hls = Client::new(
+            ClientConfig::new(
+                48,
+                Authentication::Hls {
+                    secret: HlsSecret::new([1; 16]),
+                },
+                None,
+            ),
+            Default::default(),
+        );
+        assert_eq!(
+            hls.associate(&[1, 2, 3]),
+            Err(ClientError::Security(SecurityError::ChallengeLength(3)))
+        );
+        let mut gmac = Client::new(
+            ClientConfig::new(80, Authentication::HlsGmac, None),
+            Default::default(),
+        );
+        assert!(matches!(
+            gmac.associate(&[0; 16]),
+            Err(ClientError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_and_stray_apdus_are_errors_not_panics() {
+        let mut client = associated();
+        for input in [
+            &[][..],
+            &[0xC4],
+            &[0xC4, 0x02, 0xC1, 0x00],
+            &[0x61, 0x03, 0xA1, 0x01],
+            &[0xDB, 0x08],
+        ] {
+            assert!(client.on_apdu(input, now()).is_err(), "{input:02x?}");
+        }
+        // A response with nothing pending.
+        let stray = Apdu::GetResponse(GetResponse::Normal {
+            invoke_id: 0xC1,
+            result: GetDataResult::Data(Data::Null),
+        });
+        assert!(matches!(
+            client.on_apdu(&stray.encode(), now()),
+            Err(ClientError::Unexpected { .. })
+        ));
+        assert_eq!(client.state(), ClientState::Associated);
+    }
+
+    #[test]
+    fn get_blocks_must_arrive_in_order() {
+        let mut client = associated();
+        let attribute = AttributeDescriptor {
+            class_id: 1,
+            instance: CURRENT_ASSOCIATION,
+            attribute_id: 2,
+        };
+        let request = client.get(attribute, None).unwrap();
+        let Ok(Apdu::GetRequest(GetRequest::Normal { invoke_id, .. })) = Apdu::decode(&request)
+        else {
+            panic!()
+        };
+        let block = |block_number, last_block, raw: &[u8]| {
+            Apdu::GetResponse(GetResponse::WithDataBlock {
+                invoke_id,
+                block: crate::apdu::DataBlockG {
+                    last_block,
+                    block_number,
+                    result: Ok(raw.to_vec()),
+                },
+            })
+            .encode()
+        };
+        let out = client
+            .on_apdu(&block(1, false, &[0x09, 0x04, 1]), now())
+            .unwrap();
+        assert_eq!(
+            Apdu::decode(&out.send.unwrap()).unwrap(),
+            Apdu::GetRequest(GetRequest::Next {
+                invoke_id,
+                block_number: 1
+            })
+        );
+        assert_eq!(
+            client.on_apdu(&block(3, true, &[2, 3, 4]), now()),
+            Err(ClientError::BlockOutOfOrder {
+                expected: 2,
+                got: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_rejection_reads_in_plain_words() {
+        let error = ClientError::Rejected {
+            result: AssociationResult::RejectedPermanent,
+            diagnostic: SourceDiagnostic::ServiceUser(1),
+            service_error: Some(ConfirmedServiceError {
+                service: 1,
+                error_class: 6,
+                error_value: 3,
+            }),
+        };
+        assert_eq!(
+            error.to_string(),
+            "association rejected (RejectedPermanent): no reason given; xDLMS initiate error: \
+             incompatible conformance"
+        );
+    }
 }

@@ -7,8 +7,82 @@
 //!   GET/SET/ACTION dispatched to [`CosemObjects`], long responses in blocks, RLRQ → RLRE; and
 //!   [`server::build_push_notification`] for DataNotifications.
 //!
-//! This module owns what both sides share: the [`Authentication`] a association uses, the
+//! This module owns what both sides share: the [`Authentication`] an association uses, the
 //! association object (class 15) constants, and the xDLMS parameters both sides agreed on.
+//!
+//! # Example: a head-end client and a meter server joined in memory
+//!
+//! ```
+//! use chrono::Utc;
+//! use dlms::Data;
+//! use dlms::apdu::{
+//!     ActionResult, AttributeDescriptor, DataAccessResult, GetDataResult, MethodDescriptor,
+//!     SelectiveAccess,
+//! };
+//! use dlms::association::client::{Client, ClientCiphering, ClientConfig, ClientEvent};
+//! use dlms::association::server::{MeterSecurityState, Server, ServerConfig};
+//! use dlms::association::{Authentication, CosemObjects, RequestContext};
+//! use dlms::security::{GlobalKeys, HlsSecret, SecurityPolicy};
+//!
+//! /// The meter's object model: here, only a kWh register.
+//! struct Meter;
+//! impl CosemObjects for Meter {
+//!     fn get(&mut self, _: &RequestContext, a: &AttributeDescriptor, _: Option<&SelectiveAccess>)
+//!         -> Result<Data, DataAccessResult> {
+//!         match (a.class_id, a.attribute_id) {
+//!             (3, 2) => Ok(Data::DoubleLongUnsigned(4242)),
+//!             _ => Err(DataAccessResult::ObjectUndefined),
+//!         }
+//!     }
+//!     fn set(&mut self, _: &RequestContext, _: &AttributeDescriptor,
+//!         _: Option<&SelectiveAccess>, _: Data) -> Result<(), DataAccessResult> {
+//!         Err(DataAccessResult::ReadWriteDenied)
+//!     }
+//!     fn action(&mut self, _: &RequestContext, _: &MethodDescriptor, _: Option<Data>)
+//!         -> Result<Option<Data>, ActionResult> {
+//!         Err(ActionResult::ObjectUndefined)
+//!     }
+//! }
+//!
+//! let keys = GlobalKeys { encryption: [1; 16], authentication: [2; 16] };
+//! let secrets = [HlsSecret::new([3; 16]), HlsSecret::new([4; 16]), HlsSecret::new([5; 16])];
+//! // Meter side: one `Server` per connection; persist `security_state()` afterwards.
+//! let config = ServerConfig::is15959(*b"URJ00001", keys.clone(), b"password", secrets);
+//! let mut server = Server::new(config, MeterSecurityState::new(1));
+//! // Head-end side: utility settings association (48), HLS mechanism 2, AES-GCM.
+//! let ciphering = ClientCiphering {
+//!     policy: SecurityPolicy::AuthenticatedEncrypted,
+//!     keys,
+//!     system_title: *b"HES00001",
+//! };
+//! let auth = Authentication::Hls { secret: HlsSecret::new([3; 16]) };
+//! let mut client = Client::new(ClientConfig::new(48, auth, Some(ciphering)), Default::default());
+//!
+//! // The transport: hand each APDU to the other side until the client reports an event.
+//! let mut exchange = |client: &mut Client, mut request: Vec<u8>| loop {
+//!     let stoc = b"fresh random 16b"; // the server challenge, from the caller's RNG
+//!     let answer = server.on_apdu(48, &request, Utc::now(), stoc, &mut Meter);
+//!     let out = client.on_apdu(&answer.response.unwrap(), Utc::now()).unwrap();
+//!     match (out.send, out.event) {
+//!         (_, Some(event)) => break event,
+//!         (Some(next), None) => request = next, // HLS pass 3, GET-next, next SET block
+//!         (None, None) => unreachable!(),
+//!     }
+//! };
+//!
+//! let aarq = client.associate(b"client challenge").unwrap();
+//! assert!(matches!(exchange(&mut client, aarq), ClientEvent::Associated(_)));
+//! let kwh = AttributeDescriptor { class_id: 3, instance: "1.0.1.8.0.255".parse().unwrap(), attribute_id: 2 };
+//! let get = client.get(kwh, None).unwrap();
+//! match exchange(&mut client, get) {
+//!     ClientEvent::Value { result, .. } => {
+//!         assert_eq!(result, GetDataResult::Data(Data::DoubleLongUnsigned(4242)))
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! let rlrq = client.release().unwrap();
+//! assert_eq!(exchange(&mut client, rlrq), ClientEvent::Released);
+//! ```
 
 use chrono::{DateTime, Utc};
 

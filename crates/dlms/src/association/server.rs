@@ -437,7 +437,10 @@ impl Server {
                 invoke_id,
                 method,
                 parameters,
-            }) if self.is_hls_reply(&method) => self.hls_pass3(invoke_id, parameters),
+            }) if self.is_hls_reply(&method) => {
+                let (response, event) = self.hls_pass3(invoke_id, parameters);
+                (response.encode(), event)
+            }
             _ if pending => {
                 return refuse(
                     STATE_SERVICE_NOT_ALLOWED,
@@ -447,7 +450,7 @@ impl Server {
                 );
             }
             Apdu::GetRequest(get) => (self.on_get(get, &ctx, objects), None),
-            Apdu::SetRequest(set) => (self.on_set(set, &ctx, objects), None),
+            Apdu::SetRequest(set) => (self.on_set(set, &ctx, objects).encode(), None),
             Apdu::ActionRequest(ActionRequest::Normal {
                 invoke_id,
                 method,
@@ -466,7 +469,7 @@ impl Server {
                         return_parameters: None,
                     },
                 };
-                (Apdu::ActionResponse(response), None)
+                (Apdu::ActionResponse(response).encode(), None)
             }
             _ => {
                 return refuse(
@@ -477,7 +480,7 @@ impl Server {
                 );
             }
         };
-        let response = self.seal(&response.encode());
+        let response = self.seal(response);
         if self.status() == AssociationStatus::NonAssociated {
             // HLS pass 3 failed: the refusal went out, the association is gone.
             self.session = None;
@@ -490,18 +493,18 @@ impl Server {
 
     /// Ciphers a response when the session is ciphered. A response that cannot be ciphered
     /// (counter exhausted) becomes a plaintext ExceptionResponse.
-    fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
+    fn seal(&mut self, plain: Vec<u8>) -> Vec<u8> {
         let Some(session) = self.session.as_ref() else {
-            return plain.to_vec();
+            return plain;
         };
         let (policy, Some(cipher)) = (session.policy, session.cipher.as_ref()) else {
-            return plain.to_vec();
+            return plain;
         };
         if policy == SecurityPolicy::None {
-            return plain.to_vec();
+            return plain;
         }
         let sealed = protect(
-            plain,
+            &plain,
             Envelope::Glo,
             SecurityControl::new(policy),
             cipher,
@@ -643,7 +646,7 @@ impl Server {
                 let stoc = session.stoc.clone();
                 self.session = Some(session);
                 let user_information = if ciphered {
-                    let sealed = self.seal(&initiate);
+                    let sealed = self.seal(initiate);
                     match wire::is_ciphered(&sealed) {
                         true => sealed,
                         false => {
@@ -932,18 +935,19 @@ impl Server {
         };
         // A ciphered release answers with a ciphered InitiateResponse, as Gurux does.
         let mut user_information = None;
-        if let Some(session) = self.session.as_ref().filter(|s| s.client_sap == client_sap) {
-            if session.policy != SecurityPolicy::None && rlrq.user_information.is_some() {
-                let initiate = Apdu::InitiateResponse(InitiateResponse {
-                    negotiated_quality_of_service: None,
-                    negotiated_dlms_version: 6,
-                    negotiated_conformance: session.negotiated.conformance,
-                    server_max_receive_pdu_size: self.config.max_receive_pdu_size,
-                    vaa_name: 0x0007,
-                })
-                .encode();
-                user_information = Some(self.seal(&initiate));
-            }
+        if let Some(session) = self.session.as_ref().filter(|s| s.client_sap == client_sap)
+            && session.policy != SecurityPolicy::None
+            && rlrq.user_information.is_some()
+        {
+            let initiate = Apdu::InitiateResponse(InitiateResponse {
+                negotiated_quality_of_service: None,
+                negotiated_dlms_version: 6,
+                negotiated_conformance: session.negotiated.conformance,
+                server_max_receive_pdu_size: self.config.max_receive_pdu_size,
+                vaa_name: 0x0007,
+            })
+            .encode();
+            user_information = Some(self.seal(initiate));
         }
         let released = self
             .session
@@ -987,7 +991,7 @@ impl Server {
         request: GetRequest,
         ctx: &RequestContext,
         objects: &mut O,
-    ) -> Apdu {
+    ) -> Vec<u8> {
         match request {
             GetRequest::Normal {
                 invoke_id,
@@ -1025,59 +1029,45 @@ impl Server {
             GetRequest::Next {
                 invoke_id,
                 block_number,
-            } => self.next_block(invoke_id, block_number),
+            } => self.next_block(invoke_id, block_number).encode(),
         }
     }
 
-    /// Sends `response` whole if it fits the client's max PDU, else starts block transfer.
-    fn fit_get_response(&mut self, invoke_id: InvokeIdAndPriority, response: GetResponse) -> Apdu {
+    /// Encodes `response` whole if it fits the client's max PDU (or the client cannot take
+    /// blocks), else starts block transfer and encodes the first block.
+    fn fit_get_response(
+        &mut self,
+        invoke_id: InvokeIdAndPriority,
+        response: GetResponse,
+    ) -> Vec<u8> {
         let max = self.client_max_pdu();
         let overhead = self.cipher_overhead();
-        let apdu = Apdu::GetResponse(response);
-        let whole_len = apdu.encode().len();
-        if whole_len + overhead <= max {
-            return apdu;
-        }
+        let blocks_allowed = self.session.as_ref().is_some_and(|s| {
+            s.negotiated
+                .conformance
+                .has(Conformance::BLOCK_TRANSFER_WITH_GET_OR_READ)
+        });
         // The raw data of the blocks is the A-XDR encoding of the result (Data for a normal GET,
-        // SEQUENCE OF Get-Data-Result for a GET with list).
-        let encoded = match apdu {
-            Apdu::GetResponse(GetResponse::Normal {
-                result: GetDataResult::Data(data),
+        // SEQUENCE OF Get-Data-Result for a GET with list): the encoded response minus its
+        // header (tag, choice, invoke id, and for a normal GET the Data choice 00).
+        let header_len = match &response {
+            GetResponse::Normal {
+                result: GetDataResult::Data(_),
                 ..
-            }) => data.to_bytes(),
-            Apdu::GetResponse(GetResponse::Normal {
-                result: GetDataResult::Error(e),
-                ..
-            }) => {
-                // An error result is tiny; it always fits.
-                return Apdu::GetResponse(GetResponse::Normal {
-                    invoke_id,
-                    result: GetDataResult::Error(e),
-                });
-            }
-            Apdu::GetResponse(GetResponse::WithList { results, .. }) => {
-                wire::encode_get_data_results(&results)
-            }
-            other => return other,
+            } => 4,
+            GetResponse::WithList { .. } => 3,
+            // Errors are a few bytes; blocks are only built above.
+            GetResponse::Normal { .. } | GetResponse::WithDataBlock { .. } => 0,
         };
+        let whole = Apdu::GetResponse(response).encode();
+        if whole.len() + overhead <= max || !blocks_allowed || header_len == 0 {
+            return whole;
+        }
+        let encoded = whole.get(header_len..).unwrap_or_default().to_vec();
         // Header of a GET-response-with-datablock: tag, choice, invoke id, last-block, block
         // number (4), result choice, octet-string length (up to 5).
         let header = 1 + 1 + 1 + 1 + 4 + 1 + 5;
         let block_len = max.saturating_sub(header + overhead).max(1);
-        if !self.session.as_ref().is_some_and(|s| {
-            s.negotiated
-                .conformance
-                .has(Conformance::BLOCK_TRANSFER_WITH_GET_OR_READ)
-        }) {
-            // The client cannot take blocks; send the whole response and let it cope.
-            let mut r = crate::codec::Reader::new(&encoded);
-            if let Ok(data) = Data::decode(&mut r) {
-                return Apdu::GetResponse(GetResponse::Normal {
-                    invoke_id,
-                    result: GetDataResult::Data(data),
-                });
-            }
-        }
         let long = LongGet {
             invoke_id,
             encoded,
@@ -1088,7 +1078,7 @@ impl Server {
         if let Some(session) = self.session.as_mut() {
             session.long_get = Some(long);
         }
-        self.next_block(invoke_id, 0)
+        self.next_block(invoke_id, 0).encode()
     }
 
     /// Serves the block after `acknowledged` of the long GET in progress.
@@ -1404,5 +1394,330 @@ pub fn build_push_notification(
             &p.system_title,
             p.invocation_counter,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apdu::DataBlockSa;
+    use crate::association::client::{Client, ClientConfig, ClientEvent};
+    use chrono::TimeZone;
+
+    /// An object model that knows nothing: every request is "object undefined".
+    struct Empty;
+
+    impl CosemObjects for Empty {
+        fn get(
+            &mut self,
+            _: &RequestContext,
+            _: &AttributeDescriptor,
+            _: Option<&SelectiveAccess>,
+        ) -> Result<Data, DataAccessResult> {
+            Err(DataAccessResult::ObjectUndefined)
+        }
+
+        fn set(
+            &mut self,
+            _: &RequestContext,
+            _: &AttributeDescriptor,
+            _: Option<&SelectiveAccess>,
+            _: Data,
+        ) -> Result<(), DataAccessResult> {
+            Err(DataAccessResult::ObjectUndefined)
+        }
+
+        fn action(
+            &mut self,
+            _: &RequestContext,
+            _: &MethodDescriptor,
+            _: Option<Data>,
+        ) -> Result<Option<Data>, ActionResult> {
+            Err(ActionResult::ObjectUndefined)
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    /// A server with a public association (16) and a plaintext HLS mechanism 2 association (48).
+    fn server() -> Server {
+        let secret = HlsSecret::new([7; 16]);
+        let mut hls = AssociationConfig::hls(
+            48,
+            Authentication::Hls { secret },
+            GlobalKeys {
+                encryption: [1; 16],
+                authentication: [2; 16],
+            },
+        );
+        hls.security = SecurityPolicy::None;
+        hls.keys = None;
+        let mut config = ServerConfig::is15959(
+            [9; 8],
+            GlobalKeys {
+                encryption: [1; 16],
+                authentication: [2; 16],
+            },
+            b"pw",
+            [
+                HlsSecret::new([3; 16]),
+                HlsSecret::new([4; 16]),
+                HlsSecret::new([5; 16]),
+            ],
+        );
+        config.associations.retain(|a| a.client_sap != 48);
+        config.associations.push(hls);
+        Server::new(config, MeterSecurityState::default())
+    }
+
+    fn associate(server: &mut Server, sap: u16) -> Client {
+        let auth = match sap {
+            48 => Authentication::Hls {
+                secret: HlsSecret::new([7; 16]),
+            },
+            _ => Authentication::None,
+        };
+        let mut client = Client::new(ClientConfig::new(sap, auth, None), Default::default());
+        let mut request = client.associate(b"0123456789abcdef").unwrap();
+        loop {
+            let out = server.on_apdu(sap, &request, now(), b"fedcba9876543210", &mut Empty);
+            let out = client.on_apdu(&out.response.unwrap(), now()).unwrap();
+            match (out.send, out.event) {
+                (_, Some(ClientEvent::Associated(_))) => return client,
+                (Some(next), None) => request = next,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    fn ask(server: &mut Server, sap: u16, request: Apdu) -> Apdu {
+        let out = server.on_apdu(sap, &request.encode(), now(), &[], &mut Empty);
+        Apdu::decode(&out.response.expect("an answer")).expect("a decodable answer")
+    }
+
+    #[test]
+    fn garbage_is_answered_with_a_refusal_and_never_panics() {
+        let inputs: [&[u8]; 8] = [
+            &[],
+            &[0x60],
+            &[0x60, 0x80, 0xff],
+            &[0x62, 0x00, 0x01],
+            &[0xC0],
+            &[0xC0, 0x01],
+            &[0xC8, 0x05, 0x30, 0, 0, 0, 1],
+            &[0xFF; 40],
+        ];
+        for sap in [16, 48, 99] {
+            let mut server = server();
+            for input in inputs {
+                let out = server.on_apdu(sap, input, now(), b"01234567", &mut Empty);
+                let response = Apdu::decode(&out.response.expect("a response")).unwrap();
+                assert!(
+                    matches!(
+                        response,
+                        Apdu::ExceptionResponse(_)
+                            | Apdu::Aare(Aare {
+                                result: AssociationResult::RejectedPermanent,
+                                ..
+                            })
+                    ),
+                    "{input:02x?} → {response:?}"
+                );
+                assert_eq!(server.status(), AssociationStatus::NonAssociated);
+            }
+        }
+    }
+
+    #[test]
+    fn block_requests_without_a_transfer_in_progress_are_answered_with_the_right_error() {
+        let mut server = server();
+        associate(&mut server, 16);
+        let next = GetRequest::Next {
+            invoke_id: 0xC1,
+            block_number: 1,
+        };
+        match ask(&mut server, 16, Apdu::GetRequest(next)) {
+            Apdu::GetResponse(GetResponse::WithDataBlock { block, .. }) => {
+                assert_eq!(block.result, Err(DataAccessResult::NoLongGetInProgress));
+            }
+            other => panic!("{other:?}"),
+        }
+        let block = DataBlockSa {
+            last_block: true,
+            block_number: 2,
+            raw_data: vec![0x11, 1],
+        };
+        let set = SetRequest::WithDataBlock {
+            invoke_id: 0xC1,
+            block,
+        };
+        match ask(&mut server, 16, Apdu::SetRequest(set)) {
+            Apdu::SetResponse(SetResponse::LastDataBlock { result, .. }) => {
+                assert_eq!(result, DataAccessResult::NoLongSetInProgress);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A first block numbered other than 1 is refused; so is a gap in the numbering.
+        let attribute = AttributeDescriptor {
+            class_id: 1,
+            instance: ObisCode::new(0, 0, 96, 1, 0, 255),
+            attribute_id: 2,
+        };
+        let first = |block_number| {
+            Apdu::SetRequest(SetRequest::WithFirstDataBlock {
+                invoke_id: 0xC2,
+                attribute,
+                access: None,
+                block: DataBlockSa {
+                    last_block: false,
+                    block_number,
+                    raw_data: vec![0x09, 4],
+                },
+            })
+        };
+        assert!(matches!(
+            ask(&mut server, 16, first(3)),
+            Apdu::SetResponse(SetResponse::Normal {
+                result: DataAccessResult::DataBlockNumberInvalid,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ask(&mut server, 16, first(1)),
+            Apdu::SetResponse(SetResponse::DataBlock {
+                block_number: 1,
+                ..
+            })
+        ));
+        let gap = SetRequest::WithDataBlock {
+            invoke_id: 0xC2,
+            block: DataBlockSa {
+                last_block: true,
+                block_number: 3,
+                raw_data: vec![1, 2, 3, 4],
+            },
+        };
+        assert!(matches!(
+            ask(&mut server, 16, Apdu::SetRequest(gap)),
+            Apdu::SetResponse(SetResponse::LastDataBlock {
+                result: DataAccessResult::DataBlockNumberInvalid,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_long_get_refuses_a_wrong_block_number() {
+        let mut server = server();
+        associate(&mut server, 16);
+        server.session.as_mut().unwrap().long_get = Some(LongGet {
+            invoke_id: 0xC1,
+            encoded: vec![0x09, 0x03, 1, 2, 3],
+            sent: 2,
+            block_number: 1,
+            block_len: 2,
+        });
+        let next = GetRequest::Next {
+            invoke_id: 0xC1,
+            block_number: 5,
+        };
+        match ask(&mut server, 16, Apdu::GetRequest(next)) {
+            Apdu::GetResponse(GetResponse::WithDataBlock { block, .. }) => {
+                assert_eq!(block.result, Err(DataAccessResult::DataBlockNumberInvalid));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            server.session.as_ref().unwrap().long_get.is_none(),
+            "transfer abandoned"
+        );
+    }
+
+    #[test]
+    fn hls_pass_3_is_accepted_once_and_requests_wait_for_it() {
+        let mut server = server();
+        let secret = HlsSecret::new([7; 16]);
+        let mut client = Client::new(
+            ClientConfig::new(48, Authentication::Hls { secret }, None),
+            Default::default(),
+        );
+        let aarq = client.associate(b"0123456789abcdef").unwrap();
+        let aare = server.on_apdu(48, &aarq, now(), b"fedcba9876543210", &mut Empty);
+        assert_eq!(
+            aare.event,
+            Some(ServerEvent::AuthenticationPending { client_sap: 48 })
+        );
+        assert_eq!(server.status(), AssociationStatus::AssociationPending);
+        // GET before pass 3: refused.
+        let get = GetRequest::Normal {
+            invoke_id: 0xC1,
+            attribute: AttributeDescriptor {
+                class_id: 8,
+                instance: ObisCode::new(0, 0, 1, 0, 0, 255),
+                attribute_id: 2,
+            },
+            access: None,
+        };
+        assert!(matches!(
+            ask(&mut server, 48, Apdu::GetRequest(get)),
+            Apdu::ExceptionResponse(_)
+        ));
+        let pass3 = client
+            .on_apdu(&aare.response.unwrap(), now())
+            .unwrap()
+            .send
+            .unwrap();
+        let pass4 = server.on_apdu(48, &pass3, now(), &[], &mut Empty);
+        assert!(matches!(
+            pass4.event,
+            Some(ServerEvent::Associated { client_sap: 48, .. })
+        ));
+        // A second pass 3 on the open association is denied (no oracle for the secret).
+        let Ok(Apdu::ActionRequest(again)) = Apdu::decode(&pass3) else {
+            panic!()
+        };
+        assert!(matches!(
+            ask(&mut server, 48, Apdu::ActionRequest(again)),
+            Apdu::ActionResponse(ActionResponse::Normal {
+                result: ActionResult::ReadWriteDenied,
+                ..
+            })
+        ));
+        assert_eq!(server.status(), AssociationStatus::Associated);
+    }
+
+    #[test]
+    fn an_aarq_with_an_old_dlms_version_gets_an_initiate_error() {
+        let mut server = server();
+        let initiate = Apdu::InitiateRequest(InitiateRequest {
+            dedicated_key: None,
+            response_allowed: true,
+            proposed_quality_of_service: None,
+            proposed_dlms_version: 5,
+            proposed_conformance: Conformance(Conformance::GET),
+            client_max_receive_pdu_size: 512,
+        });
+        let aarq = Apdu::Aarq(Aarq {
+            application_context: ApplicationContext::LogicalNameNoCiphering,
+            calling_ap_title: None,
+            mechanism: None,
+            calling_authentication_value: None,
+            user_information: Some(initiate.encode()),
+        });
+        let Apdu::Aare(aare) = ask(&mut server, 16, aarq) else {
+            panic!()
+        };
+        assert_eq!(aare.result, AssociationResult::RejectedPermanent);
+        let info = Apdu::decode(&aare.user_information.unwrap()).unwrap();
+        assert_eq!(
+            info,
+            Apdu::ConfirmedServiceError(ConfirmedServiceError {
+                service: 1,
+                error_class: 6,
+                error_value: 1
+            })
+        );
     }
 }

@@ -219,9 +219,16 @@ impl Suite0Cipher {
             }
             _ => {
                 let aad = self.aad_prefix(sc);
-                self.gcm
+                if self
+                    .gcm
                     .decrypt_in_place_detached(nonce, &aad, payload, tag)
-                    .map_err(|_| SecurityError::AuthenticationFailed)?;
+                    .is_err()
+                {
+                    // Whatever the AEAD leaves in the buffer on failure, the caller's buffer
+                    // holds nothing derived from unauthenticated input.
+                    payload.fill(0);
+                    return Err(SecurityError::AuthenticationFailed);
+                }
             }
         }
         Ok(len)

@@ -20,6 +20,9 @@ strings in lowercase hex. The bytes:
     plaintext: for ciphered APDUs, the same request produced by Gurux without ciphering
     frame:     the complete transport frame (IEC 62056-47 TCP wrapper, or HDLC with flags/FCS)
     expected_*: values Gurux computes for the exchange (e.g. the HLS pass-3/4 responses)
+    request:   for a response vector (aare-*, rlre-*), the wrapper frame it answers
+Requests come from Gurux's client (GXDLMSSecureClient); the aare-*/rlre-* responses from its
+server (GXDLMSSecureServer, fed the client's request offline).
 """
 
 import datetime
@@ -27,18 +30,28 @@ import os
 import sys
 
 import gurux_dlms
-from gurux_dlms import GXDateTime
+from gurux_dlms import GXByteBuffer, GXDateTime, GXServerReply
+from gurux_dlms.GXCiphering import GXCiphering
 from gurux_dlms.GXSecure import GXSecure
 from gurux_dlms.ConnectionState import ConnectionState
-from gurux_dlms.enums import Authentication, Conformance, DataType, InterfaceType, Security
+from gurux_dlms.enums import (
+    AccessMode,
+    Authentication,
+    Conformance,
+    InterfaceType,
+    MethodAccessMode,
+    Security,
+    SourceDiagnostic,
+)
 from gurux_dlms.objects import (
+    GXDLMSAssociationLogicalName,
     GXDLMSClock,
     GXDLMSData,
     GXDLMSDisconnectControl,
     GXDLMSProfileGeneric,
     GXDLMSRegister,
 )
-from gurux_dlms.secure import GXDLMSSecureClient
+from gurux_dlms.secure import GXDLMSSecureClient, GXDLMSSecureServer
 
 try:
     from importlib.metadata import version as _version
@@ -560,6 +573,137 @@ def hdlc():
     )
 
 
+# ------------------------------------------------------------------ responses (Gurux server)
+
+
+class VectorServer(GXDLMSSecureServer):
+    """A Gurux server with one association, used offline to answer the requests above.
+
+    Only the ACSE responses are produced this way: in gurux-dlms 1.0.203 the Python server
+    cannot answer GET/ACTION (it calls a missing `notifyRead`) nor build a ciphered AARE."""
+
+    def __init__(self, sap, auth, secret):
+        super().__init__(True, InterfaceType.WRAPPER)
+        # The 1.0.203 secure server stores its ciphering where the settings do not look for it.
+        self.settings.cipher = GXCiphering(bytearray(SERVER_SYSTEM_TITLE))
+        self.sap, self.auth, self.secret = sap, auth, secret
+        ln = GXDLMSAssociationLogicalName()
+        ln.secret = secret
+        clock = GXDLMSClock("0.0.1.0.0.255")
+        for o in (ln, clock):
+            self.items.append(o)
+            ln.objectList.append(o)
+        self.initialize()
+
+    def isTarget(self, serverAddress, clientAddress):
+        return clientAddress == self.sap
+
+    def onValidateAuthentication(self, authentication, password):
+        if authentication != self.auth:
+            return SourceDiagnostic.AUTHENTICATION_MECHANISM_NAME_REQUIRED
+        if authentication == Authentication.LOW and bytes(password) != self.secret:
+            return SourceDiagnostic.AUTHENTICATION_FAILURE
+        return SourceDiagnostic.NONE
+
+    def answer(self, frame):
+        # The server draws its StoC challenge at random; make it the fixed STOC.
+        saved = GXSecure.__dict__["generateChallenge"]
+        GXSecure.generateChallenge = classmethod(lambda cls: bytearray(STOC))
+        try:
+            sr = _Reply(bytearray(frame))
+            self.handleRequest(sr)
+        finally:
+            GXSecure.generateChallenge = saved
+        return bytes(sr.reply)
+
+    def onGetAttributeAccess(self, arg):
+        return AccessMode.READ
+
+    def onGetMethodAccess(self, arg):
+        return MethodAccessMode.ACCESS
+
+    def onPreGet(self, args):
+        pass
+
+    def onPostGet(self, args):
+        pass
+
+    def onFindObject(self, objectType, sn, ln):
+        return None
+
+    def onPreRead(self, args):
+        pass
+
+    def onPostRead(self, args):
+        pass
+
+    def onPreWrite(self, args):
+        pass
+
+    def onPostWrite(self, args):
+        pass
+
+    def onPreAction(self, args):
+        pass
+
+    def onPostAction(self, args):
+        pass
+
+    def onConnected(self, connectionInfo):
+        pass
+
+    def onInvalidConnection(self, connectionInfo):
+        pass
+
+    def onDisconnected(self, connectionInfo):
+        pass
+
+
+class _Reply(GXServerReply):
+    # gurux-dlms 1.0.203's server calls these two, which its GXServerReply lacks.
+    def setReply(self, value):
+        self.reply = value
+
+    def getConnectionInfo(self):
+        return self.connectionInfo
+
+
+def server_settings(sap, auth, secret):
+    s = {"client_sap": sap, "server_sap": SERVER_SAP, "authentication": AUTH_NAMES[auth]}
+    if auth == Authentication.LOW:
+        s["server_password"] = secret.decode("ascii")
+    if auth == Authentication.HIGH:
+        s["hls_secret"] = hx(secret)
+        s["stoc_challenge"] = hx(STOC)
+    s["security"] = "none"
+    return s
+
+
+def responses():
+    cases = (
+        ("aare-public", 16, Authentication.NONE, None, client(16),
+         "AARE accepted, public client, no authentication (answer to aarq-public)"),
+        ("aare-lls", 32, Authentication.LOW, LLS_PASSWORD.encode(),
+         client(32, Authentication.LOW, LLS_PASSWORD),
+         "AARE accepted, LLS password correct (answer to aarq-lls)"),
+        ("aare-lls-rejected", 32, Authentication.LOW, b"OTHERPWD",
+         client(32, Authentication.LOW, LLS_PASSWORD),
+         "AARE rejected-permanent, diagnostic acse-service-user authentication-failure (13): "
+         "the server's password differs from the one in aarq-lls"),
+        # No HLS AARE: gurux-dlms 1.0.203's server writes the responding-authentication-value
+        # [AA] with the challenge's length (0x10) instead of 0x12 (_GXAPDU.generateAARE), so
+        # its bytes are not valid BER and would mislead a decoder.
+    )
+    for name, sap, auth, secret, c, description in cases:
+        srv = VectorServer(sap, auth, secret)
+        aarq = one(c.aarqRequest())
+        aare = srv.answer(aarq)
+        s = server_settings(sap, auth, secret)
+        write(name, description, s, aare, extra={"request": hx(aarq)})
+        # No RLRE either: the 1.0.203 server's handleReleaseRequest gives the RLRE the length of
+        # its user-information alone (63 0e ... for 20 bytes of content).
+
+
 def main():
     for f in os.listdir(OUT):
         if f.endswith(".txt"):
@@ -570,6 +714,7 @@ def main():
     actions()
     releases()
     hdlc()
+    responses()
     print("wrote %d vectors to %s" % (len(written), OUT), file=sys.stderr)
 
 
