@@ -65,3 +65,13 @@ fn wrapper_inputs_decode_without_panicking() {
 fn hdlc_inputs_decode_without_panicking() {
     replay("hdlc", checks::hdlc);
 }
+
+#[test]
+fn apdu_inputs_decode_without_panicking() {
+    replay("apdu", checks::apdu);
+}
+
+#[test]
+fn ciphered_apdu_inputs_decode_without_panicking() {
+    replay("ciphered_apdu", checks::ciphered_apdu);
+}

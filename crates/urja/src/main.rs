@@ -4,6 +4,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod up;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "urja",
@@ -17,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole system in one process (with `--simulate N`: N simulated meters too).
+    Up(up::UpArgs),
     /// Serve a fleet of simulated IS 15959 smart meters.
     Sim(meter_sim::SimArgs),
 }
@@ -35,6 +39,7 @@ fn main() -> Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.command {
+            Command::Up(args) => up::run(args, shutdown_signal()).await?,
             Command::Sim(args) => meter_sim::run(args, shutdown_signal()).await?,
         }
         Ok(())

@@ -216,7 +216,10 @@ pub enum ClientError {
     Decode(#[from] DecodeError),
     #[error("security: {0}")]
     Security(#[from] SecurityError),
-    #[error("association rejected ({result:?}): {}", describe_diagnostic(*.diagnostic, .service_error.as_ref()))]
+    #[error(
+        "association rejected ({result:?}): {}",
+        describe_diagnostic(*.diagnostic, .service_error.as_ref())
+    )]
     Rejected {
         result: AssociationResult,
         diagnostic: SourceDiagnostic,

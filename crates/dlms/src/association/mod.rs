@@ -2,10 +2,11 @@
 //! bytes and events. The server hands GET/SET/ACTION to an application's [`CosemObjects`].
 //!
 //! - [`client`]: [`client::Client`] builds the AARQ, runs HLS pass 3/4, issues GET/SET/ACTION
-//!   (following block transfer itself) and turns responses and pushes into [`client::ClientEvent`]s.
-//! - [`server`]: [`server::Server`] answers one connection of one meter: AARQ → AARE, HLS pass 3/4,
-//!   GET/SET/ACTION dispatched to [`CosemObjects`], long responses in blocks, RLRQ → RLRE; and
-//!   [`server::build_push_notification`] for DataNotifications.
+//!   (following block transfer itself) and turns responses and pushes into
+//!   [`client::ClientEvent`]s.
+//! - [`server`]: [`server::Server`] answers one connection of one meter: AARQ → AARE, HLS pass
+//!   3/4, GET/SET/ACTION dispatched to [`CosemObjects`], long responses in blocks, RLRQ → RLRE;
+//!   and [`server::build_push_notification`] for DataNotifications.
 //!
 //! This module owns what both sides share: the [`Authentication`] an association uses, the
 //! association object (class 15) constants, and the xDLMS parameters both sides agreed on.
@@ -72,7 +73,8 @@
 //!
 //! let aarq = client.associate(b"client challenge").unwrap();
 //! assert!(matches!(exchange(&mut client, aarq), ClientEvent::Associated(_)));
-//! let kwh = AttributeDescriptor { class_id: 3, instance: "1.0.1.8.0.255".parse().unwrap(), attribute_id: 2 };
+//! let instance = "1.0.1.8.0.255".parse().unwrap();
+//! let kwh = AttributeDescriptor { class_id: 3, instance, attribute_id: 2 };
 //! let get = client.get(kwh, None).unwrap();
 //! match exchange(&mut client, get) {
 //!     ClientEvent::Value { result, .. } => {

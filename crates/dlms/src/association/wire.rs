@@ -4,7 +4,7 @@
 
 use super::Authentication;
 use crate::apdu::{Conformance, GetDataResult};
-use crate::codec::{DecodeError, Reader, put_length};
+use crate::codec::{DecodeError, Reader};
 use crate::data::BitString;
 use crate::security::{CipheredApdu, Hls, Suite0Cipher};
 
@@ -26,17 +26,8 @@ pub(crate) fn hls<'a>(
     }
 }
 
-/// `SEQUENCE OF Get-Data-Result`: what the raw data of a GET-with-list sent in blocks carries.
-pub(crate) fn encode_get_data_results(results: &[GetDataResult]) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_length(&mut out, results.len());
-    for result in results {
-        result.write(&mut out);
-    }
-    out
-}
-
-/// Inverse of [`encode_get_data_results`]; the whole input must be used.
+/// `SEQUENCE OF Get-Data-Result`, what the raw data of a GET-with-list sent in blocks carries
+/// (the server cuts it from the encoded GetResponse-With-List); the whole input must be used.
 pub(crate) fn decode_get_data_results(bytes: &[u8]) -> Result<Vec<GetDataResult>, DecodeError> {
     let mut r = Reader::new(bytes);
     let count = r.length("get-data-result count")?;
@@ -64,7 +55,18 @@ pub(crate) fn conformance_bits(conformance: Conformance) -> BitString {
 mod tests {
     use super::*;
     use crate::apdu::DataAccessResult;
+    use crate::codec::put_length;
     use crate::data::Data;
+
+    /// `SEQUENCE OF Get-Data-Result`: what the raw data of a GET-with-list sent in blocks carries.
+    fn encode_get_data_results(results: &[GetDataResult]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_length(&mut out, results.len());
+        for result in results {
+            result.write(&mut out);
+        }
+        out
+    }
 
     #[test]
     fn get_data_result_lists_round_trip_and_reject_hostile_counts() {

@@ -4,6 +4,7 @@
 Usage:
     gurux_read.py --keys KEYS --host 127.1.0.1 --port 4059 --association public|meter-reader|
                   utility-settings [--hours 2] [--secret S] [--ek HEX] [--ak HEX]
+                  [--system-title HEX] [--invocation-counter N] [--trace]
 
 KEYS is the key file `urja sim --keys-out` writes (JSON `urja-sim-keys/1`, or CSV). The meter is
 the one with that address and port. `--secret`, `--ek`, `--ak` replace the key file's values (to
@@ -22,6 +23,7 @@ import argparse
 import csv
 import datetime
 import json
+import os
 import sys
 import traceback
 
@@ -271,7 +273,6 @@ def read_register(reader, obis):
         "obis": obis,
         "scaler": int(su[0]),
         "unit": unit,
-        "unit_name": str(reg.unit).split(".")[-1],
         "raw_value": plain(raw),
         "value": raw * (10 ** int(su[0])) if isinstance(raw, (int, float)) else plain(raw),
     }
@@ -328,13 +329,16 @@ def run(args):
     )
     if security != Security.NONE or mechanism == Authentication.HIGH_GMAC:
         client.ciphering.security = security
-        # Our own (client) system title; the meter's comes back in the AARE.
-        client.ciphering.systemTitle = bytearray(b"GXP\x00\x00\x00\x00\x01")
+        # Our own (client) system title; the meter's comes back in the AARE. The meter rejects
+        # a counter it has already accepted from a system title (replay protection), so every
+        # run is a fresh client ("GXP" + 5 random bytes) starting at counter 1, unless told.
+        title = args.system_title or (b"GXP" + os.urandom(5)).hex()
+        client.ciphering.systemTitle = bytearray.fromhex(title)
         client.ciphering.blockCipherKey = bytearray.fromhex(
             args.ek or meter["global_encryption_key"])
         client.ciphering.authenticationKey = bytearray.fromhex(
             args.ak or meter["global_authentication_key"])
-        client.ciphering.invocationCounter = 1
+        client.ciphering.invocationCounter = args.invocation_counter
 
     out = {
         "ok": False,
@@ -355,6 +359,8 @@ def run(args):
         stage = "associate"
         associate(reader)
         out["associated"] = True
+        if security != Security.NONE:
+            out["client_system_title"] = bytes(client.ciphering.systemTitle).hex()
         if security != Security.NONE:
             out["server_system_title"] = bytes(client.settings.sourceSystemTitle or b"").hex()
         out["negotiated_conformance"] = int(client.negotiatedConformance)
@@ -410,12 +416,19 @@ def main():
     ap.add_argument("--secret", help="use this LLS password / HLS secret (hex) instead")
     ap.add_argument("--ek", help="use this global encryption key (hex) instead")
     ap.add_argument("--ak", help="use this global authentication key (hex) instead")
+    ap.add_argument("--system-title", help="client system title, 16 hex digits (default random)")
+    ap.add_argument("--invocation-counter", type=int, default=1,
+                    help="first invocation counter to send (default 1)")
     ap.add_argument("--trace", action="store_true", help="hex trace of the frames on stderr")
     args = ap.parse_args()
+    # Gurux prints progress notes ("Encryption is applied.") on stdout: keep stdout for the JSON.
+    stdout, sys.stdout = sys.stdout, sys.stderr
     try:
         out, code = run(args)
     except Exception as e:
         out, code = {"ok": False, "stage": "setup", "error": error_text(e)}, 1
+    finally:
+        sys.stdout = stdout
     print(json.dumps(out))
     if code != 0:
         print("gurux_read: %s" % out.get("error"), file=sys.stderr)
