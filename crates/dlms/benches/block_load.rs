@@ -22,7 +22,10 @@ fn main() {
 }
 
 fn keys() -> GlobalKeys {
-    GlobalKeys { encryption: [0x11; 16], authentication: [0x22; 16] }
+    GlobalKeys {
+        encryption: [0x11; 16],
+        authentication: [0x22; 16],
+    }
 }
 
 /// A day of block load: clock, avg voltage, avg current, kWh/kVAh import/export per block.
@@ -71,9 +74,10 @@ fn ciphered_response() -> Vec<u8> {
 
 fn rows_of(apdu: &Apdu) -> usize {
     match apdu {
-        Apdu::GetResponse(GetResponse::Normal { result: GetDataResult::Data(d), .. }) => {
-            d.as_items().map_or(0, <[Data]>::len)
-        }
+        Apdu::GetResponse(GetResponse::Normal {
+            result: GetDataResult::Data(d),
+            ..
+        }) => d.as_items().map_or(0, <[Data]>::len),
         _ => 0,
     }
 }
@@ -83,22 +87,27 @@ fn rows_of(apdu: &Apdu) -> usize {
 fn decrypt_and_decode(bencher: divan::Bencher) {
     let cipher = Suite0Cipher::new(&keys());
     let frame = ciphered_response();
-    assert_eq!(rows_of(&Apdu::decode(&plain_response()).expect("decodes")), 96);
-    bencher.counter(divan::counter::ItemsCount::new(1usize)).bench_local(|| {
-        // A fresh guard each time: the same counter is accepted once per guard.
-        let mut replay = ReplayGuard::new();
-        let plain = unprotect(
-            divan::black_box(&frame),
-            &cipher,
-            &SERVER_TITLE,
-            SecurityPolicy::AuthenticatedEncrypted,
-            &mut replay,
-        )
-        .expect("authentic");
-        let apdu = Apdu::decode(&plain.apdu).expect("decodes");
-        assert_eq!(rows_of(&apdu), 96);
-        apdu
-    });
+    assert_eq!(
+        rows_of(&Apdu::decode(&plain_response()).expect("decodes")),
+        96
+    );
+    bencher
+        .counter(divan::counter::ItemsCount::new(1usize))
+        .bench_local(|| {
+            // A fresh guard each time: the same counter is accepted once per guard.
+            let mut replay = ReplayGuard::new();
+            let plain = unprotect(
+                divan::black_box(&frame),
+                &cipher,
+                &SERVER_TITLE,
+                SecurityPolicy::AuthenticatedEncrypted,
+                &mut replay,
+            )
+            .expect("authentic");
+            let apdu = Apdu::decode(&plain.apdu).expect("decodes");
+            assert_eq!(rows_of(&apdu), 96);
+            apdu
+        });
 }
 
 /// Baseline: verify + decrypt only.
@@ -106,17 +115,19 @@ fn decrypt_and_decode(bencher: divan::Bencher) {
 fn decrypt_only(bencher: divan::Bencher) {
     let cipher = Suite0Cipher::new(&keys());
     let frame = ciphered_response();
-    bencher.counter(divan::counter::ItemsCount::new(1usize)).bench_local(|| {
-        let mut replay = ReplayGuard::new();
-        unprotect(
-            divan::black_box(&frame),
-            &cipher,
-            &SERVER_TITLE,
-            SecurityPolicy::AuthenticatedEncrypted,
-            &mut replay,
-        )
-        .expect("authentic")
-    });
+    bencher
+        .counter(divan::counter::ItemsCount::new(1usize))
+        .bench_local(|| {
+            let mut replay = ReplayGuard::new();
+            unprotect(
+                divan::black_box(&frame),
+                &cipher,
+                &SERVER_TITLE,
+                SecurityPolicy::AuthenticatedEncrypted,
+                &mut replay,
+            )
+            .expect("authentic")
+        });
 }
 
 /// Baseline: decode of the plaintext only.

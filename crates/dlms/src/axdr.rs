@@ -193,7 +193,7 @@ fn decode_value(r: &mut Reader<'_>, depth: usize) -> Result<Data, DecodeError> {
                     limit: MAX_DEPTH,
                 });
             }
-            decode_compact_array(r, depth + 1).map(Data::CompactArray)
+            decode_compact_array(r, depth + 1).map(Data::compact_array)
         }
         _ => decode_simple(tag, r, at),
     }
@@ -258,7 +258,7 @@ fn decode_simple(tag: u8, r: &mut Reader<'_>, at: usize) -> Result<Data, DecodeE
             let len = r.length("bit-string")?;
             let n = len.div_ceil(8);
             check_fits(r, "bit-string", n, 1, len_at)?;
-            Data::BitString(BitString {
+            Data::bit_string(BitString {
                 bytes: r.take(n, "bit-string")?.to_vec(),
                 len,
             })
@@ -504,9 +504,9 @@ mod tests {
     fn a_bit_string_of_ten_bits() {
         let bits = BitString::with_bits(10, [0, 9]);
         assert_eq!(bits.bytes, vec![0x80, 0x40]);
-        assert_both_ways(Data::BitString(bits), "04 0a 8040");
+        assert_both_ways(Data::bit_string(bits), "04 0a 8040");
         // Encoding pads bytes the caller left out.
-        let short = Data::BitString(BitString {
+        let short = Data::bit_string(BitString {
             bytes: vec![],
             len: 9,
         });
@@ -545,7 +545,7 @@ mod tests {
             Data::Structure(vec![Data::LongUnsigned(2), Data::DoubleLongUnsigned(20)]),
         ];
         assert_both_ways(
-            Data::CompactArray(CompactArray {
+            Data::compact_array(CompactArray {
                 description,
                 elements,
             }),
@@ -564,7 +564,7 @@ mod tests {
             Data::OctetString(vec![]),
         ])];
         assert_both_ways(
-            Data::CompactArray(CompactArray {
+            Data::compact_array(CompactArray {
                 description,
                 elements,
             }),
@@ -677,7 +677,7 @@ mod tests {
         // An empty contents of a zero-size type is an empty compact array.
         assert_eq!(
             Data::from_bytes(&hex("13 00 00")),
-            Ok(Data::CompactArray(CompactArray {
+            Ok(Data::compact_array(CompactArray {
                 description: TypeDescription::Simple(0),
                 elements: vec![]
             }))

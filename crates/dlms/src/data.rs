@@ -15,8 +15,9 @@ pub enum Data {
     Structure(Vec<Data>),
     /// tag 3
     Boolean(bool),
-    /// tag 4
-    BitString(BitString),
+    /// tag 4 (boxed, like the compact array, so that `Data` stays 32 bytes: decoding a profile
+    /// buffer moves many values, and the rare large variants would make every move bigger)
+    BitString(Box<BitString>),
     /// tag 5, i32
     DoubleLong(i32),
     /// tag 6, u32
@@ -38,7 +39,7 @@ pub enum Data {
     /// tag 18, u16
     LongUnsigned(u16),
     /// tag 19
-    CompactArray(CompactArray),
+    CompactArray(Box<CompactArray>),
     /// tag 20, i64
     Long64(i64),
     /// tag 21, u64
@@ -107,6 +108,14 @@ pub struct CompactArray {
 }
 
 impl Data {
+    pub fn bit_string(bits: BitString) -> Data {
+        Data::BitString(Box::new(bits))
+    }
+
+    pub fn compact_array(array: CompactArray) -> Data {
+        Data::CompactArray(Box::new(array))
+    }
+
     /// The A-XDR tag of this value.
     pub fn tag(&self) -> u8 {
         match self {

@@ -72,7 +72,7 @@ fn simple_of(tag: u8) -> BoxedStrategy<Data> {
     match tag {
         0 => Just(Data::Null).boxed(),
         3 => any::<bool>().prop_map(Data::Boolean).boxed(),
-        4 => bit_string().prop_map(Data::BitString).boxed(),
+        4 => bit_string().prop_map(Data::bit_string).boxed(),
         5 => any::<i32>().prop_map(Data::DoubleLong).boxed(),
         6 => any::<u32>().prop_map(Data::DoubleLongUnsigned).boxed(),
         9 => octets().prop_map(Data::OctetString).boxed(),
@@ -154,7 +154,7 @@ fn value_of(d: &TypeDescription) -> BoxedStrategy<Data> {
 fn compact_array() -> impl Strategy<Value = Data> {
     description().prop_flat_map(|description| {
         vec(value_of(&description), 0..6).prop_map(move |elements| {
-            Data::CompactArray(CompactArray {
+            Data::compact_array(CompactArray {
                 description: description.clone(),
                 elements,
             })

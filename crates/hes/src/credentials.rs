@@ -57,7 +57,9 @@ impl Role {
     pub fn client_config(self, credentials: &MeterCredentials) -> ClientConfig {
         let ciphered = |secret: &[u8; 16]| {
             (
-                Authentication::Hls { secret: HlsSecret::new(*secret) },
+                Authentication::Hls {
+                    secret: HlsSecret::new(*secret),
+                },
                 Some(ClientCiphering {
                     policy: SecurityPolicy::AuthenticatedEncrypted,
                     keys: credentials.global_keys.clone(),
@@ -67,9 +69,12 @@ impl Role {
         };
         let (authentication, ciphering) = match self {
             Role::Public => (Authentication::None, None),
-            Role::MeterReader => {
-                (Authentication::Lls { password: credentials.lls_secret.clone() }, None)
-            }
+            Role::MeterReader => (
+                Authentication::Lls {
+                    password: credentials.lls_secret.clone(),
+                },
+                None,
+            ),
             Role::UtilitySettings => ciphered(&credentials.hls_utility),
             Role::Firmware => ciphered(&credentials.hls_firmware),
         };

@@ -25,11 +25,19 @@ pub const DAILY_LOAD_SCALER_PROFILE: ObisCode = ObisCode::must("1.0.94.91.5.255"
 pub const EVENT_LOG_SCALER_PROFILE: ObisCode = ObisCode::must("1.0.94.91.7.255");
 
 fn attribute(class_id: u16, instance: ObisCode, attribute_id: i8) -> AttributeDescriptor {
-    AttributeDescriptor { class_id, instance, attribute_id }
+    AttributeDescriptor {
+        class_id,
+        instance,
+        attribute_id,
+    }
 }
 
 fn method(class_id: u16, instance: ObisCode, method_id: i8) -> MethodDescriptor {
-    MethodDescriptor { class_id, instance, method_id }
+    MethodDescriptor {
+        class_id,
+        instance,
+        method_id,
+    }
 }
 
 fn malformed(what: &str, got: &Data) -> SessionError {
@@ -38,14 +46,21 @@ fn malformed(what: &str, got: &Data) -> SessionError {
 
 /// The meter's clock (0.0.1.0.0.255, attribute 2) as an instant.
 pub async fn read_clock(session: &mut Session) -> Result<DateTime<Utc>, SessionError> {
-    let value = session.get(attribute(CLASS_CLOCK, obis::CLOCK, 2), None).await?;
-    value.as_datetime().and_then(|t| t.to_utc(ist())).ok_or_else(|| malformed("clock", &value))
+    let value = session
+        .get(attribute(CLASS_CLOCK, obis::CLOCK, 2), None)
+        .await?;
+    value
+        .as_datetime()
+        .and_then(|t| t.to_utc(ist()))
+        .ok_or_else(|| malformed("clock", &value))
 }
 
 /// Sets the meter's clock to `t`, in IST with deviation −330 as IS 15959 meters keep it.
 pub async fn set_clock(session: &mut Session, t: DateTime<Utc>) -> Result<(), SessionError> {
     let value = Data::OctetString(dlms::DateTime::from_utc(t, ist()).to_bytes().to_vec());
-    session.set(attribute(CLASS_CLOCK, obis::CLOCK, 2), value).await
+    session
+        .set(attribute(CLASS_CLOCK, obis::CLOCK, 2), value)
+        .await
 }
 
 /// A register's raw value and its scaler/unit (attributes 2 and 3 of IC 3/4).
@@ -75,7 +90,9 @@ pub async fn read_register(
         .await?;
     let mut results = results.into_iter();
     let (Some(scaler), Some(raw)) = (results.next(), results.next()) else {
-        return Err(SessionError::Unexpected("register: fewer results than asked".into()));
+        return Err(SessionError::Unexpected(
+            "register: fewer results than asked".into(),
+        ));
     };
     let data = |r| match r {
         dlms::apdu::GetDataResult::Data(d) => Ok(d),
@@ -83,7 +100,10 @@ pub async fn read_register(
     };
     let scaler = data(scaler)?;
     let scaler_unit = ScalerUnit::from_data(&scaler).map_err(|_| malformed("scaler", &scaler))?;
-    Ok(RegisterReading { raw: data(raw)?, scaler_unit })
+    Ok(RegisterReading {
+        raw: data(raw)?,
+        scaler_unit,
+    })
 }
 
 /// The capture objects of a profile (attribute 3), in column order.
@@ -91,7 +111,9 @@ pub async fn read_capture_objects(
     session: &mut Session,
     profile: ObisCode,
 ) -> Result<Vec<CaptureObject>, SessionError> {
-    let value = session.get(attribute(CLASS_PROFILE_GENERIC, profile, 3), None).await?;
+    let value = session
+        .get(attribute(CLASS_PROFILE_GENERIC, profile, 3), None)
+        .await?;
     capture_objects_from_data(&value).map_err(|e| SessionError::Unexpected(e.to_string()))
 }
 
@@ -107,7 +129,9 @@ pub async fn read_profile_range(
         &dlms::DateTime::from_utc(to, ist()),
         &[],
     );
-    session.get(attribute(CLASS_PROFILE_GENERIC, profile, 2), Some(access)).await
+    session
+        .get(attribute(CLASS_PROFILE_GENERIC, profile, 2), Some(access))
+        .await
 }
 
 /// A profile's rows with what is needed to read them: the capture objects and the scalers.
@@ -136,12 +160,17 @@ pub async fn read_profile(
 ) -> Result<ProfileRows, SessionError> {
     let columns = read_capture_objects(session, profile).await?;
     let scaler_columns = read_capture_objects(session, scaler_profile).await?;
-    let scaler_buffer =
-        session.get(attribute(CLASS_PROFILE_GENERIC, scaler_profile, 2), None).await?;
+    let scaler_buffer = session
+        .get(attribute(CLASS_PROFILE_GENERIC, scaler_profile, 2), None)
+        .await?;
     let scalers = ScalerMap::from_scaler_profile(&scaler_columns, &scaler_buffer)
         .map_err(|e| SessionError::Unexpected(e.to_string()))?;
     let buffer = read_profile_range(session, profile, from, to).await?;
-    Ok(ProfileRows { columns, scalers, buffer })
+    Ok(ProfileRows {
+        columns,
+        scalers,
+        buffer,
+    })
 }
 
 /// Block-load intervals ending in `from..=to`, scaled with the meter's own scaler profile.
@@ -151,9 +180,17 @@ pub async fn read_block_load(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<IntervalReading>, SessionError> {
-    let rows =
-        read_profile(session, obis::BLOCK_LOAD_PROFILE, BLOCK_LOAD_SCALER_PROFILE, from, to).await?;
-    rows.reader(meter).intervals(&rows.buffer).map_err(|e| SessionError::Unexpected(e.to_string()))
+    let rows = read_profile(
+        session,
+        obis::BLOCK_LOAD_PROFILE,
+        BLOCK_LOAD_SCALER_PROFILE,
+        from,
+        to,
+    )
+    .await?;
+    rows.reader(meter)
+        .intervals(&rows.buffer)
+        .map_err(|e| SessionError::Unexpected(e.to_string()))
 }
 
 /// The relay as the disconnect control object reports it.
@@ -168,8 +205,12 @@ pub struct RelayStatus {
 /// Reads the disconnect control object (0.0.96.3.10.255, IC 70).
 pub async fn read_relay(session: &mut Session) -> Result<RelayStatus, SessionError> {
     let ln = obis::DISCONNECT_CONTROL;
-    let output = session.get(attribute(CLASS_DISCONNECT_CONTROL, ln, 2), None).await?;
-    let control = session.get(attribute(CLASS_DISCONNECT_CONTROL, ln, 3), None).await?;
+    let output = session
+        .get(attribute(CLASS_DISCONNECT_CONTROL, ln, 2), None)
+        .await?;
+    let control = session
+        .get(attribute(CLASS_DISCONNECT_CONTROL, ln, 3), None)
+        .await?;
     let output_connected = match output {
         Data::Boolean(b) => b,
         other => return Err(malformed("relay output state", &other)),
@@ -180,7 +221,10 @@ pub async fn read_relay(session: &mut Session) -> Result<RelayStatus, SessionErr
         Some(2) => RelayState::ReadyForReconnection,
         _ => return Err(malformed("relay control state", &control)),
     };
-    Ok(RelayStatus { output_connected, control_state })
+    Ok(RelayStatus {
+        output_connected,
+        control_state,
+    })
 }
 
 /// Remote disconnect (method 1), then reads back the relay state.
@@ -207,7 +251,9 @@ pub async fn transfer_image(
     mut progress: impl FnMut(u32, u32),
 ) -> Result<(), SessionError> {
     let ln = obis::IMAGE_TRANSFER;
-    let size = session.get(attribute(CLASS_IMAGE_TRANSFER, ln, 2), None).await?;
+    let size = session
+        .get(attribute(CLASS_IMAGE_TRANSFER, ln, 2), None)
+        .await?;
     let block_size = size
         .as_i64()
         .filter(|s| *s > 0)
@@ -222,24 +268,36 @@ pub async fn transfer_image(
         Data::OctetString(identifier.to_vec()),
         Data::DoubleLongUnsigned(image_size),
     ]);
-    session.action(method(CLASS_IMAGE_TRANSFER, ln, 1), Some(initiate)).await?;
+    session
+        .action(method(CLASS_IMAGE_TRANSFER, ln, 1), Some(initiate))
+        .await?;
     let blocks: Vec<&[u8]> = image.chunks(block_size).collect();
     let total = blocks.len() as u32;
     for (number, block) in blocks.into_iter().enumerate() {
         let number = number as u32;
-        let parameters =
-            Data::Structure(vec![Data::DoubleLongUnsigned(number), Data::OctetString(block.to_vec())]);
-        session.action(method(CLASS_IMAGE_TRANSFER, ln, 2), Some(parameters)).await?;
+        let parameters = Data::Structure(vec![
+            Data::DoubleLongUnsigned(number),
+            Data::OctetString(block.to_vec()),
+        ]);
+        session
+            .action(method(CLASS_IMAGE_TRANSFER, ln, 2), Some(parameters))
+            .await?;
         progress(number + 1, total);
     }
-    session.action(method(CLASS_IMAGE_TRANSFER, ln, 3), Some(Data::Integer(0))).await?;
-    session.action(method(CLASS_IMAGE_TRANSFER, ln, 4), Some(Data::Integer(0))).await?;
+    session
+        .action(method(CLASS_IMAGE_TRANSFER, ln, 3), Some(Data::Integer(0)))
+        .await?;
+    session
+        .action(method(CLASS_IMAGE_TRANSFER, ln, 4), Some(Data::Integer(0)))
+        .await?;
     Ok(())
 }
 
 /// The active firmware version (1.0.0.2.0.255).
 pub async fn read_firmware_version(session: &mut Session) -> Result<String, SessionError> {
-    let value = session.get(attribute(1, obis::FIRMWARE_VERSION, 2), None).await?;
+    let value = session
+        .get(attribute(1, obis::FIRMWARE_VERSION, 2), None)
+        .await?;
     value
         .as_octets()
         .map(|b| String::from_utf8_lossy(b).into_owned())

@@ -12,10 +12,10 @@ use dlms::apdu::{
     ActionResult, AttributeDescriptor, ConfirmedServiceError, DataAccessResult, ExceptionResponse,
     GetDataResult, MethodDescriptor, SelectiveAccess,
 };
+use dlms::association::Negotiated;
 use dlms::association::client::{
     Client, ClientConfig, ClientError, ClientEvent, ClientSecurityState,
 };
-use dlms::association::Negotiated;
 use dlms::hdlc::{HdlcAddress, HdlcClient, HdlcEvent};
 use dlms::wrapper::WrapperDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,7 +46,10 @@ pub struct SessionConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("cannot connect to {address}: {source}")]
-    Connect { address: SocketAddr, source: std::io::Error },
+    Connect {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("connection to the meter failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("no answer from the meter within {0:?} ({1})")]
@@ -70,7 +73,11 @@ pub enum SessionError {
 }
 
 enum Framing {
-    Wrapper { decoder: WrapperDecoder, client_sap: u16, server_sap: u16 },
+    Wrapper {
+        decoder: WrapperDecoder,
+        client_sap: u16,
+        server_sap: u16,
+    },
     Hdlc(Box<HdlcClient>),
 }
 
@@ -103,7 +110,10 @@ impl Session {
         let stream = tokio::time::timeout(config.timeout, TcpStream::connect(config.address))
             .await
             .map_err(|_| SessionError::Timeout(config.timeout, "connect"))?
-            .map_err(|source| SessionError::Connect { address: config.address, source })?;
+            .map_err(|source| SessionError::Connect {
+                address: config.address,
+                source,
+            })?;
         stream.set_nodelay(true)?;
         let client_sap = config.client.client_sap;
         let framing = match config.transport {
@@ -130,12 +140,15 @@ impl Session {
         };
         session.connect_link().await?;
         let mut challenge = [0u8; 16];
-        getrandom::fill(&mut challenge)
-            .map_err(|e| SessionError::Unexpected(format!("no randomness for the challenge: {e}")))?;
+        getrandom::fill(&mut challenge).map_err(|e| {
+            SessionError::Unexpected(format!("no randomness for the challenge: {e}"))
+        })?;
         let aarq = session.client.associate(&challenge)?;
         match session.exchange(aarq, "association").await? {
             ClientEvent::Associated(_) => Ok(session),
-            other => Err(SessionError::Unexpected(format!("{other:?} while associating"))),
+            other => Err(SessionError::Unexpected(format!(
+                "{other:?} while associating"
+            ))),
         }
     }
 
@@ -182,7 +195,10 @@ impl Session {
     ) -> Result<(), SessionError> {
         let request = self.client.set(attribute, None, value)?;
         match self.exchange(request, "set").await? {
-            ClientEvent::SetResult { result: DataAccessResult::Success, .. } => Ok(()),
+            ClientEvent::SetResult {
+                result: DataAccessResult::Success,
+                ..
+            } => Ok(()),
             ClientEvent::SetResult { result, .. } => Err(SessionError::Refused(result)),
             other => Err(unexpected(other)),
         }
@@ -196,9 +212,11 @@ impl Session {
     ) -> Result<Option<Data>, SessionError> {
         let request = self.client.action(method, parameters)?;
         match self.exchange(request, "action").await? {
-            ClientEvent::ActionResult { result: ActionResult::Success, return_data, .. } => {
-                return_data.map(data_of).transpose()
-            }
+            ClientEvent::ActionResult {
+                result: ActionResult::Success,
+                return_data,
+                ..
+            } => return_data.map(data_of).transpose(),
             ClientEvent::ActionResult { result, .. } => Err(SessionError::ActionFailed(result)),
             other => Err(unexpected(other)),
         }
@@ -249,7 +267,9 @@ impl Session {
     }
 
     async fn connect_link(&mut self) -> Result<(), SessionError> {
-        let Framing::Hdlc(link) = &mut self.framing else { return Ok(()) };
+        let Framing::Hdlc(link) = &mut self.framing else {
+            return Ok(());
+        };
         link.connect();
         self.flush_link().await?;
         loop {
@@ -257,7 +277,9 @@ impl Session {
                 match event {
                     HdlcEvent::Connected(_) => return Ok(()),
                     HdlcEvent::Disconnected(reason) => {
-                        return Err(SessionError::Framing(format!("HDLC link refused: {reason:?}")));
+                        return Err(SessionError::Framing(format!(
+                            "HDLC link refused: {reason:?}"
+                        )));
                     }
                     _ => {}
                 }
@@ -267,13 +289,18 @@ impl Session {
 
     async fn send_apdu(&mut self, apdu: &[u8]) -> Result<(), SessionError> {
         match &mut self.framing {
-            Framing::Wrapper { client_sap, server_sap, .. } => {
+            Framing::Wrapper {
+                client_sap,
+                server_sap,
+                ..
+            } => {
                 let frame = dlms::wrapper::encode(*client_sap, *server_sap, apdu)
                     .map_err(|e| SessionError::Framing(e.to_string()))?;
                 self.stream.write_all(&frame).await?;
             }
             Framing::Hdlc(link) => {
-                link.send_apdu(apdu).map_err(|e| SessionError::Framing(e.to_string()))?;
+                link.send_apdu(apdu)
+                    .map_err(|e| SessionError::Framing(e.to_string()))?;
                 self.flush_link().await?;
             }
         }
@@ -293,8 +320,9 @@ impl Session {
     async fn recv_apdu(&mut self, what: &'static str) -> Result<Vec<u8>, SessionError> {
         loop {
             if let Framing::Wrapper { decoder, .. } = &mut self.framing {
-                if let Some(frame) =
-                    decoder.next_frame().map_err(|e| SessionError::Framing(e.to_string()))?
+                if let Some(frame) = decoder
+                    .next_frame()
+                    .map_err(|e| SessionError::Framing(e.to_string()))?
                 {
                     return Ok(frame.apdu);
                 }
@@ -318,10 +346,15 @@ impl Session {
 
     /// HDLC: reads until the link reports something (answering RR polls on the way); a
     /// response timeout is handed to the link, which retries or gives up.
-    async fn next_link_events(&mut self, what: &'static str) -> Result<Vec<HdlcEvent>, SessionError> {
+    async fn next_link_events(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Vec<HdlcEvent>, SessionError> {
         loop {
             let read = tokio::time::timeout(self.timeout, self.read_raw()).await;
-            let Framing::Hdlc(link) = &mut self.framing else { return Ok(Vec::new()) };
+            let Framing::Hdlc(link) = &mut self.framing else {
+                return Ok(Vec::new());
+            };
             let events = match read {
                 Ok(bytes) => link.push(&bytes?),
                 Err(_) => {

@@ -40,14 +40,19 @@ fn config(fleet: &FleetHandle, meter: u32, role: Role, creds: &MeterCredentials)
 }
 
 async fn start(base: Ipv4Addr, meters: u32) -> FleetHandle {
-    Fleet::start(FleetConfig::new(meters, base, 0, 7)).await.expect("fleet starts")
+    Fleet::start(FleetConfig::new(meters, base, 0, 7))
+        .await
+        .expect("fleet starts")
 }
 
 async fn open(fleet: &FleetHandle, meter: u32, role: Role) -> Session {
     let creds = credentials(&fleet.keys(meter));
-    Session::open(&config(fleet, meter, role, &creds), ClientSecurityState::default())
-        .await
-        .unwrap_or_else(|e| panic!("{role:?} association: {e}"))
+    Session::open(
+        &config(fleet, meter, role, &creds),
+        ClientSecurityState::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{role:?} association: {e}"))
 }
 
 #[tokio::test]
@@ -55,8 +60,15 @@ async fn public_client_reads_the_clock_and_nothing_private() {
     let fleet = start(Ipv4Addr::new(127, 41, 0, 1), 1).await;
     let mut s = open(&fleet, 0, Role::Public).await;
     let clock = operations::read_clock(&mut s).await.expect("clock");
-    assert!((clock - Utc::now()).num_seconds().abs() < 60, "meter clock {clock} is not now");
-    let block_load = AttributeDescriptor { class_id: 7, instance: obis::BLOCK_LOAD_PROFILE, attribute_id: 2 };
+    assert!(
+        (clock - Utc::now()).num_seconds().abs() < 60,
+        "meter clock {clock} is not now"
+    );
+    let block_load = AttributeDescriptor {
+        class_id: 7,
+        instance: obis::BLOCK_LOAD_PROFILE,
+        attribute_id: 2,
+    };
     match s.get(block_load, None).await {
         Err(SessionError::Refused(r)) => assert_eq!(r, DataAccessResult::ReadWriteDenied),
         other => panic!("public client read the block load: {other:?}"),
@@ -71,19 +83,32 @@ async fn meter_reader_reads_registers_and_profiles_that_agree() {
     let serial = MeterSerial::new(fleet.keys(1).serial).unwrap();
     let mut s = open(&fleet, 1, Role::MeterReader).await;
 
-    let kwh = operations::read_register(&mut s, obis_code("1.0.1.8.0.255")).await.expect("kWh");
+    let kwh = operations::read_register(&mut s, obis_code("1.0.1.8.0.255"))
+        .await
+        .expect("kWh");
     assert_eq!(kwh.scaler_unit.unit, Unit(30), "cumulative import is in Wh");
     assert!(kwh.value().expect("numeric") > 0.0);
 
-    let columns = operations::read_capture_objects(&mut s, obis::BLOCK_LOAD_PROFILE).await.unwrap();
+    let columns = operations::read_capture_objects(&mut s, obis::BLOCK_LOAD_PROFILE)
+        .await
+        .unwrap();
     let names: Vec<String> = columns.iter().map(|c| c.logical_name.to_string()).collect();
     assert_eq!(names[0], "0.0.1.0.0.255", "the clock is the first column");
-    assert!(names.contains(&"1.0.1.29.0.255".to_string()), "block kWh import is captured: {names:?}");
+    assert!(
+        names.contains(&"1.0.1.29.0.255".to_string()),
+        "block kWh import is captured: {names:?}"
+    );
 
     // Yesterday's block load sums exactly to the difference of the daily snapshots around it.
-    let today = Utc::now().with_timezone(&dlms::datetime::ist()).date_naive();
+    let today = Utc::now()
+        .with_timezone(&dlms::datetime::ist())
+        .date_naive();
     let midnight = |d: chrono::NaiveDate| {
-        d.and_hms_opt(0, 0, 0).unwrap().and_local_timezone(dlms::datetime::ist()).unwrap().to_utc()
+        d.and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_local_timezone(dlms::datetime::ist())
+            .unwrap()
+            .to_utc()
     };
     let (start_of_day, end_of_day) = (midnight(today - Span::days(1)), midnight(today));
     let intervals = operations::read_block_load(
@@ -103,12 +128,22 @@ async fn meter_reader_reads_registers_and_profiles_that_agree() {
     )
     .await
     .expect("daily load");
-    let daily = daily.reader(&serial).daily(&daily.buffer).expect("daily rows");
+    let daily = daily
+        .reader(&serial)
+        .daily(&daily.buffer)
+        .expect("daily rows");
     assert_eq!(daily.len(), 2, "two midnight snapshots: {daily:?}");
     let sum: i64 = intervals.iter().map(|r| r.import_wh).sum();
-    assert_eq!(sum, daily[1].import_wh - daily[0].import_wh, "intervals sum to the daily delta");
+    assert_eq!(
+        sum,
+        daily[1].import_wh - daily[0].import_wh,
+        "intervals sum to the daily delta"
+    );
     for pair in intervals.windows(2) {
-        assert_eq!(pair[1].interval_end - pair[0].interval_end, Span::minutes(15));
+        assert_eq!(
+            pair[1].interval_end - pair[0].interval_end,
+            Span::minutes(15)
+        );
     }
     assert!(intervals.iter().all(|r| r.import_wh >= 0));
     let last = intervals.last().expect("rows").interval_end;
@@ -122,18 +157,29 @@ async fn utility_settings_operates_the_relay_and_sets_the_clock() {
     let fleet = start(Ipv4Addr::new(127, 43, 0, 1), 1).await;
     let mut s = open(&fleet, 0, Role::UtilitySettings).await;
 
-    let off = operations::disconnect_relay(&mut s).await.expect("disconnect");
+    let off = operations::disconnect_relay(&mut s)
+        .await
+        .expect("disconnect");
     assert!(!off.output_connected);
     assert_eq!(off.control_state, RelayState::Disconnected);
-    let on = operations::reconnect_relay(&mut s).await.expect("reconnect");
+    let on = operations::reconnect_relay(&mut s)
+        .await
+        .expect("reconnect");
     assert!(on.output_connected);
     assert_eq!(on.control_state, RelayState::Connected);
 
     let target = Utc::now() + Span::minutes(90);
-    operations::set_clock(&mut s, target).await.expect("set clock");
+    operations::set_clock(&mut s, target)
+        .await
+        .expect("set clock");
     let read_back = operations::read_clock(&mut s).await.expect("clock");
-    assert!((read_back - target).num_seconds().abs() < 5, "clock {read_back} after set {target}");
-    operations::set_clock(&mut s, Utc::now()).await.expect("set clock back");
+    assert!(
+        (read_back - target).num_seconds().abs() < 5,
+        "clock {read_back} after set {target}"
+    );
+    operations::set_clock(&mut s, Utc::now())
+        .await
+        .expect("set clock back");
     let counters = s.release().await.expect("release");
 
     // A second association continues the invocation counter instead of restarting it.
@@ -155,9 +201,10 @@ async fn utility_settings_operates_the_relay_and_sets_the_clock() {
         let log = obis::event_log(category as u8);
         (log, category)
     };
-    for (category, wanted) in
-        [(EventCategory::Control, vec![301u16, 302]), (EventCategory::Transaction, vec![151])]
-    {
+    for (category, wanted) in [
+        (EventCategory::Control, vec![301u16, 302]),
+        (EventCategory::Transaction, vec![151]),
+    ] {
         let (log, category) = codes(category);
         let rows = operations::read_profile(&mut r, log, EVENT_LOG_SCALER_PROFILE, from, to)
             .await
@@ -168,7 +215,10 @@ async fn utility_settings_operates_the_relay_and_sets_the_clock() {
             .expect("events");
         let got: Vec<u16> = events.iter().map(|e| e.code).collect();
         for code in wanted {
-            assert!(got.contains(&code), "event {code} missing from {category:?} log: {got:?}");
+            assert!(
+                got.contains(&code),
+                "event {code} missing from {category:?} log: {got:?}"
+            );
         }
     }
     r.release().await.expect("release");
@@ -179,7 +229,9 @@ async fn utility_settings_operates_the_relay_and_sets_the_clock() {
 async fn firmware_association_transfers_and_activates_an_image() {
     let fleet = start(Ipv4Addr::new(127, 44, 0, 1), 1).await;
     let mut s = open(&fleet, 0, Role::Firmware).await;
-    let before = operations::read_firmware_version(&mut s).await.expect("version");
+    let before = operations::read_firmware_version(&mut s)
+        .await
+        .expect("version");
     let image: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 251) as u8).collect();
     let mut seen = Vec::new();
     operations::transfer_image(&mut s, b"URJ-FW-2.1.0", &image, |done, total| {
@@ -189,7 +241,9 @@ async fn firmware_association_transfers_and_activates_an_image() {
     .expect("image transfer");
     let (done, total) = *seen.last().expect("progress reported");
     assert_eq!(done, total);
-    let after = operations::read_firmware_version(&mut s).await.expect("version");
+    let after = operations::read_firmware_version(&mut s)
+        .await
+        .expect("version");
     assert_ne!(after, before);
     assert_eq!(after, "URJ-FW-2.1.0");
     s.release().await.expect("release");
@@ -203,8 +257,11 @@ async fn wrong_secrets_are_rejected() {
     creds.lls_secret = b"not-the-password".to_vec();
     creds.hls_utility[0] ^= 0xFF;
     for role in [Role::MeterReader, Role::UtilitySettings] {
-        let result =
-            Session::open(&config(&fleet, 0, role, &creds), ClientSecurityState::default()).await;
+        let result = Session::open(
+            &config(&fleet, 0, role, &creds),
+            ClientSecurityState::default(),
+        )
+        .await;
         match result {
             Err(SessionError::Association(
                 ClientError::Rejected { .. } | ClientError::HlsRefused(_),
@@ -215,10 +272,15 @@ async fn wrong_secrets_are_rejected() {
     // Wrong global keys: the meter cannot decipher, so nothing gets through.
     let mut creds = credentials(&fleet.keys(0));
     creds.global_keys.encryption[3] ^= 0x55;
-    let result =
-        Session::open(&config(&fleet, 0, Role::UtilitySettings, &creds), ClientSecurityState::default())
-            .await;
-    assert!(result.is_err(), "association with wrong keys must fail: {result:?}");
+    let result = Session::open(
+        &config(&fleet, 0, Role::UtilitySettings, &creds),
+        ClientSecurityState::default(),
+    )
+    .await;
+    assert!(
+        result.is_err(),
+        "association with wrong keys must fail: {result:?}"
+    );
     fleet.stop().await;
 }
 

@@ -115,7 +115,10 @@ mod tests {
         ])
         .unwrap();
         let c = cli.sim.to_config();
-        assert_eq!((c.meters, c.port, c.seed, c.capture_period_min), (3, 14059, 42, 30));
+        assert_eq!(
+            (c.meters, c.port, c.seed, c.capture_period_min),
+            (3, 14059, 42, 30)
+        );
         assert_eq!(c.transport, Transport::Hdlc);
         assert_eq!(c.faults.rules.len(), 1);
         assert!(Cli::try_parse_from(["sim", "--capture-period", "20"]).is_err());

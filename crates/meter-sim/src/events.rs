@@ -5,7 +5,7 @@
 //! (ESW) those conditions set.
 
 use crate::hash::{hash, tag, unit};
-use crate::load::{local_day, local_midnight, LoadModel, DAY};
+use crate::load::{DAY, LoadModel, local_day, local_midnight};
 
 /// IS 15959 event codes the simulator raises.
 pub mod code {
@@ -168,7 +168,8 @@ pub fn magnet_scheduled_at(m: &LoadModel, t: i64) -> bool {
 
 /// Whether a scheduled cover opening happened before `t` (since installation).
 pub fn cover_opened_before(m: &LoadModel, t: i64) -> bool {
-    (local_day(m.profile.installed)..=local_day(t)).any(|d| cover_on_day(m, d).is_some_and(|c| c <= t))
+    (local_day(m.profile.installed)..=local_day(t))
+        .any(|d| cover_on_day(m, d).is_some_and(|c| c <= t))
 }
 
 #[cfg(test)]
@@ -183,8 +184,14 @@ mod tests {
         let t = now - 2 * DAY;
         m.extra_outages = Spans::from_unsorted(vec![(t, t + 3600)]);
         let ev = scheduled(&m, now - 3 * DAY, now, None);
-        assert!(ev.contains(&Event { at: t, code: code::POWER_FAILURE }));
-        assert!(ev.contains(&Event { at: t + 3600, code: code::POWER_RESTORED }));
+        assert!(ev.contains(&Event {
+            at: t,
+            code: code::POWER_FAILURE
+        }));
+        assert!(ev.contains(&Event {
+            at: t + 3600,
+            code: code::POWER_RESTORED
+        }));
         let fails = ev.iter().filter(|e| e.code == code::POWER_FAILURE).count();
         let rests = ev.iter().filter(|e| e.code == code::POWER_RESTORED).count();
         assert!(fails.abs_diff(rests) <= 1);
@@ -196,7 +203,10 @@ mod tests {
     fn a_low_limit_gives_overloads() {
         let now = 1_795_000_000;
         let m = LoadModel::new(9, 2, 900);
-        let w: Vec<i64> = m.intervals((now - DAY) / 900, now / 900).map(|i| i.wh * 4).collect();
+        let w: Vec<i64> = m
+            .intervals((now - DAY) / 900, now / 900)
+            .map(|i| i.wh * 4)
+            .collect();
         let limit = (w.iter().min().unwrap() + w.iter().max().unwrap()) / 2;
         let ev = scheduled(&m, now - DAY, now, Some(limit as u32));
         assert!(ev.iter().any(|e| e.code == code::OVERLOAD));

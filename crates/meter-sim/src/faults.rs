@@ -87,7 +87,10 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(kind: FaultKind) -> Self {
-        Fault { kind, param: kind.default_param() }
+        Fault {
+            kind,
+            param: kind.default_param(),
+        }
     }
 
     pub fn with_param(kind: FaultKind, param: Duration) -> Self {
@@ -135,7 +138,9 @@ pub enum FaultSpecError {
 pub fn parse_duration(s: &str) -> Result<Duration, FaultSpecError> {
     let s = s.trim();
     let bad = || FaultSpecError::BadDuration(s.to_string());
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let value: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
@@ -157,22 +162,29 @@ impl FromStr for FaultSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut rules = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (kind, rest) =
-                part.split_once('=').ok_or_else(|| FaultSpecError::Malformed(part.to_string()))?;
+            let (kind, rest) = part
+                .split_once('=')
+                .ok_or_else(|| FaultSpecError::Malformed(part.to_string()))?;
             let kind: FaultKind = kind.trim().parse()?;
             let (who, param) = match rest.split_once(':') {
                 Some((who, param)) => (who.trim(), Some(parse_duration(param)?)),
                 None => (rest.trim(), None),
             };
             let target = if let Some(n) = who.strip_prefix('#') {
-                let n: u32 = n.parse().map_err(|_| FaultSpecError::Malformed(part.to_string()))?;
+                let n: u32 = n
+                    .parse()
+                    .map_err(|_| FaultSpecError::Malformed(part.to_string()))?;
                 if n == 0 {
                     return Err(FaultSpecError::Malformed(part.to_string()));
                 }
                 Target::Meter(n - 1)
             } else {
-                let pct = who.strip_suffix('%').ok_or_else(|| FaultSpecError::BadShare(who.into()))?;
-                let pct: f64 = pct.parse().map_err(|_| FaultSpecError::BadShare(who.into()))?;
+                let pct = who
+                    .strip_suffix('%')
+                    .ok_or_else(|| FaultSpecError::BadShare(who.into()))?;
+                let pct: f64 = pct
+                    .parse()
+                    .map_err(|_| FaultSpecError::BadShare(who.into()))?;
                 if !(0.0..=100.0).contains(&pct) {
                     return Err(FaultSpecError::BadShare(who.to_string()));
                 }
@@ -213,15 +225,18 @@ impl FaultSpec {
     /// The fault of `kind` that the spec gives meter `meter`, if any. Independent draws per kind,
     /// so a meter may have several faults of different kinds.
     pub fn fault_for(&self, seed: u64, meter: u32, kind: FaultKind) -> Option<Fault> {
-        self.rules.iter().filter(|r| r.fault.kind == kind).find_map(|r| {
-            let hit = match r.target {
-                Target::Meter(m) => m == meter,
-                Target::Share(share) => {
-                    unit(hash(seed, &[tag::FAULT, kind.index(), meter as u64])) < share
-                }
-            };
-            hit.then_some(r.fault)
-        })
+        self.rules
+            .iter()
+            .filter(|r| r.fault.kind == kind)
+            .find_map(|r| {
+                let hit = match r.target {
+                    Target::Meter(m) => m == meter,
+                    Target::Share(share) => {
+                        unit(hash(seed, &[tag::FAULT, kind.index(), meter as u64])) < share
+                    }
+                };
+                hit.then_some(r.fault)
+            })
     }
 }
 
@@ -251,7 +266,9 @@ mod tests {
     fn shares_are_roughly_right_and_deterministic() {
         let spec: FaultSpec = "no-answer=10%".parse().unwrap();
         let hits = |seed| {
-            (0..10_000).filter(|m| spec.fault_for(seed, *m, FaultKind::NoAnswer).is_some()).count()
+            (0..10_000)
+                .filter(|m| spec.fault_for(seed, *m, FaultKind::NoAnswer).is_some())
+                .count()
         };
         let n = hits(1);
         assert!((800..1200).contains(&n), "{n}");

@@ -5,6 +5,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -74,18 +75,30 @@ impl FleetConfig {
 /// Why the fleet could not start (or stopped).
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("the open-file limit is {limit} and cannot be raised above it; {meters} meters need about {needed}. Raise the hard limit (ulimit -Hn / LimitNOFILE) or serve fewer meters")]
-    OpenFileLimit { meters: u32, needed: u64, limit: u64 },
+    #[error(
+        "the open-file limit is {limit} and cannot be raised above it; {meters} meters need about {needed}. Raise the hard limit (ulimit -Hn / LimitNOFILE) or serve fewer meters"
+    )]
+    OpenFileLimit {
+        meters: u32,
+        needed: u64,
+        limit: u64,
+    },
     #[error("{meters} meters from {base} do not fit in the loopback range 127.0.0.0/8")]
     AddressRange { meters: u32, base: Ipv4Addr },
     #[error("the base address {0} is not a loopback address (127.x.y.z)")]
     NotLoopback(Ipv4Addr),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot resolve the push target {target}: {detail}")]
     PushTarget { target: String, detail: String },
     #[error("cannot write the key file {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the fleet needs at least one meter")]
     NoMeters,
 }
@@ -107,13 +120,17 @@ pub(crate) struct Shared {
 impl Shared {
     /// Locks meter `index`'s mutable state (allocating it on first use).
     pub fn state(&self, index: u32) -> MeterStateGuard<'_> {
-        let guard = self.meters[index as usize].lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.meters[index as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         MeterStateGuard { guard }
     }
 
     /// Reads meter state without allocating it.
     pub fn peek<R>(&self, index: u32, f: impl FnOnce(Option<&MeterState>) -> R) -> R {
-        let guard = self.meters[index as usize].lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.meters[index as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         f(guard.as_deref())
     }
 
@@ -127,7 +144,12 @@ impl Shared {
     }
 
     /// As [`Shared::fault`], for a caller that already holds the meter's state.
-    pub fn fault_in(&self, index: u32, state: Option<&MeterState>, kind: FaultKind) -> Option<Fault> {
+    pub fn fault_in(
+        &self,
+        index: u32,
+        state: Option<&MeterState>,
+        kind: FaultKind,
+    ) -> Option<Fault> {
         match state.and_then(|s| s.fault_override(kind)) {
             Some(over) => over,
             None => self.config.faults.fault_for(self.config.seed, index, kind),
@@ -187,9 +209,14 @@ impl Fleet {
             return Err(SimError::NotLoopback(config.base_address));
         }
         let first = u32::from(config.base_address);
-        if first.checked_add(n).is_none_or(|end| end > u32::from(Ipv4Addr::new(127, 255, 255, 255)))
+        if first
+            .checked_add(n)
+            .is_none_or(|end| end > u32::from(Ipv4Addr::new(127, 255, 255, 255)))
         {
-            return Err(SimError::AddressRange { meters: n, base: config.base_address });
+            return Err(SimError::AddressRange {
+                meters: n,
+                base: config.base_address,
+            });
         }
         if offline {
             let endpoints = (0..n).map(|i| Ipv4Addr::from(first + i)).collect();
@@ -209,13 +236,19 @@ impl Fleet {
                 base: config.base_address,
             })?;
             if next > u32::from(Ipv4Addr::new(127, 255, 255, 255)) + 1 {
-                return Err(SimError::AddressRange { meters: n, base: config.base_address });
+                return Err(SimError::AddressRange {
+                    meters: n,
+                    base: config.base_address,
+                });
             }
             let addr = SocketAddr::V4(SocketAddrV4::new(ip, port));
             match bind(addr) {
                 Ok(l) => {
                     if port == 0 {
-                        port = l.local_addr().map_err(|source| SimError::Bind { addr, source })?.port();
+                        port = l
+                            .local_addr()
+                            .map_err(|source| SimError::Bind { addr, source })?
+                            .port();
                     }
                     listeners.push(l);
                     endpoints.push(ip);
@@ -255,15 +288,29 @@ impl Fleet {
             shutdown,
         });
         let mut tasks = JoinSet::new();
+        // One accept task per shard of listeners, not per meter: a task costs more memory than
+        // an idle meter should.
+        let mut shard = Vec::with_capacity(ACCEPT_SHARD);
         for (index, listener) in listeners.into_iter().enumerate() {
-            let shared = shared.clone();
-            tasks.spawn(accept_loop(shared, index as u32, listener));
+            shard.push((index as u32, listener));
+            if shard.len() == ACCEPT_SHARD {
+                let full = std::mem::replace(&mut shard, Vec::with_capacity(ACCEPT_SHARD));
+                tasks.spawn(accept_shard(shared.clone(), full));
+            }
+        }
+        if !shard.is_empty() {
+            tasks.spawn(accept_shard(shared.clone(), shard));
         }
         if let (Some(rx), Some(target)) = (push_rx, shared.config.push_to) {
             tasks.spawn(crate::push::run_pusher(shared.clone(), target, rx));
             tasks.spawn(crate::push::watch_schedule(shared.clone()));
         }
-        FleetHandle { shared, tasks, stop, start_time: t0.elapsed() }
+        FleetHandle {
+            shared,
+            tasks,
+            stop,
+            start_time: t0.elapsed(),
+        }
     }
 }
 
@@ -273,7 +320,11 @@ fn raise_open_file_limit(meters: u32) -> Result<(), SimError> {
     let needed = meters as u64 + 256;
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     if limit != 0 && limit < needed {
-        return Err(SimError::OpenFileLimit { meters, needed, limit });
+        return Err(SimError::OpenFileLimit {
+            meters,
+            needed,
+            limit,
+        });
     }
     Ok(())
 }
@@ -286,14 +337,38 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(8)
 }
 
-async fn accept_loop(shared: Arc<Shared>, index: u32, listener: TcpListener) {
+/// Listeners served by one accept task.
+const ACCEPT_SHARD: usize = 64;
+
+/// Accepts connections on a shard of meters' listeners; each connection gets its own task.
+async fn accept_shard(shared: Arc<Shared>, listeners: Vec<(u32, TcpListener)>) {
     loop {
-        let Ok((stream, _peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(crate::session::serve(shared, index, stream));
+        std::future::poll_fn(|cx| {
+            let mut failed = false;
+            for (index, listener) in &listeners {
+                loop {
+                    match listener.poll_accept(cx) {
+                        Poll::Ready(Ok((stream, _peer))) => {
+                            tokio::spawn(crate::session::serve(shared.clone(), *index, stream));
+                        }
+                        Poll::Ready(Err(e)) => {
+                            tracing::warn!(meter = index, error = %e, "accept failed");
+                            failed = true;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            if failed {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        // Out of file descriptors or similar: back off before trying again.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -309,7 +384,10 @@ impl FleetHandle {
 
     /// Where meter `index` listens.
     pub fn address(&self, index: u32) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(self.shared.endpoints[index as usize], self.shared.port))
+        SocketAddr::V4(SocketAddrV4::new(
+            self.shared.endpoints[index as usize],
+            self.shared.port,
+        ))
     }
 
     /// Every meter's address, in meter order.
@@ -342,7 +420,10 @@ impl FleetHandle {
     /// Overrides fault `kind` on a meter: `Some` gives it that fault, `None` removes it
     /// (whatever `--faults` said).
     pub fn set_fault(&self, index: u32, kind: FaultKind, fault: Option<Fault>) {
-        self.shared.state(index).get_mut().set_fault_override(kind, fault);
+        self.shared
+            .state(index)
+            .get_mut()
+            .set_fault_override(kind, fault);
     }
 
     /// Powers meter `index` off now for `duration`: it stops answering (open connections are

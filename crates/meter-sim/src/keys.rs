@@ -159,7 +159,9 @@ pub fn write_key_file(
     seed: u64,
     meters: impl Iterator<Item = (u32, Endpoint)>,
 ) -> std::io::Result<()> {
-    let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     if csv {
         writeln!(
@@ -188,8 +190,9 @@ pub fn write_key_file(
             )?;
         }
     } else {
-        let keys: Vec<(MeterKeys, Endpoint)> =
-            meters.map(|(i, ep)| (MeterKeys::derive(seed, i), ep)).collect();
+        let keys: Vec<(MeterKeys, Endpoint)> = meters
+            .map(|(i, ep)| (MeterKeys::derive(seed, i), ep))
+            .collect();
         let file = KeyFile {
             format: "urja-sim-keys/1",
             meters: keys
@@ -223,7 +226,10 @@ mod tests {
         let a = MeterKeys::derive(5, 0);
         assert_eq!(a, MeterKeys::derive(5, 0));
         assert_ne!(a, MeterKeys::derive(5, 1));
-        assert_ne!(a.global_encryption_key, MeterKeys::derive(6, 0).global_encryption_key);
+        assert_ne!(
+            a.global_encryption_key,
+            MeterKeys::derive(6, 0).global_encryption_key
+        );
         assert_eq!(a.serial, "URJ10000001");
         assert_eq!(&a.system_title[..3], b"URJ");
         assert!(a.lls_secret.len() == 16 && a.lls_secret.bytes().all(|b| b.is_ascii_graphic()));
@@ -254,7 +260,10 @@ mod tests {
         assert_eq!(m["system_title"].as_str().unwrap().len(), 16);
         assert_eq!(m["global_encryption_key"].as_str().unwrap().len(), 32);
         let assoc = m["associations"].as_array().unwrap();
-        let saps: Vec<u64> = assoc.iter().map(|a| a["client_sap"].as_u64().unwrap()).collect();
+        let saps: Vec<u64> = assoc
+            .iter()
+            .map(|a| a["client_sap"].as_u64().unwrap())
+            .collect();
         assert_eq!(saps, [16, 32, 48, 64, 80]);
         assert!(assoc[0].get("secret").is_none());
         assert_eq!(assoc[1]["mechanism"], "lls");

@@ -40,7 +40,10 @@ pub async fn run(args: SimArgs, shutdown: impl Future<Output = ()>) -> Result<()
     if let Some(target) = &args.push_to {
         let resolved = tokio::net::lookup_host(target.as_str())
             .await
-            .map_err(|e| SimError::PushTarget { target: target.clone(), detail: e.to_string() })?
+            .map_err(|e| SimError::PushTarget {
+                target: target.clone(),
+                detail: e.to_string(),
+            })?
             .next()
             .ok_or_else(|| SimError::PushTarget {
                 target: target.clone(),
@@ -50,8 +53,15 @@ pub async fn run(args: SimArgs, shutdown: impl Future<Output = ()>) -> Result<()
     }
     let fleet = Fleet::start(config).await?;
     if let Some(path) = &args.keys_out {
-        keys::write_key_file(path, args.seed, (0..fleet.meters()).map(|i| (i, fleet.endpoint(i))))
-            .map_err(|source| SimError::KeyFile { path: path.display().to_string(), source })?;
+        keys::write_key_file(
+            path,
+            args.seed,
+            (0..fleet.meters()).map(|i| (i, fleet.endpoint(i))),
+        )
+        .map_err(|source| SimError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     let n = fleet.meters();
     println!("urja sim: {n} meter(s) serving");
@@ -68,7 +78,11 @@ pub async fn run(args: SimArgs, shutdown: impl Future<Output = ()>) -> Result<()
         args.seed,
         args.capture_period
     );
-    println!("  serials    {} .. {}", keys::serial(0), keys::serial(n - 1));
+    println!(
+        "  serials    {} .. {}",
+        keys::serial(0),
+        keys::serial(n - 1)
+    );
     match &args.keys_out {
         Some(p) => println!("  key file   {}", p.display()),
         None => println!("  key file   (none: pass --keys-out FILE to write the meters' keys)"),

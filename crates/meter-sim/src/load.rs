@@ -74,7 +74,11 @@ impl MeterProfile {
             base_share: 0.12 + 0.14 * unit(h(tag::CURVE, 0)),
             morning: 0.5 + 0.8 * unit(h(tag::CURVE, 1)),
             evening: 0.9 + 1.1 * unit(h(tag::CURVE, 2)),
-            cooling: if unit(h(tag::CURVE, 3)) < 0.45 { 0.4 + 1.2 * unit(h(tag::CURVE, 4)) } else { 0.0 },
+            cooling: if unit(h(tag::CURVE, 3)) < 0.45 {
+                0.4 + 1.2 * unit(h(tag::CURVE, 4))
+            } else {
+                0.0
+            },
             pf: 0.86 + 0.11 * unit(h(tag::PF, 0)),
             voltage_offset: 8.0 * signed_unit(h(tag::VOLTAGE, 0)),
             drift_ppm: 15.0 * signed_unit(h(tag::DRIFT, 0)),
@@ -200,14 +204,19 @@ pub struct BillingRow {
 impl BillingRow {
     /// Average PF in the period (kWh / kVAh), 1.0 when nothing was consumed.
     pub fn average_pf(&self) -> f64 {
-        if self.period.vah == 0 { 1.0 } else { self.period.wh as f64 / self.period.vah as f64 }
+        if self.period.vah == 0 {
+            1.0
+        } else {
+            self.period.wh as f64 / self.period.vah as f64
+        }
     }
 }
 
 /// The default TOD calendar: zone (1-based) of each local hour. 1 off-peak night (22-06),
 /// 2 morning peak (06-10), 3 normal day (10-18), 4 evening peak (18-22).
-pub const TOD_ZONES: [u8; 24] =
-    [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 1, 1];
+pub const TOD_ZONES: [u8; 24] = [
+    1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 1, 1,
+];
 
 pub fn tod_zone(t: i64) -> u8 {
     TOD_ZONES[(((t + IST_SECS).rem_euclid(DAY)) / 3600) as usize]
@@ -290,21 +299,33 @@ impl LoadModel {
         let weekend = local.weekday().number_from_monday() >= 6;
         let doy = local.ordinal() as f64;
         let morning_at = if weekend { 9.0 } else { 7.5 };
-        let mut shape = 0.55 + p.morning * bump(hour, morning_at, 1.3) + p.evening * bump(hour, 20.5, 1.8)
-            - 0.3 * bump(hour, 3.5, 1.6)
-            + 0.25 * bump(hour, 13.5, 3.0);
+        let mut shape =
+            0.55 + p.morning * bump(hour, morning_at, 1.3) + p.evening * bump(hour, 20.5, 1.8)
+                - 0.3 * bump(hour, 3.5, 1.6)
+                + 0.25 * bump(hour, 13.5, 3.0);
         if weekend {
             shape += 0.25 * bump(hour, 14.0, 4.0);
         }
         // Summer (peak mid-May) cooling, damped by the monsoon (Jul-Sep).
-        let summer = (std::f64::consts::TAU * (doy - 135.0) / 365.0).cos().max(0.0);
-        let monsoon = if (182.0..274.0).contains(&doy) { 0.6 } else { 1.0 };
+        let summer = (std::f64::consts::TAU * (doy - 135.0) / 365.0)
+            .cos()
+            .max(0.0);
+        let monsoon = if (182.0..274.0).contains(&doy) {
+            0.6
+        } else {
+            1.0
+        };
         let cooling = p.cooling
             * summer
             * monsoon
-            * (0.5 + 0.8 * bump(hour, 15.0, 3.5) + 0.9 * bump(hour, 23.5, 2.5) + 0.6 * bump(hour, 1.5, 2.0));
+            * (0.5
+                + 0.8 * bump(hour, 15.0, 3.5)
+                + 0.9 * bump(hour, 23.5, 2.5)
+                + 0.6 * bump(hour, 1.5, 2.0));
         // Winter mornings: water heating.
-        let winter = (std::f64::consts::TAU * (doy - 10.0) / 365.0).cos().max(0.0);
+        let winter = (std::f64::consts::TAU * (doy - 10.0) / 365.0)
+            .cos()
+            .max(0.0);
         let heating = 0.6 * winter * p.morning * bump(hour, morning_at, 1.0);
         let noise = 1.0 + 0.25 * signed_unit(self.h(tag::NOISE, index));
         let w = p.sanctioned_w as f64 * p.base_share * (shape + cooling + heating) * noise;
@@ -325,7 +346,15 @@ impl LoadModel {
         let t0 = index * self.period;
         let t1 = t0 + self.period;
         if t0 < self.profile.installed {
-            return Interval { index, end: t1, wh: 0, vah: 0, powered_secs: 0, recorded: false, voltage: 0.0 };
+            return Interval {
+                index,
+                end: t1,
+                wh: 0,
+                vah: 0,
+                powered_secs: 0,
+                recorded: false,
+                voltage: 0.0,
+            };
         }
         let powered_secs = self.period - outages.overlap(t0, t1);
         let consuming = self.period - no_load.overlap(t0, t1);
@@ -339,7 +368,11 @@ impl LoadModel {
             vah,
             powered_secs,
             recorded: !outages.contains(t1),
-            voltage: if powered_secs > 0 { self.voltage(index, demand) } else { 0.0 },
+            voltage: if powered_secs > 0 {
+                self.voltage(index, demand)
+            } else {
+                0.0
+            },
         }
     }
 
@@ -373,7 +406,9 @@ impl LoadModel {
 
     /// Block-load rows with time stamps in `[from, to]` (UTC seconds), never past `now`.
     pub fn block_rows(&self, from: i64, to: i64, now: i64) -> Vec<BlockRow> {
-        let last = self.last_complete(now.min(to + self.period)).min(to.div_euclid(self.period) - 1);
+        let last = self
+            .last_complete(now.min(to + self.period))
+            .min(to.div_euclid(self.period) - 1);
         let first = (from.div_euclid(self.period) - 1).max(self.first_index());
         if last < first {
             return Vec::new();
@@ -406,7 +441,15 @@ impl LoadModel {
                 } else {
                     0.0
                 };
-                rows.push(BlockRow { end: iv.end, voltage, current, wh, vah, export_wh: 0, export_vah: 0 });
+                rows.push(BlockRow {
+                    end: iv.end,
+                    voltage,
+                    current,
+                    wh,
+                    vah,
+                    export_wh: 0,
+                    export_vah: 0,
+                });
             }
             (wh, vah, vsum, vsecs) = (0, 0, 0.0, 0);
         }
@@ -427,7 +470,9 @@ impl LoadModel {
     /// Totals at each of the sorted instants `times` (one pass over the history).
     pub fn cumulative_series(&self, times: &[i64]) -> Vec<Totals> {
         let mut out = Vec::with_capacity(times.len());
-        let Some(&first) = times.first() else { return out };
+        let Some(&first) = times.first() else {
+            return out;
+        };
         let mut tot = self.cumulative_at(first);
         let mut upto = self.last_complete(first) + 1;
         for &t in times {
@@ -481,7 +526,10 @@ impl LoadModel {
     /// the running values of the current (open) period as the last element.
     pub fn billing(&self, now: i64) -> (Vec<BillingRow>, BillingRow) {
         let mut closed = Vec::new();
-        let mut cur = BillingRow { at: self.profile.installed, ..Default::default() };
+        let mut cur = BillingRow {
+            at: self.profile.installed,
+            ..Default::default()
+        };
         let mut cumulative = Totals::default();
         let mut zone_wh = [0i64; 8];
         let mut zone_vah = [0i64; 8];
@@ -507,16 +555,28 @@ impl LoadModel {
             let w = iv.wh * 3600 / self.period;
             let va = iv.vah * 3600 / self.period;
             if w > cur.md_w.value {
-                cur.md_w = Demand { value: w, at: iv.end };
+                cur.md_w = Demand {
+                    value: w,
+                    at: iv.end,
+                };
             }
             if va > cur.md_va.value {
-                cur.md_va = Demand { value: va, at: iv.end };
+                cur.md_va = Demand {
+                    value: va,
+                    at: iv.end,
+                };
             }
             if w > cur.zone_md_w[z].value {
-                cur.zone_md_w[z] = Demand { value: w, at: iv.end };
+                cur.zone_md_w[z] = Demand {
+                    value: w,
+                    at: iv.end,
+                };
             }
             if va > cur.zone_md_va[z].value {
-                cur.zone_md_va[z] = Demand { value: va, at: iv.end };
+                cur.zone_md_va[z] = Demand {
+                    value: va,
+                    at: iv.end,
+                };
             }
         }
         cur.at = now;
@@ -534,9 +594,15 @@ fn mix(h: u64, k: u64) -> u64 {
 /// The next billing date (1st of the month, 00:00 IST) strictly after `t`.
 pub fn next_billing_date(t: i64) -> i64 {
     let local = local_naive(t);
-    let (y, m) = if local.month() == 12 { (local.year() + 1, 1) } else { (local.year(), local.month() + 1) };
+    let (y, m) = if local.month() == 12 {
+        (local.year() + 1, 1)
+    } else {
+        (local.year(), local.month() + 1)
+    };
     let d = NaiveDate::from_ymd_opt(y, m, 1).unwrap_or_default();
-    let day = d.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days();
+    let day = d
+        .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
+        .num_days();
     local_midnight(day)
 }
 
@@ -553,7 +619,10 @@ mod tests {
     fn same_seed_same_values_other_seed_other_values() {
         let a = model(3).block_rows(NOW - DAY, NOW, NOW);
         assert_eq!(a, model(3).block_rows(NOW - DAY, NOW, NOW));
-        assert_ne!(a, LoadModel::new(43, 3, 900).block_rows(NOW - DAY, NOW, NOW));
+        assert_ne!(
+            a,
+            LoadModel::new(43, 3, 900).block_rows(NOW - DAY, NOW, NOW)
+        );
         assert_ne!(a, model(4).block_rows(NOW - DAY, NOW, NOW));
     }
 
@@ -562,7 +631,8 @@ mod tests {
         for meter in 0..4 {
             let mut m = model(meter);
             // An on-demand outage across an interval boundary, and a relay-open period.
-            m.extra_outages = Spans::from_unsorted(vec![(NOW - 5 * DAY + 100, NOW - 5 * DAY + 4000)]);
+            m.extra_outages =
+                Spans::from_unsorted(vec![(NOW - 5 * DAY + 100, NOW - 5 * DAY + 4000)]);
             m.disconnected = Spans::from_unsorted(vec![(NOW - 3 * DAY, NOW - 3 * DAY + 7200)]);
             let rows = m.block_rows(m.profile.installed, NOW, NOW);
             let sum_wh: i64 = rows.iter().map(|r| r.wh).sum();
@@ -574,8 +644,11 @@ mod tests {
             assert!(rows.iter().all(|r| r.wh >= 0 && r.vah >= r.wh));
             // A range read gives the same rows as the full history.
             let part = m.block_rows(NOW - 6 * DAY, NOW - 4 * DAY, NOW);
-            let full: Vec<_> =
-                rows.iter().filter(|r| r.end >= NOW - 6 * DAY && r.end <= NOW - 4 * DAY).copied().collect();
+            let full: Vec<_> = rows
+                .iter()
+                .filter(|r| r.end >= NOW - 6 * DAY && r.end <= NOW - 4 * DAY)
+                .copied()
+                .collect();
             assert_eq!(part, full);
             // Relay open: zero energy rows, still recorded.
             let open = m.block_rows(NOW - 3 * DAY + 900, NOW - 3 * DAY + 7200, NOW);

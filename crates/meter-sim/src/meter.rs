@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dlms::association::server::MeterSecurityState;
 
-use crate::events::{self, code, Event, EventKind};
+use crate::events::{self, Event, EventKind, code};
 use crate::faults::{Fault, FaultKind};
 use crate::fleet::Shared;
 use crate::load::{LoadModel, Spans};
@@ -26,7 +26,11 @@ pub struct Relay {
 
 impl Default for Relay {
     fn default() -> Self {
-        Relay { output: true, control_state: 1, control_mode: 4 }
+        Relay {
+            output: true,
+            control_state: 1,
+            control_mode: 4,
+        }
     }
 }
 
@@ -54,7 +58,10 @@ impl ImageTransfer {
     }
 
     pub fn first_missing(&self) -> u32 {
-        self.received.iter().position(|b| !b).unwrap_or(self.received.len()) as u32
+        self.received
+            .iter()
+            .position(|b| !b)
+            .unwrap_or(self.received.len()) as u32
     }
 }
 
@@ -100,7 +107,10 @@ pub struct MeterState {
 
 impl MeterState {
     pub fn fault_override(&self, kind: FaultKind) -> Option<Option<Fault>> {
-        self.faults.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f)
+        self.faults
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, f)| *f)
     }
 
     pub fn set_fault_override(&mut self, kind: FaultKind, fault: Option<Fault>) {
@@ -126,7 +136,11 @@ pub const FIRMWARE: &str = "URJ-SIM-1.0.0";
 
 /// The load model of meter `index`, including what changed at run time.
 pub(crate) fn model(shared: &Shared, index: u32, state: Option<&MeterState>) -> LoadModel {
-    let mut m = LoadModel::new(shared.config.seed, index, shared.config.capture_period_secs());
+    let mut m = LoadModel::new(
+        shared.config.seed,
+        index,
+        shared.config.capture_period_secs(),
+    );
     m.daily_outage = shared
         .fault_in(index, state, FaultKind::PowerOff)
         .map(|f| f.param.as_secs().clamp(60, 12 * 3600) as i64);
@@ -139,7 +153,12 @@ pub(crate) fn model(shared: &Shared, index: u32, state: Option<&MeterState>) -> 
 
 /// The meter's own clock at true time `now`, milliseconds since the epoch (UTC): true time plus
 /// drift since the fleet started, the `skew` fault and any clock setting.
-pub(crate) fn clock_ms(shared: &Shared, index: u32, state: Option<&MeterState>, now: DateTime<Utc>) -> i64 {
+pub(crate) fn clock_ms(
+    shared: &Shared,
+    index: u32,
+    state: Option<&MeterState>,
+    now: DateTime<Utc>,
+) -> i64 {
     let now_ms = now.timestamp_millis();
     let profile = crate::load::MeterProfile::derive(shared.config.seed, index);
     let since = (now_ms - shared.started_at.timestamp_millis()).max(0) as f64;
@@ -148,7 +167,12 @@ pub(crate) fn clock_ms(shared: &Shared, index: u32, state: Option<&MeterState>, 
         .fault_in(index, state, FaultKind::Skew)
         .map(|f| {
             let ms = f.param.as_millis() as i64;
-            if crate::hash::hash(shared.config.seed, &[crate::hash::tag::FAULT_PARAM, index as u64, 7]) & 1 == 0 {
+            if crate::hash::hash(
+                shared.config.seed,
+                &[crate::hash::tag::FAULT_PARAM, index as u64, 7],
+            ) & 1
+                == 0
+            {
                 ms
             } else {
                 -ms
@@ -189,7 +213,11 @@ pub(crate) fn power_off(shared: &Shared, index: u32, now: DateTime<Utc>, duratio
         tokio::spawn(async move {
             tokio::time::sleep(duration).await;
             if let Some(p) = push {
-                let _ = p.send(crate::push::Alert { meter: index, code: code::POWER_RESTORED, at });
+                let _ = p.send(crate::push::Alert {
+                    meter: index,
+                    code: code::POWER_RESTORED,
+                    at,
+                });
             }
         });
     }
@@ -207,7 +235,12 @@ pub(crate) fn set_relay(state: &mut MeterState, connect: bool, t: i64) -> bool {
     relay.control_state = if connect { 1 } else { 0 };
     state.relay = Some(relay);
     if connect {
-        if let Some(open) = state.disconnected.iter_mut().rev().find(|(_, e)| *e == i64::MAX) {
+        if let Some(open) = state
+            .disconnected
+            .iter_mut()
+            .rev()
+            .find(|(_, e)| *e == i64::MAX)
+        {
             open.1 = t;
         }
         state.log(t, code::LOAD_SWITCH_CONNECTED);

@@ -14,19 +14,19 @@ use dlms::apdu::{
 };
 use dlms::association::{CosemObjects, RequestContext};
 use dlms::data::BitString;
-use dlms::datetime::{ist, DEVIATION_NOT_SPECIFIED};
+use dlms::datetime::{DEVIATION_NOT_SPECIFIED, ist};
 use dlms::{ClockStatus, Data, Date, ObisCode, Time};
 use is15959::catalogue::obis;
-use is15959::profile::{capture_objects_to_data, CaptureObject, ProfileDef, ProfileKind};
+use is15959::profile::{CaptureObject, ProfileDef, ProfileKind, capture_objects_to_data};
 use is15959::{Association, Catalogue, ObjectDef, Profiles};
 use model::MeterKind;
 
-use crate::events::{self, code, esw, Event};
+use crate::events::{self, Event, code, esw};
 use crate::fleet::Shared;
 use crate::hash::{hash, signed_unit, tag};
 use crate::keys::MeterKeys;
-use crate::load::{BillingRow, BlockRow, LoadModel, Totals, DAY};
-use crate::meter::{self, ImageTransfer, MeterState, Recharge, Relay, IMAGE_BLOCK_SIZE};
+use crate::load::{BillingRow, BlockRow, DAY, LoadModel, Totals};
+use crate::meter::{self, IMAGE_BLOCK_SIZE, ImageTransfer, MeterState, Recharge, Relay};
 
 /// Every simulated meter is a single-phase whole-current meter.
 pub const KIND: MeterKind = MeterKind::SinglePhaseWholeCurrent;
@@ -55,7 +55,9 @@ pub(crate) struct ViewHandle<'a> {
 impl ViewHandle<'_> {
     /// The meter clock at true time `at`, as the 12 bytes a meter sends.
     pub fn clock_bytes(&self, at: DateTime<Utc>) -> [u8; 12] {
-        let ms = self.shared.peek(self.index, |s| meter::clock_ms(self.shared, self.index, s, at));
+        let ms = self.shared.peek(self.index, |s| {
+            meter::clock_ms(self.shared, self.index, s, at)
+        });
         let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
         dlms::DateTime::from_utc(t, ist()).to_bytes()
     }
@@ -192,12 +194,15 @@ fn view_of(shared: &Shared, index: u32, now: DateTime<Utc>) -> View<'_> {
             index,
             now: now.timestamp(),
             relay: s.map(MeterState::relay).unwrap_or_default(),
-            firmware: s.and_then(|s| s.firmware.clone()).unwrap_or_else(|| meter::FIRMWARE.into()),
+            firmware: s
+                .and_then(|s| s.firmware.clone())
+                .unwrap_or_else(|| meter::FIRMWARE.into()),
             prepaid: s.and_then(|s| s.prepaid).unwrap_or(default_prepaid),
             recharge: s.and_then(|s| s.recharge).unwrap_or(Recharge {
                 last_amount: 100_000,
                 at: installed,
-                total_at_last: 100_000 + 20_000 * (hash(seed, &[tag::KIND, index as u64, 1]) % 20) as i64,
+                total_at_last: 100_000
+                    + 20_000 * (hash(seed, &[tag::KIND, index as u64, 1]) % 20) as i64,
             }),
             limit_w: s.and_then(|s| s.limit).map_or(sanctioned, |l| l.0),
             limit_since: s.and_then(|s| s.limit).map_or(i64::MIN, |l| l.1),
@@ -222,7 +227,8 @@ impl View<'_> {
     }
 
     fn cumulative(&self) -> &Totals {
-        self.cumulative.get_or_init(|| self.model.cumulative_at(self.now))
+        self.cumulative
+            .get_or_init(|| self.model.cumulative_at(self.now))
     }
 
     fn keys(&self) -> MeterKeys {
@@ -240,14 +246,21 @@ impl View<'_> {
             w = 0.0;
         }
         // Use the interval's own (energy-derived) pf so instantaneous and block values agree.
-        let pf = if iv.vah > 0 { iv.wh as f64 / iv.vah as f64 } else { 1.0 };
+        let pf = if iv.vah > 0 {
+            iv.wh as f64 / iv.vah as f64
+        } else {
+            1.0
+        };
         let v = if iv.voltage > 0.0 { iv.voltage } else { 230.0 };
         let va = w / pf;
         (v, va / v, pf, w, va)
     }
 
     fn last_billing_date(&self) -> i64 {
-        self.billing().0.last().map_or(self.model.profile.installed, |b| b.at)
+        self.billing()
+            .0
+            .last()
+            .map_or(self.model.profile.installed, |b| b.at)
     }
 
     fn all_events(&self, from: i64) -> Vec<Event> {
@@ -255,24 +268,38 @@ impl View<'_> {
         let mut ev = events::scheduled(&self.model, from, self.now, limit);
         if self.limit_since > from {
             // Overloads before the limit was changed were judged against the default limit.
-            ev.retain(|e| !matches!(e.code, code::OVERLOAD | code::OVERLOAD_RESTORED) || e.at >= self.limit_since);
+            ev.retain(|e| {
+                !matches!(e.code, code::OVERLOAD | code::OVERLOAD_RESTORED)
+                    || e.at >= self.limit_since
+            });
             let before = events::scheduled(
                 &self.model,
                 from,
                 self.limit_since,
                 Some(self.model.profile.sanctioned_w),
             );
-            ev.extend(before.into_iter().filter(|e| matches!(e.code, code::OVERLOAD | code::OVERLOAD_RESTORED)));
+            ev.extend(
+                before
+                    .into_iter()
+                    .filter(|e| matches!(e.code, code::OVERLOAD | code::OVERLOAD_RESTORED)),
+            );
         }
-        ev.extend(self.runtime_events.iter().filter(|e| e.at >= from && e.at <= self.now));
+        ev.extend(
+            self.runtime_events
+                .iter()
+                .filter(|e| e.at >= from && e.at <= self.now),
+        );
         ev.sort();
         ev
     }
 
     /// The entries of event log `e`, oldest first, at most [`events::LOG_DEPTH`].
     fn event_log(&self, e: u8) -> Vec<Event> {
-        let mut ev: Vec<Event> =
-            self.all_events(self.now - BLOCK_DEPTH_DAYS * DAY).into_iter().filter(|x| events::log_of(x.code) == e).collect();
+        let mut ev: Vec<Event> = self
+            .all_events(self.now - BLOCK_DEPTH_DAYS * DAY)
+            .into_iter()
+            .filter(|x| events::log_of(x.code) == e)
+            .collect();
         if ev.len() > events::LOG_DEPTH {
             if e == 5 {
                 ev.truncate(events::LOG_DEPTH);
@@ -311,7 +338,8 @@ impl View<'_> {
     }
 
     fn balance_paise(&self) -> i64 {
-        let since = self.model.cumulative_at(self.now).wh - self.model.cumulative_at(self.recharge.at).wh;
+        let since =
+            self.model.cumulative_at(self.now).wh - self.model.cumulative_at(self.recharge.at).wh;
         self.recharge.total_at_last - since * RATE_PAISE_PER_KWH / 1000
     }
 
@@ -362,9 +390,17 @@ impl View<'_> {
                 (9, z @ 1..=8) => row.zone_md_va[z - 1],
                 _ => return None,
             };
-            let dm = if matches!(scope, Scope::Now) && dm.at < self.md_reset_at { Default::default() } else { dm };
+            let dm = if matches!(scope, Scope::Now) && dm.at < self.md_reset_at {
+                Default::default()
+            } else {
+                dm
+            };
             return if attribute == 5 {
-                Some(if dm.at == 0 { not_specified_datetime() } else { secs_data(dm.at) })
+                Some(if dm.at == 0 {
+                    not_specified_datetime()
+                } else {
+                    secs_data(dm.at)
+                })
             } else {
                 exact(dm.value)
             };
@@ -376,32 +412,64 @@ impl View<'_> {
         match (a, b, c, d, e) {
             (1, 0, 12, 7, 0) | (1, 0, 12, 27, 0) => real(v),
             (1, 0, 11, 7, 0) | (1, 0, 11, 27, 0) => real(i),
-            (1, 0, 91, 7, 0) => real(i * (1.0 + 0.01 * signed_unit(hash(at as u64, &[self.index as u64])))),
+            (1, 0, 91, 7, 0) => {
+                real(i * (1.0 + 0.01 * signed_unit(hash(at as u64, &[self.index as u64]))))
+            }
             (1, 0, 13, 7, 0) => real(pf),
-            (1, 0, 14, 7, 0) => real(50.0 + 0.05 * signed_unit(hash(self.shared.config.seed, &[at as u64]))),
+            (1, 0, 14, 7, 0) => {
+                real(50.0 + 0.05 * signed_unit(hash(self.shared.config.seed, &[at as u64])))
+            }
             (1, 0, 9, 7, 0) => real(va),
             (1, 0, 1, 7, 0) => real(w),
-            (1, 0, 1, 29, 0) => exact(match scope { Scope::Block(r) => r.wh, _ => self.last_block().wh }),
-            (1, 0, 9, 29, 0) => exact(match scope { Scope::Block(r) => r.vah, _ => self.last_block().vah }),
+            (1, 0, 1, 29, 0) => exact(match scope {
+                Scope::Block(r) => r.wh,
+                _ => self.last_block().wh,
+            }),
+            (1, 0, 9, 29, 0) => exact(match scope {
+                Scope::Block(r) => r.vah,
+                _ => self.last_block().vah,
+            }),
             (1, 0, 2, 29, 0) | (1, 0, 10, 29, 0) => exact(0),
             (1, 0, 1, 8, 0) => exact(totals(scope).wh),
             (1, 0, 9, 8, 0) => exact(totals(scope).vah),
             (1, 0, 2, 8, 0) | (1, 0, 10, 8, 0) => exact(0),
-            (1, 0, 1, 8, z @ 1..=8) => exact(match scope { Scope::Billing(r) => r.zone_wh[z as usize - 1], _ => self.billing().1.zone_wh[z as usize - 1] }),
-            (1, 0, 9, 8, z @ 1..=8) => exact(match scope { Scope::Billing(r) => r.zone_vah[z as usize - 1], _ => self.billing().1.zone_vah[z as usize - 1] }),
-            (1, 0, 13, 0, 0) => real(match scope { Scope::Billing(r) => r.average_pf(), _ => self.billing().1.average_pf() }),
+            (1, 0, 1, 8, z @ 1..=8) => exact(match scope {
+                Scope::Billing(r) => r.zone_wh[z as usize - 1],
+                _ => self.billing().1.zone_wh[z as usize - 1],
+            }),
+            (1, 0, 9, 8, z @ 1..=8) => exact(match scope {
+                Scope::Billing(r) => r.zone_vah[z as usize - 1],
+                _ => self.billing().1.zone_vah[z as usize - 1],
+            }),
+            (1, 0, 13, 0, 0) => real(match scope {
+                Scope::Billing(r) => r.average_pf(),
+                _ => self.billing().1.average_pf(),
+            }),
             (0, 0, 94, 91, 14) => exact(totals(scope).powered_secs / 60),
-            (0, 0, 94, 91, 13) => exact(match scope { Scope::Billing(r) => r.period.powered_secs, _ => self.billing().1.period.powered_secs } / 60),
-            (0, 0, 94, 91, 8) => exact(((at - self.model.profile.installed) - totals(scope).powered_secs).max(0) / 60),
+            (0, 0, 94, 91, 13) => exact(
+                match scope {
+                    Scope::Billing(r) => r.period.powered_secs,
+                    _ => self.billing().1.period.powered_secs,
+                } / 60,
+            ),
+            (0, 0, 94, 91, 8) => exact(
+                ((at - self.model.profile.installed) - totals(scope).powered_secs).max(0) / 60,
+            ),
             (0, 0, 94, 91, 0) => Some(Data::DoubleLongUnsigned(self.tamper_count() as u32)),
             (0, 0, 0, 1, 0) => Some(Data::DoubleLongUnsigned(match scope {
                 Scope::Billing(r) => self.billing().0.iter().filter(|b| b.at <= r.at).count(),
                 _ => self.billing().0.len(),
             } as u32)),
-            (0, 0, 0, 1, 2) => Some(secs_data(match scope { Scope::Billing(r) => r.at, _ => self.last_billing_date() })),
+            (0, 0, 0, 1, 2) => Some(secs_data(match scope {
+                Scope::Billing(r) => r.at,
+                _ => self.last_billing_date(),
+            })),
             (0, 0, 96, 2, 0) => Some(Data::DoubleLongUnsigned(self.programming_count)),
             (0, 0, 96, 7, 0) => Some(Data::DoubleLongUnsigned(
-                self.all_events(self.now - BLOCK_DEPTH_DAYS * DAY).iter().filter(|e| e.code == code::POWER_FAILURE).count() as u32,
+                self.all_events(self.now - BLOCK_DEPTH_DAYS * DAY)
+                    .iter()
+                    .filter(|e| e.code == code::POWER_FAILURE)
+                    .count() as u32,
             )),
             (0, 0, 96, 11, log) => Some(Data::LongUnsigned(match scope {
                 Scope::Event(ev, _) => ev.code,
@@ -413,7 +481,15 @@ impl View<'_> {
 
     fn last_block(&self) -> BlockRow {
         let rows = self.model.block_rows(self.now - DAY, self.now, self.now);
-        rows.last().copied().unwrap_or(BlockRow { end: self.now, voltage: 0.0, current: 0.0, wh: 0, vah: 0, export_wh: 0, export_vah: 0 })
+        rows.last().copied().unwrap_or(BlockRow {
+            end: self.now,
+            voltage: 0.0,
+            current: 0.0,
+            wh: 0,
+            vah: 0,
+            export_wh: 0,
+            export_vah: 0,
+        })
     }
 
     /// Values of data objects that have no history (name plate, configuration, prepaid).
@@ -422,7 +498,9 @@ impl View<'_> {
         let ln = def.logical_name;
         let [_, _, c, d, e, _] = ln.bytes();
         Some(match (c, d, e) {
-            (42, 0, 0) => Data::OctetString(format!("URJ{:013}", 10_000_001u64 + self.index as u64).into_bytes()),
+            (42, 0, 0) => Data::OctetString(
+                format!("URJ{:013}", 10_000_001u64 + self.index as u64).into_bytes(),
+            ),
             (96, 1, 0) => Data::OctetString(keys.serial.into_bytes()),
             (96, 1, 1) => Data::OctetString(b"Urja Simulated Meters".to_vec()),
             (0, 2, 0) => Data::OctetString(self.firmware.clone().into_bytes()),
@@ -430,9 +508,12 @@ impl View<'_> {
             (94, 91, 11) => Data::OctetString(b"C1".to_vec()),
             (94, 91, 12) => Data::OctetString(b"5-30A".to_vec()),
             (96, 1, 4) => Data::LongUnsigned(2025),
-            (94, 91, 18) => Data::BitString(self.esw()),
-            (94, 91, 26) => Data::BitString(match &self.esw_filter {
-                Some(f) => BitString { bytes: f.clone(), len: esw::LEN },
+            (94, 91, 18) => Data::bit_string(self.esw()),
+            (94, 91, 26) => Data::bit_string(match &self.esw_filter {
+                Some(f) => BitString {
+                    bytes: f.clone(),
+                    len: esw::LEN,
+                },
                 None => BitString::with_bits(esw::LEN, 0..esw::LEN),
             }),
             (0, 8, 0) | (0, 8, 4) => Data::DoubleLongUnsigned(self.model.period as u32),
@@ -453,7 +534,10 @@ impl View<'_> {
         let row = |scope: Scope<'_>| {
             Data::Structure(
                 cols.iter()
-                    .map(|c| self.value(c.class_id, c.logical_name, c.attribute_index, scope).unwrap_or(Data::Null))
+                    .map(|c| {
+                        self.value(c.class_id, c.logical_name, c.attribute_index, scope)
+                            .unwrap_or(Data::Null)
+                    })
                     .collect(),
             )
         };
@@ -461,23 +545,42 @@ impl View<'_> {
             ProfileKind::Instantaneous => vec![row(Scope::Now)],
             ProfileKind::BlockLoad => {
                 let from = from.max(self.now - BLOCK_DEPTH_DAYS * DAY);
-                self.model.block_rows(from, to, self.now).iter().map(|r| row(Scope::Block(r))).collect()
+                self.model
+                    .block_rows(from, to, self.now)
+                    .iter()
+                    .map(|r| row(Scope::Block(r)))
+                    .collect()
             }
             ProfileKind::DailyLoad => {
                 let from = from.max(self.now - DAILY_DEPTH_DAYS * DAY);
-                self.model.daily_rows(from, to, self.now).iter().map(|(at, t)| row(Scope::Daily(*at, t))).collect()
+                self.model
+                    .daily_rows(from, to, self.now)
+                    .iter()
+                    .map(|(at, t)| row(Scope::Daily(*at, t)))
+                    .collect()
             }
             ProfileKind::Billing => {
                 let closed = &self.billing().0;
                 let keep = closed.len().saturating_sub(BILLING_DEPTH);
-                closed[keep..].iter().filter(|b| b.at >= from && b.at <= to).map(|b| row(Scope::Billing(b))).collect()
+                closed[keep..]
+                    .iter()
+                    .filter(|b| b.at >= from && b.at <= to)
+                    .map(|b| row(Scope::Billing(b)))
+                    .collect()
             }
             ProfileKind::EventLog(_) => {
                 let e = def.logical_name.bytes()[4];
-                let ev: Vec<Event> = self.event_log(e).into_iter().filter(|x| x.at >= from && x.at <= to).collect();
+                let ev: Vec<Event> = self
+                    .event_log(e)
+                    .into_iter()
+                    .filter(|x| x.at >= from && x.at <= to)
+                    .collect();
                 let times: Vec<i64> = ev.iter().map(|x| x.at).collect();
                 let totals = self.model.cumulative_series(&times);
-                ev.iter().zip(&totals).map(|(x, t)| row(Scope::Event(x, t))).collect()
+                ev.iter()
+                    .zip(&totals)
+                    .map(|(x, t)| row(Scope::Event(x, t)))
+                    .collect()
             }
             ProfileKind::NamePlate => vec![row(Scope::Now)],
         }
@@ -486,12 +589,16 @@ impl View<'_> {
 
 /// Column filter of a selective access: indices into the capture objects.
 fn select_columns(def_cols: &[CaptureObject], rows: Vec<Data>, keep: Option<Vec<usize>>) -> Data {
-    let Some(keep) = keep else { return Data::Array(rows) };
+    let Some(keep) = keep else {
+        return Data::Array(rows);
+    };
     let _ = def_cols;
     Data::Array(
         rows.into_iter()
             .map(|r| match r {
-                Data::Structure(v) => Data::Structure(keep.iter().filter_map(|i| v.get(*i).cloned()).collect()),
+                Data::Structure(v) => {
+                    Data::Structure(keep.iter().filter_map(|i| v.get(*i).cloned()).collect())
+                }
                 other => other,
             })
             .collect(),
@@ -500,16 +607,30 @@ fn select_columns(def_cols: &[CaptureObject], rows: Vec<Data>, keep: Option<Vec<
 
 impl View<'_> {
     /// Attribute 2 of a profile, honouring selective access by range (1) or entry (2).
-    fn profile_buffer(&self, def: &ProfileDef, access: Option<&SelectiveAccess>) -> Result<Data, DataAccessResult> {
+    fn profile_buffer(
+        &self,
+        def: &ProfileDef,
+        access: Option<&SelectiveAccess>,
+    ) -> Result<Data, DataAccessResult> {
         let all = (i64::MIN / 2, i64::MAX / 2);
         let Some(access) = access else {
             return Ok(Data::Array(self.profile_rows(def, all.0, all.1)));
         };
         match access.selector {
             1 => {
-                let range = access.as_range().map_err(|_| DataAccessResult::TypeUnmatched)?;
-                let from = range.from.to_utc(ist()).ok_or(DataAccessResult::TypeUnmatched)?.timestamp();
-                let to = range.to.to_utc(ist()).ok_or(DataAccessResult::TypeUnmatched)?.timestamp();
+                let range = access
+                    .as_range()
+                    .map_err(|_| DataAccessResult::TypeUnmatched)?;
+                let from = range
+                    .from
+                    .to_utc(ist())
+                    .ok_or(DataAccessResult::TypeUnmatched)?
+                    .timestamp();
+                let to = range
+                    .to
+                    .to_utc(ist())
+                    .ok_or(DataAccessResult::TypeUnmatched)?
+                    .timestamp();
                 let rows = self.profile_rows(def, from, to);
                 let keep = if range.selected_values.is_empty() {
                     None
@@ -518,26 +639,41 @@ impl View<'_> {
                         range
                             .selected_values
                             .iter()
-                            .filter_map(|s| def.column(s.class_id, s.logical_name, s.attribute_index))
+                            .filter_map(|s| {
+                                def.column(s.class_id, s.logical_name, s.attribute_index)
+                            })
                             .collect(),
                     )
                 };
                 Ok(select_columns(&def.capture_objects, rows, keep))
             }
             2 => {
-                let entry = access.as_entry().map_err(|_| DataAccessResult::TypeUnmatched)?;
+                let entry = access
+                    .as_entry()
+                    .map_err(|_| DataAccessResult::TypeUnmatched)?;
                 let rows = self.profile_rows(def, all.0, all.1);
                 let n = rows.len() as u32;
                 let from = entry.from_entry.max(1);
-                let to = if entry.to_entry == 0 { n } else { entry.to_entry.min(n) };
+                let to = if entry.to_entry == 0 {
+                    n
+                } else {
+                    entry.to_entry.min(n)
+                };
                 let rows: Vec<Data> = if from > to {
                     Vec::new()
                 } else {
-                    rows.into_iter().skip(from as usize - 1).take((to - from + 1) as usize).collect()
+                    rows.into_iter()
+                        .skip(from as usize - 1)
+                        .take((to - from + 1) as usize)
+                        .collect()
                 };
                 let ncols = def.capture_objects.len() as u16;
                 let c0 = entry.from_selected_value.max(1);
-                let c1 = if entry.to_selected_value == 0 { ncols } else { entry.to_selected_value.min(ncols) };
+                let c1 = if entry.to_selected_value == 0 {
+                    ncols
+                } else {
+                    entry.to_selected_value.min(ncols)
+                };
                 let keep = (c0 > 1 || c1 < ncols).then(|| (c0 as usize - 1..c1 as usize).collect());
                 Ok(select_columns(&def.capture_objects, rows, keep))
             }
@@ -545,7 +681,12 @@ impl View<'_> {
         }
     }
 
-    fn profile_attribute(&self, def: &ProfileDef, attribute: i8, access: Option<&SelectiveAccess>) -> Result<Data, DataAccessResult> {
+    fn profile_attribute(
+        &self,
+        def: &ProfileDef,
+        attribute: i8,
+        access: Option<&SelectiveAccess>,
+    ) -> Result<Data, DataAccessResult> {
         let all = (i64::MIN / 2, i64::MAX / 2);
         Ok(match attribute {
             2 => self.profile_buffer(def, access)?,
@@ -576,7 +717,11 @@ impl View<'_> {
         }
     }
 
-    fn scaler_profile_attribute(&self, def: &ProfileDef, attribute: i8) -> Result<Data, DataAccessResult> {
+    fn scaler_profile_attribute(
+        &self,
+        def: &ProfileDef,
+        attribute: i8,
+    ) -> Result<Data, DataAccessResult> {
         let cat = Catalogue::builtin();
         Ok(match attribute {
             2 => Data::Array(vec![def.default_scaler_row(cat, KIND)]),
@@ -592,11 +737,13 @@ impl View<'_> {
 
 fn image_info(image: &Option<ImageTransfer>) -> Data {
     match image {
-        Some(img) if img.status >= 3 && img.status != 4 => Data::Array(vec![Data::Structure(vec![
-            Data::DoubleLongUnsigned(img.size),
-            Data::OctetString(img.identifier.clone()),
-            Data::OctetString(Vec::new()),
-        ])]),
+        Some(img) if img.status >= 3 && img.status != 4 => {
+            Data::Array(vec![Data::Structure(vec![
+                Data::DoubleLongUnsigned(img.size),
+                Data::OctetString(img.identifier.clone()),
+                Data::OctetString(Vec::new()),
+            ])])
+        }
         _ => Data::Array(Vec::new()),
     }
 }
@@ -606,7 +753,13 @@ fn capture_ln(ln: ObisCode, class_id: u16, attribute: i8) -> Data {
 }
 
 impl View<'_> {
-    fn get_object(&self, ctx: &RequestContext, def: &ObjectDef, attribute: i8, access: Option<&SelectiveAccess>) -> Result<Data, DataAccessResult> {
+    fn get_object(
+        &self,
+        ctx: &RequestContext,
+        def: &ObjectDef,
+        attribute: i8,
+        access: Option<&SelectiveAccess>,
+    ) -> Result<Data, DataAccessResult> {
         let ln = def.logical_name;
         if attribute == 1 {
             return Ok(octets(ln));
@@ -626,16 +779,24 @@ impl View<'_> {
             7 => {
                 if let Some(p) = profiles.by_logical_name(KIND, ln) {
                     self.profile_attribute(p, attribute, access)
-                } else if let Some(p) = profiles.for_kind(KIND).find(|p| p.scaler_profile == Some(ln)) {
+                } else if let Some(p) = profiles
+                    .for_kind(KIND)
+                    .find(|p| p.scaler_profile == Some(ln))
+                {
                     self.scaler_profile_attribute(p, attribute)
                 } else {
                     Err(DataAccessResult::ObjectUnavailable)
                 }
             }
             1 | 3 | 4 => match attribute {
-                3 if def.class_id != 1 => def.scaler_unit.map(|s| s.to_data()).ok_or(DataAccessResult::ObjectUnavailable),
+                3 if def.class_id != 1 => def
+                    .scaler_unit
+                    .map(|s| s.to_data())
+                    .ok_or(DataAccessResult::ObjectUnavailable),
                 4 if def.class_id == 4 => Ok(Data::Null),
-                2 | 5 => self.value(def.class_id, ln, attribute, Scope::Now).ok_or(DataAccessResult::ObjectUnavailable),
+                2 | 5 => self
+                    .value(def.class_id, ln, attribute, Scope::Now)
+                    .ok_or(DataAccessResult::ObjectUnavailable),
                 _ => Err(DataAccessResult::ObjectUnavailable),
             },
             70 => Ok(match attribute {
@@ -650,19 +811,36 @@ impl View<'_> {
                 5 => Data::DoubleLongUnsigned(self.limit_w),
                 6 => Data::DoubleLongUnsigned(60),
                 7 => Data::DoubleLongUnsigned(60),
-                8 => Data::Structure(vec![Data::LongUnsigned(0), not_specified_datetime(), Data::DoubleLongUnsigned(0)]),
+                8 => Data::Structure(vec![
+                    Data::LongUnsigned(0),
+                    not_specified_datetime(),
+                    Data::DoubleLongUnsigned(0),
+                ]),
                 9 => Data::Array(Vec::new()),
                 10 => Data::Boolean(false),
                 11 => Data::Structure(vec![
-                    Data::Structure(vec![octets(ObisCode::new(0, 0, 10, 0, 106, 255)), Data::LongUnsigned(1)]),
-                    Data::Structure(vec![octets(ObisCode::new(0, 0, 10, 0, 106, 255)), Data::LongUnsigned(2)]),
+                    Data::Structure(vec![
+                        octets(ObisCode::new(0, 0, 10, 0, 106, 255)),
+                        Data::LongUnsigned(1),
+                    ]),
+                    Data::Structure(vec![
+                        octets(ObisCode::new(0, 0, 10, 0, 106, 255)),
+                        Data::LongUnsigned(2),
+                    ]),
                 ]),
                 _ => return Err(DataAccessResult::ObjectUnavailable),
             }),
             18 => Ok(match attribute {
                 2 => Data::DoubleLongUnsigned(IMAGE_BLOCK_SIZE),
-                3 => Data::BitString(match &self.image {
-                    Some(img) => BitString::with_bits(img.received.len(), img.received.iter().enumerate().filter(|(_, b)| **b).map(|(i, _)| i)),
+                3 => Data::bit_string(match &self.image {
+                    Some(img) => BitString::with_bits(
+                        img.received.len(),
+                        img.received
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, b)| **b)
+                            .map(|(i, _)| i),
+                    ),
                     None => BitString::default(),
                 }),
                 4 => Data::DoubleLongUnsigned(self.image.as_ref().map_or(0, |i| i.first_missing())),
@@ -684,7 +862,14 @@ impl View<'_> {
                 ]),
                 3 => Data::Structure(vec![
                     Data::Enum(0),
-                    Data::OctetString(self.shared.config.push_to.map(|a| a.to_string()).unwrap_or_default().into_bytes()),
+                    Data::OctetString(
+                        self.shared
+                            .config
+                            .push_to
+                            .map(|a| a.to_string())
+                            .unwrap_or_default()
+                            .into_bytes(),
+                    ),
                     Data::Enum(0),
                 ]),
                 4 => Data::Array(Vec::new()),
@@ -695,19 +880,32 @@ impl View<'_> {
             }),
             22 => Ok(match attribute {
                 2 => Data::Structure(vec![
-                    octets(if ln == obis::BILLING_DATES { obis::MD_RESET_SCRIPT } else { ObisCode::new(0, 0, 10, 0, 107, 255) }),
+                    octets(if ln == obis::BILLING_DATES {
+                        obis::MD_RESET_SCRIPT
+                    } else {
+                        ObisCode::new(0, 0, 10, 0, 107, 255)
+                    }),
                     Data::LongUnsigned(1),
                 ]),
                 3 => Data::Enum(1),
                 4 => Data::Array(vec![Data::Structure(vec![
                     Data::OctetString(vec![0, 0, 0, 0]),
-                    Data::OctetString(vec![0xFF, 0xFF, 0xFF, if ln == obis::BILLING_DATES { 1 } else { 0xFF }, 0xFF]),
+                    Data::OctetString(vec![
+                        0xFF,
+                        0xFF,
+                        0xFF,
+                        if ln == obis::BILLING_DATES { 1 } else { 0xFF },
+                        0xFF,
+                    ]),
                 ])]),
                 _ => return Err(DataAccessResult::ObjectUnavailable),
             }),
             20 => Ok(self.activity_calendar(attribute)?),
             9 => Ok(match attribute {
-                2 => Data::Array(vec![Data::Structure(vec![Data::LongUnsigned(1), Data::Array(Vec::new())])]),
+                2 => Data::Array(vec![Data::Structure(vec![
+                    Data::LongUnsigned(1),
+                    Data::Array(Vec::new()),
+                ])]),
                 _ => return Err(DataAccessResult::ObjectUnavailable),
             }),
             15 => self.association(ctx, def, attribute),
@@ -736,7 +934,10 @@ impl View<'_> {
                     last = *z;
                 }
             }
-            Data::Array(vec![Data::Structure(vec![Data::Unsigned(1), Data::Array(actions)])])
+            Data::Array(vec![Data::Structure(vec![
+                Data::Unsigned(1),
+                Data::Array(actions),
+            ])])
         };
         Ok(match attribute {
             2 | 6 => Data::OctetString(b"URJTOD".to_vec()),
@@ -746,7 +947,9 @@ impl View<'_> {
                 Data::OctetString(b"WEEK".to_vec()),
             ])]),
             4 | 8 => Data::Array(vec![Data::Structure(
-                std::iter::once(Data::OctetString(b"WEEK".to_vec())).chain((0..7).map(|_| Data::Unsigned(1))).collect(),
+                std::iter::once(Data::OctetString(b"WEEK".to_vec()))
+                    .chain((0..7).map(|_| Data::Unsigned(1)))
+                    .collect(),
             )]),
             5 | 9 => day_profile(),
             10 => not_specified_datetime(),
@@ -757,14 +960,36 @@ impl View<'_> {
     /// Association LN attributes the server association leaves to the object model:
     /// 2 object list (with this association's access rights), 3 associated partners,
     /// 4 application context, 5 xDLMS context, 6 mechanism, 8 status.
-    fn association(&self, ctx: &RequestContext, def: &ObjectDef, attribute: i8) -> Result<Data, DataAccessResult> {
-        let who = Association::ALL.iter().copied().find(|a| a.logical_name() == def.logical_name);
+    fn association(
+        &self,
+        ctx: &RequestContext,
+        def: &ObjectDef,
+        attribute: i8,
+    ) -> Result<Data, DataAccessResult> {
+        let who = Association::ALL
+            .iter()
+            .copied()
+            .find(|a| a.logical_name() == def.logical_name);
         Ok(match attribute {
             2 => object_list(ctx.client_sap),
-            3 => Data::Structure(vec![Data::Integer(who.map_or(0, |a| a.client_sap() as i8)), Data::LongUnsigned(crate::keys::SERVER_SAP)]),
-            4 => oid(1, if who.is_some_and(|a| a.ciphered()) { 3 } else { 1 }),
+            3 => Data::Structure(vec![
+                Data::Integer(who.map_or(0, |a| a.client_sap() as i8)),
+                Data::LongUnsigned(crate::keys::SERVER_SAP),
+            ]),
+            4 => oid(
+                1,
+                if who.is_some_and(|a| a.ciphered()) {
+                    3
+                } else {
+                    1
+                },
+            ),
             6 => oid(2, who.map_or(0, |a| a.mechanism() as u8)),
-            8 => Data::Enum(if who.is_some_and(|a| a.client_sap() == ctx.client_sap) { 2 } else { 0 }),
+            8 => Data::Enum(if who.is_some_and(|a| a.client_sap() == ctx.client_sap) {
+                2
+            } else {
+                0
+            }),
             _ => return Err(DataAccessResult::ReadWriteDenied),
         })
     }
@@ -829,9 +1054,17 @@ impl CosemObjects for MeterObjects {
         access: Option<&SelectiveAccess>,
     ) -> Result<Data, DataAccessResult> {
         let cat = Catalogue::builtin();
-        let def = cat.check_get(KIND, ctx.client_sap, attribute.class_id, attribute.instance, attribute.attribute_id)?;
+        let def = cat.check_get(
+            KIND,
+            ctx.client_sap,
+            attribute.class_id,
+            attribute.instance,
+            attribute.attribute_id,
+        )?;
         // Secrets are never returned.
-        if (def.class_id == 15 && attribute.attribute_id == 7) || (def.class_id == 64 && attribute.attribute_id > 5) {
+        if (def.class_id == 15 && attribute.attribute_id == 7)
+            || (def.class_id == 64 && attribute.attribute_id > 5)
+        {
             return Err(DataAccessResult::ReadWriteDenied);
         }
         let view = self.view(ctx.now);
@@ -846,7 +1079,13 @@ impl CosemObjects for MeterObjects {
         value: Data,
     ) -> Result<(), DataAccessResult> {
         let cat = Catalogue::builtin();
-        let def = cat.check_set(KIND, ctx.client_sap, attribute.class_id, attribute.instance, attribute.attribute_id)?;
+        let def = cat.check_set(
+            KIND,
+            ctx.client_sap,
+            attribute.class_id,
+            attribute.instance,
+            attribute.attribute_id,
+        )?;
         let ln = def.logical_name;
         let now = ctx.now;
         let t = now.timestamp();
@@ -880,7 +1119,10 @@ impl CosemObjects for MeterObjects {
                 Ok(())
             }
             (71, 3 | 4) => {
-                let w = value.as_i64().filter(|v| (0..=u32::MAX as i64).contains(v)).ok_or(bad)?;
+                let w = value
+                    .as_i64()
+                    .filter(|v| (0..=u32::MAX as i64).contains(v))
+                    .ok_or(bad)?;
                 self.with_state(|s| {
                     s.limit = Some((w as u32, t));
                     s.programming_count += 1;
@@ -904,13 +1146,22 @@ impl CosemObjects for MeterObjects {
                 }
                 _ => Err(bad),
             },
-            (1, 2) if ln == obis::PROFILE_CAPTURE_PERIOD || ln == obis::DEMAND_INTEGRATION_PERIOD => {
+            (1, 2)
+                if ln == obis::PROFILE_CAPTURE_PERIOD || ln == obis::DEMAND_INTEGRATION_PERIOD =>
+            {
                 // The history is modelled at the configured period; only that period is accepted.
                 match value.as_i64() {
                     Some(p) if p == shared.config.capture_period_secs() => {
                         self.with_state(|s| {
                             s.programming_count += 1;
-                            s.log(t, if ln == obis::PROFILE_CAPTURE_PERIOD { code::CAPTURE_PERIOD_SET } else { 152 });
+                            s.log(
+                                t,
+                                if ln == obis::PROFILE_CAPTURE_PERIOD {
+                                    code::CAPTURE_PERIOD_SET
+                                } else {
+                                    152
+                                },
+                            );
                         });
                         Ok(())
                     }
@@ -929,7 +1180,14 @@ impl CosemObjects for MeterObjects {
                     s.prepaid = Some(prepaid);
                     s.programming_count += 1;
                     if was != prepaid {
-                        s.log(t, if prepaid { code::CHANGED_TO_PREPAID } else { code::CHANGED_TO_POSTPAID });
+                        s.log(
+                            t,
+                            if prepaid {
+                                code::CHANGED_TO_PREPAID
+                            } else {
+                                code::CHANGED_TO_POSTPAID
+                            },
+                        );
                     }
                 });
                 Ok(())
@@ -939,13 +1197,25 @@ impl CosemObjects for MeterObjects {
                 // Scaler −2 on a currency unit: the raw value is in paise.
                 let amount = value.as_i64().ok_or(bad)?;
                 let balance = self.view(now).balance_paise();
-                self.with_state(|s| s.recharge = Some(Recharge { last_amount: amount, at: t, total_at_last: balance + amount }));
+                self.with_state(|s| {
+                    s.recharge = Some(Recharge {
+                        last_amount: amount,
+                        at: t,
+                        total_at_last: balance + amount,
+                    })
+                });
                 Ok(())
             }
             (3, 2) if ln == ObisCode::new(0, 0, 94, 96, 24, 255) => {
                 let balance = value.as_i64().ok_or(bad)?;
                 let last = self.view(now).recharge;
-                self.with_state(|s| s.recharge = Some(Recharge { last_amount: last.last_amount, at: t, total_at_last: balance }));
+                self.with_state(|s| {
+                    s.recharge = Some(Recharge {
+                        last_amount: last.last_amount,
+                        at: t,
+                        total_at_last: balance,
+                    })
+                });
                 Ok(())
             }
             // Other writable configuration is accepted and counted, not modelled.
@@ -963,7 +1233,13 @@ impl CosemObjects for MeterObjects {
         parameters: Option<Data>,
     ) -> Result<Option<Data>, ActionResult> {
         let cat = Catalogue::builtin();
-        let def = cat.check_action(KIND, ctx.client_sap, method.class_id, method.instance, method.method_id)?;
+        let def = cat.check_action(
+            KIND,
+            ctx.client_sap,
+            method.class_id,
+            method.instance,
+            method.method_id,
+        )?;
         let now = ctx.now;
         let t = now.timestamp();
         let shared = self.shared.clone();
@@ -972,7 +1248,11 @@ impl CosemObjects for MeterObjects {
             (70, m @ (1 | 2)) => {
                 let changed = self.with_state(|s| meter::set_relay(s, m == 2, t));
                 if changed {
-                    let c = if m == 2 { code::LOAD_SWITCH_CONNECTED } else { code::LOAD_SWITCH_DISCONNECTED };
+                    let c = if m == 2 {
+                        code::LOAD_SWITCH_CONNECTED
+                    } else {
+                        code::LOAD_SWITCH_DISCONNECTED
+                    };
                     crate::push::alert(&shared, index, c, now);
                 }
                 Ok(None)
@@ -980,7 +1260,10 @@ impl CosemObjects for MeterObjects {
             (18, 1) => {
                 let p = parameters.ok_or(ActionResult::TypeUnmatched)?;
                 let items = p.as_items().ok_or(ActionResult::TypeUnmatched)?;
-                let (Some(id), Some(size)) = (items.first().and_then(Data::as_octets), items.get(1).and_then(Data::as_i64)) else {
+                let (Some(id), Some(size)) = (
+                    items.first().and_then(Data::as_octets),
+                    items.get(1).and_then(Data::as_i64),
+                ) else {
                     return Err(ActionResult::TypeUnmatched);
                 };
                 if !(1..=meter::MAX_IMAGE_SIZE as i64).contains(&size) {
@@ -1001,12 +1284,18 @@ impl CosemObjects for MeterObjects {
             (18, 2) => {
                 let p = parameters.ok_or(ActionResult::TypeUnmatched)?;
                 let items = p.as_items().ok_or(ActionResult::TypeUnmatched)?;
-                let (Some(n), Some(block)) = (items.first().and_then(Data::as_i64), items.get(1).and_then(Data::as_octets)) else {
+                let (Some(n), Some(block)) = (
+                    items.first().and_then(Data::as_i64),
+                    items.get(1).and_then(Data::as_octets),
+                ) else {
                     return Err(ActionResult::TypeUnmatched);
                 };
                 self.with_state(|s| {
                     let img = s.image.as_deref_mut().ok_or(ActionResult::OtherReason)?;
-                    let slot = usize::try_from(n).ok().filter(|i| *i < img.received.len()).ok_or(ActionResult::OtherReason)?;
+                    let slot = usize::try_from(n)
+                        .ok()
+                        .filter(|i| *i < img.received.len())
+                        .ok_or(ActionResult::OtherReason)?;
                     let blocks = img.received.len();
                     let expected = if slot + 1 == blocks {
                         img.size as usize - slot * IMAGE_BLOCK_SIZE as usize

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dlms::apdu::DataNotification;
-use dlms::association::server::{build_push_notification, PushProtection};
+use dlms::association::server::{PushProtection, build_push_notification};
 use dlms::data::BitString;
 use dlms::security::{GlobalKeys, SecurityPolicy, Suite0Cipher};
 use dlms::{Data, ObisCode};
@@ -60,14 +60,16 @@ pub(crate) fn notification(shared: &Shared, alert: &Alert) -> Option<Vec<u8>> {
     if let Some(Some(bit)) = events::alert_bit(alert.code) {
         esw = BitString::with_bits(
             esw.len,
-            (0..esw.len).filter(|i| esw.bit(*i) || *i == bit).collect::<Vec<_>>(),
+            (0..esw.len)
+                .filter(|i| esw.bit(*i) || *i == bit)
+                .collect::<Vec<_>>(),
         );
     }
     let body = Data::Structure(vec![
         Data::OctetString(keys.serial.clone().into_bytes()),
         Data::OctetString(obis::PUSH_SETUP_ALERT.bytes().to_vec()),
         Data::OctetString(clock.to_vec()),
-        Data::BitString(esw),
+        Data::bit_string(esw),
     ]);
     let cipher = Suite0Cipher::new(&GlobalKeys {
         encryption: keys.global_encryption_key,
@@ -101,8 +103,12 @@ pub(crate) async fn run_pusher(
     let mut conn: Option<TcpStream> = None;
     while let Some(alert) = rx.recv().await {
         // A meter that lost power cannot push, except its last gasp.
-        let Some(apdu) = notification(&shared, &alert) else { continue };
-        let Ok(frame) = dlms::wrapper::encode(SERVER_SAP, PUSH_CLIENT_SAP, &apdu) else { continue };
+        let Some(apdu) = notification(&shared, &alert) else {
+            continue;
+        };
+        let Ok(frame) = dlms::wrapper::encode(SERVER_SAP, PUSH_CLIENT_SAP, &apdu) else {
+            continue;
+        };
         for _attempt in 0..2 {
             if conn.is_none() {
                 conn = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(target))
@@ -131,7 +137,11 @@ pub(crate) async fn watch_schedule(shared: Arc<Shared>) {
             let m = shared.peek(index, |s| crate::meter::model(&shared, index, s));
             for e in events::scheduled(&m, last + 1, now, None) {
                 // On-demand outages are pushed when they are made.
-                let on_demand = m.extra_outages.spans().iter().any(|(s, end)| *s == e.at || *end == e.at);
+                let on_demand = m
+                    .extra_outages
+                    .spans()
+                    .iter()
+                    .any(|(s, end)| *s == e.at || *end == e.at);
                 if matches!(e.code, code::POWER_FAILURE | code::POWER_RESTORED) && on_demand {
                     continue;
                 }

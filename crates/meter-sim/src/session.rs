@@ -29,9 +29,16 @@ pub fn server_config(seed: u64, index: u32) -> ServerConfig {
     let k = MeterKeys::derive(seed, index);
     ServerConfig::is15959(
         k.system_title,
-        GlobalKeys { encryption: k.global_encryption_key, authentication: k.global_authentication_key },
+        GlobalKeys {
+            encryption: k.global_encryption_key,
+            authentication: k.global_authentication_key,
+        },
         k.lls_secret.as_bytes(),
-        [HlsSecret::new(k.hls_utility), HlsSecret::new(k.hls_push), HlsSecret::new(k.hls_firmware)],
+        [
+            HlsSecret::new(k.hls_utility),
+            HlsSecret::new(k.hls_push),
+            HlsSecret::new(k.hls_firmware),
+        ],
     )
 }
 
@@ -44,9 +51,9 @@ pub fn initial_invocation_counter() -> u32 {
 }
 
 pub(crate) fn security_state(shared: &Shared, index: u32) -> MeterSecurityState {
-    shared.peek(index, |s| s.and_then(|s| s.security.as_deref().cloned())).unwrap_or_else(|| {
-        MeterSecurityState::new(initial_invocation_counter())
-    })
+    shared
+        .peek(index, |s| s.and_then(|s| s.security.as_deref().cloned()))
+        .unwrap_or_else(|| MeterSecurityState::new(initial_invocation_counter()))
 }
 
 /// Keeps the newer counters (another connection to the same meter may have moved them on).
@@ -114,7 +121,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
     let mut framing = match transport {
         Transport::Wrapper => Framing::Wrapper(WrapperDecoder::new()),
         Transport::Hdlc => {
-            match HdlcServer::new(dlms::hdlc::ServerConfig::new(HdlcAddress::One(SERVER_SAP as u8))) {
+            match HdlcServer::new(dlms::hdlc::ServerConfig::new(HdlcAddress::One(
+                SERVER_SAP as u8,
+            ))) {
                 Ok(s) => Framing::Hdlc(Box::new(s)),
                 Err(e) => {
                     tracing::warn!(meter = index, error = %e, "cannot start the HDLC link");
@@ -123,7 +132,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
             }
         }
     };
-    let mut server = Server::new(server_config(shared.config.seed, index), security_state(&shared, index));
+    let mut server = Server::new(
+        server_config(shared.config.seed, index),
+        security_state(&shared, index),
+    );
     let mut objects = MeterObjects::new(shared.clone(), index);
     let mut associated = false;
     let mut challenges = 0u64;
@@ -181,7 +193,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
                 return;
             }
             challenges += 1;
-            let h1 = hash(shared.config.seed, &[tag::CHALLENGE, index as u64, challenges, Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64]);
+            let h1 = hash(
+                shared.config.seed,
+                &[
+                    tag::CHALLENGE,
+                    index as u64,
+                    challenges,
+                    Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64,
+                ],
+            );
             let h2 = hash(h1, &[challenges]);
             let mut stoc = [0u8; 16];
             stoc[..8].copy_from_slice(&h1.to_be_bytes());
@@ -190,13 +210,17 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
             match &out.event {
                 Some(ServerEvent::Associated { .. }) => associated = true,
                 Some(ServerEvent::Released { .. }) => associated = false,
-                Some(ServerEvent::Rejected { client_sap, reason, .. }) => {
+                Some(ServerEvent::Rejected {
+                    client_sap, reason, ..
+                }) => {
                     tracing::debug!(meter = index, client_sap, reason, "association rejected")
                 }
                 _ => {}
             }
             store_security(&shared, index, server.security_state());
-            let Some(response) = out.response else { continue };
+            let Some(response) = out.response else {
+                continue;
+            };
             match &mut framing {
                 Framing::Wrapper(_) => {
                     if let Ok(f) = dlms::wrapper::encode(SERVER_SAP, client_sap, &response) {

@@ -20,7 +20,9 @@ const UTILITY: u16 = 48;
 const FIRMWARE: u16 = 80;
 
 async fn fleet(seed: u64) -> FleetHandle {
-    Fleet::offline(FleetConfig::new(3, Ipv4Addr::new(127, 1, 0, 1), 4059, seed)).await.unwrap()
+    Fleet::offline(FleetConfig::new(3, Ipv4Addr::new(127, 1, 0, 1), 4059, seed))
+        .await
+        .unwrap()
 }
 
 fn ctx(client_sap: u16, now: DateTime<Utc>) -> RequestContext {
@@ -29,15 +31,27 @@ fn ctx(client_sap: u16, now: DateTime<Utc>) -> RequestContext {
         32 => Mechanism::Lls,
         _ => Mechanism::Hls,
     };
-    RequestContext { client_sap, mechanism, now }
+    RequestContext {
+        client_sap,
+        mechanism,
+        now,
+    }
 }
 
 fn attr(class_id: u16, ln: &str, attribute_id: i8) -> AttributeDescriptor {
-    AttributeDescriptor { class_id, instance: ln.parse().unwrap(), attribute_id }
+    AttributeDescriptor {
+        class_id,
+        instance: ln.parse().unwrap(),
+        attribute_id,
+    }
 }
 
 fn method(class_id: u16, ln: &str, method_id: i8) -> MethodDescriptor {
-    MethodDescriptor { class_id, instance: ln.parse().unwrap(), method_id }
+    MethodDescriptor {
+        class_id,
+        instance: ln.parse().unwrap(),
+        method_id,
+    }
 }
 
 fn rows(d: &Data) -> &[Data] {
@@ -48,7 +62,11 @@ fn rows(d: &Data) -> &[Data] {
 }
 
 fn row_time(row: &Data) -> DateTime<Utc> {
-    row.as_items().unwrap()[0].as_datetime().unwrap().to_utc(ist()).unwrap()
+    row.as_items().unwrap()[0]
+        .as_datetime()
+        .unwrap()
+        .to_utc(ist())
+        .unwrap()
 }
 
 fn range(from: DateTime<Utc>, to: DateTime<Utc>) -> SelectiveAccess {
@@ -95,8 +113,10 @@ async fn answers_with_the_types_a_meter_uses() {
 
     // Block load: capture objects start with the clock, then the IS 15959 channels.
     let cols = m.get(&c, &attr(7, BLOCK, 3), None).unwrap();
-    let cols: Vec<CaptureColumn> =
-        rows(&cols).iter().map(|d| CaptureColumn::from_data(d).unwrap()).collect();
+    let cols: Vec<CaptureColumn> = rows(&cols)
+        .iter()
+        .map(|d| CaptureColumn::from_data(d).unwrap())
+        .collect();
     assert_eq!(cols[0], CaptureColumn::CLOCK);
     let names: Vec<String> = cols.iter().map(|c| c.logical_name.to_string()).collect();
     assert_eq!(
@@ -111,14 +131,23 @@ async fn answers_with_the_types_a_meter_uses() {
             "1.0.10.29.0.255"
         ]
     );
-    assert_eq!(m.get(&c, &attr(7, BLOCK, 4), None).unwrap(), Data::DoubleLongUnsigned(900));
-    let in_use = m.get(&c, &attr(7, BLOCK, 7), None).unwrap().as_i64().unwrap();
+    assert_eq!(
+        m.get(&c, &attr(7, BLOCK, 4), None).unwrap(),
+        Data::DoubleLongUnsigned(900)
+    );
+    let in_use = m
+        .get(&c, &attr(7, BLOCK, 7), None)
+        .unwrap()
+        .as_i64()
+        .unwrap();
     assert!(in_use > 60 * 96 && in_use <= 90 * 96, "{in_use}");
 
     // Rows by range: inside the range, 15 minutes apart (outside outages), typed.
     let to = now() - chrono::Duration::minutes(7);
     let from = to - chrono::Duration::hours(2);
-    let got = m.get(&c, &attr(7, BLOCK, 2), Some(&range(from, to))).unwrap();
+    let got = m
+        .get(&c, &attr(7, BLOCK, 2), Some(&range(from, to)))
+        .unwrap();
     let got = rows(&got);
     assert!(!got.is_empty() && got.len() <= 9);
     for r in got {
@@ -135,7 +164,11 @@ async fn answers_with_the_types_a_meter_uses() {
     assert_eq!(rows(&scalers).len(), 1);
     // By entry: the first two entries, columns 1-2.
     let two = m
-        .get(&c, &attr(7, BLOCK, 2), Some(&SelectiveAccess::by_entry(1, 2, 1, 2)))
+        .get(
+            &c,
+            &attr(7, BLOCK, 2),
+            Some(&SelectiveAccess::by_entry(1, 2, 1, 2)),
+        )
         .unwrap();
     assert_eq!(rows(&two).len(), 2);
     assert_eq!(rows(&two)[0].as_items().unwrap().len(), 2);
@@ -150,10 +183,17 @@ async fn access_rights_follow_the_association() {
         m.get(&ctx(PUBLIC, t), &attr(7, BLOCK, 2), None),
         Err(DataAccessResult::ReadWriteDenied)
     );
-    assert!(m.get(&ctx(PUBLIC, t), &attr(8, "0.0.1.0.0.255", 2), None).is_ok());
+    assert!(
+        m.get(&ctx(PUBLIC, t), &attr(8, "0.0.1.0.0.255", 2), None)
+            .is_ok()
+    );
     assert!(m.get(&ctx(READER, t), &attr(7, BLOCK, 3), None).is_ok());
     assert_eq!(
-        m.action(&ctx(READER, t), &method(70, "0.0.96.3.10.255", 1), Some(Data::Integer(0))),
+        m.action(
+            &ctx(READER, t),
+            &method(70, "0.0.96.3.10.255", 1),
+            Some(Data::Integer(0))
+        ),
         Err(ActionResult::ReadWriteDenied)
     );
     assert_eq!(
@@ -165,7 +205,10 @@ async fn access_rights_follow_the_association() {
         m.action(
             &ctx(UTILITY, t),
             &method(18, "0.0.44.0.0.255", 1),
-            Some(Data::Structure(vec![Data::OctetString(b"x".to_vec()), Data::DoubleLongUnsigned(1)]))
+            Some(Data::Structure(vec![
+                Data::OctetString(b"x".to_vec()),
+                Data::DoubleLongUnsigned(1)
+            ]))
         ),
         Err(ActionResult::ReadWriteDenied)
     );
@@ -176,7 +219,9 @@ async fn same_seed_same_meter_data() {
     let (a, b, c) = (fleet(7).await, fleet(7).await, fleet(8).await);
     let access = range(now() - chrono::Duration::days(3), now());
     let read = |f: &FleetHandle| {
-        f.objects(2).get(&ctx(READER, now()), &attr(7, BLOCK, 2), Some(&access)).unwrap()
+        f.objects(2)
+            .get(&ctx(READER, now()), &attr(7, BLOCK, 2), Some(&access))
+            .unwrap()
     };
     assert_eq!(read(&a), read(&b));
     assert_ne!(read(&a), read(&c));
@@ -199,16 +244,30 @@ async fn profiles_are_consistent() {
     let (d0, d1) = (&daily[daily.len() - 3], &daily[daily.len() - 2]);
     let (t0, t1) = (row_time(d0), row_time(d1));
     let kwh = |r: &Data| r.as_items().unwrap()[1].as_i64().unwrap();
-    let blocks = get(&mut m, BLOCK, Some(&range(t0 + chrono::Duration::seconds(1), t1)));
-    let sum: i64 = rows(&blocks).iter().map(|r| r.as_items().unwrap()[3].as_i64().unwrap()).sum();
-    assert_eq!(kwh(d1) - kwh(d0), sum, "daily delta = sum of the day's blocks");
+    let blocks = get(
+        &mut m,
+        BLOCK,
+        Some(&range(t0 + chrono::Duration::seconds(1), t1)),
+    );
+    let sum: i64 = rows(&blocks)
+        .iter()
+        .map(|r| r.as_items().unwrap()[3].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        kwh(d1) - kwh(d0),
+        sum,
+        "daily delta = sum of the day's blocks"
+    );
     assert_eq!((t1 - t0).num_hours(), 24);
 
     // Billing: cumulative kWh at the billing date = the daily snapshot at that midnight.
     let billing = get(&mut m, "1.0.98.1.0.255", None);
     let last_bill = rows(&billing).last().unwrap().as_items().unwrap().to_vec();
     let bill_at = last_bill[0].as_datetime().unwrap().to_utc(ist()).unwrap();
-    let snap = daily.iter().find(|r| row_time(r) == bill_at).expect("a snapshot at the billing date");
+    let snap = daily
+        .iter()
+        .find(|r| row_time(r) == bill_at)
+        .expect("a snapshot at the billing date");
     assert_eq!(last_bill[2].as_i64(), Some(kwh(snap)));
     let zones: i64 = last_bill[3..11].iter().map(|d| d.as_i64().unwrap()).sum();
     assert_eq!(zones, kwh(snap), "TOD zones add up to the total");
@@ -226,19 +285,46 @@ async fn relay_disconnect_and_reconnect() {
     let mut m = f.objects(0);
     let t = now();
     let dc = "0.0.96.3.10.255";
-    assert_eq!(m.get(&ctx(READER, t), &attr(70, dc, 2), None), Ok(Data::Boolean(true)));
-    m.action(&ctx(UTILITY, t), &method(70, dc, 1), Some(Data::Integer(0))).unwrap();
-    assert_eq!(m.get(&ctx(READER, t), &attr(70, dc, 2), None), Ok(Data::Boolean(false)));
-    assert_eq!(m.get(&ctx(READER, t), &attr(70, dc, 3), None), Ok(Data::Enum(0)));
-    let esw = m.get(&ctx(READER, t), &attr(1, "0.0.94.91.18.255", 2), None).unwrap();
+    assert_eq!(
+        m.get(&ctx(READER, t), &attr(70, dc, 2), None),
+        Ok(Data::Boolean(true))
+    );
+    m.action(&ctx(UTILITY, t), &method(70, dc, 1), Some(Data::Integer(0)))
+        .unwrap();
+    assert_eq!(
+        m.get(&ctx(READER, t), &attr(70, dc, 2), None),
+        Ok(Data::Boolean(false))
+    );
+    assert_eq!(
+        m.get(&ctx(READER, t), &attr(70, dc, 3), None),
+        Ok(Data::Enum(0))
+    );
+    let esw = m
+        .get(&ctx(READER, t), &attr(1, "0.0.94.91.18.255", 2), None)
+        .unwrap();
     assert!(matches!(esw, Data::BitString(ref b) if b.len == 128 && b.bit(84)));
     let t2 = t + chrono::Duration::minutes(40);
-    m.action(&ctx(UTILITY, t2), &method(70, dc, 2), Some(Data::Integer(0))).unwrap();
-    assert_eq!(m.get(&ctx(READER, t2), &attr(70, dc, 2), None), Ok(Data::Boolean(true)));
-    assert_eq!(m.get(&ctx(READER, t2), &attr(70, dc, 3), None), Ok(Data::Enum(1)));
-    let log = m.get(&ctx(READER, t2), &attr(7, "0.0.99.98.6.255", 2), None).unwrap();
-    let codes: Vec<i64> =
-        rows(&log).iter().map(|r| r.as_items().unwrap()[1].as_i64().unwrap()).collect();
+    m.action(
+        &ctx(UTILITY, t2),
+        &method(70, dc, 2),
+        Some(Data::Integer(0)),
+    )
+    .unwrap();
+    assert_eq!(
+        m.get(&ctx(READER, t2), &attr(70, dc, 2), None),
+        Ok(Data::Boolean(true))
+    );
+    assert_eq!(
+        m.get(&ctx(READER, t2), &attr(70, dc, 3), None),
+        Ok(Data::Enum(1))
+    );
+    let log = m
+        .get(&ctx(READER, t2), &attr(7, "0.0.99.98.6.255", 2), None)
+        .unwrap();
+    let codes: Vec<i64> = rows(&log)
+        .iter()
+        .map(|r| r.as_items().unwrap()[1].as_i64().unwrap())
+        .collect();
     assert_eq!(codes, [301, 302]);
     assert_eq!(
         m.get(&ctx(READER, t2), &attr(1, "0.0.96.11.6.255", 2), None),
@@ -247,7 +333,10 @@ async fn relay_disconnect_and_reconnect() {
 }
 
 fn image_block(n: u32, data: Vec<u8>) -> Option<Data> {
-    Some(Data::Structure(vec![Data::DoubleLongUnsigned(n), Data::OctetString(data)]))
+    Some(Data::Structure(vec![
+        Data::DoubleLongUnsigned(n),
+        Data::OctetString(data),
+    ]))
 }
 
 #[tokio::test]
@@ -257,7 +346,11 @@ async fn firmware_upgrade_through_image_transfer() {
     let t = now();
     let it = "0.0.44.0.0.255";
     let fw = ctx(FIRMWARE, t);
-    let size = m.get(&fw, &attr(18, it, 2), None).unwrap().as_i64().unwrap() as usize;
+    let size = m
+        .get(&fw, &attr(18, it, 2), None)
+        .unwrap()
+        .as_i64()
+        .unwrap() as usize;
     let image: Vec<u8> = (0..size * 3 - 10).map(|i| i as u8).collect();
     let init = Some(Data::Structure(vec![
         Data::OctetString(b"URJ-SIM-2.0.0".to_vec()),
@@ -266,27 +359,59 @@ async fn firmware_upgrade_through_image_transfer() {
 
     // Missing block: verify fails.
     m.action(&fw, &method(18, it, 1), init.clone()).unwrap();
-    m.action(&fw, &method(18, it, 2), image_block(0, image[..size].to_vec())).unwrap();
-    m.action(&fw, &method(18, it, 2), image_block(2, image[2 * size..].to_vec())).unwrap();
-    assert_eq!(m.get(&fw, &attr(18, it, 4), None), Ok(Data::DoubleLongUnsigned(1)));
-    assert!(m.action(&fw, &method(18, it, 3), Some(Data::Integer(0))).is_err());
+    m.action(
+        &fw,
+        &method(18, it, 2),
+        image_block(0, image[..size].to_vec()),
+    )
+    .unwrap();
+    m.action(
+        &fw,
+        &method(18, it, 2),
+        image_block(2, image[2 * size..].to_vec()),
+    )
+    .unwrap();
+    assert_eq!(
+        m.get(&fw, &attr(18, it, 4), None),
+        Ok(Data::DoubleLongUnsigned(1))
+    );
+    assert!(
+        m.action(&fw, &method(18, it, 3), Some(Data::Integer(0)))
+            .is_err()
+    );
     assert_eq!(m.get(&fw, &attr(18, it, 6), None), Ok(Data::Enum(4)));
-    assert!(m.action(&fw, &method(18, it, 4), Some(Data::Integer(0))).is_err());
+    assert!(
+        m.action(&fw, &method(18, it, 4), Some(Data::Integer(0)))
+            .is_err()
+    );
     let version = m.get(&fw, &attr(1, "1.0.0.2.0.255", 2), None).unwrap();
     assert_eq!(version.as_octets().unwrap(), b"URJ-SIM-1.0.0");
 
     // Happy path.
     m.action(&fw, &method(18, it, 1), init).unwrap();
     for (n, chunk) in image.chunks(size).enumerate() {
-        m.action(&fw, &method(18, it, 2), image_block(n as u32, chunk.to_vec())).unwrap();
+        m.action(
+            &fw,
+            &method(18, it, 2),
+            image_block(n as u32, chunk.to_vec()),
+        )
+        .unwrap();
     }
-    m.action(&fw, &method(18, it, 3), Some(Data::Integer(0))).unwrap();
+    m.action(&fw, &method(18, it, 3), Some(Data::Integer(0)))
+        .unwrap();
     assert_eq!(m.get(&fw, &attr(18, it, 6), None), Ok(Data::Enum(3)));
-    m.action(&fw, &method(18, it, 4), Some(Data::Integer(0))).unwrap();
+    m.action(&fw, &method(18, it, 4), Some(Data::Integer(0)))
+        .unwrap();
     let version = m.get(&fw, &attr(1, "1.0.0.2.0.255", 2), None).unwrap();
     assert_eq!(version.as_octets().unwrap(), b"URJ-SIM-2.0.0");
-    let log = m.get(&ctx(READER, t), &attr(7, "0.0.99.98.3.255", 2), None).unwrap();
-    assert!(rows(&log).iter().any(|r| r.as_items().unwrap()[1] == Data::LongUnsigned(157)));
+    let log = m
+        .get(&ctx(READER, t), &attr(7, "0.0.99.98.3.255", 2), None)
+        .unwrap();
+    assert!(
+        rows(&log)
+            .iter()
+            .any(|r| r.as_items().unwrap()[1] == Data::LongUnsigned(157))
+    );
 }
 
 #[tokio::test]
@@ -297,17 +422,36 @@ async fn power_off_leaves_a_gap_matching_events_101_102() {
     f.power_off(2, Duration::from_secs(3600));
     let later = start + chrono::Duration::hours(3);
     let c = ctx(READER, later);
-    let got = m.get(&c, &attr(7, BLOCK, 2), Some(&range(start - chrono::Duration::hours(1), later))).unwrap();
+    let got = m
+        .get(
+            &c,
+            &attr(7, BLOCK, 2),
+            Some(&range(start - chrono::Duration::hours(1), later)),
+        )
+        .unwrap();
     let times: Vec<DateTime<Utc>> = rows(&got).iter().map(row_time).collect();
     let off_from = start.timestamp();
     let off_to = off_from + 3600;
-    assert!(times.iter().all(|t| t.timestamp() < off_from || t.timestamp() >= off_to));
-    let gap = times.windows(2).map(|w| (w[1] - w[0]).num_minutes()).max().unwrap();
+    assert!(
+        times
+            .iter()
+            .all(|t| t.timestamp() < off_from || t.timestamp() >= off_to)
+    );
+    let gap = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_minutes())
+        .max()
+        .unwrap();
     assert!(gap >= 60, "largest gap {gap} min");
     let log = m.get(&c, &attr(7, "0.0.99.98.2.255", 2), None).unwrap();
     let ev: Vec<(i64, i64)> = rows(&log)
         .iter()
-        .map(|r| (row_time(r).timestamp(), r.as_items().unwrap()[1].as_i64().unwrap()))
+        .map(|r| {
+            (
+                row_time(r).timestamp(),
+                r.as_items().unwrap()[1].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert!(ev.contains(&(off_from, 101)), "{ev:?}");
     assert!(ev.contains(&(off_to, 102)), "{ev:?}");
@@ -321,14 +465,59 @@ async fn clock_set_logs_event_151() {
     let t = now();
     let target = t + chrono::Duration::minutes(10);
     let value = Data::OctetString(dlms::DateTime::from_utc(target, ist()).to_bytes().to_vec());
-    m.set(&ctx(UTILITY, t), &attr(8, "0.0.1.0.0.255", 2), None, value.clone()).unwrap();
+    m.set(
+        &ctx(UTILITY, t),
+        &attr(8, "0.0.1.0.0.255", 2),
+        None,
+        value.clone(),
+    )
+    .unwrap();
     assert_eq!(
         m.set(&ctx(READER, t), &attr(8, "0.0.1.0.0.255", 2), None, value),
         Err(DataAccessResult::ReadWriteDenied)
     );
-    let clock = m.get(&ctx(READER, t), &attr(8, "0.0.1.0.0.255", 2), None).unwrap();
+    let clock = m
+        .get(&ctx(READER, t), &attr(8, "0.0.1.0.0.255", 2), None)
+        .unwrap();
     let read = clock.as_datetime().unwrap().to_utc(ist()).unwrap();
     assert!((read - target).num_seconds().abs() <= 1);
-    let log = m.get(&ctx(READER, t), &attr(7, "0.0.99.98.3.255", 2), None).unwrap();
-    assert!(rows(&log).iter().any(|r| r.as_items().unwrap()[1] == Data::LongUnsigned(151)));
+    let log = m
+        .get(&ctx(READER, t), &attr(7, "0.0.99.98.3.255", 2), None)
+        .unwrap();
+    assert!(
+        rows(&log)
+            .iter()
+            .any(|r| r.as_items().unwrap()[1] == Data::LongUnsigned(151))
+    );
+}
+
+#[tokio::test]
+async fn skew_fault_moves_the_clock() {
+    let f = fleet(1).await;
+    let skew = meter_sim::Fault::with_param(meter_sim::FaultKind::Skew, Duration::from_secs(600));
+    f.set_fault(1, meter_sim::FaultKind::Skew, Some(skew));
+    let t = Utc::now();
+    let clock = f
+        .objects(1)
+        .get(&ctx(PUBLIC, t), &attr(8, "0.0.1.0.0.255", 2), None)
+        .unwrap();
+    let off = (clock.as_datetime().unwrap().to_utc(ist()).unwrap() - t)
+        .num_seconds()
+        .abs();
+    assert!((595..=605).contains(&off), "clock off by {off} s");
+}
+
+#[tokio::test]
+async fn too_many_meters_for_the_open_file_limit_is_an_error_before_binding() {
+    let config = FleetConfig::new(2_000_000, Ipv4Addr::new(127, 1, 0, 1), 4059, 1);
+    let err = Fleet::start(config).await.unwrap_err();
+    assert!(
+        matches!(err, meter_sim::SimError::OpenFileLimit { .. }),
+        "{err}"
+    );
+    let config = FleetConfig::new(10, Ipv4Addr::new(10, 0, 0, 1), 4059, 1);
+    assert!(matches!(
+        Fleet::start(config).await,
+        Err(meter_sim::SimError::NotLoopback(_))
+    ));
 }

@@ -5,13 +5,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use chrono::Utc;
+use dlms::Data;
 use dlms::apdu::{AttributeDescriptor, GetDataResult, SelectiveAccess};
-use dlms::association::client::{Client, ClientCiphering, ClientConfig, ClientEvent, ClientSecurityState};
 use dlms::association::Authentication;
+use dlms::association::client::{
+    Client, ClientCiphering, ClientConfig, ClientEvent, ClientSecurityState,
+};
 use dlms::datetime::ist;
 use dlms::security::{GlobalKeys, HlsSecret, SecurityPolicy};
 use dlms::wrapper::WrapperDecoder;
-use dlms::Data;
 use meter_sim::{Fault, FaultKind, Fleet, FleetConfig, FleetHandle, MeterKeys};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,7 +24,9 @@ fn base_address(salt: u8) -> Ipv4Addr {
 }
 
 async fn start(meters: u32, salt: u8) -> FleetHandle {
-    Fleet::start(FleetConfig::new(meters, base_address(salt), 0, 11)).await.unwrap()
+    Fleet::start(FleetConfig::new(meters, base_address(salt), 0, 11))
+        .await
+        .unwrap()
 }
 
 struct Conn {
@@ -31,6 +35,8 @@ struct Conn {
     client: Client,
 }
 
+// The payloads are there for the `Debug` output of failed assertions.
+#[allow(dead_code)]
 #[derive(Debug)]
 enum ConnError {
     Timeout,
@@ -42,7 +48,11 @@ enum ConnError {
 impl Conn {
     async fn open(addr: SocketAddr, config: ClientConfig) -> Conn {
         let stream = TcpStream::connect(addr).await.unwrap();
-        Conn { stream, decoder: WrapperDecoder::new(), client: Client::new(config, ClientSecurityState::default()) }
+        Conn {
+            stream,
+            decoder: WrapperDecoder::new(),
+            client: Client::new(config, ClientSecurityState::default()),
+        }
     }
 
     async fn send(&mut self, apdu: &[u8]) {
@@ -74,7 +84,10 @@ impl Conn {
     async fn until_event(&mut self) -> Result<ClientEvent, ConnError> {
         loop {
             let apdu = self.recv_apdu().await?;
-            let out = self.client.on_apdu(&apdu, Utc::now()).map_err(|e| ConnError::Client(e.to_string()))?;
+            let out = self
+                .client
+                .on_apdu(&apdu, Utc::now())
+                .map_err(|e| ConnError::Client(e.to_string()))?;
             if let Some(send) = out.send {
                 self.send(&send).await;
             }
@@ -90,10 +103,23 @@ impl Conn {
         self.until_event().await
     }
 
-    async fn get(&mut self, class_id: u16, ln: &str, attribute_id: i8, access: Option<SelectiveAccess>) -> GetDataResult {
+    async fn get(
+        &mut self,
+        class_id: u16,
+        ln: &str,
+        attribute_id: i8,
+        access: Option<SelectiveAccess>,
+    ) -> GetDataResult {
         let req = self
             .client
-            .get(AttributeDescriptor { class_id, instance: ln.parse().unwrap(), attribute_id }, access)
+            .get(
+                AttributeDescriptor {
+                    class_id,
+                    instance: ln.parse().unwrap(),
+                    attribute_id,
+                },
+                access,
+            )
             .unwrap();
         self.send(&req).await;
         match self.until_event().await.unwrap() {
@@ -106,7 +132,9 @@ impl Conn {
 fn hls_config(sap: u16, keys: &MeterKeys, secret: [u8; 16]) -> ClientConfig {
     ClientConfig::new(
         sap,
-        Authentication::Hls { secret: HlsSecret::new(secret) },
+        Authentication::Hls {
+            secret: HlsSecret::new(secret),
+        },
         Some(ClientCiphering {
             policy: SecurityPolicy::AuthenticatedEncrypted,
             keys: GlobalKeys {
@@ -122,22 +150,38 @@ fn hls_config(sap: u16, keys: &MeterKeys, secret: [u8; 16]) -> ClientConfig {
 async fn associations_and_reads_over_tcp() {
     let fleet = start(3, 1).await;
     assert_eq!(fleet.addresses().len(), 3);
-    assert_eq!(fleet.address(1).ip().to_string(), format!("{}", Ipv4Addr::from(u32::from(base_address(1)) + 1)));
+    assert_eq!(
+        fleet.address(1).ip().to_string(),
+        format!("{}", Ipv4Addr::from(u32::from(base_address(1)) + 1))
+    );
     let keys = fleet.keys(1);
     let addr = fleet.address(1);
 
     // Public: the clock yes, the block load no.
     let mut c = Conn::open(addr, ClientConfig::new(16, Authentication::None, None)).await;
-    assert!(matches!(c.associate().await.unwrap(), ClientEvent::Associated(_)));
-    let GetDataResult::Data(clock) = c.get(8, "0.0.1.0.0.255", 2, None).await else { panic!("no clock") };
+    assert!(matches!(
+        c.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
+    let GetDataResult::Data(clock) = c.get(8, "0.0.1.0.0.255", 2, None).await else {
+        panic!("no clock")
+    };
     let t = clock.as_datetime().unwrap().to_utc(ist()).unwrap();
     assert!((t - Utc::now()).num_seconds().abs() < 60);
-    assert!(matches!(c.get(7, "1.0.99.1.0.255", 2, None).await, GetDataResult::Error(_)));
+    assert!(matches!(
+        c.get(7, "1.0.99.1.0.255", 2, None).await,
+        GetDataResult::Error(_)
+    ));
 
     // Meter reader with LLS: block load rows by range (long answer, block transfer).
-    let lls = Authentication::Lls { password: keys.lls_secret.as_bytes().to_vec() };
+    let lls = Authentication::Lls {
+        password: keys.lls_secret.as_bytes().to_vec(),
+    };
     let mut c = Conn::open(addr, ClientConfig::new(32, lls, None)).await;
-    assert!(matches!(c.associate().await.unwrap(), ClientEvent::Associated(_)));
+    assert!(matches!(
+        c.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
     let to = Utc::now();
     let from = to - chrono::Duration::hours(30);
     let access = SelectiveAccess::by_range(
@@ -145,50 +189,99 @@ async fn associations_and_reads_over_tcp() {
         &dlms::DateTime::from_utc(to, ist()),
         &[],
     );
-    let GetDataResult::Data(Data::Array(rows)) = c.get(7, "1.0.99.1.0.255", 2, Some(access)).await else {
+    let GetDataResult::Data(Data::Array(rows)) = c.get(7, "1.0.99.1.0.255", 2, Some(access)).await
+    else {
         panic!("no rows")
     };
     assert!(rows.len() > 80, "{} rows", rows.len());
 
     // Wrong LLS password: rejected.
-    let bad = Authentication::Lls { password: b"not-the-password".to_vec() };
+    let bad = Authentication::Lls {
+        password: b"not-the-password".to_vec(),
+    };
     let mut c = Conn::open(addr, ClientConfig::new(32, bad, None)).await;
     assert!(c.associate().await.is_err());
 
     // Utility settings: HLS mechanism 2 with authenticated encryption.
     let mut c = Conn::open(addr, hls_config(48, &keys, keys.hls_utility)).await;
-    assert!(matches!(c.associate().await.unwrap(), ClientEvent::Associated(_)));
-    let GetDataResult::Data(su) = c.get(3, "1.0.1.8.0.255", 3, None).await else { panic!() };
+    assert!(matches!(
+        c.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
+    let GetDataResult::Data(su) = c.get(3, "1.0.1.8.0.255", 3, None).await else {
+        panic!()
+    };
     assert_eq!(su, Data::Structure(vec![Data::Integer(0), Data::Enum(30)]));
     // A second association on a new connection: counters keep increasing.
     let mut c2 = Conn::open(addr, hls_config(48, &keys, keys.hls_utility)).await;
-    c2.client = Client::new(hls_config(48, &keys, keys.hls_utility), c.client.security_state().clone());
-    assert!(matches!(c2.associate().await.unwrap(), ClientEvent::Associated(_)));
-    assert!(matches!(c2.get(8, "0.0.1.0.0.255", 2, None).await, GetDataResult::Data(_)));
+    c2.client = Client::new(
+        hls_config(48, &keys, keys.hls_utility),
+        c.client.security_state().clone(),
+    );
+    assert!(matches!(
+        c2.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
+    assert!(matches!(
+        c2.get(8, "0.0.1.0.0.255", 2, None).await,
+        GetDataResult::Data(_)
+    ));
 
     // Wrong HLS secret: never associated.
     let mut c = Conn::open(addr, hls_config(48, &keys, [0x11; 16])).await;
-    assert!(!matches!(c.associate().await, Ok(ClientEvent::Associated(_))));
+    assert!(!matches!(
+        c.associate().await,
+        Ok(ClientEvent::Associated(_))
+    ));
     fleet.stop().await;
 }
 
 #[tokio::test]
 async fn faulty_meters_misbehave_as_told() {
     let fleet = start(3, 2).await;
-    fleet.set_fault(0, FaultKind::NoAnswer, Some(Fault::new(FaultKind::NoAnswer)));
+    fleet.set_fault(
+        0,
+        FaultKind::NoAnswer,
+        Some(Fault::new(FaultKind::NoAnswer)),
+    );
     fleet.set_fault(1, FaultKind::Corrupt, Some(Fault::new(FaultKind::Corrupt)));
 
-    let mut c = Conn::open(fleet.address(0), ClientConfig::new(16, Authentication::None, None)).await;
+    let mut c = Conn::open(
+        fleet.address(0),
+        ClientConfig::new(16, Authentication::None, None),
+    )
+    .await;
     assert!(matches!(c.associate().await, Err(ConnError::Timeout)));
 
-    let mut c = Conn::open(fleet.address(1), ClientConfig::new(16, Authentication::None, None)).await;
+    let mut c = Conn::open(
+        fleet.address(1),
+        ClientConfig::new(16, Authentication::None, None),
+    )
+    .await;
     assert!(matches!(c.associate().await, Err(ConnError::Decode(_))));
 
     // The third meter is healthy; powering it off makes it stop answering.
-    let mut c = Conn::open(fleet.address(2), ClientConfig::new(16, Authentication::None, None)).await;
-    assert!(matches!(c.associate().await.unwrap(), ClientEvent::Associated(_)));
+    let mut c = Conn::open(
+        fleet.address(2),
+        ClientConfig::new(16, Authentication::None, None),
+    )
+    .await;
+    assert!(matches!(
+        c.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
     fleet.power_off(2, Duration::from_secs(600));
-    let req = c.client.get(AttributeDescriptor { class_id: 8, instance: "0.0.1.0.0.255".parse().unwrap(), attribute_id: 2 }, None).unwrap();
+    let req = c
+        .client
+        .get(
+            AttributeDescriptor {
+                class_id: 8,
+                instance: "0.0.1.0.0.255".parse().unwrap(),
+                attribute_id: 2,
+            },
+            None,
+        )
+        .unwrap();
     c.send(&req).await;
     assert!(c.until_event().await.is_err());
     fleet.stop().await;

@@ -65,7 +65,9 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
         fleet.port(),
         started.elapsed().as_secs_f64()
     );
-    let meters: Vec<Meter> = (0..meters).map(|i| Meter::new(&fleet, i)).collect::<Result<_>>()?;
+    let meters: Vec<Meter> = (0..meters)
+        .map(|i| Meter::new(&fleet, i))
+        .collect::<Result<_>>()?;
     let mut counters: Vec<ClientSecurityState> = vec![ClientSecurityState::default(); meters.len()];
     let mut since = Utc::now() - chrono::Duration::hours(2);
     tokio::pin!(shutdown);
@@ -134,7 +136,10 @@ impl Meter {
             let clock = operations::read_clock(&mut session).await?;
             let intervals =
                 operations::read_block_load(&mut session, &self.serial, since, until).await?;
-            Ok(MeterRound { intervals: intervals.len(), clock_drift_s: (clock - Utc::now()).num_seconds() })
+            Ok(MeterRound {
+                intervals: intervals.len(),
+                clock_drift_s: (clock - Utc::now()).num_seconds(),
+            })
         }
         .await;
         let counters = session.security_state().clone();
@@ -154,20 +159,28 @@ async fn collect_round(
 ) {
     let t0 = Instant::now();
     let bar = ProgressBar::new(meters.len() as u64).with_style(
-        ProgressStyle::with_template("{spinner} collecting [{bar:40}] {pos}/{len} meters {per_sec} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} collecting [{bar:40}] {pos}/{len} meters {per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
-    let jobs = meters.iter().zip(counters.iter().cloned()).enumerate().map(|(i, (m, c))| {
-        let bar = bar.clone();
-        async move {
-            let out = m.read(c, since, until).await;
-            bar.inc(1);
-            (i, out)
-        }
-    });
-    let results: Vec<_> =
-        futures::stream::iter(jobs).buffer_unordered(concurrency.max(1)).collect().await;
+    let jobs = meters
+        .iter()
+        .zip(counters.iter().cloned())
+        .enumerate()
+        .map(|(i, (m, c))| {
+            let bar = bar.clone();
+            async move {
+                let out = m.read(c, since, until).await;
+                bar.inc(1);
+                (i, out)
+            }
+        });
+    let results: Vec<_> = futures::stream::iter(jobs)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
     bar.finish_and_clear();
     let (mut ok, mut intervals, mut max_drift) = (0usize, 0usize, 0i64);
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
@@ -189,7 +202,9 @@ async fn collect_round(
     println!(
         "round {}: {ok}/{} meters read, {intervals} block-load intervals, largest clock drift \
          {max_drift} s, {secs:.2} s ({:.0} meters/s)",
-        until.with_timezone(&dlms::datetime::ist()).format("%Y-%m-%d %H:%M IST"),
+        until
+            .with_timezone(&dlms::datetime::ist())
+            .format("%Y-%m-%d %H:%M IST"),
         meters.len(),
         meters.len() as f64 / secs.max(1e-9),
     );

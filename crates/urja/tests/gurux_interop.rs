@@ -6,7 +6,7 @@
 //! Needs `python3` with the `gurux-dlms` and `gurux-net` packages. Without them the test prints
 //! `SKIPPED: ...` and passes, unless `URJA_REQUIRE_GURUX=1`, when it fails.
 
-use std::io::Read;
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -67,6 +67,8 @@ fn gurux_available() -> Result<(), String> {
 struct Simulator {
     child: Child,
     keys: PathBuf,
+    /// Its stderr (a file, so a chatty simulator never blocks on a full pipe).
+    log: PathBuf,
 }
 
 impl Drop for Simulator {
@@ -74,16 +76,13 @@ impl Drop for Simulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.keys);
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
 impl Simulator {
-    fn stderr_text(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(e) = self.child.stderr.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -111,13 +110,17 @@ fn free_addresses() -> (Ipv4Addr, u16) {
     panic!("no free loopback address/port pair found");
 }
 
-fn start_simulator() -> Simulator {
+/// Starts `urja sim` with two meters on `transport` ("wrapper" or "hdlc"), writing its key file
+/// as `ext` ("json" or "csv").
+fn start_simulator(transport: &str, ext: &str) -> Simulator {
     let (base, port) = free_addresses();
     let keys = std::env::temp_dir().join(format!(
-        "urja-gurux-keys-{}-{port}.json",
+        "urja-gurux-keys-{}-{port}.{ext}",
         std::process::id()
     ));
     let _ = std::fs::remove_file(&keys);
+    let log = keys.with_extension("log");
+    let stderr = std::fs::File::create(&log).expect("create the simulator log");
     let child = Command::new(env!("CARGO_BIN_EXE_urja"))
         .args([
             "sim",
@@ -128,14 +131,15 @@ fn start_simulator() -> Simulator {
             "--port",
         ])
         .arg(port.to_string())
+        .args(["--transport", transport])
         .arg("--keys-out")
         .arg(&keys)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("spawn `urja sim`");
-    let mut sim = Simulator { child, keys };
+    let mut sim = Simulator { child, keys, log };
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let addr = SocketAddrV4::new(base, port).into();
@@ -147,8 +151,7 @@ fn start_simulator() -> Simulator {
         let listening = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
         let keys_ready = std::fs::read_to_string(&sim.keys)
             .ok()
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-            .is_some();
+            .is_some_and(|s| key_file_complete(&s, ext));
         if listening && keys_ready {
             return sim;
         }
@@ -160,8 +163,27 @@ fn start_simulator() -> Simulator {
     }
 }
 
-/// Runs the Gurux client; returns its exit code and the JSON it printed.
+/// Whether the simulator has finished writing its key file (two meters).
+fn key_file_complete(text: &str, ext: &str) -> bool {
+    if ext == "csv" {
+        text.ends_with('\n') && text.lines().count() == 3
+    } else {
+        serde_json::from_str::<Value>(text).is_ok()
+    }
+}
+
+/// Runs the Gurux client for `RANGE_HOURS`; returns its exit code and the JSON it printed.
 fn gurux_read(keys: &Path, meter: &Value, association: &str, extra: &[&str]) -> (i32, Value) {
+    gurux_read_hours(keys, meter, association, RANGE_HOURS, extra)
+}
+
+fn gurux_read_hours(
+    keys: &Path,
+    meter: &Value,
+    association: &str,
+    hours: i64,
+    extra: &[&str],
+) -> (i32, Value) {
     let host = meter["address"].as_str().expect("meter address");
     let port = meter["port"].as_u64().expect("meter port").to_string();
     let out = Command::new("python3")
@@ -176,7 +198,7 @@ fn gurux_read(keys: &Path, meter: &Value, association: &str, extra: &[&str]) -> 
             "--association",
             association,
         ])
-        .args(["--hours", &RANGE_HOURS.to_string()])
+        .args(["--hours", &hours.to_string()])
         .args(extra)
         .stdin(Stdio::null())
         .output()
@@ -405,10 +427,14 @@ fn gurux_client_reads_the_simulator() {
         if std::env::var("URJA_REQUIRE_GURUX").as_deref() == Ok("1") {
             panic!("URJA_REQUIRE_GURUX=1 but the Gurux client cannot run: {why}");
         }
-        eprintln!("\n*** SKIPPED: gurux_interop: {why} ***\n");
+        // Straight to the stderr handle: libtest captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: gurux_interop: {why} ***\n"
+        );
         return;
     }
-    let sim = start_simulator();
+    let sim = start_simulator("wrapper", "json");
     let keys: Value =
         serde_json::from_str(&std::fs::read_to_string(&sim.keys).expect("read key file"))
             .expect("key file is JSON");
@@ -460,11 +486,87 @@ fn gurux_client_reads_the_simulator() {
     );
     assert_eq!(json["refused"], true);
 
-    // And the meter still serves a good client afterwards.
-    let (code, json) = gurux_read(&sim.keys, meter, "utility-settings", &[]);
+    // A replayed invocation counter is refused: the same client system title starting again
+    // at counter 1 after a successful session.
+    let title = format!("475850{:010x}", now_unix() & 0xff_ffff_ffff);
+    let fixed = [
+        "--system-title",
+        title.as_str(),
+        "--invocation-counter",
+        "1",
+    ];
+    let (code, json) = gurux_read(&sim.keys, meter, "utility-settings", &fixed);
     assert_eq!(
         code, 0,
-        "utility-settings read after the refusals failed: {json}"
+        "utility-settings with a fixed system title failed: {json}"
+    );
+    let (code, json) = gurux_read(&sim.keys, meter, "utility-settings", &fixed);
+    assert_eq!(
+        code, 2,
+        "a replayed invocation counter was not refused: {json}"
+    );
+    assert_eq!(json["refused"], true);
+
+    // A day of block load through a small client PDU: the meter must answer in blocks
+    // (GET-Response-with-datablock), ciphered; and it still serves a good client after the
+    // refusals above.
+    let small_pdu = ["--max-pdu", "256"];
+    let (code, json) = gurux_read_hours(&sim.keys, meter, "utility-settings", 24, &small_pdu);
+    assert_eq!(code, 0, "a day of block load in blocks failed: {json}");
+    check_full_read(&json, meter["kind"].as_str().unwrap_or_default());
+    drop(sim);
+}
+
+/// The same client over HDLC (IEC 62056-46 framing on the TCP connection: SNRM/UA, I-frames with
+/// segmentation, DISC), with the simulator's CSV key file.
+#[test]
+fn gurux_client_reads_the_simulator_over_hdlc() {
+    if let Err(why) = gurux_available() {
+        if std::env::var("URJA_REQUIRE_GURUX").as_deref() == Ok("1") {
+            panic!("URJA_REQUIRE_GURUX=1 but the Gurux client cannot run: {why}");
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: gurux_interop (hdlc): {why} ***\n"
+        );
+        return;
+    }
+    let sim = start_simulator("hdlc", "csv");
+    let csv = std::fs::read_to_string(&sim.keys).expect("read key file");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("CSV header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let first: Vec<&str> = lines.next().expect("a meter row").split(',').collect();
+    assert_eq!(first[col("transport")], "hdlc");
+    let meter = serde_json::json!({
+        "address": first[col("address")],
+        "port": first[col("port")].parse::<u64>().expect("port"),
+        "kind": first[col("kind")],
+    });
+    let kind = first[col("kind")];
+
+    let (code, json) = gurux_read(&sim.keys, &meter, "public", &[]);
+    assert_eq!(code, 0, "public read over HDLC failed: {json}");
+    assert_clock_is_now_ist(&json);
+    assert_eq!(
+        json["block_load_refused"], true,
+        "public read the block load: {json}"
+    );
+    for association in ["meter-reader", "utility-settings"] {
+        let (code, json) = gurux_read_hours(&sim.keys, &meter, association, 24, &[]);
+        assert_eq!(code, 0, "{association} read over HDLC failed: {json}");
+        assert_eq!(json["transport"], "hdlc");
+        check_full_read(&json, kind);
+    }
+    let (code, json) = gurux_read(
+        &sim.keys,
+        &meter,
+        "meter-reader",
+        &["--secret", "WrongPassword123"],
+    );
+    assert_eq!(
+        code, 2,
+        "LLS with a wrong password was not refused over HDLC: {json}"
     );
     drop(sim);
 }

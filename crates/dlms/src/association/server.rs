@@ -1149,7 +1149,7 @@ impl Server {
             1 => Ok(Data::OctetString(attribute.instance.bytes().to_vec())),
             4 => Ok(context_name(1, context as u8)),
             5 => Ok(Data::Structure(vec![
-                Data::BitString(wire::conformance_bits(session.negotiated.conformance)),
+                Data::bit_string(wire::conformance_bits(session.negotiated.conformance)),
                 Data::LongUnsigned(session.negotiated.client_max_receive_pdu_size),
                 Data::LongUnsigned(self.config.max_receive_pdu_size),
                 Data::Unsigned(6),

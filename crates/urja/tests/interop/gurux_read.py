@@ -4,15 +4,16 @@
 Usage:
     gurux_read.py --keys KEYS --host 127.1.0.1 --port 4059 --association public|meter-reader|
                   utility-settings [--hours 2] [--secret S] [--ek HEX] [--ak HEX]
-                  [--system-title HEX] [--invocation-counter N] [--trace]
+                  [--system-title HEX] [--invocation-counter N] [--max-pdu N] [--trace]
 
 KEYS is the key file `urja sim --keys-out` writes (JSON `urja-sim-keys/1`, or CSV). The meter is
 the one with that address and port. `--secret`, `--ek`, `--ak` replace the key file's values (to
 check that the meter refuses a wrong password or key).
 
-It associates over the TCP wrapper (AARQ/AARE, plus HLS pass 3/4 for HLS), reads the clock,
-a register with its scaler and unit, the block-load capture objects and the block-load rows of
-the last `--hours` hours by range, then releases (RLRQ) and closes. The public client reads only
+It associates over the meter's transport, the TCP wrapper or HDLC on TCP (AARQ/AARE, plus HLS
+pass 3/4 for HLS), reads the clock, a register with its scaler and unit, the block-load capture
+objects and the block-load rows of the last `--hours` hours by range, then releases (RLRQ; and
+DISC on HDLC) and closes. The public client reads only
 the clock and the logical device name, and tries the block load, which the meter must refuse.
 
 Prints one JSON object on stdout. Exit status: 0 read everything; 2 the meter refused the
@@ -29,7 +30,7 @@ import traceback
 
 from gurux_common import ReceiveParameters
 from gurux_dlms import GXByteBuffer, GXDateTime, GXDLMSException, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType, ObjectType, Security
+from gurux_dlms.enums import Authentication, InterfaceType, Security
 from gurux_dlms.objects import GXDLMSClock, GXDLMSData, GXDLMSProfileGeneric, GXDLMSRegister
 from gurux_dlms.secure import GXDLMSSecureClient
 from gurux_net import GXNet
@@ -88,6 +89,7 @@ def load_meter(path, host, port):
                     "kind": r["kind"],
                     "address": r["address"],
                     "port": int(r["port"]),
+                    "transport": r["transport"],
                     "server_sap": int(r["server_sap"]),
                     "system_title": r["system_title"],
                     "global_encryption_key": r["global_encryption_key"],
@@ -131,12 +133,13 @@ class Reader:
             return
         notify = GXReplyData()
         reply.error = 0
+        hdlc = self.client.interfaceType == InterfaceType.HDLC
         p = ReceiveParameters()
-        p.eop = None
+        p.eop = 0x7E if hdlc else None
         p.allData = True
         p.waitTime = WAIT_MS
-        p.count = 8
-        self.media.eop = None
+        p.count = 5 if hdlc else 8
+        self.media.eop = p.eop
         rd = GXByteBuffer()
         with self.media.getSynchronous():
             if not reply.isStreaming():
@@ -146,7 +149,8 @@ class Reader:
                 if notify.data.size != 0:
                     notify.clear()
                     continue
-                p.count = self.client.getFrameSize(rd)
+                if not hdlc:
+                    p.count = self.client.getFrameSize(rd)
                 if not self.media.receive(p):
                     raise TimeoutError("no reply from the meter within %d ms" % WAIT_MS)
                 rd.set(p.reply)
@@ -218,6 +222,11 @@ def error_text(e):
 def associate(reader):
     client = reader.client
     reply = GXReplyData()
+    snrm = client.snrmRequest()  # HDLC only: SNRM/UA sets up the link first
+    if snrm:
+        reader.exchange_all(snrm, reply)
+        client.parseUAResponse(reply.data)
+        reply.clear()
     try:
         reader.exchange_all(client.aarqRequest(), reply)
         client.parseAareResponse(reply.data)
@@ -228,7 +237,7 @@ def associate(reader):
         try:
             reader.exchange_all(client.getApplicationAssociationRequest(), reply)
             client.parseApplicationAssociationResponse(reply.data)
-        except (GXDLMSException, ValueError) as e:
+        except GXDLMSException as e:
             raise Refused("HLS pass 3/4: " + error_text(e)) from e
         except Exception as e:  # Gurux raises a bare Exception when f(CtoS) does not match.
             if "do not match" in str(e):
@@ -239,6 +248,9 @@ def associate(reader):
 def release(reader):
     reply = GXReplyData()
     reader.exchange_all(reader.client.releaseRequest(), reply)
+    if reader.client.interfaceType == InterfaceType.HDLC:
+        reply.clear()
+        reader.exchange_all(reader.client.disconnectRequest(), reply)  # DISC, answered by UA
 
 
 def read_public(reader, out, hours):
@@ -323,10 +335,15 @@ def run(args):
     else:
         password = None
 
+    transport = meter.get("transport", "wrapper")
+    interface = {"wrapper": InterfaceType.WRAPPER, "hdlc": InterfaceType.HDLC}[transport]
     client = GXDLMSSecureClient(
         True, assoc["client_sap"], int(meter.get("server_sap", 1)), mechanism, password,
-        InterfaceType.WRAPPER,
+        interface,
     )
+    if args.max_pdu:
+        # Smaller than a long answer: the meter must then send it in blocks (GET-with-datablock).
+        client.maxReceivePDUSize = args.max_pdu
     if security != Security.NONE or mechanism == Authentication.HIGH_GMAC:
         client.ciphering.security = security
         # Our own (client) system title; the meter's comes back in the AARE. The meter rejects
@@ -347,6 +364,7 @@ def run(args):
         "host": args.host,
         "port": args.port,
         "association": args.association,
+        "transport": meter.get("transport", "wrapper"),
         "client_sap": assoc["client_sap"],
         "mechanism": assoc["mechanism"],
         "security": assoc.get("security", "none"),
@@ -419,6 +437,7 @@ def main():
     ap.add_argument("--system-title", help="client system title, 16 hex digits (default random)")
     ap.add_argument("--invocation-counter", type=int, default=1,
                     help="first invocation counter to send (default 1)")
+    ap.add_argument("--max-pdu", type=int, help="client max receive PDU size to propose")
     ap.add_argument("--trace", action="store_true", help="hex trace of the frames on stderr")
     args = ap.parse_args()
     # Gurux prints progress notes ("Encryption is applied.") on stdout: keep stdout for the JSON.
