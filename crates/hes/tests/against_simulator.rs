@@ -40,9 +40,10 @@ fn config(fleet: &FleetHandle, meter: u32, role: Role, creds: &MeterCredentials)
 }
 
 async fn start(base: Ipv4Addr, meters: u32) -> FleetHandle {
-    Fleet::start(FleetConfig::new(meters, base, 0, 7))
-        .await
-        .expect("fleet starts")
+    let mut config = FleetConfig::new(meters, base, 0, 7);
+    // Every meter must answer: no outage may fall inside the test.
+    config.scheduled_outages = false;
+    Fleet::start(config).await.expect("fleet starts")
 }
 
 async fn open(fleet: &FleetHandle, meter: u32, role: Role) -> Session {

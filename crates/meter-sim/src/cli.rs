@@ -40,6 +40,10 @@ pub struct SimArgs {
     /// Block-load capture period in minutes.
     #[arg(long, default_value_t = 15, value_parser = parse_period)]
     pub capture_period: u8,
+    /// A grid that never fails on its own: no scheduled outages (the power-off fault and
+    /// on-demand outages still apply).
+    #[arg(long)]
+    pub no_outages: bool,
 }
 
 const FAULTS_HELP: &str = "\
@@ -79,6 +83,7 @@ impl SimArgs {
             push_to: None,
             faults: self.faults.clone().unwrap_or_default(),
             capture_period_min: self.capture_period,
+            scheduled_outages: !self.no_outages,
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct FleetConfig {
     pub faults: FaultSpec,
     /// Block-load capture period: 15 or 30 minutes.
     pub capture_period_min: u8,
+    /// Whether meters lose power now and then on their own (about one day in twenty, for 2 to
+    /// 120 minutes). Off for a grid that never fails; faults and on-demand outages still apply.
+    pub scheduled_outages: bool,
 }
 
 impl FleetConfig {
@@ -64,6 +67,7 @@ impl FleetConfig {
             push_to: None,
             faults: FaultSpec::default(),
             capture_period_min: 15,
+            scheduled_outages: true,
         }
     }
 

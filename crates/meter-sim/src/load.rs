@@ -230,6 +230,8 @@ pub struct LoadModel {
     /// Capture period, seconds (900 or 1800).
     pub period: i64,
     pub profile: MeterProfile,
+    /// Whether the grid fails now and then on its own (the deterministic outage schedule).
+    pub scheduled_outages: bool,
     /// Length of the daily `power-off` fault outage, seconds.
     pub daily_outage: Option<i64>,
     /// On-demand outages.
@@ -250,6 +252,7 @@ impl LoadModel {
             meter,
             period,
             profile: MeterProfile::derive(seed, meter),
+            scheduled_outages: true,
             daily_outage: None,
             extra_outages: Spans::default(),
             disconnected: Spans::default(),
@@ -263,7 +266,7 @@ impl LoadModel {
     /// The scheduled outages that start on local day `day`.
     fn day_outages(&self, day: i64, out: &mut Vec<(i64, i64)>) {
         let h = self.h(tag::OUTAGE, day);
-        if unit(h) < 0.05 {
+        if self.scheduled_outages && unit(h) < 0.05 {
             let start = local_midnight(day) + (mix(h, 1) % 1440) as i64 * 60;
             let minutes = 2 + (mix(h, 2) % 118) as i64;
             out.push((start, start + minutes * 60));

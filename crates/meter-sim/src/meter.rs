@@ -141,6 +141,7 @@ pub(crate) fn model(shared: &Shared, index: u32, state: Option<&MeterState>) -> 
         index,
         shared.config.capture_period_secs(),
     );
+    m.scheduled_outages = shared.config.scheduled_outages;
     m.daily_outage = shared
         .fault_in(index, state, FaultKind::PowerOff)
         .map(|f| f.param.as_secs().clamp(60, 12 * 3600) as i64);

@@ -36,6 +36,7 @@ async fn read_some(stream: &mut TcpStream) -> Vec<u8> {
 #[tokio::test]
 async fn hdlc_over_tcp_associates_and_reads() {
     let mut config = FleetConfig::new(2, base(1), 0, 5);
+    config.scheduled_outages = false;
     config.transport = Transport::Hdlc;
     let fleet = Fleet::start(config).await.unwrap();
     let mut stream = TcpStream::connect(fleet.address(1)).await.unwrap();
@@ -117,6 +118,7 @@ async fn hdlc_over_tcp_associates_and_reads() {
 async fn alerts_are_pushed_ciphered_to_the_head_end() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = FleetConfig::new(2, base(2), 0, 6);
+    config.scheduled_outages = false;
     config.push_to = Some(listener.local_addr().unwrap());
     let fleet = Fleet::start(config).await.unwrap();
     let keys = fleet.keys(1);

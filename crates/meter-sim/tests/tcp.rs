@@ -24,9 +24,10 @@ fn base_address(salt: u8) -> Ipv4Addr {
 }
 
 async fn start(meters: u32, salt: u8) -> FleetHandle {
-    Fleet::start(FleetConfig::new(meters, base_address(salt), 0, 11))
-        .await
-        .unwrap()
+    let mut config = FleetConfig::new(meters, base_address(salt), 0, 11);
+    // Every meter must answer: no outage may fall inside the test.
+    config.scheduled_outages = false;
+    Fleet::start(config).await.unwrap()
 }
 
 struct Conn {

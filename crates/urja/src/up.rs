@@ -36,6 +36,9 @@ pub struct UpArgs {
     /// Run one collection round and exit.
     #[arg(long)]
     pub once: bool,
+    /// Simulated meters never lose power on their own (see `urja sim --help`).
+    #[arg(long)]
+    pub no_outages: bool,
 }
 
 /// What one meter gave in a round.
@@ -55,7 +58,9 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
         bail!("--simulate needs at least one meter");
     }
     let started = Instant::now();
-    let fleet = Fleet::start(FleetConfig::new(meters, args.base_address, args.port, 1))
+    let mut config = FleetConfig::new(meters, args.base_address, args.port, 1);
+    config.scheduled_outages = !args.no_outages;
+    let fleet = Fleet::start(config)
         .await
         .context("starting the simulated meters")?;
     println!(
@@ -183,7 +188,8 @@ async fn collect_round(
         .await;
     bar.finish_and_clear();
     let (mut ok, mut intervals, mut max_drift) = (0usize, 0usize, 0i64);
-    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+    // Failure kind → (how many, the first few meters), so a large fleet gives a short summary.
+    let mut failures: BTreeMap<String, (usize, Vec<&str>)> = BTreeMap::new();
     for (i, (state, result)) in results {
         counters[i] = state;
         match result {
@@ -193,8 +199,12 @@ async fn collect_round(
                 max_drift = max_drift.max(r.clock_drift_s.abs());
             }
             Err(e) => {
-                tracing::warn!(meter = %meters[i].serial, error = %e, "collection failed");
-                *failures.entry(failure_kind(&e)).or_default() += 1;
+                tracing::debug!(meter = %meters[i].serial, error = %e, "collection failed");
+                let (count, examples) = failures.entry(failure_kind(&e)).or_default();
+                *count += 1;
+                if examples.len() < 5 {
+                    examples.push(meters[i].serial.as_str());
+                }
             }
         }
     }
@@ -208,8 +218,9 @@ async fn collect_round(
         meters.len(),
         meters.len() as f64 / secs.max(1e-9),
     );
-    for (kind, n) in failures {
-        println!("  failed: {n} × {kind}");
+    for (kind, (count, examples)) in failures {
+        let more = if count > examples.len() { ", …" } else { "" };
+        println!("  failed: {count} × {kind} ({}{more})", examples.join(", "));
     }
 }
 

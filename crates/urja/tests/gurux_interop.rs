@@ -131,7 +131,7 @@ fn start_simulator(transport: &str, ext: &str) -> Simulator {
             "--port",
         ])
         .arg(port.to_string())
-        .args(["--transport", transport])
+        .args(["--transport", transport, "--no-outages"])
         .arg("--keys-out")
         .arg(&keys)
         .stdin(Stdio::null())

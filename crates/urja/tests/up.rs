@@ -15,6 +15,7 @@ fn up_collects_from_every_simulated_meter() {
             "127.46.0.1",
             "--port",
             "0",
+            "--no-outages",
         ])
         .output()
         .expect("urja runs");
