@@ -12,6 +12,12 @@ use crate::datetime::{Date, DateTime, Time};
 /// Deepest nesting of arrays, structures and compact-array type descriptions a decoder accepts.
 pub const MAX_DEPTH: usize = 32;
 
+/// Most elements reserved ahead for one array or structure; larger ones grow as they decode.
+/// A count is only checked against the bytes left, and every nesting level could claim all of
+/// them: reserving in full would let a hostile peer make each level allocate 32 bytes per input
+/// byte before a single element is read.
+const MAX_PREALLOCATED: usize = 1024;
+
 impl Data {
     /// Appends the tagged A-XDR encoding of this value.
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -176,7 +182,7 @@ fn decode_value(r: &mut Reader<'_>, depth: usize) -> Result<Data, DecodeError> {
                 });
             }
             let count = element_count(r, what, 1)?;
-            let mut items = Vec::with_capacity(count);
+            let mut items = Vec::with_capacity(count.min(MAX_PREALLOCATED));
             for _ in 0..count {
                 items.push(decode_value(r, depth + 1)?);
             }
@@ -324,7 +330,7 @@ fn decode_description(r: &mut Reader<'_>, depth: usize) -> Result<TypeDescriptio
         }
         2 => {
             let count = element_count(r, WHAT, 1)?;
-            let mut fields = Vec::with_capacity(count);
+            let mut fields = Vec::with_capacity(count.min(MAX_PREALLOCATED));
             for _ in 0..count {
                 fields.push(decode_description(r, depth + 1)?);
             }
@@ -362,7 +368,7 @@ fn decode_compact_array(r: &mut Reader<'_>, depth: usize) -> Result<CompactArray
         ));
     }
     let mut cr = Reader::new(contents);
-    let mut elements = Vec::with_capacity(contents.len() / min_len);
+    let mut elements = Vec::with_capacity((contents.len() / min_len).min(MAX_PREALLOCATED));
     while !cr.is_empty() {
         let element = decode_untagged(&mut cr, &description, depth).map_err(|e| shift(e, base))?;
         elements.push(element);
@@ -395,7 +401,7 @@ fn decode_untagged(
             // Validated when the description was read: a non-empty array's elements take at
             // least one byte each.
             check_fits(r, "compact-array element", count, 1, r.position())?;
-            let mut items = Vec::with_capacity(count);
+            let mut items = Vec::with_capacity(count.min(MAX_PREALLOCATED));
             for _ in 0..count {
                 items.push(decode_untagged(r, element, depth + 1)?);
             }

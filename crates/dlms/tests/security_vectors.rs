@@ -494,6 +494,42 @@ fn replayed_invocation_counter_is_rejected_and_forgeries_do_not_move_it() {
 }
 
 #[test]
+fn an_encryption_only_apdu_is_checked_against_replay_but_never_moves_the_guard() {
+    let c = cipher();
+    let plain = h(GB_GET_REQUEST);
+    let mut guard = ReplayGuard::with_last_accepted(10);
+    // Anyone can build an encryption-only APDU (no tag), e.g. one claiming a counter at the end
+    // of the range (our sender never hands out u32::MAX itself).
+    let forged = protect_with(SecurityPolicy::Encrypted, Envelope::Glo, &plain, u32::MAX - 1);
+    let opened = unprotect(&forged, &c, &SERVER_TITLE, SecurityPolicy::None, &mut guard);
+    assert_eq!(opened.map(|u| u.apdu), Ok(plain.clone()));
+    assert_eq!(
+        guard.last_accepted(),
+        Some(10),
+        "not recorded: not authenticated"
+    );
+    // It is still checked: an old counter is refused.
+    let old = protect_with(SecurityPolicy::Encrypted, Envelope::Glo, &plain, 10);
+    assert_eq!(
+        unprotect(&old, &c, &SERVER_TITLE, SecurityPolicy::None, &mut guard).map(|u| u.apdu),
+        Err(SecurityError::Replayed {
+            received: 10,
+            last: 10
+        })
+    );
+    // The real peer is not locked out: its next authenticated APDU is accepted and recorded.
+    let real = protect_with(
+        SecurityPolicy::AuthenticatedEncrypted,
+        Envelope::Glo,
+        &plain,
+        11,
+    );
+    let policy = SecurityPolicy::AuthenticatedEncrypted;
+    assert!(unprotect(&real, &c, &SERVER_TITLE, policy, &mut guard).is_ok());
+    assert_eq!(guard.last_accepted(), Some(11));
+}
+
+#[test]
 fn exhausted_sender_counter_refuses_to_protect() {
     let mut counter = InvocationCounter::new(u32::MAX);
     let r = protect(

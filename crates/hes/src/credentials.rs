@@ -1,6 +1,8 @@
 //! A meter's secrets as the head-end holds them, and the client configuration for each IS 15959
-//! association (least privilege: read with the meter reader, configure with utility settings,
-//! upgrade firmware with the firmware association).
+//! association. Configuration and relay operations use utility settings, firmware the firmware
+//! association. Scheduled reading also uses utility settings: the meter reader association is
+//! LLS with no ciphering, so its password and the consumer's readings would cross the network
+//! in clear; the meter reader is for places where that is acceptable (an optical port).
 
 use dlms::association::Authentication;
 use dlms::association::client::{ClientCiphering, ClientConfig};

@@ -3,11 +3,13 @@
 //! the clock; operate the relay with read-back; transfer and activate a firmware image.
 
 use chrono::{DateTime, Utc};
-use dlms::apdu::{AttributeDescriptor, MethodDescriptor, SelectiveAccess};
+use dlms::apdu::{ActionResult, AttributeDescriptor, MethodDescriptor, SelectiveAccess};
 use dlms::datetime::ist;
 use dlms::{Data, ObisCode};
 use is15959::catalogue::obis;
-use is15959::{BufferReader, CaptureObject, ScalerMap, ScalerUnit, capture_objects_from_data};
+use is15959::{
+    BufferReader, CaptureObject, Profiles, ScalerMap, ScalerUnit, capture_objects_from_data,
+};
 use model::{IntervalReading, MeterSerial, RelayState};
 
 use crate::session::{Session, SessionError};
@@ -18,11 +20,6 @@ const CLASS_PROFILE_GENERIC: u16 = 7;
 const CLASS_CLOCK: u16 = 8;
 const CLASS_IMAGE_TRANSFER: u16 = 18;
 const CLASS_DISCONNECT_CONTROL: u16 = 70;
-
-/// Scaler profiles (IS 15959) of the block load, daily load and event logs.
-pub const BLOCK_LOAD_SCALER_PROFILE: ObisCode = ObisCode::must("1.0.94.91.4.255");
-pub const DAILY_LOAD_SCALER_PROFILE: ObisCode = ObisCode::must("1.0.94.91.5.255");
-pub const EVENT_LOG_SCALER_PROFILE: ObisCode = ObisCode::must("1.0.94.91.7.255");
 
 fn attribute(class_id: u16, instance: ObisCode, attribute_id: i8) -> AttributeDescriptor {
     AttributeDescriptor {
@@ -73,7 +70,7 @@ pub struct RegisterReading {
 impl RegisterReading {
     /// The value in the register's unit (raw × 10^scaler).
     pub fn value(&self) -> Option<f64> {
-        Some(self.raw.as_f64()? * 10f64.powi(self.scaler_unit.scaler as i32))
+        self.scaler_unit.apply_f64(&self.raw).ok()
     }
 }
 
@@ -149,15 +146,22 @@ impl ProfileRows {
     }
 }
 
-/// Reads a profile's capture objects, its scaler profile, and its rows captured in
-/// `from..=to`.
+/// Reads a profile's capture objects, its scaler profile (the one IS 15959 pairs with it), and
+/// its rows captured in `from..=to`.
 pub async fn read_profile(
     session: &mut Session,
     profile: ObisCode,
-    scaler_profile: ObisCode,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<ProfileRows, SessionError> {
+    let scaler_profile = Profiles::builtin()
+        .all()
+        .iter()
+        .find(|p| p.logical_name == profile)
+        .and_then(|p| p.scaler_profile)
+        .ok_or_else(|| {
+            SessionError::Unexpected(format!("IS 15959 names no scaler profile for {profile}"))
+        })?;
     let columns = read_capture_objects(session, profile).await?;
     let scaler_columns = read_capture_objects(session, scaler_profile).await?;
     let scaler_buffer = session
@@ -180,14 +184,7 @@ pub async fn read_block_load(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<IntervalReading>, SessionError> {
-    let rows = read_profile(
-        session,
-        obis::BLOCK_LOAD_PROFILE,
-        BLOCK_LOAD_SCALER_PROFILE,
-        from,
-        to,
-    )
-    .await?;
+    let rows = read_profile(session, obis::BLOCK_LOAD_PROFILE, from, to).await?;
     rows.reader(meter)
         .intervals(&rows.buffer)
         .map_err(|e| SessionError::Unexpected(e.to_string()))
@@ -284,13 +281,58 @@ pub async fn transfer_image(
             .await?;
         progress(number + 1, total);
     }
-    session
-        .action(method(CLASS_IMAGE_TRANSFER, ln, 3), Some(Data::Integer(0)))
-        .await?;
-    session
-        .action(method(CLASS_IMAGE_TRANSFER, ln, 4), Some(Data::Integer(0)))
-        .await?;
-    Ok(())
+    finish_image_step(session, 3, ImageStatus::VerificationSuccessful).await?;
+    finish_image_step(session, 4, ImageStatus::ActivationSuccessful).await
+}
+
+/// image_transfer_status (IC 18 attribute 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImageStatus {
+    VerificationSuccessful = 3,
+    VerificationFailed = 4,
+    ActivationSuccessful = 6,
+    ActivationFailed = 7,
+}
+
+/// How often, and how many times, to ask a busy meter how verification or activation went.
+const IMAGE_STATUS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+const IMAGE_STATUS_POLLS: u32 = 30;
+
+/// Invokes image verify (3) or activate (4). A meter that answers temporary-failure is still
+/// working on it: poll image_transfer_status until it reports `done` or a failure.
+async fn finish_image_step(
+    session: &mut Session,
+    method_id: i8,
+    done: ImageStatus,
+) -> Result<(), SessionError> {
+    let ln = obis::IMAGE_TRANSFER;
+    let step = method(CLASS_IMAGE_TRANSFER, ln, method_id);
+    match session.action(step, Some(Data::Integer(0))).await {
+        Ok(_) => return Ok(()),
+        Err(SessionError::ActionFailed(ActionResult::TemporaryFailure)) => {}
+        Err(e) => return Err(e),
+    }
+    let failed = match done {
+        ImageStatus::VerificationSuccessful => ImageStatus::VerificationFailed,
+        _ => ImageStatus::ActivationFailed,
+    };
+    for _ in 0..IMAGE_STATUS_POLLS {
+        tokio::time::sleep(IMAGE_STATUS_POLL).await;
+        let status = session
+            .get(attribute(CLASS_IMAGE_TRANSFER, ln, 6), None)
+            .await?;
+        match status.as_i64() {
+            Some(s) if s == done as i64 => return Ok(()),
+            Some(s) if s == failed as i64 => {
+                return Err(SessionError::ActionFailed(ActionResult::OtherReason));
+            }
+            _ => {}
+        }
+    }
+    Err(SessionError::Timeout(
+        IMAGE_STATUS_POLL * IMAGE_STATUS_POLLS,
+        "image transfer status",
+    ))
 }
 
 /// The active firmware version (1.0.0.2.0.255).

@@ -40,6 +40,23 @@ pub struct SessionConfig {
     pub client: ClientConfig,
     /// Longest wait for connecting and for each response.
     pub timeout: Duration,
+    /// Longest time one operation may take in all (a GET with all its blocks, the whole
+    /// association), so a meter that drips bytes cannot hold a session forever.
+    pub operation_timeout: Duration,
+}
+
+impl SessionConfig {
+    /// Per-response timeout 10 s, per-operation 2 min.
+    pub fn new(address: SocketAddr, transport: Transport, client: ClientConfig) -> Self {
+        SessionConfig {
+            address,
+            transport,
+            server_sap: 1,
+            client,
+            timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 /// Why a session operation failed.
@@ -87,6 +104,7 @@ pub struct Session {
     framing: Framing,
     client: Client,
     timeout: Duration,
+    operation_timeout: Duration,
 }
 
 impl std::fmt::Debug for Session {
@@ -100,10 +118,22 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Connects and associates (with HLS pass 3/4 where configured). `security` carries the
-    /// client's invocation counter and the meter's last accepted counter; get it back, advanced,
-    /// from [`Session::security_state`] or [`Session::release`].
+    /// Connects and associates (with HLS pass 3/4 where configured).
+    ///
+    /// `security` holds the client's invocation counter and the meter's last accepted counter.
+    /// It is advanced past every counter this attempt used, **whether or not it succeeds**, so a
+    /// retry never reuses a GCM nonce and the meter never sees a replay. Persist it.
     pub async fn open(
+        config: &SessionConfig,
+        security: &mut ClientSecurityState,
+    ) -> Result<Session, SessionError> {
+        let mut session = Self::connect(config, security.clone()).await?;
+        let associated = session.associate().await;
+        *security = session.client.security_state().clone();
+        associated.map(|()| session)
+    }
+
+    async fn connect(
         config: &SessionConfig,
         security: ClientSecurityState,
     ) -> Result<Session, SessionError> {
@@ -137,15 +167,20 @@ impl Session {
             framing,
             client: Client::new(config.client.clone(), security),
             timeout: config.timeout,
+            operation_timeout: config.operation_timeout,
         };
         session.connect_link().await?;
+        Ok(session)
+    }
+
+    async fn associate(&mut self) -> Result<(), SessionError> {
         let mut challenge = [0u8; 16];
         getrandom::fill(&mut challenge).map_err(|e| {
             SessionError::Unexpected(format!("no randomness for the challenge: {e}"))
         })?;
-        let aarq = session.client.associate(&challenge)?;
-        match session.exchange(aarq, "association").await? {
-            ClientEvent::Associated(_) => Ok(session),
+        let aarq = self.client.associate(&challenge)?;
+        match self.exchange(aarq, "association").await? {
+            ClientEvent::Associated(_) => Ok(()),
             other => Err(SessionError::Unexpected(format!(
                 "{other:?} while associating"
             ))),
@@ -157,7 +192,7 @@ impl Session {
         self.client.negotiated()
     }
 
-    /// The counters to persist for the next session with this meter.
+    /// The counters as they stand now (persist them if the session is abandoned).
     pub fn security_state(&self) -> &ClientSecurityState {
         self.client.security_state()
     }
@@ -222,9 +257,15 @@ impl Session {
         }
     }
 
-    /// Releases the association (RLRQ/RLRE), closes the link and the connection, and hands back
-    /// the counters to persist.
-    pub async fn release(mut self) -> Result<ClientSecurityState, SessionError> {
+    /// Releases the association (RLRQ/RLRE), closes the link and the connection, and leaves in
+    /// `security` the counters to persist (advanced whatever the outcome).
+    pub async fn release(mut self, security: &mut ClientSecurityState) -> Result<(), SessionError> {
+        let released = self.release_link().await;
+        *security = self.client.security_state().clone();
+        released
+    }
+
+    async fn release_link(&mut self) -> Result<(), SessionError> {
         let rlrq = self.client.release()?;
         match self.exchange(rlrq, "release").await? {
             ClientEvent::Released => {}
@@ -237,12 +278,23 @@ impl Session {
             let _ = self.next_link_events("disconnect").await;
         }
         let _ = self.stream.shutdown().await;
-        Ok(self.client.security_state().clone())
+        Ok(())
     }
 
     /// Sends a request and feeds responses to the client until it yields an event, sending
     /// whatever follow-ups it asks for (HLS pass 3, GET-next, next SET block).
     async fn exchange(
+        &mut self,
+        request: Vec<u8>,
+        what: &'static str,
+    ) -> Result<ClientEvent, SessionError> {
+        let limit = self.operation_timeout;
+        tokio::time::timeout(limit, self.exchange_within(request, what))
+            .await
+            .map_err(|_| SessionError::Timeout(limit, what))?
+    }
+
+    async fn exchange_within(
         &mut self,
         request: Vec<u8>,
         what: &'static str,

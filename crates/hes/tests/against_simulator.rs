@@ -3,13 +3,12 @@
 //! sends (relay, clock, firmware).
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use chrono::{Duration as Span, DurationRound, Utc};
-use dlms::apdu::{AttributeDescriptor, DataAccessResult};
+use dlms::apdu::{AttributeDescriptor, DataAccessResult, SourceDiagnostic};
 use dlms::association::client::{ClientError, ClientSecurityState};
 use dlms::security::GlobalKeys;
-use hes::operations::{self, DAILY_LOAD_SCALER_PROFILE, EVENT_LOG_SCALER_PROFILE};
+use hes::operations;
 use hes::{MeterCredentials, Role, Session, SessionConfig, SessionError, Transport};
 use is15959::catalogue::obis;
 use is15959::{EventCodes, Unit};
@@ -30,13 +29,11 @@ fn credentials(keys: &MeterKeys) -> MeterCredentials {
 }
 
 fn config(fleet: &FleetHandle, meter: u32, role: Role, creds: &MeterCredentials) -> SessionConfig {
-    SessionConfig {
-        address: fleet.address(meter),
-        transport: Transport::Wrapper,
-        server_sap: 1,
-        client: role.client_config(creds),
-        timeout: Duration::from_secs(10),
-    }
+    SessionConfig::new(
+        fleet.address(meter),
+        Transport::Wrapper,
+        role.client_config(creds),
+    )
 }
 
 async fn start(base: Ipv4Addr, meters: u32) -> FleetHandle {
@@ -48,12 +45,15 @@ async fn start(base: Ipv4Addr, meters: u32) -> FleetHandle {
 
 async fn open(fleet: &FleetHandle, meter: u32, role: Role) -> Session {
     let creds = credentials(&fleet.keys(meter));
-    Session::open(
-        &config(fleet, meter, role, &creds),
-        ClientSecurityState::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{role:?} association: {e}"))
+    let mut counters = ClientSecurityState::default();
+    Session::open(&config(fleet, meter, role, &creds), &mut counters)
+        .await
+        .unwrap_or_else(|e| panic!("{role:?} association: {e}"))
+}
+
+async fn close(session: Session) {
+    let mut counters = ClientSecurityState::default();
+    session.release(&mut counters).await.expect("release");
 }
 
 #[tokio::test]
@@ -74,7 +74,7 @@ async fn public_client_reads_the_clock_and_nothing_private() {
         Err(SessionError::Refused(r)) => assert_eq!(r, DataAccessResult::ReadWriteDenied),
         other => panic!("public client read the block load: {other:?}"),
     }
-    s.release().await.expect("release");
+    close(s).await;
     fleet.stop().await;
 }
 
@@ -120,15 +120,10 @@ async fn meter_reader_reads_registers_and_profiles_that_agree() {
     )
     .await
     .expect("block load");
-    let daily = operations::read_profile(
-        &mut s,
-        obis::DAILY_LOAD_PROFILE,
-        DAILY_LOAD_SCALER_PROFILE,
-        start_of_day,
-        end_of_day,
-    )
-    .await
-    .expect("daily load");
+    let daily =
+        operations::read_profile(&mut s, obis::DAILY_LOAD_PROFILE, start_of_day, end_of_day)
+            .await
+            .expect("daily load");
     let daily = daily
         .reader(&serial)
         .daily(&daily.buffer)
@@ -149,7 +144,7 @@ async fn meter_reader_reads_registers_and_profiles_that_agree() {
     assert!(intervals.iter().all(|r| r.import_wh >= 0));
     let last = intervals.last().expect("rows").interval_end;
     assert_eq!(last, end_of_day.duration_trunc(Span::minutes(15)).unwrap());
-    s.release().await.expect("release");
+    close(s).await;
     fleet.stop().await;
 }
 
@@ -181,17 +176,21 @@ async fn utility_settings_operates_the_relay_and_sets_the_clock() {
     operations::set_clock(&mut s, Utc::now())
         .await
         .expect("set clock back");
-    let counters = s.release().await.expect("release");
+    let mut counters = ClientSecurityState::default();
+    s.release(&mut counters).await.expect("release");
 
     // A second association continues the invocation counter instead of restarting it.
     let creds = credentials(&fleet.keys(0));
     let next = counters.invocation_counter.peek();
     assert!(next > 1);
-    let s2 = Session::open(&config(&fleet, 0, Role::UtilitySettings, &creds), counters)
-        .await
-        .expect("second association");
-    assert!(s2.security_state().invocation_counter.peek() > next);
-    s2.release().await.expect("release");
+    let s2 = Session::open(
+        &config(&fleet, 0, Role::UtilitySettings, &creds),
+        &mut counters,
+    )
+    .await
+    .expect("second association");
+    assert!(counters.invocation_counter.peek() > next);
+    s2.release(&mut counters).await.expect("release");
 
     // The relay events are in the control log, the clock set in the transaction log.
     let serial = MeterSerial::new(fleet.keys(0).serial).unwrap();
@@ -207,7 +206,7 @@ async fn utility_settings_operates_the_relay_and_sets_the_clock() {
         (EventCategory::Transaction, vec![151]),
     ] {
         let (log, category) = codes(category);
-        let rows = operations::read_profile(&mut r, log, EVENT_LOG_SCALER_PROFILE, from, to)
+        let rows = operations::read_profile(&mut r, log, from, to)
             .await
             .expect("event log");
         let events = rows
@@ -222,7 +221,7 @@ async fn utility_settings_operates_the_relay_and_sets_the_clock() {
             );
         }
     }
-    r.release().await.expect("release");
+    close(r).await;
     fleet.stop().await;
 }
 
@@ -247,7 +246,7 @@ async fn firmware_association_transfers_and_activates_an_image() {
         .expect("version");
     assert_ne!(after, before);
     assert_eq!(after, "URJ-FW-2.1.0");
-    s.release().await.expect("release");
+    close(s).await;
     fleet.stop().await;
 }
 
@@ -258,11 +257,8 @@ async fn wrong_secrets_are_rejected() {
     creds.lls_secret = b"not-the-password".to_vec();
     creds.hls_utility[0] ^= 0xFF;
     for role in [Role::MeterReader, Role::UtilitySettings] {
-        let result = Session::open(
-            &config(&fleet, 0, role, &creds),
-            ClientSecurityState::default(),
-        )
-        .await;
+        let mut counters = ClientSecurityState::default();
+        let result = Session::open(&config(&fleet, 0, role, &creds), &mut counters).await;
         match result {
             Err(SessionError::Association(
                 ClientError::Rejected { .. } | ClientError::HlsRefused(_),
@@ -270,18 +266,54 @@ async fn wrong_secrets_are_rejected() {
             other => panic!("{role:?} with a wrong secret: {other:?}"),
         }
     }
-    // Wrong global keys: the meter cannot decipher, so nothing gets through.
+    // Wrong global keys: the meter cannot decipher the InitiateRequest and says so.
     let mut creds = credentials(&fleet.keys(0));
     creds.global_keys.encryption[3] ^= 0x55;
+    let mut counters = ClientSecurityState::default();
     let result = Session::open(
         &config(&fleet, 0, Role::UtilitySettings, &creds),
-        ClientSecurityState::default(),
+        &mut counters,
     )
     .await;
+    match result {
+        Err(SessionError::Association(ClientError::Rejected { diagnostic, .. })) => {
+            assert_eq!(diagnostic, SourceDiagnostic::AUTHENTICATION_FAILURE)
+        }
+        other => panic!("association with wrong keys: {other:?}"),
+    }
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_association_does_not_lock_the_meter_out() {
+    let fleet = start(Ipv4Addr::new(127, 47, 0, 1), 1).await;
+    let good = credentials(&fleet.keys(0));
+    let mut bad = good.clone();
+    bad.hls_utility[5] ^= 0x01;
+    // The meter accepts the ciphered AARQ (and its invocation counter), then pass 3 fails.
+    let mut counters = ClientSecurityState::default();
+    let failed = Session::open(
+        &config(&fleet, 0, Role::UtilitySettings, &bad),
+        &mut counters,
+    )
+    .await;
+    assert!(matches!(
+        failed,
+        Err(SessionError::Association(ClientError::HlsRefused(_)))
+    ));
     assert!(
-        result.is_err(),
-        "association with wrong keys must fail: {result:?}"
+        counters.invocation_counter.peek() > 1,
+        "the used counters are remembered"
     );
+    // The retry must not reuse a counter the meter has seen: it would be a replay (and, with
+    // the same key and system title, a repeated GCM nonce).
+    let s = Session::open(
+        &config(&fleet, 0, Role::UtilitySettings, &good),
+        &mut counters,
+    )
+    .await
+    .expect("retry after a failed association");
+    s.release(&mut counters).await.expect("release");
     fleet.stop().await;
 }
 

@@ -117,23 +117,23 @@ impl Meter {
         };
         Ok(Meter {
             serial: MeterSerial::new(keys.serial)?,
-            session: SessionConfig {
-                address: fleet.address(index),
-                transport: Transport::Wrapper,
-                server_sap: 1,
-                client: Role::UtilitySettings.client_config(&credentials),
-                timeout: Duration::from_secs(10),
-            },
+            session: SessionConfig::new(
+                fleet.address(index),
+                Transport::Wrapper,
+                Role::UtilitySettings.client_config(&credentials),
+            ),
         })
     }
 
+    /// Reads the meter once. `counters` come back advanced past every invocation counter used,
+    /// whatever happened, so the next round never repeats one.
     async fn read(
         &self,
-        counters: ClientSecurityState,
+        mut counters: ClientSecurityState,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> (ClientSecurityState, Result<MeterRound, SessionError>) {
-        let mut session = match Session::open(&self.session, counters.clone()).await {
+        let mut session = match Session::open(&self.session, &mut counters).await {
             Ok(s) => s,
             Err(e) => return (counters, Err(e)),
         };
@@ -147,11 +147,8 @@ impl Meter {
             })
         }
         .await;
-        let counters = session.security_state().clone();
-        match session.release().await {
-            Ok(counters) => (counters, result),
-            Err(e) => (counters, result.and(Err(e))),
-        }
+        let released = session.release(&mut counters).await;
+        (counters, result.and_then(|r| released.map(|()| r)))
     }
 }
 

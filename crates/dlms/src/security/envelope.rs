@@ -238,8 +238,12 @@ pub fn protect_into(
 
 /// Verifies an envelope from a peer whose system title is `peer_system_title`, requires at least
 /// the `required` protection, rejects a replayed invocation counter, and returns the plaintext
-/// APDU. `replay` records the counter only once the APDU is verified. Pass the cipher holding
-/// the key the envelope names ([`Envelope::is_dedicated`]).
+/// APDU. Pass the cipher holding the key the envelope names ([`Envelope::is_dedicated`]).
+///
+/// `replay` records the counter only once the APDU is verified, and only when it was
+/// *authenticated* (its security control has the authentication bit): the counter of an
+/// encryption-only APDU is checked against replay but not recorded, because anyone can forge
+/// one (no tag), and recording a forged `u32::MAX` would lock the real peer out for good.
 pub fn unprotect(
     bytes: &[u8],
     cipher: &Suite0Cipher,
@@ -290,7 +294,9 @@ pub fn unprotect(
             }
         }
     }
-    replay.accept(ic)?;
+    if sc.authenticated() {
+        replay.accept(ic)?;
+    }
     Ok(Unprotected {
         envelope: envelope.envelope,
         security_control: sc,
