@@ -1,31 +1,54 @@
 //! One TCP connection to a meter: framing (TCP wrapper or HDLC), the server association
 //! ([`dlms::association::server::Server`]) over the meter's [`MeterObjects`], and the injected
-//! faults (no answer, slow answer, dropped connection, corrupted frames). The meter's security
-//! counters are written back to its state after every exchange so they keep increasing across
-//! connections.
+//! faults (no answer, slow answer, dropped connection, corrupted frames).
+//!
+//! Invocation counters: the meter's stored [`MeterSecurityState`] holds the next counter value
+//! nobody has taken yet. Each connection reserves a block of [`COUNTER_BLOCK`] values from it
+//! under the meter's lock when it starts, seals only with values of its block, and takes a fresh
+//! block when the block runs low (before an AARQ; an open association whose block runs out is
+//! extended in place when nobody took values since, else the connection is closed). Pushes take
+//! single values under the same lock ([`take_invocation_counter`]). So no two messages of a
+//! meter are ever sealed with the same counter, however many connections and pushes run at
+//! once; the unused tail of a block is given back when the connection ends if nobody took
+//! values after it. The replay guards of the clients (last counter accepted per client system
+//! title) are merged into the stored state after every exchange, keeping the highest, and
+//! refreshed from it before every AARQ.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use dlms::association::AssociationStatus;
 use dlms::association::server::{MeterSecurityState, Server, ServerConfig, ServerEvent};
 use dlms::hdlc::{HdlcAddress, HdlcEvent, HdlcServer};
-use dlms::security::{GlobalKeys, HlsSecret};
+use dlms::security::{GlobalKeys, HlsSecret, InvocationCounter, ReplayGuard};
 use dlms::wrapper::WrapperDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::faults::FaultKind;
 use crate::fleet::{Shared, Transport};
-use crate::hash::{hash, tag};
 use crate::keys::{MeterKeys, SERVER_SAP};
 use crate::objects::MeterObjects;
 
 /// A connection with no traffic for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The server association configuration of meter `index` (its five IS 15959 associations).
+/// How many invocation counter values a connection reserves from its meter at a time.
+pub const COUNTER_BLOCK: u32 = 1 << 16;
+
+/// One exchange seals at most two messages (the HLS-GMAC reply of pass 4 and the ciphered
+/// response); a connection refreshes its block before an exchange when fewer than this remain.
+const COUNTER_MARGIN: u32 = 8;
+
+/// The server association configuration of meter `index` (its five IS 15959 associations),
+/// with the secrets derived from the seed.
 pub fn server_config(seed: u64, index: u32) -> ServerConfig {
+    server_config_with(seed, index, None)
+}
+
+fn server_config_with(seed: u64, index: u32, lls_secret: Option<&[u8]>) -> ServerConfig {
     let k = MeterKeys::derive(seed, index);
     ServerConfig::is15959(
         k.system_title,
@@ -33,13 +56,20 @@ pub fn server_config(seed: u64, index: u32) -> ServerConfig {
             encryption: k.global_encryption_key,
             authentication: k.global_authentication_key,
         },
-        k.lls_secret.as_bytes(),
+        lls_secret.unwrap_or(k.lls_secret.as_bytes()),
         [
             HlsSecret::new(k.hls_utility),
             HlsSecret::new(k.hls_push),
             HlsSecret::new(k.hls_firmware),
         ],
     )
+}
+
+/// The configuration meter `index` serves with now: as derived, with the LLS secret a head-end
+/// has set (if any).
+pub(crate) fn meter_server_config(shared: &Shared, index: u32) -> ServerConfig {
+    let lls = shared.peek(index, |s| s.and_then(|s| s.lls_secret.clone()));
+    server_config_with(shared.config.seed, index, lls.as_deref())
 }
 
 /// The first invocation counter of a meter that has not sent anything since the simulator
@@ -50,23 +80,156 @@ pub fn initial_invocation_counter() -> u32 {
     u32::try_from(secs.max(1).saturating_mul(8)).unwrap_or(u32::MAX - (1 << 24))
 }
 
-pub(crate) fn security_state(shared: &Shared, index: u32) -> MeterSecurityState {
-    shared
-        .peek(index, |s| s.and_then(|s| s.security.as_deref().cloned()))
-        .unwrap_or_else(|| MeterSecurityState::new(initial_invocation_counter()))
+/// Runs `f` on meter `index`'s stored security state (created on first use), under its lock.
+fn with_security<R>(
+    shared: &Shared,
+    index: u32,
+    f: impl FnOnce(&mut MeterSecurityState) -> R,
+) -> R {
+    let mut g = shared.state(index);
+    let sec = g
+        .get_mut()
+        .security
+        .get_or_insert_with(|| Box::new(MeterSecurityState::new(initial_invocation_counter())));
+    f(sec)
 }
 
-/// Keeps the newer counters (another connection to the same meter may have moved them on).
-pub(crate) fn store_security(shared: &Shared, index: u32, sec: &MeterSecurityState) {
-    let mut g = shared.state(index);
-    let s = g.get_mut();
-    match &mut s.security {
-        Some(old) if old.invocation_counter.peek() > sec.invocation_counter.peek() => {
-            for (k, v) in &sec.client_counters {
-                old.client_counters.insert(*k, v.clone());
-            }
+/// Takes one invocation counter value of meter `index` (a push). `None` once the counter is
+/// exhausted.
+pub(crate) fn take_invocation_counter(shared: &Shared, index: u32) -> Option<u32> {
+    with_security(shared, index, |s| s.invocation_counter.take().ok())
+}
+
+/// Counter values `start..end` reserved for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CounterBlock {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Reserves a block of counter values of meter `index` for one connection; also returns the
+/// clients' replay guards as they stand.
+pub(crate) fn reserve_counters(
+    shared: &Shared,
+    index: u32,
+) -> (CounterBlock, BTreeMap<dlms::security::SystemTitle, ReplayGuard>) {
+    with_security(shared, index, |s| {
+        let start = s.invocation_counter.peek();
+        let end = start.saturating_add(COUNTER_BLOCK);
+        s.invocation_counter = InvocationCounter::new(end);
+        (CounterBlock { start, end }, s.client_counters.clone())
+    })
+}
+
+/// Extends `block` in place when nobody took a value after it; false otherwise.
+fn extend_counters(shared: &Shared, index: u32, block: &mut CounterBlock) -> bool {
+    with_security(shared, index, |s| {
+        if s.invocation_counter.peek() != block.end || block.end == u32::MAX {
+            return false;
         }
-        slot => *slot = Some(Box::new(sec.clone())),
+        block.end = block.end.saturating_add(COUNTER_BLOCK);
+        s.invocation_counter = InvocationCounter::new(block.end);
+        true
+    })
+}
+
+/// Gives back `next..block.end` (never used) when nobody took a value after the block.
+pub(crate) fn release_counters(shared: &Shared, index: u32, block: CounterBlock, next: u32) {
+    with_security(shared, index, |s| {
+        if s.invocation_counter.peek() == block.end && (block.start..=block.end).contains(&next) {
+            s.invocation_counter = InvocationCounter::new(next);
+        }
+    });
+}
+
+/// Merges a connection's view into the stored state: per client system title the highest
+/// last-accepted counter wins (a guard never moves back), and the sending counter never moves
+/// back either.
+pub(crate) fn store_security(shared: &Shared, index: u32, sec: &MeterSecurityState) {
+    with_security(shared, index, |s| {
+        if sec.invocation_counter.peek() > s.invocation_counter.peek() {
+            s.invocation_counter = sec.invocation_counter.clone();
+        }
+        merge_guards(&mut s.client_counters, &sec.client_counters);
+    });
+}
+
+/// Keeps, per client system title, the higher of the two last-accepted counters.
+fn merge_guards(
+    into: &mut BTreeMap<dlms::security::SystemTitle, ReplayGuard>,
+    from: &BTreeMap<dlms::security::SystemTitle, ReplayGuard>,
+) {
+    for (title, guard) in from {
+        let keep = into.entry(*title).or_default();
+        if guard.last_accepted() > keep.last_accepted() {
+            *keep = guard.clone();
+        }
+    }
+}
+
+/// The server association of one connection and the counter block it seals with.
+struct Association {
+    shared: Arc<Shared>,
+    index: u32,
+    server: Server,
+    block: CounterBlock,
+}
+
+impl Association {
+    fn start(shared: Arc<Shared>, index: u32) -> Self {
+        let (block, client_counters) = reserve_counters(&shared, index);
+        let server = Server::new(
+            meter_server_config(&shared, index),
+            MeterSecurityState {
+                invocation_counter: InvocationCounter::new(block.start),
+                client_counters,
+            },
+        );
+        Association {
+            shared,
+            index,
+            server,
+            block,
+        }
+    }
+
+    fn next_counter(&self) -> u32 {
+        self.server.security_state().invocation_counter.peek()
+    }
+
+    /// Before handing `apdu` to the server: makes sure the exchange seals with values of this
+    /// connection's block. False: the connection cannot go on safely and must be closed.
+    fn prepare(&mut self, apdu: &[u8]) -> bool {
+        let low = self.block.end.saturating_sub(self.next_counter()) < COUNTER_MARGIN;
+        let aarq = apdu.first() == Some(&dlms::apdu::tag::AARQ);
+        if aarq || (low && self.server.status() == AssociationStatus::NonAssociated) {
+            // No association to keep (an AARQ replaces it): start afresh with the meter's
+            // current configuration and replay guards, and a fresh block if this one runs low.
+            let mut sec = self.server.security_state().clone();
+            let stored = with_security(&self.shared, self.index, |s| s.client_counters.clone());
+            merge_guards(&mut sec.client_counters, &stored);
+            if low {
+                release_counters(&self.shared, self.index, self.block, self.next_counter());
+                let (block, _) = reserve_counters(&self.shared, self.index);
+                self.block = block;
+                sec.invocation_counter = InvocationCounter::new(block.start);
+            }
+            self.server = Server::new(meter_server_config(&self.shared, self.index), sec);
+            return true;
+        }
+        !low || extend_counters(&self.shared, self.index, &mut self.block)
+    }
+
+    /// Merges the replay guards into the meter's stored state.
+    fn store(&self) {
+        store_security(&self.shared, self.index, self.server.security_state());
+    }
+}
+
+impl Drop for Association {
+    fn drop(&mut self) {
+        self.store();
+        release_counters(&self.shared, self.index, self.block, self.next_counter());
     }
 }
 
