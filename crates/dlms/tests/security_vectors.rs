@@ -500,7 +500,12 @@ fn an_encryption_only_apdu_is_checked_against_replay_but_never_moves_the_guard()
     let mut guard = ReplayGuard::with_last_accepted(10);
     // Anyone can build an encryption-only APDU (no tag), e.g. one claiming a counter at the end
     // of the range (our sender never hands out u32::MAX itself).
-    let forged = protect_with(SecurityPolicy::Encrypted, Envelope::Glo, &plain, u32::MAX - 1);
+    let forged = protect_with(
+        SecurityPolicy::Encrypted,
+        Envelope::Glo,
+        &plain,
+        u32::MAX - 1,
+    );
     let opened = unprotect(&forged, &c, &SERVER_TITLE, SecurityPolicy::None, &mut guard);
     assert_eq!(opened.map(|u| u.apdu), Ok(plain.clone()));
     assert_eq!(

@@ -15,6 +15,7 @@ pub mod code {
     pub const CAPTURE_PERIOD_SET: u16 = 153;
     pub const FIRMWARE_ACTIVATED: u16 = 157;
     pub const LOAD_LIMIT_SET: u16 = 158;
+    pub const LLS_SECRET_CHANGED: u16 = 161;
     pub const ESW_FILTER_CHANGED: u16 = 165;
     pub const MD_RESET: u16 = 166;
     pub const MAGNET: u16 = 201;

@@ -49,7 +49,6 @@ pub mod tag {
     pub const KIND: u64 = 20;
     pub const FAULT: u64 = 30;
     pub const FAULT_PARAM: u64 = 31;
-    pub const CHALLENGE: u64 = 40;
 }
 
 #[cfg(test)]

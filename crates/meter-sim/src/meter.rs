@@ -101,8 +101,12 @@ pub struct MeterState {
     pub programming_count: u32,
     /// When the maximum demand was last reset (0 = never).
     pub md_reset_at: i64,
-    /// Counters that outlive connections.
+    /// Counters that outlive connections: the next invocation counter nobody has taken (see
+    /// [`crate::session`]) and the clients' replay guards.
     pub security: Option<Box<MeterSecurityState>>,
+    /// The meter reader's LLS secret as set by a head-end (attribute 7 of the association
+    /// object); `None`: the one derived from the seed.
+    pub lls_secret: Option<Vec<u8>>,
 }
 
 impl MeterState {

@@ -340,7 +340,10 @@ impl View<'_> {
     fn balance_paise(&self) -> i64 {
         let since =
             self.model.cumulative_at(self.now).wh - self.model.cumulative_at(self.recharge.at).wh;
-        self.recharge.total_at_last - since * RATE_PAISE_PER_KWH / 1000
+        // Saturating: `total_at_last` is whatever a head-end wrote.
+        self.recharge
+            .total_at_last
+            .saturating_sub(since.saturating_mul(RATE_PAISE_PER_KWH) / 1000)
     }
 
     /// A register-like value (class 1, 3 or 4; attribute 2, or 5 for capture time) in a scope.
@@ -588,11 +591,10 @@ impl View<'_> {
 }
 
 /// Column filter of a selective access: indices into the capture objects.
-fn select_columns(def_cols: &[CaptureObject], rows: Vec<Data>, keep: Option<Vec<usize>>) -> Data {
+fn select_columns(rows: Vec<Data>, keep: Option<Vec<usize>>) -> Data {
     let Some(keep) = keep else {
         return Data::Array(rows);
     };
-    let _ = def_cols;
     Data::Array(
         rows.into_iter()
             .map(|r| match r {
@@ -621,6 +623,10 @@ impl View<'_> {
                 let range = access
                     .as_range()
                     .map_err(|_| DataAccessResult::TypeUnmatched)?;
+                // Every profile is ordered by the clock: the only column a range can restrict.
+                if range.restricting_object != CaptureColumn::CLOCK {
+                    return Err(DataAccessResult::OtherReason);
+                }
                 let from = range
                     .from
                     .to_utc(ist())
@@ -645,7 +651,7 @@ impl View<'_> {
                             .collect(),
                     )
                 };
-                Ok(select_columns(&def.capture_objects, rows, keep))
+                Ok(select_columns(rows, keep))
             }
             2 => {
                 let entry = access
@@ -675,7 +681,7 @@ impl View<'_> {
                     entry.to_selected_value.min(ncols)
                 };
                 let keep = (c0 > 1 || c1 < ncols).then(|| (c0 as usize - 1..c1 as usize).collect());
-                Ok(select_columns(&def.capture_objects, rows, keep))
+                Ok(select_columns(rows, keep))
             }
             _ => Err(DataAccessResult::OtherReason),
         }
@@ -1104,7 +1110,6 @@ impl CosemObjects for MeterObjects {
                 s.log(t, code::RTC_SET);
                 Ok(())
             }
-            (8, _) => Ok(()),
             (70, 4) => {
                 let mode = match value {
                     Data::Enum(m) if m <= 6 => m,
@@ -1130,9 +1135,11 @@ impl CosemObjects for MeterObjects {
                 });
                 Ok(())
             }
-            (71, _) => Ok(()),
             (18, 5) => match value {
-                Data::Boolean(_) => Ok(()),
+                // Image transfer is always enabled here: enabling it is true, disabling is not
+                // modelled.
+                Data::Boolean(true) => Ok(()),
+                Data::Boolean(false) => Err(DataAccessResult::ReadWriteDenied),
                 _ => Err(bad),
             },
             (1, 2) if ln == obis::EVENT_STATUS_WORD_FILTER => match value {
@@ -1192,37 +1199,46 @@ impl CosemObjects for MeterObjects {
                 });
                 Ok(())
             }
-            (3, 2) if ln == ObisCode::new(0, 0, 94, 96, 21, 255) => {
-                // A recharge: the amount is added to the balance.
+            (3, 2) if ln == LAST_RECHARGE_AMOUNT || ln == CURRENT_BALANCE => {
                 // Scaler −2 on a currency unit: the raw value is in paise.
-                let amount = value.as_i64().ok_or(bad)?;
-                let balance = self.view(now).balance_paise();
+                let paise = value.as_i64().ok_or(bad)?;
+                let view = self.view(now);
+                let (last_amount, total_at_last) = if ln == LAST_RECHARGE_AMOUNT {
+                    // A recharge: the amount is added to the balance.
+                    let total = view
+                        .balance_paise()
+                        .checked_add(paise)
+                        .ok_or(DataAccessResult::OtherReason)?;
+                    (paise, total)
+                } else {
+                    // The balance itself, set as it is.
+                    (view.recharge.last_amount, paise)
+                };
                 self.with_state(|s| {
                     s.recharge = Some(Recharge {
-                        last_amount: amount,
+                        last_amount,
                         at: t,
-                        total_at_last: balance + amount,
+                        total_at_last,
                     })
                 });
                 Ok(())
             }
-            (3, 2) if ln == ObisCode::new(0, 0, 94, 96, 24, 255) => {
-                let balance = value.as_i64().ok_or(bad)?;
-                let last = self.view(now).recharge;
+            (15, 7) if ln == obis_meter_reader_association() => {
+                // The meter reader's LLS secret: later associations must use the new one.
+                let secret = value.as_octets().ok_or(bad)?;
+                if !(1..=MAX_LLS_SECRET_LEN).contains(&secret.len()) {
+                    return Err(DataAccessResult::OtherReason);
+                }
+                let secret = secret.to_vec();
                 self.with_state(|s| {
-                    s.recharge = Some(Recharge {
-                        last_amount: last.last_amount,
-                        at: t,
-                        total_at_last: balance,
-                    })
+                    s.lls_secret = Some(secret);
+                    s.programming_count += 1;
+                    s.log(t, code::LLS_SECRET_CHANGED);
                 });
                 Ok(())
             }
-            // Other writable configuration is accepted and counted, not modelled.
-            _ => {
-                self.with_state(|s| s.programming_count += 1);
-                Ok(())
-            }
+            // Writable in the catalogue but not modelled here: refused, never pretended.
+            _ => Err(DataAccessResult::ReadWriteDenied),
         }
     }
 

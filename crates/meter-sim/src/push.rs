@@ -75,10 +75,14 @@ pub(crate) fn notification(shared: &Shared, alert: &Alert) -> Option<Vec<u8>> {
         encryption: keys.global_encryption_key,
         authentication: keys.global_authentication_key,
     });
-    let mut sec = crate::session::security_state(shared, index);
-    let apdu = build_push_notification(
+    // One value of the meter's shared counter, taken under its lock: never one a connection
+    // holds in its block.
+    let mut counter = dlms::security::InvocationCounter::new(
+        crate::session::take_invocation_counter(shared, index)?,
+    );
+    build_push_notification(
         &DataNotification {
-            long_invoke_id_and_priority: sec.invocation_counter.peek(),
+            long_invoke_id_and_priority: counter.peek(),
             date_time: Some(clock.to_vec()),
             body,
         },
@@ -86,12 +90,10 @@ pub(crate) fn notification(shared: &Shared, alert: &Alert) -> Option<Vec<u8>> {
             system_title: keys.system_title,
             cipher: &cipher,
             policy: SecurityPolicy::AuthenticatedEncrypted,
-            invocation_counter: &mut sec.invocation_counter,
+            invocation_counter: &mut counter,
         }),
     )
-    .ok()?;
-    crate::session::store_security(shared, index, &sec);
-    Some(apdu)
+    .ok()
 }
 
 /// Sends queued alerts to `target`, one TCP connection kept open and reopened when it fails.

@@ -112,7 +112,10 @@ pub(crate) struct CounterBlock {
 pub(crate) fn reserve_counters(
     shared: &Shared,
     index: u32,
-) -> (CounterBlock, BTreeMap<dlms::security::SystemTitle, ReplayGuard>) {
+) -> (
+    CounterBlock,
+    BTreeMap<dlms::security::SystemTitle, ReplayGuard>,
+) {
     with_security(shared, index, |s| {
         let start = s.invocation_counter.peek();
         let end = start.saturating_add(COUNTER_BLOCK);
@@ -295,13 +298,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
             }
         }
     };
-    let mut server = Server::new(
-        server_config(shared.config.seed, index),
-        security_state(&shared, index),
-    );
+    let mut assoc = Association::start(shared.clone(), index);
     let mut objects = MeterObjects::new(shared.clone(), index);
     let mut associated = false;
-    let mut challenges = 0u64;
     let mut last_activity = tokio::time::Instant::now();
     loop {
         let n = tokio::select! {
@@ -340,7 +339,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
                             let sap = link.client_sap().unwrap_or(16) as u16;
                             apdus.push((sap, a));
                         }
-                        HdlcEvent::Disconnected(_) => server.reset(),
+                        HdlcEvent::Disconnected(_) => assoc.server.reset(),
                         _ => {}
                     }
                 }
@@ -352,24 +351,23 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
         for (client_sap, apdu) in apdus {
             if associated && shared.fault(index, crate::FaultKind::Drop).is_some() {
                 // Drop mid-session: the association is up, the request goes unanswered.
-                store_security(&shared, index, server.security_state());
                 return;
             }
-            challenges += 1;
-            let h1 = hash(
-                shared.config.seed,
-                &[
-                    tag::CHALLENGE,
-                    index as u64,
-                    challenges,
-                    Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64,
-                ],
-            );
-            let h2 = hash(h1, &[challenges]);
+            if !assoc.prepare(&apdu) {
+                tracing::warn!(meter = index, "invocation counters exhausted; closing");
+                return;
+            }
+            // The HLS challenge (StoC): fresh randomness, used only if this is an AARQ.
             let mut stoc = [0u8; 16];
-            stoc[..8].copy_from_slice(&h1.to_be_bytes());
-            stoc[8..].copy_from_slice(&h2.to_be_bytes());
-            let out = server.on_apdu(client_sap, &apdu, Utc::now(), &stoc, &mut objects);
+            if apdu.first() == Some(&dlms::apdu::tag::AARQ)
+                && let Err(e) = getrandom::fill(&mut stoc)
+            {
+                tracing::warn!(meter = index, error = %e, "no randomness for the challenge");
+                return;
+            }
+            let out = assoc
+                .server
+                .on_apdu(client_sap, &apdu, Utc::now(), &stoc, &mut objects);
             match &out.event {
                 Some(ServerEvent::Associated { .. }) => associated = true,
                 Some(ServerEvent::Released { .. }) => associated = false,
@@ -380,7 +378,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
                 }
                 _ => {}
             }
-            store_security(&shared, index, server.security_state());
+            assoc.store();
             let Some(response) = out.response else {
                 continue;
             };

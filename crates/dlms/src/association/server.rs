@@ -8,9 +8,12 @@
 //!    between connections.
 //! 2. When a connection opens: `Server::new(config, state)`.
 //! 3. For every APDU the framing layer (TCP wrapper / HDLC) delivers, call
-//!    [`Server::on_apdu`] with the client SAP the frame came from, the APDU bytes, `now`, a fresh
-//!    random server challenge (StoC, 8–64 bytes; only used when the APDU is an HLS AARQ) and the
-//!    meter's [`CosemObjects`]. Send [`ServerOutput::response`] back to the same client SAP, if
+//!    [`Server::on_apdu`] with the client SAP the frame came from, the APDU bytes, `now`, a server
+//!    challenge (StoC, 8–64 bytes) and the meter's [`CosemObjects`]. The caller must draw the
+//!    StoC from a cryptographically secure random source, fresh for every call that may carry
+//!    an AARQ: the server does not generate randomness (sans-IO) and uses what it is given as
+//!    is, and a predictable or repeated StoC lets a recorded HLS pass 3 be replayed. It is only
+//!    used when the APDU is an HLS AARQ. Send [`ServerOutput::response`] back to the same client SAP, if
 //!    there is one. [`ServerOutput::event`] says what happened (associated, released, refused…).
 //! 4. When the connection closes: [`Server::into_security_state`] (or
 //!    [`Server::security_state`] at any time) and persist it.
@@ -22,8 +25,22 @@
 //! other attribute and method, and every other object, goes to [`CosemObjects`].
 //!
 //! Push: [`build_push_notification`] builds a DataNotification, plain or general-glo-ciphered.
+//!
+//! Rules the server enforces on a connection:
+//! - xDLMS APDUs longer than the `max_receive_pdu_size` it announced are refused with
+//!   ExceptionResponse service-not-allowed / pdu-too-long;
+//! - ciphered requests are opened with the global key only: ded- and general-ded-ciphered
+//!   APDUs are refused (no dedicated key support); a ciphered reply uses the envelope the
+//!   request came in (glo- or general-glo-ciphering);
+//! - a GET-with-list may name at most [`MAX_GET_LIST_ITEMS`] attributes and no GET answer is
+//!   kept in memory beyond [`MAX_GET_RESPONSE_LEN`] bytes;
+//! - release on a ciphered association: see [`Server::on_apdu`]'s RLRQ rule below, in
+//!   `on_rlrq`'s documentation (an RLRQ without user-information releases, as Gurux sends it;
+//!   one with user-information must carry a verified ciphered InitiateRequest);
+//! - the last invocation counter of at most [`MAX_CLIENT_TITLES`] client system titles is
+//!   remembered, and only for titles that sent an authenticated APDU.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
@@ -42,13 +59,28 @@ use crate::apdu::{
 use crate::data::Data;
 use crate::obis::ObisCode;
 use crate::security::{
-    Envelope, GlobalKeys, HlsSecret, InvocationCounter, ReplayGuard, SecurityControl,
-    SecurityError, SecurityPolicy, Suite0Cipher, SystemTitle, constant_time_eq, protect, unprotect,
+    CipheredApdu, Envelope, GlobalKeys, HlsSecret, InvocationCounter, ReplayGuard,
+    SecurityControl, SecurityError, SecurityPolicy, Suite0Cipher, SystemTitle, Unprotected,
+    constant_time_eq, protect, unprotect,
 };
 
 /// Largest value a client may send with SET in data blocks (bytes of A-XDR), so a hostile client
 /// cannot make the meter buffer without limit.
 pub const MAX_SET_VALUE_LEN: usize = 1 << 20;
+
+/// Most attributes one GET-with-list may name. A longer list is answered with
+/// `other-reason` for every item, and no object is read.
+pub const MAX_GET_LIST_ITEMS: usize = 64;
+
+/// Largest encoded GET answer (bytes of A-XDR) the server keeps in memory to send, whole or in
+/// blocks. A normal GET whose value encodes longer is answered with `other-reason`; in a
+/// GET-with-list, each item that would take the answer past the limit is answered with
+/// `other-reason` instead of its value.
+pub const MAX_GET_RESPONSE_LEN: usize = 8 << 20;
+
+/// Most client system titles whose last invocation counter the meter remembers (see
+/// [`MeterSecurityState`]).
+pub const MAX_CLIENT_TITLES: usize = 64;
 
 /// ExceptionResponse state-error: service-not-allowed.
 pub const STATE_SERVICE_NOT_ALLOWED: u8 = 1;
@@ -60,6 +92,8 @@ pub const SERVICE_OPERATION_NOT_POSSIBLE: u8 = 1;
 pub const SERVICE_NOT_SUPPORTED: u8 = 2;
 /// ExceptionResponse service-error: other-reason.
 pub const SERVICE_OTHER_REASON: u8 = 3;
+/// ExceptionResponse service-error: pdu-too-long (longer than the server's max receive PDU).
+pub const SERVICE_PDU_TOO_LONG: u8 = 4;
 /// ExceptionResponse service-error: deciphering-error.
 pub const SERVICE_DECIPHERING_ERROR: u8 = 5;
 /// ExceptionResponse service-error: invocation-counter-error (carries the expected counter).
@@ -193,6 +227,16 @@ impl ServerConfig {
 
 /// The meter's security state that outlives a connection; the application persists it
 /// (`invocation_counter.peek()` and each guard's `last_accepted()`).
+///
+/// A client system title enters `client_counters` only when an APDU from it was authenticated
+/// (a GMAC tag under the meter's keys verified) and its counter accepted; unauthenticated
+/// traffic (e.g. AARQs with made-up calling AP titles) never adds an entry. The map holds at
+/// most [`MAX_CLIENT_TITLES`] titles: when an authenticated insert goes beyond that, the title
+/// whose last authenticated APDU is the oldest is forgotten (titles put in the map from outside,
+/// e.g. restored from storage, whose order the server does not know, go first, lowest title
+/// first). Only holders of the keys can cause an eviction, so an attacker without keys cannot
+/// flush a real client's counter; forgetting one re-opens replay of that client's old APDUs, so
+/// the bound is set well above the number of head-ends a meter talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeterSecurityState {
     /// The invocation counter the meter sends with next; strictly increasing for the life of
@@ -200,6 +244,8 @@ pub struct MeterSecurityState {
     pub invocation_counter: InvocationCounter,
     /// The last invocation counter accepted from each client system title (replay rejection).
     pub client_counters: BTreeMap<SystemTitle, ReplayGuard>,
+    /// Titles of `client_counters` in the order of their last authenticated APDU, oldest first.
+    accepted_order: VecDeque<SystemTitle>,
 }
 
 impl MeterSecurityState {
@@ -208,11 +254,57 @@ impl MeterSecurityState {
         MeterSecurityState {
             invocation_counter: InvocationCounter::new(next_invocation_counter),
             client_counters: BTreeMap::new(),
+            accepted_order: VecDeque::new(),
         }
     }
 
-    fn guard(&mut self, client: SystemTitle) -> &mut ReplayGuard {
-        self.client_counters.entry(client).or_default()
+    /// A copy of the replay guard of `client` (a fresh one if it was never seen); nothing is
+    /// stored until [`Self::record`].
+    fn guard(&self, client: &SystemTitle) -> ReplayGuard {
+        self.client_counters
+            .get(client)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Stores `guard` for `client` after an authenticated APDU from it, keeping the map bounded.
+    fn record(&mut self, client: SystemTitle, guard: ReplayGuard) {
+        self.client_counters.insert(client, guard);
+        self.accepted_order.retain(|t| *t != client);
+        self.accepted_order.push_back(client);
+        while self.client_counters.len() > MAX_CLIENT_TITLES {
+            let unordered = self
+                .client_counters
+                .keys()
+                .find(|t| !self.accepted_order.contains(t))
+                .copied();
+            let Some(victim) = unordered.or_else(|| self.accepted_order.pop_front()) else {
+                break;
+            };
+            self.client_counters.remove(&victim);
+            self.accepted_order.retain(|t| *t != victim);
+        }
+    }
+
+    /// Verifies a ciphered APDU from `client` with the global-key `cipher` (ded- and
+    /// general-ded-ciphering are refused: no dedicated key support), and records its counter
+    /// when it was authenticated.
+    fn open(
+        &mut self,
+        apdu: &[u8],
+        cipher: &Suite0Cipher,
+        client: SystemTitle,
+        required: SecurityPolicy,
+    ) -> Result<Unprotected, SecurityError> {
+        if CipheredApdu::decode(apdu)?.envelope.is_dedicated() {
+            return Err(SecurityError::Unsupported("dedicated-key ciphering"));
+        }
+        let mut guard = self.guard(&client);
+        let opened = unprotect(apdu, cipher, &client, required, &mut guard)?;
+        if opened.security_control.authenticated() {
+            self.record(client, guard);
+        }
+        Ok(opened)
     }
 }
 
@@ -346,8 +438,10 @@ impl Server {
         self.session = None;
     }
 
-    /// Handles one APDU from `client_sap`. `stoc` is a fresh random challenge (8–64 bytes), used
-    /// only if this APDU is an AARQ for HLS; pass anything (e.g. `&[]`) otherwise.
+    /// Handles one APDU from `client_sap`. `stoc` is the server challenge (8–64 bytes), used
+    /// only if this APDU is an AARQ for HLS. The caller must pass fresh bytes from a secure
+    /// random source whenever the APDU may be an AARQ (the server cannot tell it makes no
+    /// randomness of its own); for an APDU known not to be an AARQ anything (e.g. `&[]`) will do.
     pub fn on_apdu<O: CosemObjects + ?Sized>(
         &mut self,
         client_sap: u16,
