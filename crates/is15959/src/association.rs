@@ -64,16 +64,6 @@ impl Association {
         }
     }
 
-    /// Every mechanism a meter accepts on this association. The HLS associations accept
-    /// mechanism 2 (what IS 15959 meters are seen to use) and 5 (HLS-GMAC, security suite 0).
-    pub fn accepts(self, mechanism: Mechanism) -> bool {
-        match self {
-            Association::Public => mechanism == Mechanism::None,
-            Association::MeterReader => mechanism == Mechanism::Lls,
-            _ => matches!(mechanism, Mechanism::Hls | Mechanism::HlsGmac),
-        }
-    }
-
     /// Whether APDUs on this association are ciphered (AES-GCM-128, security suite 0).
     pub fn ciphered(self) -> bool {
         matches!(
@@ -154,8 +144,6 @@ mod tests {
             Association::Push.security_setup(),
             Some(ObisCode::must("0.0.43.0.4.255"))
         );
-        assert!(Association::UtilitySettings.accepts(Mechanism::HlsGmac));
-        assert!(!Association::MeterReader.accepts(Mechanism::None));
     }
 
     #[test]

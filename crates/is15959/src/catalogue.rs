@@ -250,14 +250,14 @@ impl Catalogue {
         logical_name: ObisCode,
         attribute: i8,
     ) -> Result<&ObjectDef, DataAccessResult> {
-        let def = self.resolve(kind, class_id, logical_name)?;
-        if !def.class().is_some_and(|c| c.has_attribute(attribute)) {
-            return Err(DataAccessResult::ObjectUndefined);
-        }
-        match Association::from_client_sap(client_sap) {
-            Some(who) if def.access.can_read(who) => Ok(def),
-            _ => Err(DataAccessResult::ReadWriteDenied),
-        }
+        self.check_attribute(
+            kind,
+            client_sap,
+            class_id,
+            logical_name,
+            attribute,
+            |rule, who| rule.can_read(who),
+        )
     }
 
     /// May the association on `client_sap` SET this attribute?
@@ -269,12 +269,31 @@ impl Catalogue {
         logical_name: ObisCode,
         attribute: i8,
     ) -> Result<&ObjectDef, DataAccessResult> {
+        self.check_attribute(
+            kind,
+            client_sap,
+            class_id,
+            logical_name,
+            attribute,
+            |rule, who| rule.can_write(who, attribute),
+        )
+    }
+
+    fn check_attribute(
+        &self,
+        kind: MeterKind,
+        client_sap: u16,
+        class_id: u16,
+        logical_name: ObisCode,
+        attribute: i8,
+        allowed: impl Fn(&AccessRule, Association) -> bool,
+    ) -> Result<&ObjectDef, DataAccessResult> {
         let def = self.resolve(kind, class_id, logical_name)?;
         if !def.class().is_some_and(|c| c.has_attribute(attribute)) {
             return Err(DataAccessResult::ObjectUndefined);
         }
         match Association::from_client_sap(client_sap) {
-            Some(who) if def.access.can_write(who, attribute) => Ok(def),
+            Some(who) if allowed(&def.access, who) => Ok(def),
             _ => Err(DataAccessResult::ReadWriteDenied),
         }
     }

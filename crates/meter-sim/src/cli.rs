@@ -21,7 +21,9 @@ pub struct SimArgs {
     /// TCP port every meter listens on (the DLMS port is 4059).
     #[arg(long, default_value_t = 4059)]
     pub port: u16,
-    /// Seed of the fleet: the same seed gives the same meters, keys, loads and events.
+    /// Seed of the fleet: the same seed gives the same meters, keys, loads and events. The
+    /// keys are derived from it, so the seed is as secret as the keys: a simulator, not a key
+    /// generator; never use its keys for real meters.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Write the meters' addresses and keys to this file (JSON, or CSV when it ends in .csv).

@@ -1,6 +1,11 @@
 //! Per-meter identity and secrets, derived on demand from (seed, meter index) so nothing is stored
 //! per meter, and the key file (`--keys-out`, format `urja-sim-keys/1`, JSON or CSV) that hands
 //! them to the head-end and to test clients. Secrets never appear in `Debug` output or logs.
+//!
+//! The keys are a deterministic function of the seed, by design: the same seed gives the same
+//! fleet, so a test or a head-end can be pointed at it again. The seed is therefore as secret as
+//! every key of the fleet; this is a simulator, not a key generator, and its keys must never
+//! protect a real meter. The key file is created readable by its owner only (0600 on unix).
 
 use std::fmt;
 use std::io::Write;
@@ -153,6 +158,24 @@ fn associations(k: &MeterKeys) -> Vec<KeyFileAssociation> {
     ]
 }
 
+/// Creates (or truncates) `path` readable and writable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = options.mode(0o600).open(path)?;
+        // An existing file keeps its mode through `open`: tighten it too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)
+    }
+}
+
 /// Writes the key file for these meters: CSV when the path ends in `.csv`, JSON otherwise.
 pub fn write_key_file(
     path: &Path,
@@ -162,7 +185,7 @@ pub fn write_key_file(
     let csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut out = std::io::BufWriter::new(create_private(path)?);
     if csv {
         writeln!(
             out,
@@ -272,7 +295,20 @@ mod tests {
         assert_eq!(assoc[2]["secret"].as_str().unwrap().len(), 32);
 
         let csv = dir.join("keys.csv");
+        // An existing file with a loose mode is tightened too.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(&csv, "old").unwrap();
+            std::fs::set_permissions(&csv, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
         write_key_file(&csv, 3, (0..2).map(|i| (i, ep(i)))).unwrap();
+        #[cfg(unix)]
+        for path in [&json, &csv] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        }
         let text = std::fs::read_to_string(&csv).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);

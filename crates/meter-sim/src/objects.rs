@@ -38,6 +38,13 @@ pub const DAILY_DEPTH_DAYS: i64 = 90;
 pub const BILLING_DEPTH: usize = 12;
 /// Energy charge used for the prepaid balance, paise per kWh.
 pub const RATE_PAISE_PER_KWH: i64 = 700;
+/// Longest LLS secret a head-end may set.
+pub const MAX_LLS_SECRET_LEN: usize = 64;
+
+const LAST_RECHARGE_AMOUNT: ObisCode = ObisCode::new(0, 0, 94, 96, 21, 255);
+const CURRENT_BALANCE: ObisCode = ObisCode::new(0, 0, 94, 96, 24, 255);
+/// The association of the meter reader (client SAP 32, LLS); attribute 7 is its secret.
+const METER_READER_ASSOCIATION: ObisCode = ObisCode::new(0, 0, 40, 0, 2, 255);
 
 /// A view of one meter's object model. Cheap to create; holds no meter data itself.
 #[derive(Debug, Clone)]
@@ -624,7 +631,7 @@ impl View<'_> {
                     .as_range()
                     .map_err(|_| DataAccessResult::TypeUnmatched)?;
                 // Every profile is ordered by the clock: the only column a range can restrict.
-                if range.restricting_object != CaptureColumn::CLOCK {
+                if range.restricting_object != CaptureObject::CLOCK {
                     return Err(DataAccessResult::OtherReason);
                 }
                 let from = range
@@ -1223,7 +1230,7 @@ impl CosemObjects for MeterObjects {
                 });
                 Ok(())
             }
-            (15, 7) if ln == obis_meter_reader_association() => {
+            (15, 7) if ln == METER_READER_ASSOCIATION => {
                 // The meter reader's LLS secret: later associations must use the new one.
                 let secret = value.as_octets().ok_or(bad)?;
                 if !(1..=MAX_LLS_SECRET_LEN).contains(&secret.len()) {

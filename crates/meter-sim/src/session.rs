@@ -181,13 +181,9 @@ struct Association {
 impl Association {
     fn start(shared: Arc<Shared>, index: u32) -> Self {
         let (block, client_counters) = reserve_counters(&shared, index);
-        let server = Server::new(
-            meter_server_config(&shared, index),
-            MeterSecurityState {
-                invocation_counter: InvocationCounter::new(block.start),
-                client_counters,
-            },
-        );
+        let mut security = MeterSecurityState::new(block.start);
+        security.client_counters = client_counters;
+        let server = Server::new(meter_server_config(&shared, index), security);
         Association {
             shared,
             index,

@@ -34,9 +34,14 @@
 //!   request came in (glo- or general-glo-ciphering);
 //! - a GET-with-list may name at most [`MAX_GET_LIST_ITEMS`] attributes and no GET answer is
 //!   kept in memory beyond [`MAX_GET_RESPONSE_LEN`] bytes;
-//! - release on a ciphered association: see [`Server::on_apdu`]'s RLRQ rule below, in
-//!   `on_rlrq`'s documentation (an RLRQ without user-information releases, as Gurux sends it;
-//!   one with user-information must carry a verified ciphered InitiateRequest);
+//! - release on a ciphered association: an RLRQ *with* user-information must carry a
+//!   glo-ciphered InitiateRequest that verifies under the association's keys and protection
+//!   with a fresh invocation counter (as Gurux sends it with `useProtectedRelease`); if it does
+//!   not, the RLRQ is refused (ExceptionResponse deciphering-error or invocation-counter-error)
+//!   and the association stays open. An RLRQ *without* user-information still releases, because
+//!   that is what Gurux (and most head-ends) send by default and the Green Book does not require
+//!   the protected form; it gives an attacker nothing an injected transport disconnect would
+//!   not (the association ends with the connection either way);
 //! - the last invocation counter of at most [`MAX_CLIENT_TITLES`] client system titles is
 //!   remembered, and only for titles that sent an authenticated APDU.
 
@@ -59,9 +64,9 @@ use crate::apdu::{
 use crate::data::Data;
 use crate::obis::ObisCode;
 use crate::security::{
-    CipheredApdu, Envelope, GlobalKeys, HlsSecret, InvocationCounter, ReplayGuard,
-    SecurityControl, SecurityError, SecurityPolicy, Suite0Cipher, SystemTitle, Unprotected,
-    constant_time_eq, protect, unprotect,
+    CipheredApdu, Envelope, GlobalKeys, HlsSecret, InvocationCounter, ReplayGuard, SecurityControl,
+    SecurityError, SecurityPolicy, Suite0Cipher, SystemTitle, Unprotected, constant_time_eq,
+    protect, unprotect,
 };
 
 /// Largest value a client may send with SET in data blocks (bytes of A-XDR), so a hostile client
@@ -376,6 +381,9 @@ struct Session {
     client_title: Option<SystemTitle>,
     /// Protection of this session's xDLMS APDUs (`None` = plaintext).
     policy: SecurityPolicy,
+    /// The envelope ciphered replies go in: the one the request being answered came in
+    /// (glo- or general-glo-ciphering).
+    reply_envelope: Envelope,
     /// The association's keys, scheduled once for the session (ciphering and HLS-GMAC).
     cipher: Option<Suite0Cipher>,
     negotiated: Negotiated,
@@ -464,8 +472,22 @@ impl Server {
             );
         };
         let association = &self.config.associations[session.association];
+        // Enforce the max receive PDU size the server announced in its InitiateResponse.
+        let max_pdu = match session.negotiated.server_max_receive_pdu_size {
+            0 => usize::from(u16::MAX),
+            n => usize::from(n),
+        };
+        if apdu.len() > max_pdu {
+            return refuse(
+                STATE_SERVICE_NOT_ALLOWED,
+                SERVICE_PDU_TOO_LONG,
+                None,
+                "request longer than the server's max receive PDU size",
+            );
+        }
         // Unwrap the ciphering, if the session has any.
         let plain: Vec<u8>;
+        let mut reply_envelope = Envelope::Glo;
         let request: &[u8] = if wire::is_ciphered(apdu) {
             let (Some(cipher), Some(title)) = (session.cipher.as_ref(), session.client_title)
             else {
@@ -476,11 +498,19 @@ impl Server {
                     "ciphered request on an association without keys",
                 );
             };
-            let guard = self.security.guard(title);
-            match unprotect(apdu, cipher, &title, session.policy, guard) {
+            match self.security.open(apdu, cipher, title, session.policy) {
                 Ok(opened) => {
+                    reply_envelope = opened.envelope;
                     plain = opened.apdu;
                     &plain
+                }
+                Err(SecurityError::Unsupported(_)) => {
+                    return refuse(
+                        STATE_SERVICE_NOT_ALLOWED,
+                        SERVICE_DECIPHERING_ERROR,
+                        None,
+                        "dedicated-key ciphering is not supported (no dedicated key)",
+                    );
                 }
                 Err(SecurityError::Replayed { last, .. }) => {
                     return refuse(
@@ -521,6 +551,9 @@ impl Server {
             }
         };
         let pending = session.status == AssociationStatus::AssociationPending;
+        if let Some(session) = self.session.as_mut() {
+            session.reply_envelope = reply_envelope;
+        }
         let ctx = RequestContext {
             client_sap,
             mechanism: association.authentication.mechanism(),
@@ -585,8 +618,9 @@ impl Server {
         }
     }
 
-    /// Ciphers a response when the session is ciphered. A response that cannot be ciphered
-    /// (counter exhausted) becomes a plaintext ExceptionResponse.
+    /// Ciphers a response when the session is ciphered, in the session's reply envelope. A
+    /// response that cannot be ciphered (counter exhausted) becomes a plaintext
+    /// ExceptionResponse.
     fn seal(&mut self, plain: Vec<u8>) -> Vec<u8> {
         let Some(session) = self.session.as_ref() else {
             return plain;
@@ -599,7 +633,7 @@ impl Server {
         }
         let sealed = protect(
             &plain,
-            Envelope::Glo,
+            session.reply_envelope,
             SecurityControl::new(policy),
             cipher,
             &self.config.system_title,
@@ -908,20 +942,15 @@ impl Server {
                     "ciphered InitiateRequest without keys",
                 ));
             };
-            let guard = self.security.guard(title);
-            let opened = unprotect(
-                user_information,
-                cipher,
-                &title,
-                association.security,
-                guard,
-            )
-            .map_err(|_| {
-                Rejection::user(
-                    SourceDiagnostic::AUTHENTICATION_FAILURE,
-                    "InitiateRequest failed to decipher or authenticate (wrong keys?)",
-                )
-            })?;
+            let opened = self
+                .security
+                .open(user_information, cipher, title, association.security)
+                .map_err(|_| {
+                    Rejection::user(
+                        SourceDiagnostic::AUTHENTICATION_FAILURE,
+                        "InitiateRequest failed to decipher or authenticate (wrong keys?)",
+                    )
+                })?;
             // The session keeps the protection the client chose (at least what is required).
             policy = opened.security_control.policy();
             plain = opened.apdu;
@@ -950,6 +979,7 @@ impl Server {
             client_sap: association.client_sap,
             client_title,
             policy,
+            reply_envelope: Envelope::Glo,
             cipher,
             negotiated,
             status: if association.authentication.is_hls() {
@@ -1027,16 +1057,50 @@ impl Server {
                 );
             }
         };
-        // A ciphered release answers with a ciphered InitiateResponse, as Gurux does.
+        // On a ciphered association an RLRQ with user-information must carry a ciphered
+        // InitiateRequest that verifies (see the module docs); it is answered with a ciphered
+        // InitiateResponse, as Gurux does. An RLRQ without user-information releases.
         let mut user_information = None;
         if let Some(session) = self.session.as_ref().filter(|s| s.client_sap == client_sap)
             && session.policy != SecurityPolicy::None
-            && rlrq.user_information.is_some()
+            && let Some(info) = rlrq.user_information.as_deref()
         {
+            let conformance = session.negotiated.conformance;
+            let opened = match (session.cipher.as_ref(), session.client_title) {
+                (Some(cipher), Some(title)) if wire::is_ciphered(info) => {
+                    self.security.open(info, cipher, title, session.policy)
+                }
+                _ => Err(SecurityError::Unsupported(
+                    "plaintext RLRQ user-information on a ciphered association",
+                )),
+            };
+            match opened.map(|o| Apdu::decode(&o.apdu)) {
+                Ok(Ok(Apdu::InitiateRequest(_))) => {}
+                Err(SecurityError::Replayed { last, .. }) => {
+                    return refuse(
+                        STATE_SERVICE_NOT_ALLOWED,
+                        SERVICE_INVOCATION_COUNTER_ERROR,
+                        Some(last.saturating_add(1)),
+                        "RLRQ with a replayed invocation counter",
+                    );
+                }
+                _ => {
+                    return refuse(
+                        STATE_SERVICE_NOT_ALLOWED,
+                        SERVICE_DECIPHERING_ERROR,
+                        None,
+                        "RLRQ user-information failed to decipher or authenticate",
+                    );
+                }
+            }
+            if let Some(session) = self.session.as_mut() {
+                // The InitiateResponse of a release goes glo-ciphered, as Gurux expects.
+                session.reply_envelope = Envelope::Glo;
+            }
             let initiate = Apdu::InitiateResponse(InitiateResponse {
                 negotiated_quality_of_service: None,
                 negotiated_dlms_version: 6,
-                negotiated_conformance: session.negotiated.conformance,
+                negotiated_conformance: conformance,
                 server_max_receive_pdu_size: self.config.max_receive_pdu_size,
                 vaa_name: 0x0007,
             })
@@ -1072,10 +1136,13 @@ impl Server {
         }
     }
 
-    /// Bytes the ciphering adds around an APDU (tag, length, SC, IC, GCM tag).
+    /// Bytes the ciphering adds around an APDU (tag, system title for the general envelopes,
+    /// length, SC, IC, GCM tag).
     fn cipher_overhead(&self) -> usize {
-        match self.session.as_ref().map(|s| s.policy) {
-            None | Some(SecurityPolicy::None) => 0,
+        match self.session.as_ref() {
+            None => 0,
+            Some(s) if s.policy == SecurityPolicy::None => 0,
+            Some(s) if s.reply_envelope.is_general() => 1 + 9 + 3 + 5 + crate::security::TAG_LEN,
             Some(_) => 1 + 3 + 5 + crate::security::TAG_LEN,
         }
     }
