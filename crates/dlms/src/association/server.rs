@@ -1170,6 +1170,12 @@ impl Server {
                 let response = GetResponse::Normal { invoke_id, result };
                 self.fit_get_response(invoke_id, response)
             }
+            GetRequest::WithList { invoke_id, items } if items.len() > MAX_GET_LIST_ITEMS => {
+                // Too many attributes for one request: read none of them.
+                let results = vec![GetDataResult::Error(DataAccessResult::OtherReason); items.len()];
+                let response = GetResponse::WithList { invoke_id, results };
+                self.fit_get_response(invoke_id, response)
+            }
             GetRequest::WithList { invoke_id, items } => {
                 let results = items
                     .iter()
@@ -1195,12 +1201,21 @@ impl Server {
     }
 
     /// Encodes `response` whole if it fits the client's max PDU (or the client cannot take
-    /// blocks), else starts block transfer and encodes the first block.
+    /// blocks), else starts block transfer and encodes the first block. An answer longer than
+    /// [`MAX_GET_RESPONSE_LEN`] is cut down first (see [`cap_get_response`]).
     fn fit_get_response(
         &mut self,
         invoke_id: InvokeIdAndPriority,
         response: GetResponse,
     ) -> Vec<u8> {
+        let mut whole = response.encode();
+        let response = if whole.len() > MAX_GET_RESPONSE_LEN {
+            let capped = cap_get_response(response);
+            whole = capped.encode();
+            capped
+        } else {
+            response
+        };
         let max = self.client_max_pdu();
         let overhead = self.cipher_overhead();
         let blocks_allowed = self.session.as_ref().is_some_and(|s| {
@@ -1220,7 +1235,6 @@ impl Server {
             // Errors are a few bytes; blocks are only built above.
             GetResponse::Normal { .. } | GetResponse::WithDataBlock { .. } => 0,
         };
-        let whole = Apdu::GetResponse(response).encode();
         if whole.len() + overhead <= max || !blocks_allowed || header_len == 0 {
             return whole;
         }
@@ -1432,6 +1446,40 @@ impl Server {
                 )
             }
         }
+    }
+}
+
+/// A GET answer whose encoding exceeds [`MAX_GET_RESPONSE_LEN`], cut down to fit: a normal GET
+/// becomes `other-reason`; in a GET-with-list, every item that would take the answer past the
+/// limit (in order) becomes `other-reason`, the others keep their value.
+fn cap_get_response(response: GetResponse) -> GetResponse {
+    let too_long = GetDataResult::Error(DataAccessResult::OtherReason);
+    match response {
+        GetResponse::Normal { invoke_id, .. } => GetResponse::Normal {
+            invoke_id,
+            result: too_long,
+        },
+        GetResponse::WithList { invoke_id, results } => {
+            // Tag, choice, invoke id and the item count (at most 5 bytes).
+            let mut total = 3 + 5;
+            let mut scratch = Vec::new();
+            let results = results
+                .into_iter()
+                .map(|result| {
+                    scratch.clear();
+                    result.write(&mut scratch);
+                    if total + scratch.len() <= MAX_GET_RESPONSE_LEN {
+                        total += scratch.len();
+                        result
+                    } else {
+                        total += 2;
+                        too_long.clone()
+                    }
+                })
+                .collect();
+            GetResponse::WithList { invoke_id, results }
+        }
+        other @ GetResponse::WithDataBlock { .. } => other,
     }
 }
 
