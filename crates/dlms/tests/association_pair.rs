@@ -1041,3 +1041,378 @@ mod robustness {
         }
     }
 }
+
+// ---- Review fixes: counters, envelopes, release, limits ---------------------------------------
+
+/// A client on the utility settings association (48) with its own system title and keys.
+fn hls_client(title: SystemTitle, keys: GlobalKeys) -> ClientConfig {
+    let mut config = client_config(48);
+    config.ciphering = Some(ClientCiphering {
+        policy: SecurityPolicy::AuthenticatedEncrypted,
+        keys,
+        system_title: title,
+    });
+    config
+}
+
+fn exception(response: Option<Vec<u8>>) -> (u8, u8) {
+    match Apdu::decode(&response.expect("an answer")) {
+        Ok(Apdu::ExceptionResponse(e)) => (e.state_error, e.service_error),
+        other => panic!("expected an exception response, got {other:?}"),
+    }
+}
+
+/// A plaintext GET of the kWh register, as the client would send it inside an envelope.
+fn plain_get_kwh() -> Vec<u8> {
+    Apdu::GetRequest(dlms::apdu::GetRequest::Normal {
+        invoke_id: 0xC5,
+        attribute: kwh(),
+        access: None,
+    })
+    .encode()
+}
+
+#[test]
+fn aarqs_with_made_up_calling_titles_never_grow_the_meters_counter_map() {
+    let mut meter_state = MeterSecurityState::default();
+    let wrong = GlobalKeys {
+        encryption: [0xEE; 16],
+        authentication: [0xAA; 16],
+    };
+    for i in 0..200u32 {
+        let mut title = *b"ATK\x00\x00\x00\x00\x00";
+        title[4..].copy_from_slice(&i.to_be_bytes());
+        let mut pair = Pair::with(
+            hls_client(title, wrong.clone()),
+            ClientSecurityState::default(),
+            server_config(),
+            meter_state,
+        );
+        assert!(pair.associate().is_err(), "wrong keys must not associate");
+        meter_state = pair.server.into_security_state();
+    }
+    assert!(
+        meter_state.client_counters.is_empty(),
+        "unauthenticated AARQs added {} titles",
+        meter_state.client_counters.len()
+    );
+}
+
+#[test]
+fn the_meter_remembers_at_most_max_client_titles_and_forgets_the_oldest_accepted() {
+    use dlms::association::server::MAX_CLIENT_TITLES;
+    let title = |i: usize| -> SystemTitle {
+        let mut t = *b"HES\x00\x00\x00\x00\x00";
+        t[4..].copy_from_slice(&(i as u32).to_be_bytes());
+        t
+    };
+    // Associates client `i` (counters from `first_counter`) with the meter's keys.
+    let associate = |i: usize, first_counter: u32, state: MeterSecurityState| {
+        let mut pair = Pair::with(
+            hls_client(title(i), keys()),
+            ClientSecurityState::new(first_counter, None),
+            server_config(),
+            state,
+        );
+        associated(&mut pair);
+        pair.server.into_security_state()
+    };
+    let mut state = MeterSecurityState::default();
+    for i in 0..MAX_CLIENT_TITLES {
+        state = associate(i, 1, state);
+    }
+    assert_eq!(state.client_counters.len(), MAX_CLIENT_TITLES);
+    assert_eq!(
+        state.client_counters[&title(0)].last_accepted(),
+        Some(2),
+        "the last authenticated request (AARQ 1, HLS pass 3 2) is recorded"
+    );
+    // Client 0 comes back: it is now the most recently accepted.
+    state = associate(0, 100, state);
+    // Two new clients push past the limit: the two oldest accepted (1 and 2) are forgotten.
+    for i in [MAX_CLIENT_TITLES, MAX_CLIENT_TITLES + 1] {
+        state = associate(i, 1, state);
+    }
+    let counters = &state.client_counters;
+    assert_eq!(counters.len(), MAX_CLIENT_TITLES);
+    assert!(counters.contains_key(&title(0)));
+    assert!(!counters.contains_key(&title(1)) && !counters.contains_key(&title(2)));
+    assert!(counters.contains_key(&title(3)));
+    assert!(counters.contains_key(&title(MAX_CLIENT_TITLES + 1)));
+}
+
+#[test]
+fn ded_and_general_ded_ciphered_requests_are_refused_not_opened_with_the_global_key() {
+    use dlms::security::{Envelope, InvocationCounter, SecurityControl, protect};
+    let mut pair = Pair::new(client_config(48));
+    associated(&mut pair);
+    let cipher = Suite0Cipher::new(&keys());
+    let sc = SecurityControl::new(SecurityPolicy::AuthenticatedEncrypted);
+    let mut counter = InvocationCounter::new(1000);
+    for envelope in [Envelope::Ded, Envelope::GeneralDed] {
+        let request = protect(
+            &plain_get_kwh(),
+            envelope,
+            sc,
+            &cipher,
+            &HES_TITLE,
+            &mut counter,
+        )
+        .unwrap();
+        assert_eq!(exception(pair.deliver(&request)), (1, 5), "{envelope:?}");
+    }
+    assert_eq!(pair.server.status(), AssociationStatus::Associated);
+}
+
+#[test]
+fn a_general_glo_ciphered_request_gets_a_general_glo_ciphered_answer() {
+    use dlms::security::{Envelope, InvocationCounter, SecurityControl, protect, unprotect};
+    let mut pair = Pair::new(client_config(48));
+    associated(&mut pair);
+    let cipher = Suite0Cipher::new(&keys());
+    let sc = SecurityControl::new(SecurityPolicy::AuthenticatedEncrypted);
+    let mut counter = InvocationCounter::new(1000);
+    let request = protect(
+        &plain_get_kwh(),
+        Envelope::GeneralGlo,
+        sc,
+        &cipher,
+        &HES_TITLE,
+        &mut counter,
+    )
+    .unwrap();
+    let answer = pair.deliver(&request).unwrap();
+    let envelope = CipheredApdu::decode(&answer).unwrap();
+    assert_eq!(envelope.envelope, Envelope::GeneralGlo);
+    assert_eq!(envelope.system_title, Some(&METER_TITLE[..]));
+    let policy = SecurityPolicy::AuthenticatedEncrypted;
+    let opened = unprotect(
+        &answer,
+        &cipher,
+        &METER_TITLE,
+        policy,
+        &mut ReplayGuard::new(),
+    );
+    match Apdu::decode(&opened.unwrap().apdu) {
+        Ok(Apdu::GetResponse(dlms::apdu::GetResponse::Normal { result, .. })) => {
+            assert_eq!(
+                result,
+                GetDataResult::Data(Data::DoubleLongUnsigned(123_456))
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // The next glo-ciphered request is answered glo-ciphered again.
+    let request = protect(
+        &plain_get_kwh(),
+        Envelope::Glo,
+        sc,
+        &cipher,
+        &HES_TITLE,
+        &mut counter,
+    )
+    .unwrap();
+    let answer = pair.deliver(&request).unwrap();
+    assert_eq!(
+        CipheredApdu::decode(&answer).unwrap().envelope,
+        Envelope::Glo
+    );
+}
+
+#[test]
+fn requests_longer_than_the_announced_max_pdu_are_refused_with_pdu_too_long() {
+    let mut pair = Pair::new(client_config(32));
+    associated(&mut pair);
+    let max = usize::from(pair.server.config().max_receive_pdu_size);
+    assert_eq!(
+        pair.server
+            .negotiated()
+            .unwrap()
+            .server_max_receive_pdu_size,
+        1024
+    );
+    let set = |len: usize| {
+        Apdu::SetRequest(dlms::apdu::SetRequest::Normal {
+            invoke_id: 0xC1,
+            attribute: big(),
+            access: None,
+            value: Data::OctetString(vec![7; len]),
+        })
+        .encode()
+    };
+    // The longest value that still fits the announced size exactly.
+    let fits = (0..max).rev().find(|&n| set(n).len() <= max).unwrap();
+    assert_eq!(set(fits).len(), max);
+    let response = pair.deliver(&set(fits)).unwrap();
+    assert!(matches!(
+        Apdu::decode(&response),
+        Ok(Apdu::SetResponse(dlms::apdu::SetResponse::Normal {
+            result: DataAccessResult::Success,
+            ..
+        }))
+    ));
+    assert_eq!(pair.meter.sets, 1);
+    // One byte more: refused with pdu-too-long, the object untouched.
+    assert_eq!(exception(pair.deliver(&set(fits + 1))), (1, 4));
+    assert_eq!(pair.meter.sets, 1);
+    // Our own client keeps under the limit: a 10 KB SET goes in blocks and is accepted.
+    let sent_before = pair.to_server.len();
+    let request = pair
+        .client
+        .set(big(), None, Data::OctetString(vec![9; 10_000]))
+        .unwrap();
+    assert_eq!(
+        pair.run(request).unwrap(),
+        ClientEvent::SetResult {
+            invoke_id: 0xC1,
+            result: DataAccessResult::Success
+        }
+    );
+    assert_eq!(pair.meter.big, vec![9; 10_000]);
+    let blocks = &pair.to_server[sent_before..];
+    assert!(
+        blocks.len() > 1 && blocks.iter().all(|a| a.len() <= max),
+        "in blocks"
+    );
+}
+
+#[test]
+fn a_get_with_list_beyond_the_item_limit_reads_nothing() {
+    use dlms::association::server::MAX_GET_LIST_ITEMS;
+    let mut pair = Pair::new(client_config(16));
+    associated(&mut pair);
+    for (count, expected) in [
+        (
+            MAX_GET_LIST_ITEMS,
+            GetDataResult::Data(Data::DoubleLongUnsigned(123_456)),
+        ),
+        (
+            MAX_GET_LIST_ITEMS + 1,
+            GetDataResult::Error(DataAccessResult::OtherReason),
+        ),
+    ] {
+        let request = pair
+            .client
+            .get_with_list(vec![(kwh(), None); count])
+            .unwrap();
+        let ClientEvent::Values { results, .. } = pair.run(request).unwrap() else {
+            panic!("expected values");
+        };
+        assert_eq!(results, vec![expected; count]);
+    }
+}
+
+/// The Gurux `useProtectedRelease` RLRQ of `vectors/rlrq-protected.txt`, its client's system
+/// title, keys and HLS secret.
+fn gurux_protected_release() -> (Vec<u8>, SystemTitle, GlobalKeys, HlsSecret) {
+    let text = include_str!("vectors/rlrq-protected.txt");
+    let field = |name: &str| {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} in the vector"));
+        hex::decode(line.trim()).unwrap()
+    };
+    let title = SystemTitle::try_from(field("system_title:").as_slice()).unwrap();
+    let keys = GlobalKeys {
+        encryption: field("block_cipher_key:").try_into().unwrap(),
+        authentication: field("authentication_key:").try_into().unwrap(),
+    };
+    let secret = HlsSecret::new(<[u8; 16]>::try_from(field("hls_secret:")).unwrap());
+    (field("apdu:"), title, keys, secret)
+}
+
+#[test]
+fn a_protected_release_must_verify_and_a_plain_one_still_releases() {
+    let (gurux_rlrq, title, keys, secret) = gurux_protected_release();
+    let open_pair = || {
+        let mut config = hls_client(title, keys.clone());
+        config.authentication = Authentication::Hls {
+            secret: secret.clone(),
+        };
+        let server = ServerConfig::is15959(
+            METER_TITLE,
+            keys.clone(),
+            LLS_PASSWORD,
+            [secret.clone(), secret.clone(), secret.clone()],
+        );
+        let mut pair = Pair::with(config, Default::default(), server, Default::default());
+        associated(&mut pair);
+        pair
+    };
+    // Gurux's protected RLRQ (counter 46) verifies: released, with a ciphered InitiateResponse.
+    let mut pair = open_pair();
+    let rlre = pair.deliver(&gurux_rlrq).unwrap();
+    let Ok(Apdu::Rlre(rlre)) = Apdu::decode(&rlre) else {
+        panic!("expected an RLRE, got {rlre:02x?}");
+    };
+    assert!(is_ciphered(&rlre.user_information.unwrap()));
+    assert_eq!(pair.server.status(), AssociationStatus::NonAssociated);
+    assert!(
+        pair.server_events
+            .contains(&ServerEvent::Released { client_sap: 48 })
+    );
+    let after = pair.server.security_state().clone();
+
+    // Tampered: refused, the association stays open and keeps serving.
+    let mut pair = open_pair();
+    let mut tampered = gurux_rlrq.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    assert_eq!(exception(pair.deliver(&tampered)), (1, 5));
+    assert_eq!(pair.server.status(), AssociationStatus::Associated);
+    assert_eq!(
+        pair.get(kwh()),
+        GetDataResult::Data(Data::DoubleLongUnsigned(123_456))
+    );
+    // Plaintext user-information on a ciphered association: refused too.
+    let initiate = Apdu::InitiateRequest(dlms::apdu::InitiateRequest {
+        dedicated_key: None,
+        response_allowed: true,
+        proposed_quality_of_service: None,
+        proposed_dlms_version: 6,
+        proposed_conformance: ClientConfig::CONFORMANCE,
+        client_max_receive_pdu_size: 1024,
+    })
+    .encode();
+    let plain_info = Apdu::Rlrq(dlms::apdu::Rlrq {
+        reason: Some(0),
+        user_information: Some(initiate),
+    })
+    .encode();
+    assert_eq!(exception(pair.deliver(&plain_info)), (1, 5));
+    assert_eq!(pair.server.status(), AssociationStatus::Associated);
+
+    // Replayed on a later association of the same client: invocation-counter-error.
+    let mut pair = Pair::with(
+        {
+            let mut config = hls_client(title, keys.clone());
+            config.authentication = Authentication::Hls {
+                secret: secret.clone(),
+            };
+            config
+        },
+        ClientSecurityState::new(100, None),
+        ServerConfig::is15959(
+            METER_TITLE,
+            keys.clone(),
+            LLS_PASSWORD,
+            [secret.clone(), secret.clone(), secret.clone()],
+        ),
+        after,
+    );
+    associated(&mut pair);
+    assert_eq!(exception(pair.deliver(&gurux_rlrq)), (1, 6));
+    assert_eq!(pair.server.status(), AssociationStatus::Associated);
+
+    // A plain RLRQ without user-information (what Gurux sends by default) releases.
+    let public = include_str!("vectors/rlrq-public.txt");
+    let plain = public
+        .lines()
+        .find_map(|l| l.strip_prefix("apdu:"))
+        .map(|h| hex::decode(h.trim()).unwrap())
+        .unwrap();
+    let rlre = pair.deliver(&plain).unwrap();
+    assert!(matches!(Apdu::decode(&rlre), Ok(Apdu::Rlre(_))));
+    assert_eq!(pair.server.status(), AssociationStatus::NonAssociated);
+}

@@ -442,6 +442,11 @@ impl FleetHandle {
         crate::objects::MeterObjects::new(self.shared.clone(), index)
     }
 
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Stops serving: closes every listener and connection.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);

@@ -145,6 +145,12 @@ enum Quantity {
     Real(f64),
 }
 
+/// An amount of money in the catalogue unit (currency, rupees) from paise: with the catalogue's
+/// scaler −2 the raw value on the wire is the paise again.
+fn rupees(paise: i64) -> Quantity {
+    Quantity::Real(paise as f64 / 100.0)
+}
+
 /// How a register's value is typed on the wire.
 fn register_data(def: &ObjectDef, q: Quantity) -> Data {
     let scaler = def.scaler_unit.map_or(0, |s| s.scaler) as i32;
@@ -529,10 +535,10 @@ impl View<'_> {
             (0, 8, 0) | (0, 8, 4) => Data::DoubleLongUnsigned(self.model.period as u32),
             (94, 96, 19) => Data::Unsigned(0),
             (94, 96, 20) => Data::Unsigned(self.prepaid as u8),
-            (94, 96, 21) => register_data(def, Quantity::Exact(self.recharge.last_amount)),
+            (94, 96, 21) => register_data(def, rupees(self.recharge.last_amount)),
             (94, 96, 22) => secs_data(self.recharge.at),
-            (94, 96, 23) => register_data(def, Quantity::Exact(self.recharge.total_at_last)),
-            (94, 96, 24) => register_data(def, Quantity::Exact(self.balance_paise())),
+            (94, 96, 23) => register_data(def, rupees(self.recharge.total_at_last)),
+            (94, 96, 24) => register_data(def, rupees(self.balance_paise())),
             (94, 96, 25) => secs_data(self.now),
             _ => return None,
         })

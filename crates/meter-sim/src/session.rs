@@ -410,3 +410,82 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::{Fleet, FleetConfig, FleetHandle};
+
+    async fn fleet() -> FleetHandle {
+        Fleet::offline(FleetConfig::new(
+            1,
+            std::net::Ipv4Addr::new(127, 1, 0, 1),
+            4059,
+            1,
+        ))
+        .await
+        .unwrap()
+    }
+
+    fn guards(pairs: &[([u8; 8], u32)]) -> MeterSecurityState {
+        let mut s = MeterSecurityState::new(100);
+        for (title, last) in pairs {
+            s.client_counters
+                .insert(*title, ReplayGuard::with_last_accepted(*last));
+        }
+        s
+    }
+
+    fn last(shared: &Shared, title: [u8; 8]) -> Option<u32> {
+        shared.peek(0, |s| {
+            s.and_then(|s| s.security.as_ref())
+                .and_then(|sec| sec.client_counters.get(&title))
+                .and_then(ReplayGuard::last_accepted)
+        })
+    }
+
+    #[tokio::test]
+    async fn storing_an_older_view_never_moves_a_replay_guard_back() {
+        let f = fleet().await;
+        let shared = f.shared();
+        let (a, b) = (*b"HEADEND1", *b"HEADEND2");
+        // The stored state is newer (a push moved its counter on) and has seen A up to 10.
+        let mut newer = guards(&[(a, 10)]);
+        newer.invocation_counter = InvocationCounter::new(u32::MAX - 10);
+        store_security(shared, 0, &newer);
+        // A connection that started earlier saw A only up to 5, and B up to 3.
+        store_security(shared, 0, &guards(&[(a, 5), (b, 3)]));
+        assert_eq!(last(shared, a), Some(10));
+        assert_eq!(last(shared, b), Some(3));
+        // A connection that saw more of A moves it on.
+        store_security(shared, 0, &guards(&[(a, 20)]));
+        assert_eq!(last(shared, a), Some(20));
+        // The sending counter never moves back.
+        assert_eq!(take_invocation_counter(shared, 0), Some(u32::MAX - 10));
+    }
+
+    #[tokio::test]
+    async fn connections_and_pushes_take_disjoint_counters() {
+        let f = fleet().await;
+        let shared = f.shared();
+        let (one, _) = reserve_counters(shared, 0);
+        let (two, _) = reserve_counters(shared, 0);
+        let push = take_invocation_counter(shared, 0).unwrap();
+        assert_eq!(one.end - one.start, COUNTER_BLOCK);
+        assert!(one.end <= two.start);
+        assert!(two.end <= push);
+        // `one` cannot give its tail back: others took values after it.
+        release_counters(shared, 0, one, one.start + 3);
+        assert_eq!(take_invocation_counter(shared, 0), Some(push + 1));
+        // The last block given back: its unused tail is taken next.
+        let (three, _) = reserve_counters(shared, 0);
+        release_counters(shared, 0, three, three.start + 7);
+        assert_eq!(take_invocation_counter(shared, 0), Some(three.start + 7));
+        // Extending in place works only while nobody took a value after the block.
+        let (mut four, _) = reserve_counters(shared, 0);
+        assert!(extend_counters(shared, 0, &mut four));
+        assert_eq!(four.end - four.start, 2 * COUNTER_BLOCK);
+        take_invocation_counter(shared, 0).unwrap();
+        assert!(!extend_counters(shared, 0, &mut four));
+    }
+}

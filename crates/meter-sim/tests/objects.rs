@@ -521,3 +521,141 @@ async fn too_many_meters_for_the_open_file_limit_is_an_error_before_binding() {
         Err(meter_sim::SimError::NotLoopback(_))
     ));
 }
+
+const BALANCE: &str = "0.0.94.96.24.255";
+const RECHARGE: &str = "0.0.94.96.21.255";
+
+#[tokio::test]
+async fn recharges_and_balances_that_would_overflow_are_refused() {
+    let f = fleet(1).await;
+    let mut m = f.objects(0);
+    let t = now();
+    let u = ctx(UTILITY, t);
+    // A balance at the top of the range: any recharge overflows and is refused.
+    m.set(&u, &attr(3, BALANCE, 2), None, Data::Long64(i64::MAX))
+        .unwrap();
+    assert_eq!(
+        m.set(&u, &attr(3, RECHARGE, 2), None, Data::Long64(1)),
+        Err(DataAccessResult::OtherReason)
+    );
+    assert_eq!(
+        m.set(&u, &attr(3, RECHARGE, 2), None, Data::Long64(i64::MAX)),
+        Err(DataAccessResult::OtherReason)
+    );
+    // A balance at the bottom: reading it later (consumption subtracted) does not overflow.
+    m.set(&u, &attr(3, BALANCE, 2), None, Data::Long64(i64::MIN))
+        .unwrap();
+    let later = ctx(UTILITY, t + chrono::Duration::days(3));
+    assert!(m.get(&later, &attr(3, BALANCE, 2), None).is_ok());
+    assert_eq!(
+        m.set(&later, &attr(3, RECHARGE, 2), None, Data::Long64(i64::MIN)),
+        Err(DataAccessResult::OtherReason)
+    );
+    // An ordinary recharge is still added to the balance.
+    m.set(&u, &attr(3, BALANCE, 2), None, Data::Long64(1_000))
+        .unwrap();
+    m.set(&u, &attr(3, RECHARGE, 2), None, Data::Long64(500))
+        .unwrap();
+    // Scaler −2: the raw values are the paise written.
+    assert_eq!(
+        m.get(&u, &attr(3, BALANCE, 2), None).unwrap(),
+        Data::DoubleLong(1_500)
+    );
+    assert_eq!(
+        m.get(&u, &attr(3, RECHARGE, 2), None).unwrap(),
+        Data::DoubleLong(500)
+    );
+}
+
+#[tokio::test]
+async fn writes_the_simulator_does_not_model_are_refused_and_the_lls_secret_is_modelled() {
+    let f = fleet(1).await;
+    let mut m = f.objects(0);
+    let t = now();
+    let u = ctx(UTILITY, t);
+    // Writable in the catalogue, not modelled: refused, not pretended.
+    for (class_id, ln, attribute, value) in [
+        (8, "0.0.1.0.0.255", 3, Data::Long(-330)),
+        (71, "0.0.17.0.0.255", 2, Data::Structure(vec![])),
+        (22, "0.0.15.0.0.255", 4, Data::Array(vec![])),
+        (1, "0.0.94.96.19.255", 2, Data::Unsigned(1)),
+        (3, "0.0.94.96.23.255", 2, Data::DoubleLong(5)),
+        (40, "0.4.25.9.0.255", 2, Data::Array(vec![])),
+    ] {
+        assert_eq!(
+            m.set(&u, &attr(class_id, ln, attribute), None, value),
+            Err(DataAccessResult::ReadWriteDenied),
+            "{class_id} {ln} {attribute}"
+        );
+    }
+    assert_eq!(
+        m.set(
+            &ctx(FIRMWARE, t),
+            &attr(18, "0.0.44.0.0.255", 5),
+            None,
+            Data::Boolean(false)
+        ),
+        Err(DataAccessResult::ReadWriteDenied)
+    );
+    // The LLS secret: an octet string, logged as event 161 (the association itself is checked
+    // over TCP).
+    let lls = attr(15, "0.0.40.0.2.255", 7);
+    assert_eq!(
+        m.set(&u, &lls, None, Data::OctetString(Vec::new())),
+        Err(DataAccessResult::OtherReason)
+    );
+    assert_eq!(
+        m.set(&u, &lls, None, Data::Unsigned(1)),
+        Err(DataAccessResult::TypeUnmatched)
+    );
+    m.set(
+        &u,
+        &lls,
+        None,
+        Data::OctetString(b"NewSecret-2026".to_vec()),
+    )
+    .unwrap();
+    let log = m
+        .get(&ctx(READER, t), &attr(7, "0.0.99.98.3.255", 2), None)
+        .unwrap();
+    assert!(
+        rows(&log)
+            .iter()
+            .any(|r| r.as_items().unwrap()[1] == Data::LongUnsigned(161))
+    );
+}
+
+#[tokio::test]
+async fn a_range_restricted_by_anything_but_the_clock_is_refused() {
+    let f = fleet(1).await;
+    let mut m = f.objects(0);
+    let t = now();
+    let with = |restricting: CaptureColumn| {
+        let mut access = range(t - chrono::Duration::hours(2), t);
+        let Data::Structure(items) = &mut access.parameters else {
+            panic!("a range descriptor is a structure")
+        };
+        items[0] = restricting.to_data();
+        access
+    };
+    for restricting in [
+        CaptureColumn::new(3, "1.0.1.8.0.255".parse().unwrap(), 2),
+        CaptureColumn::new(8, "0.0.1.0.0.255".parse().unwrap(), 3),
+        CaptureColumn::new(1, "0.0.1.0.0.255".parse().unwrap(), 2),
+    ] {
+        assert_eq!(
+            m.get(
+                &ctx(READER, t),
+                &attr(7, BLOCK, 2),
+                Some(&with(restricting))
+            ),
+            Err(DataAccessResult::OtherReason),
+            "{restricting:?}"
+        );
+    }
+    let clock = with(CaptureColumn::CLOCK);
+    let got = m
+        .get(&ctx(READER, t), &attr(7, BLOCK, 2), Some(&clock))
+        .unwrap();
+    assert!(!rows(&got).is_empty());
+}

@@ -6,17 +6,20 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dlms::Data;
-use dlms::apdu::{AttributeDescriptor, GetDataResult, SelectiveAccess};
+use dlms::apdu::{
+    ActionResult, AttributeDescriptor, DataAccessResult, GetDataResult, MethodDescriptor,
+    SelectiveAccess,
+};
 use dlms::association::Authentication;
 use dlms::association::client::{
     Client, ClientCiphering, ClientConfig, ClientEvent, ClientSecurityState,
 };
 use dlms::datetime::ist;
-use dlms::security::{GlobalKeys, HlsSecret, SecurityPolicy};
+use dlms::security::{CipheredApdu, GlobalKeys, HlsSecret, SecurityPolicy};
 use dlms::wrapper::WrapperDecoder;
 use meter_sim::{Fault, FaultKind, Fleet, FleetConfig, FleetHandle, MeterKeys};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 fn base_address(salt: u8) -> Ipv4Addr {
     let pid = std::process::id();
@@ -34,6 +37,8 @@ struct Conn {
     stream: TcpStream,
     decoder: WrapperDecoder,
     client: Client,
+    /// The invocation counter of every ciphered APDU the meter sent on this connection.
+    sealed: Vec<u32>,
 }
 
 // The payloads are there for the `Debug` output of failed assertions.
@@ -53,6 +58,7 @@ impl Conn {
             stream,
             decoder: WrapperDecoder::new(),
             client: Client::new(config, ClientSecurityState::default()),
+            sealed: Vec::new(),
         }
     }
 
@@ -66,7 +72,12 @@ impl Conn {
         let mut buf = [0u8; 4096];
         loop {
             match self.decoder.next_frame() {
-                Ok(Some(f)) => return Ok(f.apdu),
+                Ok(Some(f)) => {
+                    if let Ok(c) = CipheredApdu::decode(&f.apdu) {
+                        self.sealed.push(c.invocation_counter);
+                    }
+                    return Ok(f.apdu);
+                }
                 Ok(None) => {}
                 Err(e) => return Err(ConnError::Decode(e)),
             }
@@ -128,9 +139,64 @@ impl Conn {
             other => panic!("unexpected {other:?}"),
         }
     }
+
+    async fn set(
+        &mut self,
+        class_id: u16,
+        ln: &str,
+        attribute_id: i8,
+        value: Data,
+    ) -> DataAccessResult {
+        let req = self
+            .client
+            .set(
+                AttributeDescriptor {
+                    class_id,
+                    instance: ln.parse().unwrap(),
+                    attribute_id,
+                },
+                None,
+                value,
+            )
+            .unwrap();
+        self.send(&req).await;
+        match self.until_event().await.unwrap() {
+            ClientEvent::SetResult { result, .. } => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    async fn action(
+        &mut self,
+        class_id: u16,
+        ln: &str,
+        method_id: i8,
+        parameters: Data,
+    ) -> ActionResult {
+        let req = self
+            .client
+            .action(
+                MethodDescriptor {
+                    class_id,
+                    instance: ln.parse().unwrap(),
+                    method_id,
+                },
+                Some(parameters),
+            )
+            .unwrap();
+        self.send(&req).await;
+        match self.until_event().await.unwrap() {
+            ClientEvent::ActionResult { result, .. } => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }
 
 fn hls_config(sap: u16, keys: &MeterKeys, secret: [u8; 16]) -> ClientConfig {
+    hls_config_as(sap, keys, secret, *b"URJHES01")
+}
+
+fn hls_config_as(sap: u16, keys: &MeterKeys, secret: [u8; 16], title: [u8; 8]) -> ClientConfig {
     ClientConfig::new(
         sap,
         Authentication::Hls {
@@ -142,7 +208,7 @@ fn hls_config(sap: u16, keys: &MeterKeys, secret: [u8; 16]) -> ClientConfig {
                 encryption: keys.global_encryption_key,
                 authentication: keys.global_authentication_key,
             },
-            system_title: *b"URJHES01",
+            system_title: title,
         }),
     )
 }
@@ -285,5 +351,141 @@ async fn faulty_meters_misbehave_as_told() {
         .unwrap();
     c.send(&req).await;
     assert!(c.until_event().await.is_err());
+    fleet.stop().await;
+}
+
+/// Two associations open at once on one meter and an alert pushed in between (a relay
+/// disconnect with pushing on: the alert fires inside the action, then the read-back): every
+/// message the meter seals carries its own (system title, invocation counter) pair.
+#[tokio::test]
+async fn no_two_messages_of_a_meter_share_an_invocation_counter() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = FleetConfig::new(2, base_address(3), 0, 11);
+    config.scheduled_outages = false;
+    config.push_to = Some(listener.local_addr().unwrap());
+    let fleet = Fleet::start(config).await.unwrap();
+    let keys = fleet.keys(1);
+    let addr = fleet.address(1);
+
+    let mut a = Conn::open(
+        addr,
+        hls_config_as(48, &keys, keys.hls_utility, *b"URJHES01"),
+    )
+    .await;
+    let mut b = Conn::open(
+        addr,
+        hls_config_as(48, &keys, keys.hls_utility, *b"URJHES02"),
+    )
+    .await;
+    assert!(matches!(
+        a.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
+    assert!(matches!(
+        b.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
+    for _ in 0..3 {
+        assert!(matches!(
+            a.get(8, "0.0.1.0.0.255", 2, None).await,
+            GetDataResult::Data(_)
+        ));
+        assert!(matches!(
+            b.get(8, "0.0.1.0.0.255", 2, None).await,
+            GetDataResult::Data(_)
+        ));
+    }
+    // Relay disconnect: pushes an alert; then both read the relay back.
+    assert_eq!(
+        a.action(70, "0.0.96.3.10.255", 1, Data::Integer(0)).await,
+        ActionResult::Success
+    );
+    assert_eq!(
+        a.get(70, "0.0.96.3.10.255", 2, None).await,
+        GetDataResult::Data(Data::Boolean(false))
+    );
+    assert_eq!(
+        b.get(70, "0.0.96.3.10.255", 2, None).await,
+        GetDataResult::Data(Data::Boolean(false))
+    );
+
+    let (mut push, _) = tokio::time::timeout(Duration::from_secs(3), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut dec = WrapperDecoder::new();
+    let frame = loop {
+        if let Some(f) = dec.next_frame().unwrap() {
+            break f;
+        }
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(3), push.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "push connection closed");
+        dec.push(&buf[..n]);
+    };
+    let pushed = CipheredApdu::decode(&frame.apdu).unwrap();
+    assert_eq!(pushed.system_title, Some(&keys.system_title[..]));
+
+    // Responses are glo-ciphered: their system title is the meter's, like the push's.
+    let mut seen: Vec<([u8; 8], u32)> = a
+        .sealed
+        .iter()
+        .chain(&b.sealed)
+        .map(|ic| (keys.system_title, *ic))
+        .collect();
+    seen.push((keys.system_title, pushed.invocation_counter));
+    assert!(a.sealed.len() >= 6 && b.sealed.len() >= 5, "{seen:?}");
+    let mut distinct = seen.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        seen.len(),
+        "a counter was used twice: {seen:?}"
+    );
+    fleet.stop().await;
+}
+
+/// The utility association changes the meter reader's LLS secret: later associations need the
+/// new one, the old one is refused.
+#[tokio::test]
+async fn a_new_lls_secret_is_the_one_later_associations_need() {
+    let fleet = start(1, 4).await;
+    let keys = fleet.keys(0);
+    let addr = fleet.address(0);
+    let mut u = Conn::open(addr, hls_config(48, &keys, keys.hls_utility)).await;
+    assert!(matches!(
+        u.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
+    assert_eq!(
+        u.set(
+            15,
+            "0.0.40.0.2.255",
+            7,
+            Data::OctetString(b"NewSecret-2026".to_vec())
+        )
+        .await,
+        DataAccessResult::Success
+    );
+    let lls = |password: &[u8]| {
+        ClientConfig::new(
+            32,
+            Authentication::Lls {
+                password: password.to_vec(),
+            },
+            None,
+        )
+    };
+    let mut old = Conn::open(addr, lls(keys.lls_secret.as_bytes())).await;
+    assert!(old.associate().await.is_err());
+    let mut new = Conn::open(addr, lls(b"NewSecret-2026")).await;
+    assert!(matches!(
+        new.associate().await.unwrap(),
+        ClientEvent::Associated(_)
+    ));
     fleet.stop().await;
 }

@@ -70,19 +70,12 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// The conformance a head-end proposes: everything this client implements.
-    pub const CONFORMANCE: Conformance = Conformance(
-        Conformance::GET
-            | Conformance::SET
-            | Conformance::ACTION
-            | Conformance::SELECTIVE_ACCESS
-            | Conformance::BLOCK_TRANSFER_WITH_GET_OR_READ
-            | Conformance::BLOCK_TRANSFER_WITH_SET_OR_WRITE
-            | Conformance::MULTIPLE_REFERENCES
-            | Conformance::DATA_NOTIFICATION
-            | Conformance::EVENT_NOTIFICATION
-            | Conformance::ATTRIBUTE0_SUPPORTED_WITH_GET,
-    );
+    /// The conformance a head-end proposes: everything this client implements, i.e.
+    /// [`super::COMMON_CONFORMANCE`] plus event-notification (the client parses
+    /// EventNotification APDUs, which meters other than ours may send; our server does not, so
+    /// [`super::server::ServerConfig::IS15959_CONFORMANCE`] leaves it out).
+    pub const CONFORMANCE: Conformance =
+        Conformance(super::COMMON_CONFORMANCE.0 | Conformance::EVENT_NOTIFICATION);
 
     /// A client with the default conformance and a 1024-byte max receive PDU.
     pub fn new(

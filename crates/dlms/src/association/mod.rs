@@ -9,7 +9,9 @@
 //!   and [`server::build_push_notification`] for DataNotifications.
 //!
 //! This module owns what both sides share: the [`Authentication`] an association uses, the
-//! association object (class 15) constants, and the xDLMS parameters both sides agreed on.
+//! association object (class 15) constants and the structure form of its context and mechanism
+//! names ([`context_name`]), the xDLMS services both sides implement ([`COMMON_CONFORMANCE`])
+//! and the xDLMS parameters both sides agreed on.
 //!
 //! # Example: a head-end client and a meter server joined in memory
 //!
@@ -89,8 +91,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::apdu::{
-    ActionResult, AttributeDescriptor, DataAccessResult, Mechanism, MethodDescriptor,
-    SelectiveAccess,
+    ActionResult, ApplicationContext, AttributeDescriptor, Conformance, DataAccessResult,
+    Mechanism, MethodDescriptor, SelectiveAccess,
 };
 use crate::data::Data;
 use crate::obis::ObisCode;
@@ -106,6 +108,54 @@ pub const ASSOCIATION_LN_CLASS_ID: u16 = 15;
 pub const CURRENT_ASSOCIATION: ObisCode = ObisCode::new(0, 0, 40, 0, 0, 255);
 /// Association LN method 1, `reply_to_HLS_authentication`: HLS pass 3 (client) and pass 4 (server).
 pub const REPLY_TO_HLS_AUTHENTICATION: i8 = 1;
+
+/// The xDLMS services both our client and our server implement: GET/SET/ACTION, selective
+/// access, block transfer with GET and SET, multiple references (GET-with-list), data
+/// notification and attribute 0 with GET. [`client::ClientConfig::CONFORMANCE`] and
+/// [`server::ServerConfig::IS15959_CONFORMANCE`] both start from it; they differ only where one
+/// side implements something the other does not (see their docs).
+pub const COMMON_CONFORMANCE: Conformance = Conformance(
+    Conformance::GET
+        | Conformance::SET
+        | Conformance::ACTION
+        | Conformance::SELECTIVE_ACCESS
+        | Conformance::BLOCK_TRANSFER_WITH_GET_OR_READ
+        | Conformance::BLOCK_TRANSFER_WITH_SET_OR_WRITE
+        | Conformance::MULTIPLE_REFERENCES
+        | Conformance::DATA_NOTIFICATION
+        | Conformance::ATTRIBUTE0_SUPPORTED_WITH_GET,
+);
+
+/// `kind` of a [`context_name`]: an application context name (2.16.756.5.8.1.x).
+pub const CONTEXT_NAME_KIND_APPLICATION_CONTEXT: u8 = 1;
+/// `kind` of a [`context_name`]: an authentication mechanism name (2.16.756.5.8.2.x).
+pub const CONTEXT_NAME_KIND_MECHANISM: u8 = 2;
+
+/// An application context or mechanism name as the Association LN object shows it
+/// (attributes 4 and 6), in the structure form Gurux reads: joint-iso-ctt 2, country 16,
+/// country-name 756, organization 5, DLMS UA 8, `kind` ([`CONTEXT_NAME_KIND_APPLICATION_CONTEXT`]
+/// or [`CONTEXT_NAME_KIND_MECHANISM`]), then `id`, the last arc.
+pub fn context_name(kind: u8, id: u8) -> Data {
+    Data::Structure(vec![
+        Data::Unsigned(2),
+        Data::Unsigned(16),
+        Data::LongUnsigned(756),
+        Data::Unsigned(5),
+        Data::Unsigned(8),
+        Data::Unsigned(kind),
+        Data::Unsigned(id),
+    ])
+}
+
+/// The application context name of an association (Association LN attribute 4).
+pub fn application_context_name(context: ApplicationContext) -> Data {
+    context_name(CONTEXT_NAME_KIND_APPLICATION_CONTEXT, context as u8)
+}
+
+/// The authentication mechanism name of an association (Association LN attribute 6).
+pub fn mechanism_name(mechanism: Mechanism) -> Data {
+    context_name(CONTEXT_NAME_KIND_MECHANISM, mechanism as u8)
+}
 
 /// How a client proves who it is when it associates. Secrets never appear in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]

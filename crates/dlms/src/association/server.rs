@@ -181,19 +181,12 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The conformance an IS 15959 meter typically offers: GET/SET/ACTION, selective access,
-    /// block transfer with GET/SET, multiple references, data notification.
-    pub const IS15959_CONFORMANCE: Conformance = Conformance(
-        Conformance::GET
-            | Conformance::SET
-            | Conformance::ACTION
-            | Conformance::SELECTIVE_ACCESS
-            | Conformance::BLOCK_TRANSFER_WITH_GET_OR_READ
-            | Conformance::BLOCK_TRANSFER_WITH_SET_OR_WRITE
-            | Conformance::MULTIPLE_REFERENCES
-            | Conformance::DATA_NOTIFICATION
-            | Conformance::ATTRIBUTE0_SUPPORTED_WITH_GET,
-    );
+    /// The conformance an IS 15959 meter typically offers, and what this server implements:
+    /// exactly [`super::COMMON_CONFORMANCE`] (GET/SET/ACTION, selective access, block transfer
+    /// with GET/SET, multiple references, data notification, attribute 0 with GET). It leaves
+    /// out event-notification, which the head-end client proposes: this server never sends
+    /// EventNotification APDUs, so it must not offer the service.
+    pub const IS15959_CONFORMANCE: Conformance = super::COMMON_CONFORMANCE;
 
     /// The five IS 15959 associations: public (16, none), meter reader (32, LLS `lls_password`),
     /// utility settings (48), push (64) and firmware (80), the last three HLS mechanism 2 with
@@ -1172,7 +1165,8 @@ impl Server {
             }
             GetRequest::WithList { invoke_id, items } if items.len() > MAX_GET_LIST_ITEMS => {
                 // Too many attributes for one request: read none of them.
-                let results = vec![GetDataResult::Error(DataAccessResult::OtherReason); items.len()];
+                let results =
+                    vec![GetDataResult::Error(DataAccessResult::OtherReason); items.len()];
                 let response = GetResponse::WithList { invoke_id, results };
                 self.fit_get_response(invoke_id, response)
             }
@@ -1322,7 +1316,7 @@ impl Server {
         };
         Some(match attribute.attribute_id {
             1 => Ok(Data::OctetString(attribute.instance.bytes().to_vec())),
-            4 => Ok(context_name(1, context as u8)),
+            4 => Ok(super::application_context_name(context)),
             5 => Ok(Data::Structure(vec![
                 Data::bit_string(wire::conformance_bits(session.negotiated.conformance)),
                 Data::LongUnsigned(session.negotiated.client_max_receive_pdu_size),
@@ -1331,9 +1325,8 @@ impl Server {
                 Data::Integer(0),
                 Data::OctetString(Vec::new()),
             ])),
-            6 => Ok(context_name(
-                2,
-                association.authentication.mechanism() as u8,
+            6 => Ok(super::mechanism_name(
+                association.authentication.mechanism(),
             )),
             7 => Err(DataAccessResult::ReadWriteDenied),
             8 => Ok(Data::Enum(session.status as u8)),
@@ -1505,21 +1498,6 @@ fn finish_set<O: CosemObjects + ?Sized>(
         result,
         block_number,
     })
-}
-
-/// An application context or mechanism name as the Association LN object shows it (the Gurux
-/// structure form: joint-iso-ctt 2, country 16, country-name 756, organization 5, DLMS UA 8,
-/// `kind` 1 = application context / 2 = mechanism, then the id).
-fn context_name(kind: u8, id: u8) -> Data {
-    Data::Structure(vec![
-        Data::Unsigned(2),
-        Data::Unsigned(16),
-        Data::LongUnsigned(756),
-        Data::Unsigned(5),
-        Data::Unsigned(8),
-        Data::Unsigned(kind),
-        Data::Unsigned(id),
-    ])
 }
 
 /// Why an AARQ was rejected.
@@ -1895,6 +1873,92 @@ mod tests {
             })
         ));
         assert_eq!(server.status(), AssociationStatus::Associated);
+    }
+
+    /// An object model with one small attribute (class 1 attribute 2) and one whose value
+    /// encodes past [`MAX_GET_RESPONSE_LEN`] (class 1 attribute 3).
+    struct Huge;
+
+    impl CosemObjects for Huge {
+        fn get(
+            &mut self,
+            _: &RequestContext,
+            a: &AttributeDescriptor,
+            _: Option<&SelectiveAccess>,
+        ) -> Result<Data, DataAccessResult> {
+            match a.attribute_id {
+                2 => Ok(Data::Unsigned(7)),
+                _ => Ok(Data::OctetString(vec![0x55; MAX_GET_RESPONSE_LEN])),
+            }
+        }
+
+        fn set(
+            &mut self,
+            c: &RequestContext,
+            a: &AttributeDescriptor,
+            s: Option<&SelectiveAccess>,
+            v: Data,
+        ) -> Result<(), DataAccessResult> {
+            Empty.set(c, a, s, v)
+        }
+
+        fn action(
+            &mut self,
+            c: &RequestContext,
+            m: &MethodDescriptor,
+            p: Option<Data>,
+        ) -> Result<Option<Data>, ActionResult> {
+            Empty.action(c, m, p)
+        }
+    }
+
+    #[test]
+    fn a_get_answer_past_the_size_limit_is_other_reason_and_never_buffered() {
+        let mut server = server();
+        associate(&mut server, 16);
+        let attribute = |attribute_id| AttributeDescriptor {
+            class_id: 1,
+            instance: ObisCode::new(0, 0, 96, 1, 0, 255),
+            attribute_id,
+        };
+        let mut get = |request| {
+            let request = Apdu::GetRequest(request).encode();
+            let out = server.on_apdu(16, &request, now(), &[], &mut Huge);
+            Apdu::decode(&out.response.unwrap()).unwrap()
+        };
+        let normal = get(GetRequest::Normal {
+            invoke_id: 0xC1,
+            attribute: attribute(3),
+            access: None,
+        });
+        assert_eq!(
+            normal,
+            Apdu::GetResponse(GetResponse::Normal {
+                invoke_id: 0xC1,
+                result: GetDataResult::Error(DataAccessResult::OtherReason),
+            })
+        );
+        // In a list, the items before the limit keep their values.
+        let list = get(GetRequest::WithList {
+            invoke_id: 0xC2,
+            items: vec![
+                (attribute(2), None),
+                (attribute(3), None),
+                (attribute(2), None),
+            ],
+        });
+        assert_eq!(
+            list,
+            Apdu::GetResponse(GetResponse::WithList {
+                invoke_id: 0xC2,
+                results: vec![
+                    GetDataResult::Data(Data::Unsigned(7)),
+                    GetDataResult::Error(DataAccessResult::OtherReason),
+                    GetDataResult::Data(Data::Unsigned(7)),
+                ],
+            })
+        );
+        assert!(server.session.as_ref().unwrap().long_get.is_none());
     }
 
     #[test]
