@@ -10,9 +10,10 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use dlms::apdu::{
-    ActionResult, AttributeDescriptor, DataAccessResult, MethodDescriptor, SelectiveAccess,
+    ActionResult, ApplicationContext, AttributeDescriptor, DataAccessResult, Mechanism,
+    MethodDescriptor, SelectiveAccess,
 };
-use dlms::association::{CosemObjects, RequestContext};
+use dlms::association::{CosemObjects, RequestContext, application_context_name, mechanism_name};
 use dlms::data::BitString;
 use dlms::datetime::{DEVIATION_NOT_SPECIFIED, ist};
 use dlms::{ClockStatus, Data, Date, ObisCode, Time};
@@ -995,15 +996,12 @@ impl View<'_> {
                 Data::Integer(who.map_or(0, |a| a.client_sap() as i8)),
                 Data::LongUnsigned(crate::keys::SERVER_SAP),
             ]),
-            4 => oid(
-                1,
-                if who.is_some_and(|a| a.ciphered()) {
-                    3
-                } else {
-                    1
-                },
-            ),
-            6 => oid(2, who.map_or(0, |a| a.mechanism() as u8)),
+            4 => application_context_name(if who.is_some_and(|a| a.ciphered()) {
+                ApplicationContext::LogicalNameWithCiphering
+            } else {
+                ApplicationContext::LogicalNameNoCiphering
+            }),
+            6 => mechanism_name(who.map_or(Mechanism::None, |a| a.mechanism())),
             8 => Data::Enum(if who.is_some_and(|a| a.client_sap() == ctx.client_sap) {
                 2
             } else {
@@ -1015,18 +1013,6 @@ impl View<'_> {
 }
 
 /// An application context or mechanism name, 2.16.756.5.8.`kind`.`last`, as a structure.
-fn oid(kind: u8, last: u8) -> Data {
-    Data::Structure(vec![
-        Data::Unsigned(2),
-        Data::Unsigned(16),
-        Data::LongUnsigned(756),
-        Data::Unsigned(5),
-        Data::Unsigned(8),
-        Data::Unsigned(kind),
-        Data::Unsigned(last),
-    ])
-}
-
 /// Association LN attribute 2: every object of the meter with the access rights of the
 /// association on `client_sap`.
 fn object_list(client_sap: u16) -> Data {

@@ -13,8 +13,9 @@
 //!    StoC from a cryptographically secure random source, fresh for every call that may carry
 //!    an AARQ: the server does not generate randomness (sans-IO) and uses what it is given as
 //!    is, and a predictable or repeated StoC lets a recorded HLS pass 3 be replayed. It is only
-//!    used when the APDU is an HLS AARQ. Send [`ServerOutput::response`] back to the same client SAP, if
-//!    there is one. [`ServerOutput::event`] says what happened (associated, released, refused…).
+//!    used when the APDU is an HLS AARQ. Send [`ServerOutput::response`] back to the same
+//!    client SAP, if there is one. [`ServerOutput::event`] says what happened (associated,
+//!    released, refused…).
 //! 4. When the connection closes: [`Server::into_security_state`] (or
 //!    [`Server::security_state`] at any time) and persist it.
 //!
@@ -38,10 +39,11 @@
 //!   glo-ciphered InitiateRequest that verifies under the association's keys and protection
 //!   with a fresh invocation counter (as Gurux sends it with `useProtectedRelease`); if it does
 //!   not, the RLRQ is refused (ExceptionResponse deciphering-error or invocation-counter-error)
-//!   and the association stays open. An RLRQ *without* user-information still releases, because
-//!   that is what Gurux (and most head-ends) send by default and the Green Book does not require
-//!   the protected form; it gives an attacker nothing an injected transport disconnect would
-//!   not (the association ends with the connection either way);
+//!   and the association stays open. An RLRQ *without* user-information still releases,
+//!   because that is what Gurux sends by default inside a ciphered association (see
+//!   `tests/vectors/rlrq-public.txt` and the Gurux interop test); it gives an attacker who can
+//!   inject APDUs nothing an injected transport disconnect would not (the association ends
+//!   with the connection either way);
 //! - the last invocation counter of at most [`MAX_CLIENT_TITLES`] client system titles is
 //!   remembered, and only for titles that sent an authenticated APDU.
 
