@@ -131,29 +131,28 @@ pub async fn read_profile_range(
         .await
 }
 
-/// A profile's rows with what is needed to read them: the capture objects and the scalers.
+/// What is needed to read a profile's rows: its capture objects and the scalers of its columns
+/// (from the scaler profile IS 15959 pairs with it). It changes only when the meter is
+/// reconfigured, so a head-end reads it once and keeps it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProfileRows {
+pub struct ProfileLayout {
+    pub profile: ObisCode,
     pub columns: Vec<CaptureObject>,
     pub scalers: ScalerMap,
-    pub buffer: Data,
 }
 
-impl ProfileRows {
-    /// A reader turning the rows into typed readings of `meter`.
+impl ProfileLayout {
+    /// A reader turning rows of this profile into typed readings of `meter`.
     pub fn reader<'a>(&'a self, meter: &'a MeterSerial) -> BufferReader<'a> {
         BufferReader::new(meter, &self.columns, &self.scalers)
     }
 }
 
-/// Reads a profile's capture objects, its scaler profile (the one IS 15959 pairs with it), and
-/// its rows captured in `from..=to`.
-pub async fn read_profile(
+/// Reads a profile's layout: its capture objects, and its scaler profile's columns and row.
+pub async fn read_profile_layout(
     session: &mut Session,
     profile: ObisCode,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<ProfileRows, SessionError> {
+) -> Result<ProfileLayout, SessionError> {
     let scaler_profile = Profiles::builtin()
         .all()
         .iter()
@@ -169,24 +168,26 @@ pub async fn read_profile(
         .await?;
     let scalers = ScalerMap::from_scaler_profile(&scaler_columns, &scaler_buffer)
         .map_err(|e| SessionError::Unexpected(e.to_string()))?;
-    let buffer = read_profile_range(session, profile, from, to).await?;
-    Ok(ProfileRows {
+    Ok(ProfileLayout {
+        profile,
         columns,
         scalers,
-        buffer,
     })
 }
 
-/// Block-load intervals ending in `from..=to`, scaled with the meter's own scaler profile.
+/// Block-load intervals ending in `from..=to`, read with the meter's block-load `layout`
+/// ([`read_profile_layout`] of the block load profile).
 pub async fn read_block_load(
     session: &mut Session,
+    layout: &ProfileLayout,
     meter: &MeterSerial,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<IntervalReading>, SessionError> {
-    let rows = read_profile(session, obis::BLOCK_LOAD_PROFILE, from, to).await?;
-    rows.reader(meter)
-        .intervals(&rows.buffer)
+    let buffer = read_profile_range(session, layout.profile, from, to).await?;
+    layout
+        .reader(meter)
+        .intervals(&buffer)
         .map_err(|e| SessionError::Unexpected(e.to_string()))
 }
 

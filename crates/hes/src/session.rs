@@ -105,7 +105,11 @@ pub struct Session {
     client: Client,
     timeout: Duration,
     operation_timeout: Duration,
+    /// Receive buffer, reused for every read.
+    read_buf: Box<[u8; READ_BUF_LEN]>,
 }
+
+const READ_BUF_LEN: usize = 4096;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,6 +172,7 @@ impl Session {
             client: Client::new(config.client.clone(), security),
             timeout: config.timeout,
             operation_timeout: config.operation_timeout,
+            read_buf: Box::new([0; READ_BUF_LEN]),
         };
         session.connect_link().await?;
         Ok(session)
@@ -378,9 +383,9 @@ impl Session {
                 {
                     return Ok(frame.apdu);
                 }
-                let bytes = self.read_some(what).await?;
+                let n = self.read_some(what).await?;
                 if let Framing::Wrapper { decoder, .. } = &mut self.framing {
-                    decoder.push(&bytes);
+                    decoder.push(&self.read_buf[..n]);
                 }
                 continue;
             }
@@ -408,7 +413,7 @@ impl Session {
                 return Ok(Vec::new());
             };
             let events = match read {
-                Ok(bytes) => link.push(&bytes?),
+                Ok(n) => link.push(&self.read_buf[..n?]),
                 Err(_) => {
                     tracing::debug!(what, "HDLC response timeout");
                     link.on_timeout()
@@ -421,20 +426,19 @@ impl Session {
         }
     }
 
-    async fn read_some(&mut self, what: &'static str) -> Result<Vec<u8>, SessionError> {
+    /// Reads once, with the response timeout; the bytes are `self.read_buf[..n]`.
+    async fn read_some(&mut self, what: &'static str) -> Result<usize, SessionError> {
         tokio::time::timeout(self.timeout, self.read_raw())
             .await
             .map_err(|_| SessionError::Timeout(self.timeout, what))?
     }
 
-    async fn read_raw(&mut self) -> Result<Vec<u8>, SessionError> {
-        let mut buf = vec![0u8; 4096];
-        let n = self.stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(SessionError::Closed);
+    /// Reads once into `self.read_buf`, returning how many bytes arrived.
+    async fn read_raw(&mut self) -> Result<usize, SessionError> {
+        match self.stream.read(&mut self.read_buf[..]).await? {
+            0 => Err(SessionError::Closed),
+            n => Ok(n),
         }
-        buf.truncate(n);
-        Ok(buf)
     }
 }
 

@@ -112,21 +112,28 @@ async fn meter_reader_reads_registers_and_profiles_that_agree() {
             .to_utc()
     };
     let (start_of_day, end_of_day) = (midnight(today - Span::days(1)), midnight(today));
+    let block_load = operations::read_profile_layout(&mut s, obis::BLOCK_LOAD_PROFILE)
+        .await
+        .expect("block-load layout");
     let intervals = operations::read_block_load(
         &mut s,
+        &block_load,
         &serial,
         start_of_day + Span::minutes(15),
         end_of_day,
     )
     .await
     .expect("block load");
-    let daily =
-        operations::read_profile(&mut s, obis::DAILY_LOAD_PROFILE, start_of_day, end_of_day)
+    let daily_layout = operations::read_profile_layout(&mut s, obis::DAILY_LOAD_PROFILE)
+        .await
+        .expect("daily load layout");
+    let daily_rows =
+        operations::read_profile_range(&mut s, obis::DAILY_LOAD_PROFILE, start_of_day, end_of_day)
             .await
             .expect("daily load");
-    let daily = daily
+    let daily = daily_layout
         .reader(&serial)
-        .daily(&daily.buffer)
+        .daily(&daily_rows)
         .expect("daily rows");
     assert_eq!(daily.len(), 2, "two midnight snapshots: {daily:?}");
     let sum: i64 = intervals.iter().map(|r| r.import_wh).sum();
@@ -197,21 +204,20 @@ async fn utility_settings_operates_the_relay_and_sets_the_clock() {
     let mut r = open(&fleet, 0, Role::MeterReader).await;
     let from = Utc::now() - Span::hours(2);
     let to = Utc::now() + Span::hours(3);
-    let codes = |category: EventCategory| {
-        let log = obis::event_log(category as u8);
-        (log, category)
-    };
     for (category, wanted) in [
         (EventCategory::Control, vec![301u16, 302]),
         (EventCategory::Transaction, vec![151]),
     ] {
-        let (log, category) = codes(category);
-        let rows = operations::read_profile(&mut r, log, from, to)
+        let log = obis::event_log(category as u8);
+        let layout = operations::read_profile_layout(&mut r, log)
+            .await
+            .expect("event log layout");
+        let rows = operations::read_profile_range(&mut r, log, from, to)
             .await
             .expect("event log");
-        let events = rows
+        let events = layout
             .reader(&serial)
-            .events(category, EventCodes::builtin(), &rows.buffer)
+            .events(category, EventCodes::builtin(), &rows)
             .expect("events");
         let got: Vec<u16> = events.iter().map(|e| e.code).collect();
         for code in wanted {

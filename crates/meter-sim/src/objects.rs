@@ -1273,12 +1273,8 @@ impl CosemObjects for MeterObjects {
                 Ok(None)
             }
             (18, 1) => {
-                let p = parameters.ok_or(ActionResult::TypeUnmatched)?;
-                let items = p.as_items().ok_or(ActionResult::TypeUnmatched)?;
-                let (Some(id), Some(size)) = (
-                    items.first().and_then(Data::as_octets),
-                    items.get(1).and_then(Data::as_i64),
-                ) else {
+                let (id, size) = fields(&parameters)?;
+                let (Some(id), Some(size)) = (id.as_octets(), size.as_i64()) else {
                     return Err(ActionResult::TypeUnmatched);
                 };
                 if !(1..=meter::MAX_IMAGE_SIZE as i64).contains(&size) {
@@ -1297,12 +1293,8 @@ impl CosemObjects for MeterObjects {
                 Ok(None)
             }
             (18, 2) => {
-                let p = parameters.ok_or(ActionResult::TypeUnmatched)?;
-                let items = p.as_items().ok_or(ActionResult::TypeUnmatched)?;
-                let (Some(n), Some(block)) = (
-                    items.first().and_then(Data::as_i64),
-                    items.get(1).and_then(Data::as_octets),
-                ) else {
+                let (n, block) = fields(&parameters)?;
+                let (Some(n), Some(block)) = (n.as_i64(), block.as_octets()) else {
                     return Err(ActionResult::TypeUnmatched);
                 };
                 self.with_state(|s| {
@@ -1360,5 +1352,14 @@ impl CosemObjects for MeterObjects {
             }
             _ => Err(ActionResult::ReadWriteDenied),
         }
+    }
+}
+
+/// The first two fields of a method's structure parameter (image transfer's
+/// {identifier, size} and {block number, block}).
+fn fields(parameters: &Option<Data>) -> Result<(&Data, &Data), ActionResult> {
+    match parameters.as_ref().and_then(Data::as_items) {
+        Some([first, second, ..]) => Ok((first, second)),
+        _ => Err(ActionResult::TypeUnmatched),
     }
 }

@@ -13,6 +13,7 @@ use dlms::security::GlobalKeys;
 use futures::StreamExt;
 use hes::{MeterCredentials, Role, Session, SessionConfig, SessionError, Transport, operations};
 use indicatif::{ProgressBar, ProgressStyle};
+use is15959::catalogue::obis;
 use meter_sim::{Fleet, FleetConfig, FleetHandle, MeterKeys};
 use model::MeterSerial;
 
@@ -73,12 +74,12 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
     let meters: Vec<Meter> = (0..meters)
         .map(|i| Meter::new(&fleet, i))
         .collect::<Result<_>>()?;
-    let mut counters: Vec<ClientSecurityState> = vec![ClientSecurityState::default(); meters.len()];
+    let mut memory: Vec<MeterMemory> = meters.iter().map(|_| MeterMemory::default()).collect();
     let mut since = Utc::now() - chrono::Duration::hours(2);
     tokio::pin!(shutdown);
     loop {
         let round_start = Utc::now();
-        let round = collect_round(&meters, &mut counters, since, round_start, args.concurrency);
+        let round = collect_round(&meters, &mut memory, since, round_start, args.concurrency);
         tokio::select! {
             _ = &mut shutdown => break,
             () = round => {}
@@ -100,6 +101,15 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
 struct Meter {
     serial: MeterSerial,
     session: SessionConfig,
+}
+
+/// What the head-end keeps about a meter between rounds.
+#[derive(Default)]
+struct MeterMemory {
+    /// Advanced past every invocation counter used, so no round repeats one.
+    counters: ClientSecurityState,
+    /// The block-load capture objects and scalers, read once.
+    block_load: Option<operations::ProfileLayout>,
 }
 
 impl Meter {
@@ -125,36 +135,40 @@ impl Meter {
         })
     }
 
-    /// Reads the meter once. `counters` come back advanced past every invocation counter used,
-    /// whatever happened, so the next round never repeats one.
+    /// Reads the meter once: clock, and the block load since `since`.
     async fn read(
         &self,
-        mut counters: ClientSecurityState,
+        memory: &mut MeterMemory,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> (ClientSecurityState, Result<MeterRound, SessionError>) {
-        let mut session = match Session::open(&self.session, &mut counters).await {
-            Ok(s) => s,
-            Err(e) => return (counters, Err(e)),
-        };
+    ) -> Result<MeterRound, SessionError> {
+        let mut session = Session::open(&self.session, &mut memory.counters).await?;
         let result = async {
             let clock = operations::read_clock(&mut session).await?;
+            let layout = match memory.block_load.take() {
+                Some(layout) => layout,
+                None => {
+                    operations::read_profile_layout(&mut session, obis::BLOCK_LOAD_PROFILE).await?
+                }
+            };
             let intervals =
-                operations::read_block_load(&mut session, &self.serial, since, until).await?;
+                operations::read_block_load(&mut session, &layout, &self.serial, since, until)
+                    .await;
+            memory.block_load = Some(layout);
             Ok(MeterRound {
-                intervals: intervals.len(),
+                intervals: intervals?.len(),
                 clock_drift_s: (clock - Utc::now()).num_seconds(),
             })
         }
         .await;
-        let released = session.release(&mut counters).await;
-        (counters, result.and_then(|r| released.map(|()| r)))
+        let released = session.release(&mut memory.counters).await;
+        result.and_then(|r| released.map(|()| r))
     }
 }
 
 async fn collect_round(
     meters: &[Meter],
-    counters: &mut [ClientSecurityState],
+    memory: &mut [MeterMemory],
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     concurrency: usize,
@@ -169,12 +183,12 @@ async fn collect_round(
     );
     let jobs = meters
         .iter()
-        .zip(counters.iter().cloned())
+        .zip(memory.iter_mut())
         .enumerate()
-        .map(|(i, (m, c))| {
+        .map(|(i, (m, memory))| {
             let bar = bar.clone();
             async move {
-                let out = m.read(c, since, until).await;
+                let out = m.read(memory, since, until).await;
                 bar.inc(1);
                 (i, out)
             }
@@ -187,8 +201,7 @@ async fn collect_round(
     let (mut ok, mut intervals, mut max_drift) = (0usize, 0usize, 0i64);
     // Failure kind → (how many, the first few meters), so a large fleet gives a short summary.
     let mut failures: BTreeMap<String, (usize, Vec<&str>)> = BTreeMap::new();
-    for (i, (state, result)) in results {
-        counters[i] = state;
+    for (i, result) in results {
         match result {
             Ok(r) => {
                 ok += 1;
