@@ -21,6 +21,9 @@ pub struct MeterCredentials {
     /// HLS secrets of utility settings (48) and firmware upgrade (80).
     pub hls_utility: [u8; 16],
     pub hls_firmware: [u8; 16],
+    /// The meter's master key (KEK): wraps new global keys sent by key transfer (IC 64 method
+    /// 2). Without it the head-end cannot rotate the meter's keys.
+    pub master_key: Option<[u8; 16]>,
 }
 
 impl std::fmt::Debug for MeterCredentials {

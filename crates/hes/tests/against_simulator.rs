@@ -25,6 +25,7 @@ fn credentials(keys: &MeterKeys) -> MeterCredentials {
         lls_secret: keys.lls_secret.as_bytes().to_vec(),
         hls_utility: keys.hls_utility,
         hls_firmware: keys.hls_firmware,
+        master_key: None,
     }
 }
 

@@ -124,6 +124,7 @@ impl Meter {
             lls_secret: keys.lls_secret.as_bytes().to_vec(),
             hls_utility: keys.hls_utility,
             hls_firmware: keys.hls_firmware,
+            master_key: None,
         };
         Ok(Meter {
             serial: MeterSerial::new(keys.serial)?,
