@@ -5,9 +5,15 @@
 //! watt-hours (`_wh`), volt-ampere-hours (`_vah`) and var-hours (`_varh`). Voltages, currents,
 //! power factors and power (including maximum demand) are `f64`. Every instant is UTC.
 
+pub mod command;
+pub mod message;
 pub mod meter;
 pub mod reading;
 
+pub use command::{
+    CommandId, CommandKind, CommandOutcome, CommandRequest, CommandState, TouCalendar, TouSwitch,
+};
+pub use message::{Alarm, HesMessage, MissedReason, NetworkChangeKind, OutageState};
 pub use meter::{MeterKind, MeterSerial, MeterSerialError, PaymentMode, RelayState};
 pub use reading::{
     BillingReading, DailyReading, Demand, EventCategory, EventKind, InstantaneousReading,
