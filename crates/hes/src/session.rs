@@ -87,6 +87,19 @@ pub enum SessionError {
     ServiceError(ConfirmedServiceError),
     #[error("unexpected answer from the meter: {0}")]
     Unexpected(String),
+    /// The meter refused a configuration write or a command; `what` says which.
+    #[error("the meter refused to {what}: {reason:?}")]
+    CommandRefused { what: &'static str, reason: Refusal },
+    /// The request was not sent: its parameters are out of range.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// Why the meter refused a write (SET) or a method (ACTION).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Set(DataAccessResult),
+    Action(ActionResult),
 }
 
 enum Framing {

@@ -35,7 +35,7 @@ pub struct SimArgs {
     /// Push alerts (DataNotification, general-glo-ciphered with the meter's keys) to HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     pub push_to: Option<String>,
-    /// Inject faults, e.g. "no-answer=2%,slow=5%:3s,drop=1%,corrupt=1%,skew=5%:600s,power-off=2%:2h"
+    /// Inject faults, e.g. "no-answer=2%,slow=5%:3s,drop=1%,corrupt=1%,skew=5%:600s,power-off=2%:2h,flaky=5%:30%"
     /// (see below).
     #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
     pub faults: Option<FaultSpec>,

@@ -12,10 +12,14 @@ pub mod code {
     pub const POWER_FAILURE: u16 = 101;
     pub const POWER_RESTORED: u16 = 102;
     pub const RTC_SET: u16 = 151;
+    pub const DEMAND_INTEGRATION_PERIOD_SET: u16 = 152;
     pub const CAPTURE_PERIOD_SET: u16 = 153;
+    pub const BILLING_DATE_SET: u16 = 154;
+    pub const CALENDAR_ACTIVATED: u16 = 155;
     pub const FIRMWARE_ACTIVATED: u16 = 157;
     pub const LOAD_LIMIT_SET: u16 = 158;
     pub const LLS_SECRET_CHANGED: u16 = 161;
+    pub const GLOBAL_KEY_CHANGED: u16 = 164;
     pub const ESW_FILTER_CHANGED: u16 = 165;
     pub const MD_RESET: u16 = 166;
     pub const MAGNET: u16 = 201;

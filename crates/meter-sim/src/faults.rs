@@ -4,7 +4,7 @@
 //!
 //! Syntax: a comma-separated list of `KIND=WHO[:PARAM]` where `WHO` is a share of the fleet
 //! (`2%`, `0.5%`) or one meter by its number (`#7`, the 7th meter, serial `URJ10000007`), e.g.
-//! `no-answer=2%,slow=5%:3s,drop=1%,corrupt=1%,skew=5%:600s,power-off=2%:2h`.
+//! `no-answer=2%,slow=5%:3s,drop=1%,corrupt=1%,skew=5%:600s,power-off=2%:2h,flaky=10%:30%`.
 //!
 //! | kind | effect | param (default) |
 //! |---|---|---|
@@ -14,6 +14,7 @@
 //! | `corrupt` | every frame sent is malformed (wrong wrapper version / bad HDLC FCS) | — |
 //! | `skew` | clock off by ± the duration (sign from the seed) | offset (`600s`) |
 //! | `power-off` | off for the duration once a day (no answer, gap in the load profile, events 101/102) | duration (`1h`, at most 12h) |
+//! | `flaky` | each connection fails with the given probability: the meter closes it on the AARQ, before any AARE; whether connection *n* fails is a hash of (seed, meter, n), so a retry may well succeed | share of connections (`50%`) |
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,16 +31,18 @@ pub enum FaultKind {
     Corrupt,
     Skew,
     PowerOff,
+    Flaky,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::NoAnswer,
         FaultKind::Slow,
         FaultKind::Drop,
         FaultKind::Corrupt,
         FaultKind::Skew,
         FaultKind::PowerOff,
+        FaultKind::Flaky,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl FaultKind {
             FaultKind::Corrupt => "corrupt",
             FaultKind::Skew => "skew",
             FaultKind::PowerOff => "power-off",
+            FaultKind::Flaky => "flaky",
         }
     }
 
@@ -83,18 +87,46 @@ pub struct Fault {
     pub kind: FaultKind,
     /// Delay for `slow`, offset for `skew`, outage length for `power-off`; zero otherwise.
     pub param: Duration,
+    /// For `flaky`: the share of connections that fail, parts per million; zero otherwise.
+    pub chance_ppm: u32,
 }
+
+/// Default share of a `flaky` meter's connections that fail.
+pub const FLAKY_DEFAULT_PPM: u32 = 500_000;
 
 impl Fault {
     pub fn new(kind: FaultKind) -> Self {
-        Fault {
-            kind,
-            param: kind.default_param(),
-        }
+        Fault::with_param(kind, kind.default_param())
     }
 
     pub fn with_param(kind: FaultKind, param: Duration) -> Self {
-        Fault { kind, param }
+        Fault {
+            kind,
+            param,
+            chance_ppm: if kind == FaultKind::Flaky {
+                FLAKY_DEFAULT_PPM
+            } else {
+                0
+            },
+        }
+    }
+
+    /// A `flaky` fault: each connection fails with probability `chance` (0.0 ..= 1.0).
+    pub fn flaky(chance: f64) -> Self {
+        Fault {
+            kind: FaultKind::Flaky,
+            param: Duration::ZERO,
+            chance_ppm: (chance.clamp(0.0, 1.0) * 1e6).round() as u32,
+        }
+    }
+
+    /// Whether connection number `connection` of meter `meter` fails (for `flaky`; always
+    /// false for other kinds). A hash of (seed, meter, connection): deterministic, independent
+    /// from one connection to the next.
+    pub fn fails_connection(&self, seed: u64, meter: u32, connection: u64) -> bool {
+        self.kind == FaultKind::Flaky
+            && unit(hash(seed, &[tag::FLAKY, meter as u64, connection])) * 1e6
+                < self.chance_ppm as f64
     }
 }
 
@@ -122,7 +154,9 @@ pub struct FaultSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultSpecError {
-    #[error("unknown fault kind `{0}` (known: no-answer, slow, drop, corrupt, skew, power-off)")]
+    #[error(
+        "unknown fault kind `{0}` (known: no-answer, slow, drop, corrupt, skew, power-off, flaky)"
+    )]
     UnknownKind(String),
     #[error("fault rule `{0}` is not KIND=SHARE%[:PARAM] or KIND=#METER[:PARAM]")]
     Malformed(String),
@@ -157,6 +191,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, FaultSpecError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a percentage, `2%` or `0.5%`, as a share 0.0 ..= 1.0.
+fn parse_share(s: &str) -> Result<f64, FaultSpecError> {
+    let bad = || FaultSpecError::BadShare(s.to_string());
+    let pct: f64 = s.strip_suffix('%').ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(bad());
+    }
+    Ok(pct / 100.0)
+}
+
 impl FromStr for FaultSpec {
     type Err = FaultSpecError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -167,7 +211,7 @@ impl FromStr for FaultSpec {
                 .ok_or_else(|| FaultSpecError::Malformed(part.to_string()))?;
             let kind: FaultKind = kind.trim().parse()?;
             let (who, param) = match rest.split_once(':') {
-                Some((who, param)) => (who.trim(), Some(parse_duration(param)?)),
+                Some((who, param)) => (who.trim(), Some(param.trim())),
                 None => (rest.trim(), None),
             };
             let target = if let Some(n) = who.strip_prefix('#') {
@@ -179,18 +223,13 @@ impl FromStr for FaultSpec {
                 }
                 Target::Meter(n - 1)
             } else {
-                let pct = who
-                    .strip_suffix('%')
-                    .ok_or_else(|| FaultSpecError::BadShare(who.into()))?;
-                let pct: f64 = pct
-                    .parse()
-                    .map_err(|_| FaultSpecError::BadShare(who.into()))?;
-                if !(0.0..=100.0).contains(&pct) {
-                    return Err(FaultSpecError::BadShare(who.to_string()));
-                }
-                Target::Share(pct / 100.0)
+                Target::Share(parse_share(who)?)
             };
-            let fault = Fault::with_param(kind, param.unwrap_or(kind.default_param()));
+            let fault = match (kind, param) {
+                (FaultKind::Flaky, Some(p)) => Fault::flaky(parse_share(p)?),
+                (_, Some(p)) => Fault::with_param(kind, parse_duration(p)?),
+                (_, None) => Fault::new(kind),
+            };
             if kind == FaultKind::PowerOff && fault.param > Duration::from_secs(12 * 3600) {
                 return Err(FaultSpecError::TooLong(fault.param));
             }
@@ -213,7 +252,9 @@ impl fmt::Display for FaultSpec {
                 Target::Share(s) => write!(f, "{}={}%", r.fault.kind.name(), s * 100.0)?,
                 Target::Meter(m) => write!(f, "{}=#{}", r.fault.kind.name(), m + 1)?,
             }
-            if !r.fault.param.is_zero() {
+            if r.fault.kind == FaultKind::Flaky {
+                write!(f, ":{}%", r.fault.chance_ppm as f64 / 10_000.0)?;
+            } else if !r.fault.param.is_zero() {
                 write!(f, ":{}s", r.fault.param.as_secs_f64())?;
             }
         }
@@ -260,6 +301,33 @@ mod tests {
         assert!("slow=200%".parse::<FaultSpec>().is_err());
         assert!("slow=2%:3 parsecs".parse::<FaultSpec>().is_err());
         assert!("power-off=1%:13h".parse::<FaultSpec>().is_err());
+    }
+
+    #[test]
+    fn flaky_fails_about_the_given_share_of_connections_deterministically() {
+        let spec: FaultSpec = "flaky=10%:30%".parse().unwrap();
+        let fault = spec.rules[0].fault;
+        assert_eq!(fault.kind, FaultKind::Flaky);
+        assert_eq!(fault.chance_ppm, 300_000);
+        assert_eq!(spec.to_string(), "flaky=10%:30%");
+        let plain: FaultSpec = "flaky=#2".parse().unwrap();
+        assert_eq!(plain.rules[0].fault.chance_ppm, FLAKY_DEFAULT_PPM);
+        assert!("flaky=5%:3s".parse::<FaultSpec>().is_err());
+        assert!("flaky=5%:120%".parse::<FaultSpec>().is_err());
+        let failed = (0..10_000)
+            .filter(|n| fault.fails_connection(4, 3, *n))
+            .count();
+        assert!((2_700..3_300).contains(&failed), "{failed}");
+        let again = (0..10_000)
+            .filter(|n| fault.fails_connection(4, 3, *n))
+            .count();
+        assert_eq!(failed, again);
+        // Consecutive connections are independent: a failure is often followed by a success.
+        assert!((0..100).any(|n| fault.fails_connection(4, 3, n)
+            && !fault.fails_connection(4, 3, n + 1)));
+        assert!(!Fault::flaky(0.0).fails_connection(4, 3, 0));
+        assert!(Fault::flaky(1.0).fails_connection(4, 3, 0));
+        assert!(!Fault::new(FaultKind::Slow).fails_connection(4, 3, 0));
     }
 
     #[test]

@@ -172,6 +172,11 @@ impl MeterStateGuard<'_> {
         self.guard.as_deref()
     }
 
+    /// The state for changing, only if it exists already (nothing is allocated).
+    pub fn get_existing_mut(&mut self) -> Option<&mut MeterState> {
+        self.guard.as_deref_mut()
+    }
+
     pub fn get_mut(&mut self) -> &mut MeterState {
         self.guard.get_or_insert_with(Default::default)
     }
@@ -407,9 +412,10 @@ impl FleetHandle {
         }
     }
 
-    /// Meter `index`'s identity and secrets.
+    /// Meter `index`'s identity and secrets as they stand now (global keys rotated by a key
+    /// transfer included).
     pub fn keys(&self, index: u32) -> MeterKeys {
-        MeterKeys::derive(self.shared.config.seed, index)
+        crate::keys::current(&self.shared, index)
     }
 
     pub fn config(&self) -> &FleetConfig {

@@ -36,6 +36,8 @@ pub mod tag {
     pub const KEY_HLS_PUSH: u64 = 5;
     pub const KEY_HLS_FW: u64 = 6;
     pub const SYSTEM_TITLE: u64 = 7;
+    pub const KEY_MASTER: u64 = 8;
+    pub const FLAKY: u64 = 32;
     pub const SANCTIONED: u64 = 10;
     pub const CURVE: u64 = 11;
     pub const NOISE: u64 = 12;

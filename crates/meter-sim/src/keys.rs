@@ -2,6 +2,11 @@
 //! per meter, and the key file (`--keys-out`, format `urja-sim-keys/1`, JSON or CSV) that hands
 //! them to the head-end and to test clients. Secrets never appear in `Debug` output or logs.
 //!
+//! The key file holds, per meter: serial, kind, address, port, transport, server SAP, system
+//! title, the global encryption and authentication keys, the master key (KEK, `master_key`: the
+//! last CSV column) and the secret of each association. The global keys are those the meter
+//! starts with; a head-end that rotates them by key transfer must keep the new ones itself.
+//!
 //! The keys are a deterministic function of the seed, by design: the same seed gives the same
 //! fleet, so a test or a head-end can be pointed at it again. The seed is therefore as secret as
 //! every key of the fleet; this is a simulator, not a key generator, and its keys must never
@@ -36,6 +41,8 @@ pub struct MeterKeys {
     pub hls_utility: [u8; 16],
     pub hls_push: [u8; 16],
     pub hls_firmware: [u8; 16],
+    /// Master key (KEK): wraps new global keys sent by key transfer (security setup method 2).
+    pub master_key: [u8; 16],
 }
 
 impl fmt::Debug for MeterKeys {
@@ -80,8 +87,20 @@ impl MeterKeys {
             hls_utility: key16(seed, tag::KEY_HLS_US, index),
             hls_push: key16(seed, tag::KEY_HLS_PUSH, index),
             hls_firmware: key16(seed, tag::KEY_HLS_FW, index),
+            master_key: key16(seed, tag::KEY_MASTER, index),
         }
     }
+}
+
+/// The keys meter `index` holds now: as derived, with the global keys a key transfer installed
+/// (if any).
+pub(crate) fn current(shared: &crate::fleet::Shared, index: u32) -> MeterKeys {
+    let mut keys = MeterKeys::derive(shared.config.seed, index);
+    if let Some(rotated) = shared.peek(index, |s| s.and_then(|s| s.global_keys.clone())) {
+        keys.global_encryption_key = rotated.encryption;
+        keys.global_authentication_key = rotated.authentication;
+    }
+    keys
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -113,6 +132,7 @@ struct KeyFileMeter<'a> {
     system_title: String,
     global_encryption_key: String,
     global_authentication_key: String,
+    master_key: String,
     associations: Vec<KeyFileAssociation>,
 }
 
@@ -191,13 +211,13 @@ pub fn write_key_file(
             out,
             "serial,kind,address,port,transport,server_sap,system_title,global_encryption_key,\
              global_authentication_key,lls_secret,hls_secret_utility,hls_secret_push,\
-             hls_secret_firmware"
+             hls_secret_firmware,master_key"
         )?;
         for (index, ep) in meters {
             let k = MeterKeys::derive(seed, index);
             writeln!(
                 out,
-                "{},single-phase,{},{},{},{},{},{},{},{},{},{},{}",
+                "{},single-phase,{},{},{},{},{},{},{},{},{},{},{},{}",
                 k.serial,
                 ep.address,
                 ep.port,
@@ -210,6 +230,7 @@ pub fn write_key_file(
                 hex(&k.hls_utility),
                 hex(&k.hls_push),
                 hex(&k.hls_firmware),
+                hex(&k.master_key),
             )?;
         }
     } else {
@@ -230,6 +251,7 @@ pub fn write_key_file(
                     system_title: hex(&k.system_title),
                     global_encryption_key: hex(&k.global_encryption_key),
                     global_authentication_key: hex(&k.global_authentication_key),
+                    master_key: hex(&k.master_key),
                     associations: associations(k),
                 })
                 .collect(),
@@ -259,6 +281,18 @@ mod tests {
         let dbg = format!("{a:?}");
         assert!(!dbg.contains(&hex(&a.global_encryption_key)));
         assert!(!dbg.contains(&a.lls_secret));
+        assert!(!dbg.contains(&hex(&a.master_key)));
+        let all = [
+            a.global_encryption_key,
+            a.global_authentication_key,
+            a.hls_utility,
+            a.hls_push,
+            a.hls_firmware,
+            a.master_key,
+        ];
+        for (i, k) in all.iter().enumerate() {
+            assert!(all[i + 1..].iter().all(|o| o != k), "key {i} repeats");
+        }
     }
 
     #[test]
@@ -282,6 +316,8 @@ mod tests {
         assert_eq!(m["server_sap"], 1);
         assert_eq!(m["system_title"].as_str().unwrap().len(), 16);
         assert_eq!(m["global_encryption_key"].as_str().unwrap().len(), 32);
+        let master = MeterKeys::derive(3, 1).master_key;
+        assert_eq!(m["master_key"], hex(&master));
         let assoc = m["associations"].as_array().unwrap();
         let saps: Vec<u64> = assoc
             .iter()
@@ -313,7 +349,9 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("serial,kind,address,port,transport,server_sap,system_title"));
-        assert_eq!(lines[1].split(',').count(), 13);
+        assert!(lines[0].ends_with(",hls_secret_firmware,master_key"));
+        assert_eq!(lines[1].split(',').count(), 14);
+        assert!(lines[2].ends_with(&format!(",{}", hex(&master))));
         assert!(lines[2].starts_with("URJ10000002,single-phase,127.1.0.2,4059,wrapper,1,"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

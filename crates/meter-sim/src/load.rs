@@ -222,6 +222,97 @@ pub fn tod_zone(t: i64) -> u8 {
     TOD_ZONES[(((t + IST_SECS).rem_euclid(DAY)) / 3600) as usize]
 }
 
+/// A TOD day profile: where each zone starts (minute of the local day, zone 1..=8), sorted by
+/// minute. A zone lasts until the next start; the last one wraps past midnight to the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TodTable(Vec<(u16, u8)>);
+
+impl TodTable {
+    /// `None` when empty, a minute is past the day, a zone is not 1..=8 or two zones start at
+    /// the same minute.
+    pub fn new(mut starts: Vec<(u16, u8)>) -> Option<Self> {
+        starts.sort_unstable();
+        let valid = !starts.is_empty()
+            && starts.iter().all(|(m, z)| *m < 1440 && (1..=8).contains(z))
+            && starts.windows(2).all(|w| w[0].0 != w[1].0);
+        valid.then_some(TodTable(starts))
+    }
+
+    /// The default calendar ([`TOD_ZONES`]).
+    pub fn default_table() -> Self {
+        let mut starts = Vec::new();
+        let mut last = 0u8;
+        for (h, z) in TOD_ZONES.iter().enumerate() {
+            if *z != last {
+                starts.push((h as u16 * 60, *z));
+                last = *z;
+            }
+        }
+        TodTable(starts)
+    }
+
+    pub fn starts(&self) -> &[(u16, u8)] {
+        &self.0
+    }
+
+    /// The zone in force at local minute `minute` of the day.
+    pub fn zone_at_minute(&self, minute: u16) -> u8 {
+        let i = self.0.partition_point(|(m, _)| *m <= minute);
+        let found = if i == 0 {
+            self.0.last()
+        } else {
+            self.0.get(i - 1)
+        };
+        found.map_or(1, |(_, z)| *z)
+    }
+
+    /// The zone in force at UTC instant `t`.
+    pub fn zone_at(&self, t: i64) -> u8 {
+        self.zone_at_minute(((t + IST_SECS).rem_euclid(DAY) / 60) as u16)
+    }
+}
+
+/// When a billing period closes: on `day` of every month at `secs_of_day` local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BillingSchedule {
+    /// Day of the month, 1..=28.
+    pub day: u8,
+    /// Local time of day, seconds.
+    pub secs_of_day: i64,
+}
+
+impl Default for BillingSchedule {
+    /// The 1st of the month at 00:00.
+    fn default() -> Self {
+        BillingSchedule {
+            day: 1,
+            secs_of_day: 0,
+        }
+    }
+}
+
+impl BillingSchedule {
+    /// The next billing instant strictly after `t`.
+    pub fn next_after(&self, t: i64) -> i64 {
+        let local = local_naive(t);
+        let (mut y, mut m) = (local.year(), local.month());
+        loop {
+            let at = NaiveDate::from_ymd_opt(y, m, self.day.clamp(1, 28) as u32)
+                .map(|d| local_midnight(days_from_epoch(d)) + self.secs_of_day)
+                .unwrap_or(i64::MAX);
+            if at > t {
+                return at;
+            }
+            (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        }
+    }
+}
+
+fn days_from_epoch(d: NaiveDate) -> i64 {
+    d.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
+        .num_days()
+}
+
 /// Everything needed to compute one meter's measurements.
 #[derive(Debug, Clone)]
 pub struct LoadModel {
@@ -238,6 +329,17 @@ pub struct LoadModel {
     pub extra_outages: Spans,
     /// Periods with the relay open (powered, no consumption).
     pub disconnected: Spans,
+    /// TOD calendars activated at run time: (from when, day profile), oldest first. Before the
+    /// first, [`TOD_ZONES`].
+    pub tod: Vec<(i64, TodTable)>,
+    /// Billing date changes: (from when, schedule), oldest first. Before the first, the 1st.
+    pub billing_changes: Vec<(i64, BillingSchedule)>,
+    /// Block-load capture period changes: (from when, seconds), oldest first. A row ending
+    /// after a change follows its period when that is a multiple of [`LoadModel::period`] (the
+    /// resolution energy is modelled at); other periods leave the rows at the modelled one.
+    pub capture_changes: Vec<(i64, i64)>,
+    /// Last maximum demand reset (`i64::MIN`: never): the period's MD restarts after it.
+    pub md_reset_at: i64,
 }
 
 fn bump(x: f64, centre: f64, width: f64) -> f64 {
@@ -256,7 +358,56 @@ impl LoadModel {
             daily_outage: None,
             extra_outages: Spans::default(),
             disconnected: Spans::default(),
+            tod: Vec::new(),
+            billing_changes: Vec::new(),
+            capture_changes: Vec::new(),
+            md_reset_at: i64::MIN,
         }
+    }
+
+    /// The TOD zone in force at `t`.
+    pub fn zone_at(&self, t: i64) -> u8 {
+        match self.tod.iter().rev().find(|(from, _)| *from <= t) {
+            Some((_, table)) => table.zone_at(t),
+            None => tod_zone(t),
+        }
+    }
+
+    /// The next billing instant strictly after `t`, following billing date changes: a change
+    /// applies to the billing dates after it.
+    pub fn next_bill(&self, t: i64) -> i64 {
+        let mut since = t;
+        loop {
+            let schedule = self
+                .billing_changes
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= since)
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            let next = schedule.next_after(since);
+            match self
+                .billing_changes
+                .iter()
+                .find(|(from, _)| *from > since)
+            {
+                Some((change, _)) if *change < next => since = *change,
+                _ => return next,
+            }
+        }
+    }
+
+    /// The block-load capture period a row ending at `end` follows, seconds.
+    pub fn row_period(&self, end: i64) -> i64 {
+        match self.capture_changes.iter().rev().find(|(from, _)| *from < end) {
+            Some((_, p)) if *p > 0 && p % self.period == 0 => *p,
+            _ => self.period,
+        }
+    }
+
+    /// Whether a block-load row is captured at `end` (an interval end on the period in force).
+    fn row_boundary(&self, end: i64) -> bool {
+        end.rem_euclid(self.row_period(end)) == 0
     }
 
     fn h(&self, what: u64, k: i64) -> u64 {
@@ -422,7 +573,7 @@ impl LoadModel {
         let floor = (first - 60 * DAY / self.period).max(self.first_index());
         while start > floor {
             let prev = self.interval(start - 1);
-            if prev.recorded {
+            if prev.recorded && self.row_boundary(prev.end) {
                 break;
             }
             start -= 1;
@@ -434,13 +585,13 @@ impl LoadModel {
             vah += iv.vah;
             vsum += iv.voltage * iv.powered_secs as f64;
             vsecs += iv.powered_secs;
-            if !iv.recorded {
+            if !iv.recorded || !self.row_boundary(iv.end) {
                 continue;
             }
             if iv.end >= from && iv.end <= to && iv.end <= now {
                 let voltage = if vsecs > 0 { vsum / vsecs as f64 } else { 0.0 };
                 let current = if voltage > 0.0 {
-                    vah as f64 * 3600.0 / self.period as f64 / voltage
+                    vah as f64 * 3600.0 / self.row_period(iv.end) as f64 / voltage
                 } else {
                     0.0
                 };
@@ -536,7 +687,7 @@ impl LoadModel {
         let mut cumulative = Totals::default();
         let mut zone_wh = [0i64; 8];
         let mut zone_vah = [0i64; 8];
-        let mut next_bill = next_billing_date(self.profile.installed);
+        let mut next_bill = self.next_bill(self.profile.installed);
         for iv in self.intervals(self.first_index(), self.last_complete(now) + 1) {
             if iv.end > next_bill {
                 cur.at = next_bill;
@@ -544,7 +695,14 @@ impl LoadModel {
                 cur.zone_wh = zone_wh;
                 cur.zone_vah = zone_vah;
                 closed.push(std::mem::take(&mut cur));
-                next_bill = next_billing_date(next_bill);
+                next_bill = self.next_bill(next_bill);
+            }
+            if iv.end > self.md_reset_at && iv.end - self.period <= self.md_reset_at {
+                // MD reset: the period's maximum demand starts again.
+                cur.md_w = Demand::default();
+                cur.md_va = Demand::default();
+                cur.zone_md_w = Default::default();
+                cur.zone_md_va = Default::default();
             }
             cumulative.wh += iv.wh;
             cumulative.vah += iv.vah;
@@ -552,7 +710,7 @@ impl LoadModel {
             cur.period.wh += iv.wh;
             cur.period.vah += iv.vah;
             cur.period.powered_secs += iv.powered_secs;
-            let z = (tod_zone(iv.end - 1) - 1) as usize;
+            let z = (self.zone_at(iv.end - 1).clamp(1, 8) - 1) as usize;
             zone_wh[z] += iv.wh;
             zone_vah[z] += iv.vah;
             let w = iv.wh * 3600 / self.period;
@@ -596,17 +754,7 @@ fn mix(h: u64, k: u64) -> u64 {
 
 /// The next billing date (1st of the month, 00:00 IST) strictly after `t`.
 pub fn next_billing_date(t: i64) -> i64 {
-    let local = local_naive(t);
-    let (y, m) = if local.month() == 12 {
-        (local.year() + 1, 1)
-    } else {
-        (local.year(), local.month() + 1)
-    };
-    let d = NaiveDate::from_ymd_opt(y, m, 1).unwrap_or_default();
-    let day = d
-        .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default())
-        .num_days();
-    local_midnight(day)
+    BillingSchedule::default().next_after(t)
 }
 
 #[cfg(test)]

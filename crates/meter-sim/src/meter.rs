@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dlms::association::server::MeterSecurityState;
+use dlms::security::GlobalKeys;
 
 use crate::events::{self, Event, EventKind, code};
 use crate::faults::{Fault, FaultKind};
 use crate::fleet::Shared;
-use crate::load::{LoadModel, Spans};
+use crate::load::{BillingSchedule, LoadModel, Spans, TodTable};
 
 /// The load switch (IC 70).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,40 @@ impl ImageTransfer {
     }
 }
 
+/// One calendar of the activity calendar object (IC 20): name, season profile, week profile
+/// table and day profile table, as written (already checked for shape).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarParts {
+    pub name: Vec<u8>,
+    pub seasons: dlms::Data,
+    pub weeks: dlms::Data,
+    pub days: dlms::Data,
+}
+
+/// The activity calendar as a head-end changed it: the active and passive calendars, a pending
+/// activation, and the TOD day profiles activated so far (what the load model bills by).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calendar {
+    pub active: CalendarParts,
+    pub passive: CalendarParts,
+    /// activate_passive_calendar_time (attribute 10), UTC seconds; `None`: not specified.
+    pub activate_at: Option<i64>,
+    /// (from when, TOD day profile), oldest first.
+    pub history: Vec<(i64, TodTable)>,
+}
+
+impl Calendar {
+    /// Passive → active at `t`: the TOD zones of the new active calendar apply from `t` when
+    /// its day profile names zones 1..=8 (else the zones in force stay).
+    pub fn activate(&mut self, t: i64) {
+        self.active = self.passive.clone();
+        self.activate_at = None;
+        if let Some(table) = crate::objects::tod_table(&self.active) {
+            self.history.push((t, table));
+        }
+    }
+}
+
 /// A prepaid wallet as the meter sees it (paise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recharge {
@@ -107,6 +142,19 @@ pub struct MeterState {
     /// The meter reader's LLS secret as set by a head-end (attribute 7 of the association
     /// object); `None`: the one derived from the seed.
     pub lls_secret: Option<Vec<u8>>,
+    /// Global keys installed by a key transfer (security setup method 2); `None`: the derived
+    /// ones. Used from the next association on.
+    pub global_keys: Option<GlobalKeys>,
+    /// The activity calendar (TOD) as written by a head-end; `None`: the default one.
+    pub calendar: Option<Box<Calendar>>,
+    /// Billing date changes: (from when, new schedule), oldest first.
+    pub billing_schedule: Vec<(i64, BillingSchedule)>,
+    /// Block-load capture period changes: (from when, seconds), oldest first.
+    pub capture_period: Vec<(i64, i64)>,
+    /// Demand integration period written by a head-end, seconds.
+    pub demand_integration_period: Option<i64>,
+    /// Connections accepted so far (counted only for meters with the `flaky` fault).
+    pub connections: u64,
 }
 
 impl MeterState {
@@ -124,6 +172,16 @@ impl MeterState {
 
     pub fn relay(&self) -> Relay {
         self.relay.unwrap_or_default()
+    }
+
+    /// Applies what fell due by `now`: a scheduled calendar activation (event 155 at its time).
+    pub fn settle(&mut self, now: i64) {
+        if let Some(cal) = self.calendar.as_deref_mut()
+            && let Some(at) = cal.activate_at.filter(|at| *at <= now)
+        {
+            cal.activate(at);
+            self.log(at, events::code::CALENDAR_ACTIVATED);
+        }
     }
 
     pub fn log(&mut self, at: i64, code: u16) {
@@ -152,6 +210,14 @@ pub(crate) fn model(shared: &Shared, index: u32, state: Option<&MeterState>) -> 
     if let Some(s) = state {
         m.extra_outages = Spans::from_unsorted(s.outages.clone());
         m.disconnected = Spans::from_unsorted(s.disconnected.clone());
+        if let Some(cal) = &s.calendar {
+            m.tod = cal.history.clone();
+        }
+        m.billing_changes = s.billing_schedule.clone();
+        m.capture_changes = s.capture_period.clone();
+        if s.md_reset_at != 0 {
+            m.md_reset_at = s.md_reset_at;
+        }
     }
     m
 }

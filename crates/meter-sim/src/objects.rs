@@ -15,6 +15,7 @@ use dlms::apdu::{
 };
 use dlms::association::{CosemObjects, RequestContext, application_context_name, mechanism_name};
 use dlms::data::BitString;
+use dlms::security::GlobalKeys;
 use dlms::datetime::{DEVIATION_NOT_SPECIFIED, ist};
 use dlms::{ClockStatus, Data, Date, ObisCode, Time};
 use is15959::catalogue::obis;
@@ -26,8 +27,10 @@ use crate::events::{self, Event, code, esw};
 use crate::fleet::Shared;
 use crate::hash::{hash, signed_unit, tag};
 use crate::keys::MeterKeys;
-use crate::load::{BillingRow, BlockRow, DAY, LoadModel, Totals};
-use crate::meter::{self, IMAGE_BLOCK_SIZE, ImageTransfer, MeterState, Recharge, Relay};
+use crate::load::{BillingRow, BillingSchedule, BlockRow, DAY, LoadModel, TodTable, Totals};
+use crate::meter::{
+    self, Calendar, CalendarParts, IMAGE_BLOCK_SIZE, ImageTransfer, MeterState, Recharge, Relay,
+};
 
 /// Every simulated meter is a single-phase whole-current meter.
 pub const KIND: MeterKind = MeterKind::SinglePhaseWholeCurrent;
@@ -96,6 +99,9 @@ struct View<'a> {
     clock_ms: i64,
     image: Option<ImageTransfer>,
     md_reset_at: i64,
+    calendar: Option<Calendar>,
+    billing_schedule: BillingSchedule,
+    demand_integration_period: Option<i64>,
     billing: OnceLock<(Vec<BillingRow>, BillingRow)>,
     cumulative: OnceLock<Totals>,
 }
@@ -197,7 +203,10 @@ impl MeterObjects {
 fn view_of(shared: &Shared, index: u32, now: DateTime<Utc>) -> View<'_> {
     {
         let seed = shared.config.seed;
-        let g = shared.state(index);
+        let mut g = shared.state(index);
+        if let Some(s) = g.get_existing_mut() {
+            s.settle(now.timestamp());
+        }
         let s = g.get();
         let model = meter::model(shared, index, s);
         let default_prepaid = hash(seed, &[tag::KIND, index as u64]) % 10 < 3;
@@ -228,6 +237,12 @@ fn view_of(shared: &Shared, index: u32, now: DateTime<Utc>) -> View<'_> {
             clock_ms: meter::clock_ms(shared, index, s, now),
             image: s.and_then(|s| s.image.as_deref().cloned()),
             md_reset_at: s.map_or(i64::MIN, |s| s.md_reset_at),
+            calendar: s.and_then(|s| s.calendar.as_deref().cloned()),
+            billing_schedule: s
+                .and_then(|s| s.billing_schedule.last())
+                .map(|(_, b)| *b)
+                .unwrap_or_default(),
+            demand_integration_period: s.and_then(|s| s.demand_integration_period),
             model,
             billing: OnceLock::new(),
             cumulative: OnceLock::new(),
@@ -533,7 +548,11 @@ impl View<'_> {
                 },
                 None => BitString::with_bits(esw::LEN, 0..esw::LEN),
             }),
-            (0, 8, 0) | (0, 8, 4) => Data::DoubleLongUnsigned(self.model.period as u32),
+            (0, 8, 0) => Data::DoubleLongUnsigned(
+                self.demand_integration_period
+                    .unwrap_or(self.model.period) as u32,
+            ),
+            (0, 8, 4) => Data::DoubleLongUnsigned(self.model.row_period(self.now + 1) as u32),
             (94, 96, 19) => Data::Unsigned(0),
             (94, 96, 20) => Data::Unsigned(self.prepaid as u8),
             (94, 96, 21) => register_data(def, rupees(self.recharge.last_amount)),
@@ -712,7 +731,7 @@ impl View<'_> {
             2 => self.profile_buffer(def, access)?,
             3 => def.capture_objects_data(),
             4 => Data::DoubleLongUnsigned(match def.profile {
-                ProfileKind::BlockLoad => self.model.period as u32,
+                ProfileKind::BlockLoad => self.model.row_period(self.now + 1) as u32,
                 ProfileKind::DailyLoad => DAY as u32,
                 _ => 0,
             }),
@@ -908,15 +927,22 @@ impl View<'_> {
                     Data::LongUnsigned(1),
                 ]),
                 3 => Data::Enum(1),
+                4 if ln == obis::BILLING_DATES => {
+                    let b = self.billing_schedule;
+                    let secs = b.secs_of_day;
+                    Data::Array(vec![Data::Structure(vec![
+                        Data::OctetString(vec![
+                            (secs / 3600) as u8,
+                            (secs / 60 % 60) as u8,
+                            (secs % 60) as u8,
+                            0,
+                        ]),
+                        Data::OctetString(vec![0xFF, 0xFF, 0xFF, b.day, 0xFF]),
+                    ])])
+                }
                 4 => Data::Array(vec![Data::Structure(vec![
                     Data::OctetString(vec![0, 0, 0, 0]),
-                    Data::OctetString(vec![
-                        0xFF,
-                        0xFF,
-                        0xFF,
-                        if ln == obis::BILLING_DATES { 1 } else { 0xFF },
-                        0xFF,
-                    ]),
+                    Data::OctetString(vec![0xFF, 0xFF, 0xFF, 0xFF, 0xFF]),
                 ])]),
                 _ => return Err(DataAccessResult::ObjectUnavailable),
             }),
@@ -941,38 +967,20 @@ impl View<'_> {
     }
 
     fn activity_calendar(&self, attribute: i8) -> Result<Data, DataAccessResult> {
-        let day_profile = || {
-            let mut actions = Vec::new();
-            let mut last = 0u8;
-            for (h, z) in crate::load::TOD_ZONES.iter().enumerate() {
-                if *z != last {
-                    actions.push(Data::Structure(vec![
-                        Data::OctetString(vec![h as u8, 0, 0, 0]),
-                        octets(ObisCode::new(0, 0, 10, 0, 100, 255)),
-                        Data::LongUnsigned(*z as u16),
-                    ]));
-                    last = *z;
-                }
-            }
-            Data::Array(vec![Data::Structure(vec![
-                Data::Unsigned(1),
-                Data::Array(actions),
-            ])])
+        let (active, passive, activate_at) = match &self.calendar {
+            Some(c) => (c.active.clone(), c.passive.clone(), c.activate_at),
+            None => (default_calendar(), default_calendar(), None),
         };
         Ok(match attribute {
-            2 | 6 => Data::OctetString(b"URJTOD".to_vec()),
-            3 | 7 => Data::Array(vec![Data::Structure(vec![
-                Data::OctetString(b"ALL".to_vec()),
-                Data::OctetString(vec![0xFF, 0xFF, 1, 1, 0xFF, 0, 0, 0, 0, 0x80, 0, 0]),
-                Data::OctetString(b"WEEK".to_vec()),
-            ])]),
-            4 | 8 => Data::Array(vec![Data::Structure(
-                std::iter::once(Data::OctetString(b"WEEK".to_vec()))
-                    .chain((0..7).map(|_| Data::Unsigned(1)))
-                    .collect(),
-            )]),
-            5 | 9 => day_profile(),
-            10 => not_specified_datetime(),
+            2 => Data::OctetString(active.name),
+            3 => active.seasons,
+            4 => active.weeks,
+            5 => active.days,
+            6 => Data::OctetString(passive.name),
+            7 => passive.seasons,
+            8 => passive.weeks,
+            9 => passive.days,
+            10 => activate_at.map_or_else(not_specified_datetime, secs_data),
             _ => return Err(DataAccessResult::ObjectUnavailable),
         })
     }
@@ -1010,6 +1018,114 @@ impl View<'_> {
             _ => return Err(DataAccessResult::ReadWriteDenied),
         })
     }
+}
+
+/// The tariffication script table the day profile's actions point at (selector = TOD zone).
+const TARIFF_SCRIPTS: ObisCode = ObisCode::new(0, 0, 10, 0, 100, 255);
+
+/// The calendar a meter leaves the factory with: one season, one week, the [`TodTable`] of
+/// [`crate::load::TOD_ZONES`].
+pub(crate) fn default_calendar() -> CalendarParts {
+    let actions = TodTable::default_table()
+        .starts()
+        .iter()
+        .map(|(minute, zone)| {
+            Data::Structure(vec![
+                Data::OctetString(vec![(minute / 60) as u8, (minute % 60) as u8, 0, 0]),
+                octets(TARIFF_SCRIPTS),
+                Data::LongUnsigned(*zone as u16),
+            ])
+        })
+        .collect();
+    CalendarParts {
+        name: b"URJTOD".to_vec(),
+        seasons: Data::Array(vec![Data::Structure(vec![
+            Data::OctetString(b"ALL".to_vec()),
+            Data::OctetString(vec![0xFF, 0xFF, 1, 1, 0xFF, 0, 0, 0, 0, 0x80, 0, 0]),
+            Data::OctetString(b"WEEK".to_vec()),
+        ])]),
+        weeks: Data::Array(vec![Data::Structure(
+            std::iter::once(Data::OctetString(b"WEEK".to_vec()))
+                .chain((0..7).map(|_| Data::Unsigned(1)))
+                .collect(),
+        )]),
+        days: Data::Array(vec![Data::Structure(vec![
+            Data::Unsigned(1),
+            Data::Array(actions),
+        ])]),
+    }
+}
+
+/// Whether `value` is an array whose every element is a structure accepted by `entry`.
+fn array_of(value: &Data, entry: impl Fn(&[Data]) -> bool) -> bool {
+    matches!(value, Data::Array(items)
+        if items.iter().all(|i| matches!(i, Data::Structure(f) if entry(f))))
+}
+
+fn octets_of_len(d: &Data, len: Option<usize>) -> bool {
+    matches!(d, Data::OctetString(b) if len.is_none_or(|n| b.len() == n))
+}
+
+/// Season profile: {season_profile_name, season_start (date-time), week_name}.
+fn valid_seasons(value: &Data) -> bool {
+    array_of(value, |f| {
+        matches!(f, [name, start, week]
+            if octets_of_len(name, None) && octets_of_len(start, Some(12))
+                && octets_of_len(week, None))
+    })
+}
+
+/// Week profile table: {week_profile_name, day_id for Monday..Sunday}.
+fn valid_weeks(value: &Data) -> bool {
+    array_of(value, |f| {
+        matches!(f, [name, days @ ..]
+            if octets_of_len(name, None) && days.len() == 7
+                && days.iter().all(|d| matches!(d, Data::Unsigned(_))))
+    })
+}
+
+/// Day profile table: {day_id, day_schedule: array of {start_time, script_logical_name,
+/// script_selector}}.
+fn valid_days(value: &Data) -> bool {
+    array_of(value, |f| {
+        matches!(f, [Data::Unsigned(_), schedule]
+            if array_of(schedule, |a| matches!(a, [start, script, Data::LongUnsigned(_)]
+                if octets_of_len(start, Some(4)) && octets_of_len(script, Some(6)))))
+    })
+}
+
+/// The TOD day profile of a calendar: the day profile the first week profile gives Monday (the
+/// first day profile if it names none), its actions' start times and selectors as zones.
+/// `None` when that gives no valid table (selectors outside 1..=8, bad times).
+pub(crate) fn tod_table(parts: &CalendarParts) -> Option<TodTable> {
+    let monday = parts
+        .weeks
+        .as_items()
+        .and_then(|w| w.first())
+        .and_then(Data::as_items)
+        .and_then(|w| w.get(1))
+        .and_then(Data::as_i64);
+    let days = parts.days.as_items()?;
+    let day_id = |d: &Data| d.as_items().and_then(|f| f.first()).and_then(Data::as_i64);
+    let day = days
+        .iter()
+        .find(|d| monday.is_some() && day_id(d) == monday)
+        .or(days.first())?;
+    let actions = day.as_items()?.get(1)?.as_items()?;
+    let starts = actions
+        .iter()
+        .map(|a| {
+            let f = a.as_items()?;
+            let t = f.first()?.as_octets()?;
+            let (h, m) = (*t.first()?, *t.get(1)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let zone = u8::try_from(f.get(2)?.as_i64()?).ok()?;
+            Some((h as u16 * 60 + m as u16, zone))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    TodTable::new(starts)
 }
 
 /// An application context or mechanism name, 2.16.756.5.8.`kind`.`last`, as a structure.
@@ -1155,25 +1271,108 @@ impl CosemObjects for MeterObjects {
             (1, 2)
                 if ln == obis::PROFILE_CAPTURE_PERIOD || ln == obis::DEMAND_INTEGRATION_PERIOD =>
             {
-                // The history is modelled at the configured period; only that period is accepted.
-                match value.as_i64() {
-                    Some(p) if p == shared.config.capture_period_secs() => {
-                        self.with_state(|s| {
-                            s.programming_count += 1;
-                            s.log(
-                                t,
-                                if ln == obis::PROFILE_CAPTURE_PERIOD {
-                                    code::CAPTURE_PERIOD_SET
-                                } else {
-                                    152
-                                },
-                            );
-                        });
-                        Ok(())
+                // 15 or 30 minutes. Block-load rows after a capture period change follow it when
+                // it is a multiple of the modelled period (see `LoadModel::row_period`); the
+                // demand integration period is kept and read back, maximum demand stays
+                // integrated over the modelled period.
+                let p = match value.as_i64() {
+                    Some(p @ (900 | 1800)) => p,
+                    Some(_) => return Err(DataAccessResult::OtherReason),
+                    None => return Err(bad),
+                };
+                self.with_state(|s| {
+                    s.programming_count += 1;
+                    if ln == obis::PROFILE_CAPTURE_PERIOD {
+                        s.capture_period.push((t, p));
+                        s.log(t, code::CAPTURE_PERIOD_SET);
+                    } else {
+                        s.demand_integration_period = Some(p);
+                        s.log(t, code::DEMAND_INTEGRATION_PERIOD_SET);
                     }
-                    Some(_) => Err(DataAccessResult::OtherReason),
-                    None => Err(bad),
+                });
+                Ok(())
+            }
+            (20, 6..=10) => {
+                let ok = match attr {
+                    6 => octets_of_len(&value, None),
+                    7 => valid_seasons(&value),
+                    8 => valid_weeks(&value),
+                    9 => valid_days(&value),
+                    _ => octets_of_len(&value, Some(12)),
+                };
+                if !ok {
+                    return Err(bad);
                 }
+                let activate_at = if attr == 10 {
+                    let b = value.as_octets().unwrap_or_default();
+                    if b.iter().take(9).all(|x| *x == 0xFF) {
+                        None
+                    } else {
+                        Some(datetime_from(&value).ok_or(bad)? / 1000)
+                    }
+                } else {
+                    None
+                };
+                self.with_state(|s| {
+                    let cal = s.calendar.get_or_insert_with(|| {
+                        Box::new(Calendar {
+                            active: default_calendar(),
+                            passive: default_calendar(),
+                            activate_at: None,
+                            history: Vec::new(),
+                        })
+                    });
+                    match attr {
+                        6 => cal.passive.name = value.as_octets().unwrap_or_default().to_vec(),
+                        7 => cal.passive.seasons = value,
+                        8 => cal.passive.weeks = value,
+                        9 => cal.passive.days = value,
+                        _ => cal.activate_at = activate_at,
+                    }
+                    s.programming_count += 1;
+                    // An activation time already past applies now.
+                    s.settle(t);
+                });
+                Ok(())
+            }
+            (22, 4) if ln == obis::BILLING_DATES => {
+                let entry = match &value {
+                    Data::Array(entries) if entries.len() == 1 => entries[0].as_items(),
+                    _ => None,
+                };
+                let (time, date) = match entry {
+                    Some([Data::OctetString(t), Data::OctetString(d)])
+                        if t.len() == 4 && d.len() == 5 =>
+                    {
+                        (t, d)
+                    }
+                    _ => return Err(bad),
+                };
+                let field = |v: u8, max: u8| match v {
+                    0xFF => Some(0),
+                    v if v <= max => Some(v as i64),
+                    _ => None,
+                };
+                let (Some(h), Some(m), Some(sec)) =
+                    (field(time[0], 23), field(time[1], 59), field(time[2], 59))
+                else {
+                    return Err(bad);
+                };
+                // Monthly: year and month not specified, a day every month has.
+                let day = date[3];
+                if date[0..3] != [0xFF, 0xFF, 0xFF] || !(1..=28).contains(&day) {
+                    return Err(DataAccessResult::OtherReason);
+                }
+                let schedule = BillingSchedule {
+                    day,
+                    secs_of_day: h * 3600 + m * 60 + sec,
+                };
+                self.with_state(|s| {
+                    s.billing_schedule.push((t, schedule));
+                    s.programming_count += 1;
+                    s.log(t, code::BILLING_DATE_SET);
+                });
+                Ok(())
             }
             (1, 2) if ln == obis::PAYMENT_MODE => {
                 let prepaid = match value.as_i64() {
@@ -1338,6 +1537,47 @@ impl CosemObjects for MeterObjects {
                 s.log(t, code::FIRMWARE_ACTIVATED);
                 Ok(None)
             }),
+            (20, 1) => {
+                // Activate the passive calendar now.
+                self.with_state(|s| {
+                    s.calendar
+                        .get_or_insert_with(|| {
+                            Box::new(Calendar {
+                                active: default_calendar(),
+                                passive: default_calendar(),
+                                activate_at: None,
+                                history: Vec::new(),
+                            })
+                        })
+                        .activate(t);
+                    s.programming_count += 1;
+                    s.log(t, code::CALENDAR_ACTIVATED);
+                });
+                Ok(None)
+            }
+            (64, 2) => {
+                let master = MeterKeys::derive(shared.config.seed, index).master_key;
+                let keys = unwrap_transferred_keys(&master, parameters.as_ref())?;
+                self.with_state(|s| {
+                    let mut current = s.global_keys.clone().unwrap_or_else(|| {
+                        let k = MeterKeys::derive(shared.config.seed, index);
+                        GlobalKeys {
+                            encryption: k.global_encryption_key,
+                            authentication: k.global_authentication_key,
+                        }
+                    });
+                    if let Some(ek) = keys.encryption {
+                        current.encryption = ek;
+                    }
+                    if let Some(ak) = keys.authentication {
+                        current.authentication = ak;
+                    }
+                    s.global_keys = Some(current);
+                    s.programming_count += 1;
+                    s.log(t, code::GLOBAL_KEY_CHANGED);
+                });
+                Ok(None)
+            }
             (9, 1) => {
                 // MD reset.
                 self.with_state(|s| {
@@ -1353,6 +1593,53 @@ impl CosemObjects for MeterObjects {
             _ => Err(ActionResult::ReadWriteDenied),
         }
     }
+}
+
+/// New global keys carried by a key transfer; `None` for a key it does not change.
+#[derive(Default)]
+struct TransferredKeys {
+    encryption: Option<[u8; 16]>,
+    authentication: Option<[u8; 16]>,
+}
+
+/// Key ids of key transfer (Blue Book security setup method 2).
+const KEY_ID_GLOBAL_UNICAST_ENCRYPTION: i64 = 0;
+const KEY_ID_GLOBAL_AUTHENTICATION: i64 = 2;
+
+/// Unwraps key transfer's parameter, `array of {key_id: enum, key_wrapped: octet-string}`, with
+/// the master key (AES key wrap, RFC 3394). All or nothing: a bad shape is type-unmatched, an
+/// unknown key id or a wrapped key that does not unwrap (wrong KEK, tampered) is other-reason.
+fn unwrap_transferred_keys(
+    master_key: &[u8; 16],
+    parameters: Option<&Data>,
+) -> Result<TransferredKeys, ActionResult> {
+    let Some(Data::Array(entries)) = parameters else {
+        return Err(ActionResult::TypeUnmatched);
+    };
+    if entries.is_empty() || entries.len() > 4 {
+        return Err(ActionResult::OtherReason);
+    }
+    let kek = aes_kw::KekAes128::new(&(*master_key).into());
+    let mut keys = TransferredKeys::default();
+    for entry in entries {
+        let (id, wrapped) = match entry.as_items() {
+            Some([Data::Enum(id), Data::OctetString(w)]) => (*id as i64, w),
+            _ => return Err(ActionResult::TypeUnmatched),
+        };
+        // A wrapped 128-bit key is 24 bytes (8 bytes of integrity check).
+        if wrapped.len() != 24 {
+            return Err(ActionResult::OtherReason);
+        }
+        let mut key = [0u8; 16];
+        kek.unwrap(wrapped, &mut key)
+            .map_err(|_| ActionResult::OtherReason)?;
+        match id {
+            KEY_ID_GLOBAL_UNICAST_ENCRYPTION => keys.encryption = Some(key),
+            KEY_ID_GLOBAL_AUTHENTICATION => keys.authentication = Some(key),
+            _ => return Err(ActionResult::OtherReason),
+        }
+    }
+    Ok(keys)
 }
 
 /// The first two fields of a method's structure parameter (image transfer's

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::events::{self, code};
 use crate::fleet::Shared;
-use crate::keys::{MeterKeys, SERVER_SAP};
+use crate::keys::SERVER_SAP;
 
 /// The client SAP (wPort) pushes are addressed to.
 pub const PUSH_CLIENT_SAP: u16 = 64;
@@ -53,7 +53,7 @@ pub(crate) fn alert_now(shared: &Shared, meter: u32, _setup: ObisCode, at: DateT
 /// The DataNotification APDU (ciphered) for an alert. Takes the meter's next invocation counter.
 pub(crate) fn notification(shared: &Shared, alert: &Alert) -> Option<Vec<u8>> {
     let index = alert.meter;
-    let keys = MeterKeys::derive(shared.config.seed, index);
+    let keys = crate::keys::current(shared, index);
     let objects = crate::objects::MeterObjects::new_view_handle(shared, index);
     let clock = objects.clock_bytes(alert.at);
     let mut esw: BitString = objects.esw(alert.at);

@@ -1,6 +1,6 @@
 //! One TCP connection to a meter: framing (TCP wrapper or HDLC), the server association
 //! ([`dlms::association::server::Server`]) over the meter's [`MeterObjects`], and the injected
-//! faults (no answer, slow answer, dropped connection, corrupted frames).
+//! faults (no answer, slow answer, dropped connection, corrupted frames, flaky connections).
 //!
 //! Invocation counters: the meter's stored [`MeterSecurityState`] holds the next counter value
 //! nobody has taken yet. Each connection reserves a block of [`COUNTER_BLOCK`] values from it
@@ -45,17 +45,22 @@ const COUNTER_MARGIN: u32 = 8;
 /// The server association configuration of meter `index` (its five IS 15959 associations),
 /// with the secrets derived from the seed.
 pub fn server_config(seed: u64, index: u32) -> ServerConfig {
-    server_config_with(seed, index, None)
+    server_config_with(seed, index, None, None)
 }
 
-fn server_config_with(seed: u64, index: u32, lls_secret: Option<&[u8]>) -> ServerConfig {
+fn server_config_with(
+    seed: u64,
+    index: u32,
+    lls_secret: Option<&[u8]>,
+    global_keys: Option<GlobalKeys>,
+) -> ServerConfig {
     let k = MeterKeys::derive(seed, index);
     ServerConfig::is15959(
         k.system_title,
-        GlobalKeys {
+        global_keys.unwrap_or(GlobalKeys {
             encryption: k.global_encryption_key,
             authentication: k.global_authentication_key,
-        },
+        }),
         lls_secret.unwrap_or(k.lls_secret.as_bytes()),
         [
             HlsSecret::new(k.hls_utility),
@@ -66,10 +71,16 @@ fn server_config_with(seed: u64, index: u32, lls_secret: Option<&[u8]>) -> Serve
 }
 
 /// The configuration meter `index` serves with now: as derived, with the LLS secret a head-end
-/// has set (if any).
+/// has set and the global keys a key transfer installed (if any). Read when an association
+/// starts, so a change applies from the next association on.
 pub(crate) fn meter_server_config(shared: &Shared, index: u32) -> ServerConfig {
-    let lls = shared.peek(index, |s| s.and_then(|s| s.lls_secret.clone()));
-    server_config_with(shared.config.seed, index, lls.as_deref())
+    let (lls, keys) = shared.peek(index, |s| {
+        (
+            s.and_then(|s| s.lls_secret.clone()),
+            s.and_then(|s| s.global_keys.clone()),
+        )
+    });
+    server_config_with(shared.config.seed, index, lls.as_deref(), keys)
 }
 
 /// The first invocation counter of a meter that has not sent anything since the simulator
@@ -294,6 +305,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
             }
         }
     };
+    // A flaky meter fails this connection (closes it on the AARQ) by a hash of its number.
+    let flaky_failure = shared.fault(index, FaultKind::Flaky).is_some_and(|fault| {
+        let connection = {
+            let mut g = shared.state(index);
+            let s = g.get_mut();
+            s.connections += 1;
+            s.connections
+        };
+        fault.fails_connection(shared.config.seed, index, connection)
+    });
     let mut assoc = Association::start(shared.clone(), index);
     let mut objects = MeterObjects::new(shared.clone(), index);
     let mut associated = false;
@@ -347,6 +368,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
         for (client_sap, apdu) in apdus {
             if associated && shared.fault(index, crate::FaultKind::Drop).is_some() {
                 // Drop mid-session: the association is up, the request goes unanswered.
+                return;
+            }
+            if flaky_failure && apdu.first() == Some(&dlms::apdu::tag::AARQ) {
+                tracing::debug!(meter = index, "flaky: closing the connection before the AARE");
                 return;
             }
             if !assoc.prepare(&apdu) {

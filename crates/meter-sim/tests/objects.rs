@@ -577,7 +577,7 @@ async fn writes_the_simulator_does_not_model_are_refused_and_the_lls_secret_is_m
     for (class_id, ln, attribute, value) in [
         (8, "0.0.1.0.0.255", 3, Data::Long(-330)),
         (71, "0.0.17.0.0.255", 2, Data::Structure(vec![])),
-        (22, "0.0.15.0.0.255", 4, Data::Array(vec![])),
+        (22, "0.0.15.0.0.255", 2, Data::Structure(vec![])),
         (1, "0.0.94.96.19.255", 2, Data::Unsigned(1)),
         (3, "0.0.94.96.23.255", 2, Data::DoubleLong(5)),
         (40, "0.4.25.9.0.255", 2, Data::Array(vec![])),

@@ -107,6 +107,15 @@ impl MeterKind {
         MeterKind::ThreePhaseCtOperated,
     ];
 
+    /// The snake_case name used in files and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeterKind::SinglePhaseWholeCurrent => "single_phase_whole_current",
+            MeterKind::ThreePhaseWholeCurrent => "three_phase_whole_current",
+            MeterKind::ThreePhaseCtOperated => "three_phase_ct_operated",
+        }
+    }
+
     pub fn is_three_phase(self) -> bool {
         !matches!(self, MeterKind::SinglePhaseWholeCurrent)
     }

@@ -1,0 +1,732 @@
+//! Scheduled collection (use cases 1.1–1.2, 2.2–2.4, 6.1–6.2): one session per meter reads what is
+//! due (block load incremental from the last collected interval, daily profile, billing profile,
+//! event logs, re-reads of missed intervals), detects the intervals the meter did not give,
+//! explains those that fall in a power failure, and hands everything over as messages in the
+//! session's commit. [`Collector::run`] drives it from the timetable, with retries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use is15959::catalogue::obis;
+use model::{EventCategory, HesMessage, IntervalReading, MeterSerial, MissedReason};
+use store::{Gap, GapChange, GapState};
+use tokio::task::JoinSet;
+
+use crate::operations;
+use crate::plan::gaps::{self, Explanation, Range};
+use crate::plan::schedule::{self, Due, JobKind, Timetable};
+use crate::plan::{Next, retryable};
+use crate::runtime::{HeadEnd, JobContext, JobDone, JobError};
+use crate::session::SessionError;
+
+/// Store names of the collected profiles (cursor and gap keys).
+pub const BLOCK_LOAD: &str = "block_load";
+pub const DAILY: &str = "daily";
+pub const BILLING: &str = "billing";
+
+fn events_profile(log: EventCategory) -> String {
+    format!("events:{}", log.log_index())
+}
+
+/// The event logs read by the events job.
+const EVENT_LOGS: [EventCategory; 7] = [
+    EventCategory::Voltage,
+    EventCategory::Current,
+    EventCategory::PowerFailure,
+    EventCategory::Transaction,
+    EventCategory::Other,
+    EventCategory::NonRollover,
+    EventCategory::Control,
+];
+
+/// What one collection session brought.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    pub intervals: usize,
+    pub days: usize,
+    pub billing_rows: usize,
+    pub events: usize,
+    /// Missing intervals found and left open for re-reading.
+    pub gaps_opened: usize,
+    /// Missing intervals explained by a power failure.
+    pub intervals_explained: usize,
+    /// Intervals recovered by re-reading a gap.
+    pub intervals_recovered: usize,
+}
+
+/// Where collection of each profile stands for one meter, read from the store before a session.
+#[derive(Debug, Clone, Default)]
+struct Cursors {
+    at: HashMap<String, DateTime<Utc>>,
+}
+
+/// Runs one collection session on `serial` for `kinds`. The session's name in the records is the
+/// kinds joined with `+` (e.g. `block_load+daily`).
+pub async fn collect(
+    hes: &HeadEnd,
+    serial: &MeterSerial,
+    kinds: &[JobKind],
+    attempt: u32,
+) -> Result<JobDone<Collected>, JobError> {
+    let Some(entry) = hes.meter(serial) else {
+        return Err(JobError::UnknownMeter(serial.clone()));
+    };
+    let group = entry.record().group;
+    let backfill = hes.config().schedule.for_group(&group).backfill;
+    let gap_attempts = hes.config().gap_attempts;
+    let (cursors, open_gaps) = load_state(hes, serial, kinds).await?;
+    let job = kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    let kinds = kinds.to_vec();
+    let role = hes.config().roles.reading.into();
+    hes.run_session(serial, &job, role, attempt, move |ctx| {
+        Box::pin(async move {
+            let mut got = Collected::default();
+            let start = |profile: &str| {
+                cursors
+                    .at
+                    .get(profile)
+                    .copied()
+                    .unwrap_or_else(|| ctx_backfill(ctx_now(ctx), backfill))
+            };
+            for kind in &kinds {
+                match kind {
+                    JobKind::BlockLoad => {
+                        let since = start(BLOCK_LOAD);
+                        block_load(ctx, since, &mut got).await?
+                    }
+                    JobKind::Daily => daily(ctx, start(DAILY), &mut got).await?,
+                    JobKind::Billing => billing(ctx, start(BILLING), &mut got).await?,
+                    JobKind::Events => {
+                        for log in EVENT_LOGS {
+                            let since = start(&events_profile(log));
+                            event_log(ctx, log, since, &mut got).await?;
+                        }
+                    }
+                    JobKind::GapReread => {
+                        reread(ctx, &open_gaps, gap_attempts, &mut got).await?;
+                    }
+                }
+            }
+            Ok(got)
+        })
+    })
+    .await
+}
+
+fn ctx_now(ctx: &JobContext<'_>) -> DateTime<Utc> {
+    ctx.now
+}
+
+fn ctx_backfill(now: DateTime<Utc>, backfill: Duration) -> DateTime<Utc> {
+    now - TimeDelta::from_std(backfill).unwrap_or(TimeDelta::days(1))
+}
+
+async fn load_state(
+    hes: &HeadEnd,
+    serial: &MeterSerial,
+    kinds: &[JobKind],
+) -> Result<(Cursors, Vec<Gap>), JobError> {
+    let store = hes.store().clone();
+    let serial = serial.clone();
+    let want_gaps = kinds.contains(&JobKind::GapReread);
+    tokio::task::spawn_blocking(move || {
+        let mut cursors = Cursors::default();
+        let profiles = [BLOCK_LOAD.to_string(), DAILY.into(), BILLING.into()]
+            .into_iter()
+            .chain(EVENT_LOGS.iter().map(|l| events_profile(*l)));
+        for profile in profiles {
+            if let Some(t) = store.cursor(&serial, &profile)? {
+                cursors.at.insert(profile, t);
+            }
+        }
+        let gaps = if want_gaps {
+            store.open_gaps(&serial, BLOCK_LOAD)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, store::StoreError>((cursors, gaps))
+    })
+    .await
+    .map_err(|e| JobError::Store(e.to_string()))?
+    .map_err(|e| JobError::Store(e.to_string()))
+}
+
+/// The block-load capture period, read from the profile (attribute 4) once and kept.
+async fn capture_period(ctx: &mut JobContext<'_>) -> Result<TimeDelta, SessionError> {
+    if let Some(p) = ctx.live.block_load_period {
+        return Ok(p);
+    }
+    let value = ctx
+        .session
+        .get(
+            dlms::apdu::AttributeDescriptor::new(7, obis::BLOCK_LOAD_PROFILE, 4),
+            None,
+        )
+        .await?;
+    let secs = value.as_i64().filter(|s| (60..=86_400).contains(s)).ok_or_else(|| {
+        SessionError::Unexpected(format!("block-load capture period {value:?}"))
+    })?;
+    let period = TimeDelta::seconds(secs);
+    ctx.live.block_load_period = Some(period);
+    Ok(period)
+}
+
+fn align_down(t: DateTime<Utc>, period: TimeDelta) -> DateTime<Utc> {
+    let p = period.num_seconds().max(1);
+    let s = t.timestamp().div_euclid(p) * p;
+    DateTime::from_timestamp(s, 0).unwrap_or(t)
+}
+
+/// The last interval end the meter has closed, as far as the head-end can tell: by the earlier
+/// of the two clocks, so a meter running slow is not asked for an interval it has not closed.
+fn last_closed(ctx: &JobContext<'_>, period: TimeDelta) -> DateTime<Utc> {
+    let meter_now = ctx.now + ctx.clock_drift.min(TimeDelta::zero());
+    align_down(meter_now, period)
+}
+
+/// Incremental block load: everything after `since` up to the last closed interval. Intervals
+/// the meter does not return become gaps: explained by its power-failure log, or left open for
+/// re-reading.
+async fn block_load(
+    ctx: &mut JobContext<'_>,
+    since: DateTime<Utc>,
+    got: &mut Collected,
+) -> Result<(), SessionError> {
+    let period = capture_period(ctx).await?;
+    let since = align_down(since, period);
+    let until = last_closed(ctx, period);
+    if until <= since {
+        return Ok(());
+    }
+    let layout = ctx.layout(obis::BLOCK_LOAD_PROFILE).await?;
+    let rows = operations::read_block_load(
+        ctx.session,
+        &layout,
+        ctx.serial,
+        since + TimeDelta::seconds(1),
+        until,
+    )
+    .await?;
+    let rows = within(rows, since, until);
+    let ends: Vec<DateTime<Utc>> = rows.iter().map(|r| r.interval_end).collect();
+    let finding = gaps::missing_ranges(since, until, to_std(period), &ends);
+    if !finding.missing.is_empty() {
+        let explained = explain_gaps(ctx, &finding.missing, period).await?;
+        for (range, explanation) in explained {
+            match explanation {
+                Explanation::PowerOff { from, to } => {
+                    got.intervals_explained += intervals_in(&range, period);
+                    record_explained(ctx, &range, from, to);
+                }
+                Explanation::Unexplained => {
+                    got.gaps_opened += intervals_in(&range, period);
+                    ctx.output.gaps.push(GapChange::Open {
+                        profile: BLOCK_LOAD.into(),
+                        from: range.from,
+                        to: range.to,
+                    });
+                }
+            }
+        }
+    }
+    got.intervals += rows.len();
+    if !rows.is_empty() {
+        ctx.output.publish(HesMessage::BlockLoad {
+            meter: ctx.serial.clone(),
+            intervals: rows,
+        });
+    }
+    ctx.output.cursors.push((BLOCK_LOAD.into(), until));
+    Ok(())
+}
+
+/// Rows with `from < end <= to`, one per interval end, in order.
+fn within(
+    mut rows: Vec<IntervalReading>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<IntervalReading> {
+    rows.retain(|r| r.interval_end > from && r.interval_end <= to);
+    rows.sort_by_key(|r| r.interval_end);
+    rows.dedup_by_key(|r| r.interval_end);
+    rows
+}
+
+fn to_std(d: TimeDelta) -> Duration {
+    d.to_std().unwrap_or(Duration::from_secs(900))
+}
+
+fn intervals_in(range: &Range, period: TimeDelta) -> usize {
+    ((range.to - range.from).num_seconds() / period.num_seconds().max(1)) as usize + 1
+}
+
+fn record_explained(
+    ctx: &mut JobContext<'_>,
+    range: &Range,
+    off_from: DateTime<Utc>,
+    off_to: DateTime<Utc>,
+) {
+    ctx.output.gaps.push(GapChange::Closed {
+        profile: BLOCK_LOAD.into(),
+        from: range.from,
+        to: range.to,
+        state: GapState::Explained,
+        reason: format!("power off {off_from} – {off_to}"),
+    });
+    ctx.output.publish(HesMessage::MissedData {
+        meter: ctx.serial.clone(),
+        profile: BLOCK_LOAD.into(),
+        from: range.from,
+        to: range.to,
+        reason: MissedReason::PowerOff { off_from, off_to },
+    });
+}
+
+/// Reads the power-failure log around the missing ranges and splits them into explained and
+/// unexplained parts.
+async fn explain_gaps(
+    ctx: &mut JobContext<'_>,
+    missing: &[Range],
+    period: TimeDelta,
+) -> Result<Vec<(Range, Explanation)>, SessionError> {
+    let (Some(first), Some(last)) = (missing.first(), missing.last()) else {
+        return Ok(Vec::new());
+    };
+    // A failure that began before the first missing interval still explains it.
+    let from = first.from - period - TimeDelta::days(1);
+    let to = last.to.max(ctx.now);
+    let layout = ctx
+        .layout(is15959::catalogue::obis::event_log(
+            EventCategory::PowerFailure.log_index(),
+        ))
+        .await?;
+    let events = operations::read_event_log(
+        ctx.session,
+        &layout,
+        ctx.serial,
+        EventCategory::PowerFailure,
+        from,
+        to,
+    )
+    .await?;
+    let spans = gaps::power_off_spans(&events, ctx.now);
+    Ok(gaps::explain(missing, &spans, to_std(period)))
+}
+
+/// Re-reads open gaps with selective access by range: what the meter now returns is published
+/// (it was never published before, being missing), what is still missing is explained, tried
+/// again later, or given up after `max_attempts` and reported.
+async fn reread(
+    ctx: &mut JobContext<'_>,
+    open: &[Gap],
+    max_attempts: u32,
+    got: &mut Collected,
+) -> Result<(), SessionError> {
+    if open.is_empty() {
+        return Ok(());
+    }
+    let period = capture_period(ctx).await?;
+    let layout = ctx.layout(obis::BLOCK_LOAD_PROFILE).await?;
+    for gap in open {
+        let before = gap.from - period;
+        let rows = operations::read_block_load(
+            ctx.session,
+            &layout,
+            ctx.serial,
+            gap.from,
+            gap.to,
+        )
+        .await?;
+        let rows = within(rows, before, gap.to);
+        let ends: Vec<DateTime<Utc>> = rows.iter().map(|r| r.interval_end).collect();
+        let still = gaps::missing_ranges(before, gap.to, to_std(period), &ends).missing;
+        got.intervals_recovered += rows.len();
+        got.intervals += rows.len();
+        if !rows.is_empty() {
+            ctx.output.publish(HesMessage::BlockLoad {
+                meter: ctx.serial.clone(),
+                intervals: rows,
+            });
+        }
+        if still.is_empty() {
+            ctx.output.gaps.push(GapChange::Resolve {
+                id: gap.id,
+                state: GapState::Filled,
+                reason: None,
+            });
+            continue;
+        }
+        let explained = explain_gaps(ctx, &still, period).await?;
+        let unexplained: Vec<Range> = explained
+            .iter()
+            .filter(|(_, e)| matches!(e, Explanation::Unexplained))
+            .map(|(r, _)| *r)
+            .collect();
+        let partial = still.len() != 1 || still[0].from != gap.from || still[0].to != gap.to;
+        if partial || unexplained.len() != still.len() {
+            // Part came back or part is explained: close this gap, record the parts.
+            ctx.output.gaps.push(GapChange::Resolve {
+                id: gap.id,
+                state: GapState::Filled,
+                reason: Some("re-read: part recovered or explained".into()),
+            });
+            for (range, explanation) in explained {
+                match explanation {
+                    Explanation::PowerOff { from, to } => {
+                        got.intervals_explained += intervals_in(&range, period);
+                        record_explained(ctx, &range, from, to);
+                    }
+                    Explanation::Unexplained => ctx.output.gaps.push(GapChange::Open {
+                        profile: BLOCK_LOAD.into(),
+                        from: range.from,
+                        to: range.to,
+                    }),
+                }
+            }
+        } else if gap.attempts + 1 >= max_attempts {
+            ctx.output.gaps.push(GapChange::Resolve {
+                id: gap.id,
+                state: GapState::Unrecoverable,
+                reason: Some(format!("not returned after {} re-reads", gap.attempts + 1)),
+            });
+            ctx.output.publish(HesMessage::MissedData {
+                meter: ctx.serial.clone(),
+                profile: BLOCK_LOAD.into(),
+                from: gap.from,
+                to: gap.to,
+                reason: MissedReason::GaveUp {
+                    attempts: gap.attempts + 1,
+                },
+            });
+        } else {
+            ctx.output.gaps.push(GapChange::Attempted { id: gap.id });
+        }
+    }
+    Ok(())
+}
+
+/// Daily profile rows captured after `since`.
+async fn daily(
+    ctx: &mut JobContext<'_>,
+    since: DateTime<Utc>,
+    got: &mut Collected,
+) -> Result<(), SessionError> {
+    let layout = ctx.layout(obis::DAILY_LOAD_PROFILE).await?;
+    let mut days = operations::read_daily_profile(
+        ctx.session,
+        &layout,
+        ctx.serial,
+        since + TimeDelta::seconds(1),
+        ctx.now,
+    )
+    .await?;
+    days.retain(|d| d.captured_at > since && d.captured_at <= ctx.now);
+    days.sort_by_key(|d| d.captured_at);
+    days.dedup_by_key(|d| d.captured_at);
+    got.days += days.len();
+    if let Some(last) = days.last() {
+        ctx.output.cursors.push((DAILY.into(), last.captured_at));
+        ctx.output.publish(HesMessage::DailyProfile {
+            meter: ctx.serial.clone(),
+            days,
+        });
+    }
+    Ok(())
+}
+
+/// Billing profile rows (one per billing date) after `since`.
+async fn billing(
+    ctx: &mut JobContext<'_>,
+    since: DateTime<Utc>,
+    got: &mut Collected,
+) -> Result<(), SessionError> {
+    let layout = ctx.layout(obis::BILLING_PROFILE).await?;
+    let mut readings = operations::read_billing_profile(
+        ctx.session,
+        &layout,
+        ctx.serial,
+        since + TimeDelta::seconds(1),
+        ctx.now,
+    )
+    .await?;
+    readings.retain(|r| r.billing_date > since && r.billing_date <= ctx.now);
+    readings.sort_by_key(|r| r.billing_date);
+    readings.dedup_by_key(|r| r.billing_date);
+    got.billing_rows += readings.len();
+    if let Some(last) = readings.last() {
+        ctx.output.cursors.push((BILLING.into(), last.billing_date));
+        ctx.output.publish(HesMessage::BillingProfile {
+            meter: ctx.serial.clone(),
+            readings,
+        });
+    }
+    Ok(())
+}
+
+/// Entries of one event log after `since`.
+async fn event_log(
+    ctx: &mut JobContext<'_>,
+    log: EventCategory,
+    since: DateTime<Utc>,
+    got: &mut Collected,
+) -> Result<(), SessionError> {
+    let layout = ctx.layout(obis::event_log(log.log_index())).await?;
+    let mut events = operations::read_event_log(
+        ctx.session,
+        &layout,
+        ctx.serial,
+        log,
+        since + TimeDelta::seconds(1),
+        ctx.now,
+    )
+    .await?;
+    events.retain(|e| e.at > since);
+    events.sort_by_key(|e| e.at);
+    got.events += events.len();
+    if let Some(last) = events.last() {
+        ctx.output.cursors.push((events_profile(log), last.at));
+        ctx.output.publish(HesMessage::Events {
+            meter: ctx.serial.clone(),
+            events,
+        });
+    }
+    Ok(())
+}
+
+/// Where a (meter, job) stands in its retry cycle.
+#[derive(Debug, Clone, Copy)]
+struct Cycle {
+    attempt: u32,
+    first_at: DateTime<Utc>,
+}
+
+/// What the collector did, for reports and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CollectorStats {
+    pub sessions: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub retries: usize,
+    pub given_up: usize,
+    pub collected: Collected,
+}
+
+impl std::ops::AddAssign for Collected {
+    fn add_assign(&mut self, o: Collected) {
+        self.intervals += o.intervals;
+        self.days += o.days;
+        self.billing_rows += o.billing_rows;
+        self.events += o.events;
+        self.gaps_opened += o.gaps_opened;
+        self.intervals_explained += o.intervals_explained;
+        self.intervals_recovered += o.intervals_recovered;
+    }
+}
+
+/// Drives collection from the timetable: each meter's jobs at their times (with its jitter), the
+/// jobs due together on one meter in one session, failures retried by the retry policy, gaps
+/// re-read after a detection.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    hes: HeadEnd,
+}
+
+type Finished = (usize, Vec<JobKind>, u32, Result<JobDone<Collected>, JobError>);
+
+impl Collector {
+    pub fn new(hes: HeadEnd) -> Self {
+        Collector { hes }
+    }
+
+    /// Runs until `shutdown`. Every meter's jobs start at once on the first run (catching up
+    /// from the cursor, or the backfill for a new meter); after that they follow the schedule.
+    /// `on_session` sees every session's result (progress bars, tests).
+    pub async fn run(
+        &self,
+        shutdown: impl Future<Output = ()>,
+        mut on_session: impl FnMut(&MeterSerial, &[JobKind], &Result<JobDone<Collected>, JobError>),
+    ) -> CollectorStats {
+        let hes = &self.hes;
+        let clock = hes.clock().clone();
+        let meters = hes.meters();
+        let now = clock.now();
+        let mut table = Timetable::with_capacity(meters.len() * 4);
+        for (i, _) in meters.iter().enumerate() {
+            for kind in [JobKind::BlockLoad, JobKind::Daily, JobKind::Billing, JobKind::Events] {
+                table.push(Due {
+                    meter_index: i,
+                    kind,
+                    at: now,
+                });
+            }
+        }
+        let mut cycles: HashMap<(usize, JobKind), Cycle> = HashMap::new();
+        let mut running: JoinSet<Finished> = JoinSet::new();
+        let mut busy: HashMap<usize, Vec<JobKind>> = HashMap::new();
+        let mut stats = CollectorStats::default();
+        tokio::pin!(shutdown);
+        loop {
+            let next = table.next_at().map(|t| clock.instant_at(t));
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    let Ok((i, kinds, attempt, result)) = done else { continue };
+                    busy.remove(&i);
+                    let serial = &meters[i].serial;
+                    on_session(serial, &kinds, &result);
+                    stats.sessions += 1;
+                    let group = meters[i].record().group;
+                    let config = hes.config().schedule.for_group(&group);
+                    let now = clock.now();
+                    match &result {
+                        Ok(done) => {
+                            stats.succeeded += 1;
+                            stats.collected += done.value;
+                            for kind in &kinds {
+                                cycles.remove(&(i, *kind));
+                                if *kind != JobKind::GapReread {
+                                    table.push(Due {
+                                        meter_index: i,
+                                        kind: *kind,
+                                        at: schedule::next_run(*kind, config, serial, now),
+                                    });
+                                }
+                            }
+                            if done.value.gaps_opened > 0 || kinds.contains(&JobKind::GapReread)
+                                && done.value.gaps_opened + done.value.intervals_recovered > 0
+                            {
+                                let backoff = hes.config().retry.backoff_after(1, serial);
+                                table.push(Due {
+                                    meter_index: i,
+                                    kind: JobKind::GapReread,
+                                    at: now + TimeDelta::from_std(backoff).unwrap_or_default(),
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            stats.failed += 1;
+                            let kind = e.failure_kind();
+                            for k in &kinds {
+                                let cycle = cycles.entry((i, *k)).or_insert(Cycle {
+                                    attempt,
+                                    first_at: now,
+                                });
+                                let next = if retryable(kind) {
+                                    hes.config().retry.next_after_failure(
+                                        attempt,
+                                        cycle.first_at,
+                                        now,
+                                        serial,
+                                    )
+                                } else {
+                                    Next::GiveUp(crate::plan::GiveUpReason::NotRetryable)
+                                };
+                                match next {
+                                    Next::RetryAt(t) => {
+                                        cycle.attempt = attempt + 1;
+                                        table.push(Due { meter_index: i, kind: *k, at: t });
+                                    }
+                                    Next::GiveUp(_) => {
+                                        cycles.remove(&(i, *k));
+                                        stats.given_up += 1;
+                                        if *k != JobKind::GapReread {
+                                            table.push(Due {
+                                                meter_index: i,
+                                                kind: *k,
+                                                at: schedule::next_run(*k, config, serial, now),
+                                            });
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                _ = sleep_until_opt(next) => {
+                    let now = clock.now();
+                    let mut by_meter: BTreeMap<usize, Vec<JobKind>> = BTreeMap::new();
+                    for due in table.pop_due(now) {
+                        by_meter.entry(due.meter_index).or_default().push(due.kind);
+                    }
+                    for (i, mut kinds) in by_meter {
+                        if let Some(running_kinds) = busy.get(&i) {
+                            // The meter is in a session: try these again a little later.
+                            for k in kinds.into_iter().filter(|k| !running_kinds.contains(k)) {
+                                table.push(Due { meter_index: i, kind: k, at: now + TimeDelta::seconds(30) });
+                            }
+                            continue;
+                        }
+                        kinds.sort();
+                        kinds.dedup();
+                        let attempt = kinds
+                            .iter()
+                            .map(|k| cycles.get(&(i, *k)).map_or(1, |c| c.attempt))
+                            .max()
+                            .unwrap_or(1);
+                        if attempt > 1 {
+                            stats.retries += 1;
+                        }
+                        busy.insert(i, kinds.clone());
+                        let hes = hes.clone();
+                        let serial = meters[i].serial.clone();
+                        running.spawn(async move {
+                            let result = collect(&hes, &serial, &kinds, attempt).await;
+                            (i, kinds, attempt, result)
+                        });
+                    }
+                }
+            }
+        }
+        running.abort_all();
+        stats
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Collects `kinds` from every meter once, `concurrency` sessions at a time (the head-end's gate
+/// applies too), with no retries: the benchmark's and `--once`'s round.
+pub async fn collect_all(
+    hes: &HeadEnd,
+    kinds: &[JobKind],
+    mut on_session: impl FnMut(&MeterSerial, &Result<JobDone<Collected>, JobError>),
+) -> CollectorStats {
+    use futures::StreamExt;
+    let meters = hes.meters();
+    let parallel = hes.config().concurrency.max(1);
+    let kinds: Arc<[JobKind]> = kinds.into();
+    let mut results = futures::stream::iter(meters.into_iter().map(|m| {
+        let hes = hes.clone();
+        let kinds = kinds.clone();
+        async move {
+            let r = collect(&hes, &m.serial, &kinds, 1).await;
+            (m, r)
+        }
+    }))
+    .buffer_unordered(parallel);
+    let mut stats = CollectorStats::default();
+    while let Some((m, r)) = results.next().await {
+        on_session(&m.serial, &r);
+        stats.sessions += 1;
+        match &r {
+            Ok(done) => {
+                stats.succeeded += 1;
+                stats.collected += done.value;
+            }
+            Err(_) => stats.failed += 1,
+        }
+    }
+    stats
+}

@@ -1,0 +1,923 @@
+//! The head-end at run time ([`HeadEnd`]): the registry of meters with their (unsealed, in memory
+//! only) credentials, the session gate (one session at a time per meter, a global limit on open
+//! sessions), the clock-drift check every session makes, the group commit that makes each
+//! session's results durable in one store transaction, and the outbox relay that hands them to
+//! the bus. Collection ([`crate::collect`]), alarms ([`crate::push`]) and commands
+//! ([`crate::commands`]) are built on [`HeadEnd::run_session`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bus::{Bus, Envelope};
+use chrono::{DateTime, Utc};
+use dlms::ObisCode;
+use dlms::association::client::ClientSecurityState;
+use model::{HesMessage, MeterSerial, NetworkChangeKind};
+use serde::{Deserialize, Serialize};
+use store::{GapChange, MeterRecord, Outcome, OutboxMessage, RegistryChange, SessionCommit, Store};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+
+use crate::credentials::{MeterCredentials, Role};
+use crate::keystore::{self, ImportedMeter, MasterKey};
+use crate::metrics::Metrics;
+use crate::operations::{self, ProfileLayout};
+use crate::plan::{FailureKind, RetryPolicy, ScheduleConfigs, WallClock};
+use crate::session::{Session, SessionConfig, SessionError, Transport};
+
+/// How the head-end runs. Every field has a default, so `urja up` needs no configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HesConfig {
+    /// Sessions open at once, over all meters.
+    pub concurrency: usize,
+    /// Longest wait to connect and for each response.
+    #[serde(with = "secs")]
+    pub response_timeout: Duration,
+    /// Longest time one operation (a GET with all its blocks) may take.
+    #[serde(with = "secs")]
+    pub operation_timeout: Duration,
+    /// A meter clock further off than this is set to the head-end's time (use case 10).
+    #[serde(with = "secs")]
+    pub clock_drift_threshold: Duration,
+    /// A meter with no successful session for this long is reported silent.
+    #[serde(with = "secs")]
+    pub silent_after: Duration,
+    /// Which association each kind of job uses (least privilege that works).
+    pub roles: JobRoles,
+    pub schedule: ScheduleConfigs,
+    pub retry: RetryPolicy,
+    /// Re-reads of a gap before it is given up and reported.
+    pub gap_attempts: u32,
+}
+
+impl Default for HesConfig {
+    fn default() -> Self {
+        HesConfig {
+            concurrency: 256,
+            response_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(120),
+            clock_drift_threshold: Duration::from_secs(30),
+            silent_after: Duration::from_secs(24 * 3600),
+            roles: JobRoles::default(),
+            schedule: ScheduleConfigs::default(),
+            retry: RetryPolicy::default(),
+            gap_attempts: 3,
+        }
+    }
+}
+
+/// The association per kind of job. Reading defaults to utility settings because it is the
+/// lowest IS 15959 association that is ciphered (the meter reader's LLS association would carry
+/// consumers' readings and its password in clear); where the network is private, `reading` may
+/// be set to the meter reader.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobRoles {
+    pub reading: RoleName,
+    pub ping: RoleName,
+    pub configuration: RoleName,
+    pub firmware: RoleName,
+}
+
+impl Default for JobRoles {
+    fn default() -> Self {
+        JobRoles {
+            reading: RoleName::UtilitySettings,
+            ping: RoleName::Public,
+            configuration: RoleName::UtilitySettings,
+            firmware: RoleName::Firmware,
+        }
+    }
+}
+
+/// [`Role`] as it is written in configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleName {
+    Public,
+    MeterReader,
+    UtilitySettings,
+    Firmware,
+}
+
+impl From<RoleName> for Role {
+    fn from(r: RoleName) -> Role {
+        match r {
+            RoleName::Public => Role::Public,
+            RoleName::MeterReader => Role::MeterReader,
+            RoleName::UtilitySettings => Role::UtilitySettings,
+            RoleName::Firmware => Role::Firmware,
+        }
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(d)?))
+    }
+}
+
+/// Why the head-end could not start or do what was asked (not a meter's failure: those are
+/// [`JobError`]s and are recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum HesError {
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("key store: {0}")]
+    KeyStore(#[from] keystore::KeyStoreError),
+    #[error("unknown meter {0}")]
+    UnknownMeter(MeterSerial),
+    #[error("meter {meter}: address {address:?} is not an IP address and port")]
+    BadAddress { meter: MeterSerial, address: String },
+    #[error("the store was closed")]
+    StoreClosed,
+}
+
+/// A meter's job failed. Recorded in the store as an attempt before it is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("unknown meter {0}")]
+    UnknownMeter(MeterSerial),
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    #[error("the job's results could not be stored: {0}")]
+    Store(String),
+}
+
+impl JobError {
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            JobError::Session(e) => FailureKind::of(e),
+            _ => FailureKind::Other,
+        }
+    }
+}
+
+/// What the head-end keeps about a meter between sessions. Guarded by the meter's session lock:
+/// whoever holds it is the only one talking to the meter.
+#[derive(Debug, Default)]
+pub struct MeterLive {
+    /// Invocation counters; advanced past every counter used, whether or not a session worked.
+    pub counters: ClientSecurityState,
+    /// Profile layouts (capture objects and scalers) read once per profile.
+    pub layouts: HashMap<ObisCode, ProfileLayout>,
+    /// The block-load capture period, read once.
+    pub block_load_period: Option<chrono::TimeDelta>,
+}
+
+/// One meter in the head-end's registry.
+#[derive(Debug)]
+pub struct MeterEntry {
+    pub serial: MeterSerial,
+    record: RwLock<MeterRecord>,
+    credentials: RwLock<Arc<MeterCredentials>>,
+    live: tokio::sync::Mutex<MeterLive>,
+}
+
+impl MeterEntry {
+    pub fn record(&self) -> MeterRecord {
+        read(&self.record).clone()
+    }
+
+    pub fn credentials(&self) -> Arc<MeterCredentials> {
+        read(&self.credentials).clone()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a job collects while its session is open; committed in one transaction with the
+/// session's attempt record once the session ends well.
+#[derive(Debug, Default)]
+pub struct JobOutput {
+    pub messages: Vec<HesMessage>,
+    pub cursors: Vec<(String, DateTime<Utc>)>,
+    pub gaps: Vec<GapChange>,
+}
+
+impl JobOutput {
+    pub fn publish(&mut self, message: HesMessage) {
+        self.messages.push(message);
+    }
+}
+
+/// An open session handed to a job, with the meter's memory and the job's output.
+#[derive(Debug)]
+pub struct JobContext<'a> {
+    pub session: &'a mut Session,
+    pub live: &'a mut MeterLive,
+    pub output: &'a mut JobOutput,
+    pub serial: &'a MeterSerial,
+    pub credentials: &'a MeterCredentials,
+    /// The head-end's time when the session was opened.
+    pub now: DateTime<Utc>,
+    /// Meter clock minus head-end clock, as read at the start of the session.
+    pub clock_drift: chrono::Duration,
+}
+
+impl JobContext<'_> {
+    /// The layout of a profile, read from the meter the first time and kept.
+    pub async fn layout(&mut self, profile: ObisCode) -> Result<ProfileLayout, SessionError> {
+        if let Some(l) = self.live.layouts.get(&profile) {
+            return Ok(l.clone());
+        }
+        let layout = operations::read_profile_layout(self.session, profile).await?;
+        self.live.layouts.insert(profile, layout.clone());
+        Ok(layout)
+    }
+}
+
+/// The future a job returns.
+pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SessionError>> + Send + 'a>>;
+
+/// A job's result after its session, with what was made durable.
+#[derive(Debug)]
+pub struct JobDone<T> {
+    pub value: T,
+    pub messages: usize,
+    pub clock_drift: chrono::Duration,
+}
+
+type CommitRequest = (SessionCommit, oneshot::Sender<Result<(), String>>);
+
+struct Inner {
+    config: HesConfig,
+    store: Store,
+    bus: Bus,
+    clock: WallClock,
+    master: MasterKey,
+    meters: RwLock<HashMap<MeterSerial, Arc<MeterEntry>>>,
+    by_system_title: RwLock<HashMap<[u8; 8], MeterSerial>>,
+    gate: Semaphore,
+    commits: mpsc::Sender<CommitRequest>,
+    outbox_ready: Arc<Notify>,
+    metrics: Metrics,
+    /// Attempt counters per (meter, job) within the current retry cycle, for the records.
+    attempts: Mutex<HashMap<(MeterSerial, String), u32>>,
+}
+
+/// The head-end. Cheap to clone.
+#[derive(Clone)]
+pub struct HeadEnd {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HeadEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadEnd")
+            .field("meters", &read(&self.inner.meters).len())
+            .finish()
+    }
+}
+
+/// Where the head-end keeps its files.
+#[derive(Debug, Clone)]
+pub struct DataDir(pub PathBuf);
+
+impl DataDir {
+    pub fn store_path(&self) -> PathBuf {
+        self.0.join("urja.sqlite")
+    }
+}
+
+/// Settings key of the master key's fingerprint.
+const MASTER_KEY_FINGERPRINT: &str = "hes.master_key_fingerprint";
+
+impl HeadEnd {
+    /// Opens the store in `data_dir`, loads (or creates) the master key, refuses a master key
+    /// that does not match the one the keys were sealed with, and loads the registry.
+    pub async fn open(
+        data_dir: &DataDir,
+        config: HesConfig,
+        bus: Bus,
+        clock: WallClock,
+    ) -> Result<HeadEnd, HesError> {
+        let (master, _source) = MasterKey::load(&data_dir.0)?;
+        let store = Store::open(&data_dir.store_path())?;
+        let fingerprint = master.fingerprint();
+        match store.setting(MASTER_KEY_FINGERPRINT)? {
+            Some(stored) => master.verify_fingerprint(Some(&stored))?,
+            None => store.put_setting(MASTER_KEY_FINGERPRINT, &fingerprint)?,
+        }
+        Self::with_store(store, master, config, bus, clock)
+    }
+
+    /// A head-end over an open store and master key (tests, benchmarks).
+    pub fn with_store(
+        store: Store,
+        master: MasterKey,
+        config: HesConfig,
+        bus: Bus,
+        clock: WallClock,
+    ) -> Result<HeadEnd, HesError> {
+        let (commits, commit_rx) = mpsc::channel(4096);
+        let outbox_ready = Arc::new(Notify::new());
+        let inner = Arc::new(Inner {
+            gate: Semaphore::new(config.concurrency.max(1)),
+            config,
+            store: store.clone(),
+            bus,
+            clock,
+            master,
+            meters: RwLock::new(HashMap::new()),
+            by_system_title: RwLock::new(HashMap::new()),
+            commits,
+            outbox_ready: outbox_ready.clone(),
+            metrics: Metrics::default(),
+            attempts: Mutex::new(HashMap::new()),
+        });
+        let head_end = HeadEnd { inner };
+        head_end.load_registry()?;
+        tokio::spawn(group_commit(store, commit_rx, outbox_ready));
+        Ok(head_end)
+    }
+
+    fn load_registry(&self) -> Result<(), HesError> {
+        let store = &self.inner.store;
+        let keys: HashMap<MeterSerial, (u32, Vec<u8>)> = store
+            .all_active_keys()?
+            .into_iter()
+            .map(|(m, v, k)| (m, (v, k)))
+            .collect();
+        let mut meters = HashMap::new();
+        let mut titles = HashMap::new();
+        for record in store.meters()? {
+            let Some((version, sealed)) = keys.get(&record.serial) else {
+                tracing::warn!(meter = %record.serial, "meter has no keys; skipped");
+                continue;
+            };
+            let credentials =
+                keystore::open(&self.inner.master, &record.serial, *version, sealed)?;
+            let counters = invocation_counter(store, &record.serial)?;
+            titles.insert(record.system_title, record.serial.clone());
+            meters.insert(
+                record.serial.clone(),
+                Arc::new(entry(record, credentials, counters)),
+            );
+        }
+        *write(&self.inner.meters) = meters;
+        *write(&self.inner.by_system_title) = titles;
+        Ok(())
+    }
+
+    pub fn config(&self) -> &HesConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    pub fn clock(&self) -> &WallClock {
+        &self.inner.clock
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.inner.master
+    }
+
+    /// Every meter, in serial order.
+    pub fn meters(&self) -> Vec<Arc<MeterEntry>> {
+        let mut all: Vec<_> = read(&self.inner.meters).values().cloned().collect();
+        all.sort_by(|a, b| a.serial.cmp(&b.serial));
+        all
+    }
+
+    pub fn meter(&self, serial: &MeterSerial) -> Option<Arc<MeterEntry>> {
+        read(&self.inner.meters).get(serial).cloned()
+    }
+
+    /// The meter with this system title (how a pushed notification names its sender).
+    pub fn meter_by_system_title(&self, title: &[u8; 8]) -> Option<Arc<MeterEntry>> {
+        let serial = read(&self.inner.by_system_title).get(title).cloned()?;
+        self.meter(&serial)
+    }
+
+    /// Imports meters and their keys: seals the keys under the master key, records each meter
+    /// (new, moved, updated or unchanged), publishes a network change for new and moved meters,
+    /// and takes them into service.
+    pub async fn import(&self, meters: Vec<ImportedMeter>) -> Result<ImportReport, HesError> {
+        let now = self.inner.clock.now();
+        let mut report = ImportReport::default();
+        let mut changes = Vec::new();
+        for m in meters {
+            let (transport, server_address) = match m.transport {
+                Transport::Wrapper => ("wrapper", m.server_address),
+                Transport::Hdlc { physical_address } => ("hdlc", physical_address),
+            };
+            let record = MeterRecord {
+                serial: m.serial.clone(),
+                kind: m.kind.as_str().to_string(),
+                host: m.host.clone(),
+                port: m.port,
+                transport: transport.to_string(),
+                server_address,
+                dcu: m.dcu.clone(),
+                group: m.group.clone(),
+                system_title: m.credentials.system_title,
+            };
+            let version = self
+                .inner
+                .store
+                .active_keys(&m.serial)?
+                .map_or(1, |(v, _)| v + 1);
+            let sealed = keystore::seal(&self.inner.master, &m.serial, version, &m.credentials);
+            let change = self.inner.store.import_meter(&record, &sealed, now)?;
+            match &change {
+                RegistryChange::New => report.new += 1,
+                RegistryChange::Moved { .. } => report.moved += 1,
+                RegistryChange::Updated => report.updated += 1,
+                RegistryChange::Unchanged => report.unchanged += 1,
+            }
+            if let Some(message) = network_change(&record, &change, now) {
+                changes.push(message);
+            }
+            self.install(record, m.credentials);
+        }
+        if !changes.is_empty() {
+            // Network changes go out through the outbox like everything else.
+            let commit = SessionCommit {
+                meter: changes[0].meter().clone(),
+                job: "import".into(),
+                attempt: 1,
+                started_at: now,
+                ended_at: now,
+                outcome: Outcome::Ok,
+                contacted: false,
+                cursors: Vec::new(),
+                gaps: Vec::new(),
+                outbox: changes.iter().map(outbox_message).collect(),
+            };
+            self.commit(commit).await.map_err(|_| HesError::StoreClosed)?;
+        }
+        Ok(report)
+    }
+
+    /// Puts a meter into (or back into) service with these credentials.
+    fn install(&self, record: MeterRecord, credentials: MeterCredentials) {
+        let serial = record.serial.clone();
+        write(&self.inner.by_system_title).insert(record.system_title, serial.clone());
+        let existing = self.meter(&serial);
+        match existing {
+            Some(e) => {
+                *write(&e.record) = record;
+                *write(&e.credentials) = Arc::new(credentials);
+            }
+            None => {
+                let counters =
+                    invocation_counter(&self.inner.store, &serial).unwrap_or_default();
+                write(&self.inner.meters)
+                    .insert(serial, Arc::new(entry(record, credentials, counters)));
+            }
+        }
+    }
+
+    /// Replaces a meter's credentials in memory after a key rotation the store has recorded.
+    pub fn replace_credentials(&self, serial: &MeterSerial, credentials: MeterCredentials) {
+        if let Some(e) = self.meter(serial) {
+            *write(&e.credentials) = Arc::new(credentials);
+        }
+    }
+
+    /// Records a meter seen at `host:port` (e.g. a push from a new address): a moved meter is
+    /// updated and reported as a network change.
+    pub async fn observe_address(&self, serial: &MeterSerial, host: &str) -> Result<(), HesError> {
+        let Some(entry) = self.meter(serial) else {
+            return Err(HesError::UnknownMeter(serial.clone()));
+        };
+        let mut record = entry.record();
+        if record.host == host {
+            return Ok(());
+        }
+        record.host = host.to_string();
+        let now = self.inner.clock.now();
+        let change = self.inner.store.upsert_meter(&record, now)?;
+        if let Some(message) = network_change(&record, &change, now) {
+            let commit = SessionCommit {
+                meter: serial.clone(),
+                job: "network".into(),
+                attempt: 1,
+                started_at: now,
+                ended_at: now,
+                outcome: Outcome::Ok,
+                contacted: true,
+                cursors: Vec::new(),
+                gaps: Vec::new(),
+                outbox: vec![outbox_message(&message)],
+            };
+            self.commit(commit).await.map_err(|_| HesError::StoreClosed)?;
+        }
+        *write(&entry.record) = record;
+        Ok(())
+    }
+
+    /// Runs one job on one meter: waits for the meter to be free and for a session slot, opens
+    /// the association `role`, checks the clock (and corrects it beyond the threshold when the
+    /// role may), runs `job`, releases, and commits the job's output with the attempt record in
+    /// one transaction. A failure is recorded too, with nothing of the job's output.
+    ///
+    /// `attempt` is 1 for a first try; retries pass the attempt number they are.
+    pub async fn run_session<T, F>(
+        &self,
+        serial: &MeterSerial,
+        job: &str,
+        role: Role,
+        attempt: u32,
+        work: F,
+    ) -> Result<JobDone<T>, JobError>
+    where
+        T: Send,
+        F: for<'a> FnOnce(&'a mut JobContext<'_>) -> JobFuture<'a, T> + Send,
+    {
+        let Some(entry) = self.meter(serial) else {
+            return Err(JobError::UnknownMeter(serial.clone()));
+        };
+        let mut live = entry.live.lock().await;
+        let _permit = self
+            .inner
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| JobError::Store("head-end stopped".into()))?;
+        let started_at = self.inner.clock.now();
+        let t0 = tokio::time::Instant::now();
+        let credentials = entry.credentials();
+        let config = match self.session_config(&entry.record(), role, &credentials) {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(JobError::Session(SessionError::Unexpected(e.to_string())));
+            }
+        };
+        let mut output = JobOutput::default();
+        let result = self
+            .session_body(&config, role, serial, &credentials, &mut live, &mut output, work)
+            .await;
+        let ended_at = self.inner.clock.now();
+        let ok = result.is_ok();
+        self.inner
+            .metrics
+            .record_session(job, ok, t0.elapsed(), result.as_ref().err().map(FailureKind::of));
+        let commit = SessionCommit {
+            meter: serial.clone(),
+            job: job.to_string(),
+            attempt,
+            started_at,
+            ended_at,
+            outcome: match &result {
+                Ok(_) => Outcome::Ok,
+                Err(e) => Outcome::Failed {
+                    kind: FailureKind::of(e).as_str().to_string(),
+                    detail: e.to_string(),
+                },
+            },
+            contacted: ok,
+            cursors: if ok { std::mem::take(&mut output.cursors) } else { Vec::new() },
+            gaps: if ok { std::mem::take(&mut output.gaps) } else { Vec::new() },
+            outbox: if ok {
+                output.messages.iter().map(outbox_message).collect()
+            } else {
+                // The clock finding stands even when the job failed after it.
+                output
+                    .messages
+                    .iter()
+                    .filter(|m| matches!(m, HesMessage::ClockDrift { .. }))
+                    .map(outbox_message)
+                    .collect()
+            },
+        };
+        let messages = commit.outbox.len();
+        let counter = Some(live.counters.invocation_counter.peek());
+        self.commit_with_counter(commit, counter)
+            .await
+            .map_err(JobError::Store)?;
+        drop(live);
+        let (value, clock_drift) = result?;
+        Ok(JobDone {
+            value,
+            messages,
+            clock_drift,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn session_body<T, F>(
+        &self,
+        config: &SessionConfig,
+        role: Role,
+        serial: &MeterSerial,
+        credentials: &MeterCredentials,
+        live: &mut MeterLive,
+        output: &mut JobOutput,
+        work: F,
+    ) -> Result<(T, chrono::Duration), SessionError>
+    where
+        F: for<'a> FnOnce(&'a mut JobContext<'_>) -> JobFuture<'a, T>,
+    {
+        let mut session = Session::open(config, &mut live.counters).await?;
+        let result: Result<(T, chrono::Duration), SessionError> = async {
+            let now = self.inner.clock.now();
+            let meter_time = operations::read_clock(&mut session).await?;
+            let drift = meter_time - now;
+            let threshold = chrono::Duration::from_std(self.inner.config.clock_drift_threshold)
+                .unwrap_or(chrono::Duration::MAX);
+            if drift.abs() > threshold {
+                let corrected = role == Role::UtilitySettings;
+                if corrected {
+                    operations::set_clock(&mut session, self.inner.clock.now()).await?;
+                }
+                output.publish(HesMessage::ClockDrift {
+                    meter: serial.clone(),
+                    at: now,
+                    drift_s: drift.num_seconds(),
+                    corrected,
+                });
+            }
+            let mut ctx = JobContext {
+                session: &mut session,
+                live,
+                output,
+                serial,
+                credentials,
+                now,
+                clock_drift: drift,
+            };
+            let value = work(&mut ctx).await?;
+            Ok((value, drift))
+        }
+        .await;
+        let released = session.release(&mut live.counters).await;
+        let value = result?;
+        // A failed release after a complete job loses nothing: the data is in hand.
+        if let Err(e) = released {
+            tracing::debug!(meter = %serial, error = %e, "release failed after a complete job");
+        }
+        Ok(value)
+    }
+
+    fn session_config(
+        &self,
+        record: &MeterRecord,
+        role: Role,
+        credentials: &MeterCredentials,
+    ) -> Result<SessionConfig, HesError> {
+        let address = format!("{}:{}", record.host, record.port)
+            .parse()
+            .map_err(|_| HesError::BadAddress {
+                meter: record.serial.clone(),
+                address: format!("{}:{}", record.host, record.port),
+            })?;
+        let transport = if record.transport == "hdlc" {
+            Transport::Hdlc {
+                physical_address: record.server_address,
+            }
+        } else {
+            Transport::Wrapper
+        };
+        let mut config = SessionConfig::new(address, transport, role.client_config(credentials));
+        if record.transport != "hdlc" {
+            config.server_sap = record.server_address;
+        }
+        config.timeout = self.inner.config.response_timeout;
+        config.operation_timeout = self.inner.config.operation_timeout;
+        Ok(config)
+    }
+
+    /// Makes a commit durable (group commit with other sessions').
+    pub async fn commit(&self, commit: SessionCommit) -> Result<(), String> {
+        self.commit_with_counter(commit, None).await
+    }
+
+    async fn commit_with_counter(
+        &self,
+        mut commit: SessionCommit,
+        counter: Option<u32>,
+    ) -> Result<(), String> {
+        record_counter(&mut commit, counter);
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commits
+            .send((commit, tx))
+            .await
+            .map_err(|_| "the head-end's store writer stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the head-end's store writer stopped".to_string())?
+    }
+
+    /// Hands stored messages to the bus until `shutdown`; returns after a final pass. Messages
+    /// stay in the outbox until every subscriber has acknowledged them, so a crash re-sends.
+    pub async fn relay_outbox(&self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let sent = self.relay_once().await;
+            if sent == 0 {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = self.inner.outbox_ready.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+        while self.relay_once().await > 0 {}
+    }
+
+    /// One pass of the outbox relay: up to 512 messages. Returns how many were delivered.
+    pub async fn relay_once(&self) -> usize {
+        let store = self.inner.store.clone();
+        let rows = match tokio::task::spawn_blocking(move || store.outbox_pending(512)).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "reading the outbox failed");
+                return 0;
+            }
+            Err(_) => return 0,
+        };
+        if rows.is_empty() {
+            return 0;
+        }
+        let bus = self.inner.bus.clone();
+        let publishes = rows.into_iter().map(|row| {
+            let bus = bus.clone();
+            async move {
+                match serde_json::from_slice::<HesMessage>(&row.payload) {
+                    Ok(message) => {
+                        let envelope = Arc::new(Envelope {
+                            key: row.key,
+                            message,
+                        });
+                        bus.publish(envelope).await.ok().map(|_| row.seq)
+                    }
+                    Err(e) => {
+                        // Written by us, so this is a bug; keep the row for a person to see.
+                        tracing::error!(seq = row.seq, error = %e, "undecodable outbox message");
+                        None
+                    }
+                }
+            }
+        });
+        let delivered: Vec<i64> = futures::future::join_all(publishes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let n = delivered.len();
+        let store = self.inner.store.clone();
+        let now = self.inner.clock.now();
+        match tokio::task::spawn_blocking(move || store.outbox_delivered(&delivered, now)).await {
+            Ok(Ok(())) => n,
+            _ => 0,
+        }
+    }
+
+    /// The attempt number for the next try of `job` on `serial` (1 after a success).
+    pub fn next_attempt(&self, serial: &MeterSerial, job: &str) -> u32 {
+        let attempts = self.inner.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        attempts
+            .get(&(serial.clone(), job.to_string()))
+            .map_or(1, |n| n + 1)
+    }
+
+    /// Remembers the outcome of an attempt for [`HeadEnd::next_attempt`].
+    pub fn note_attempt(&self, serial: &MeterSerial, job: &str, attempt: u32, ok: bool) {
+        let mut attempts = self.inner.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (serial.clone(), job.to_string());
+        if ok {
+            attempts.remove(&key);
+        } else {
+            attempts.insert(key, attempt);
+        }
+    }
+}
+
+// Wired to the store in the next step (counter persistence).
+fn invocation_counter(_store: &Store, _serial: &MeterSerial) -> Result<Option<u32>, HesError> {
+    Ok(None)
+}
+
+fn record_counter(_commit: &mut SessionCommit, _counter: Option<u32>) {}
+
+fn entry(record: MeterRecord, credentials: MeterCredentials, counter: Option<u32>) -> MeterEntry {
+    let live = MeterLive {
+        counters: ClientSecurityState::new(resume_counter(counter), None),
+        layouts: HashMap::new(),
+        block_load_period: None,
+    };
+    MeterEntry {
+        serial: record.serial.clone(),
+        record: RwLock::new(record),
+        credentials: RwLock::new(Arc::new(credentials)),
+        live: tokio::sync::Mutex::new(live),
+    }
+}
+
+/// Counters a session may use between its start and its commit. After a restart the head-end
+/// resumes this far past the last recorded counter, so a session whose commit was lost in a
+/// crash cannot make it reuse a counter (a GCM nonce) the meter has seen.
+const COUNTER_HEADROOM: u32 = 1 << 16;
+
+fn resume_counter(stored: Option<u32>) -> u32 {
+    stored.map_or(1, |c| c.saturating_add(COUNTER_HEADROOM))
+}
+
+fn network_change(
+    record: &MeterRecord,
+    change: &RegistryChange,
+    at: DateTime<Utc>,
+) -> Option<HesMessage> {
+    let address = format!("{}:{}", record.host, record.port);
+    let change = match change {
+        RegistryChange::New => NetworkChangeKind::New {
+            address,
+            dcu: record.dcu.clone(),
+        },
+        RegistryChange::Moved {
+            from_host,
+            from_port,
+            from_dcu,
+        } => NetworkChangeKind::Moved {
+            from_address: format!("{from_host}:{from_port}"),
+            to_address: address,
+            from_dcu: from_dcu.clone(),
+            to_dcu: record.dcu.clone(),
+        },
+        _ => return None,
+    };
+    Some(HesMessage::NetworkChange {
+        meter: record.serial.clone(),
+        at,
+        change,
+    })
+}
+
+/// The outbox row of a message.
+pub fn outbox_message(message: &HesMessage) -> OutboxMessage {
+    OutboxMessage {
+        key: message.key(),
+        kind: message.kind().to_string(),
+        // Serialising our own plain data types cannot fail.
+        payload: serde_json::to_vec(message).unwrap_or_default(),
+    }
+}
+
+/// How an import went.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ImportReport {
+    pub new: usize,
+    pub moved: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// The store writer: takes every commit waiting, writes them in one transaction (group commit),
+/// answers each. A batch that fails is retried one by one so one bad commit fails alone.
+async fn group_commit(
+    store: Store,
+    mut rx: mpsc::Receiver<CommitRequest>,
+    outbox_ready: Arc<Notify>,
+) {
+    const MAX_BATCH: usize = 512;
+    let mut batch: Vec<CommitRequest> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (commits, replies): (Vec<SessionCommit>, Vec<_>) = batch.drain(..).unzip();
+        let store2 = store.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            match store2.commit_sessions(&commits) {
+                Ok(()) => vec![Ok(()); commits.len()],
+                Err(_) => commits
+                    .iter()
+                    .map(|c| store2.commit_session(c).map_err(|e| e.to_string()))
+                    .collect(),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(format!("store writer failed: {e}")); replies.len()]);
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+        outbox_ready.notify_one();
+    }
+}
