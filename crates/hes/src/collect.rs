@@ -31,16 +31,8 @@ fn events_profile(log: EventCategory) -> String {
     format!("events:{}", log.log_index())
 }
 
-/// The event logs read by the events job.
-const EVENT_LOGS: [EventCategory; 7] = [
-    EventCategory::Voltage,
-    EventCategory::Current,
-    EventCategory::PowerFailure,
-    EventCategory::Transaction,
-    EventCategory::Other,
-    EventCategory::NonRollover,
-    EventCategory::Control,
-];
+/// The event logs read by the events job: all of them.
+const EVENT_LOGS: [EventCategory; 7] = EventCategory::ALL;
 
 /// What one collection session brought.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -88,13 +80,9 @@ pub async fn collect(
     hes.run_session(serial, &job, role, attempt, move |ctx| {
         Box::pin(async move {
             let mut got = Collected::default();
-            let start = |profile: &str| {
-                cursors
-                    .at
-                    .get(profile)
-                    .copied()
-                    .unwrap_or_else(|| ctx_backfill(ctx_now(ctx), backfill))
-            };
+            let backfill_from =
+                ctx.now - TimeDelta::from_std(backfill).unwrap_or(TimeDelta::days(1));
+            let start = |profile: &str| cursors.at.get(profile).copied().unwrap_or(backfill_from);
             for kind in &kinds {
                 match kind {
                     JobKind::BlockLoad => {
@@ -118,14 +106,6 @@ pub async fn collect(
         })
     })
     .await
-}
-
-fn ctx_now(ctx: &JobContext<'_>) -> DateTime<Utc> {
-    ctx.now
-}
-
-fn ctx_backfill(now: DateTime<Utc>, backfill: Duration) -> DateTime<Utc> {
-    now - TimeDelta::from_std(backfill).unwrap_or(TimeDelta::days(1))
 }
 
 async fn load_state(
@@ -170,9 +150,10 @@ async fn capture_period(ctx: &mut JobContext<'_>) -> Result<TimeDelta, SessionEr
             None,
         )
         .await?;
-    let secs = value.as_i64().filter(|s| (60..=86_400).contains(s)).ok_or_else(|| {
-        SessionError::Unexpected(format!("block-load capture period {value:?}"))
-    })?;
+    let secs = value
+        .as_i64()
+        .filter(|s| (60..=86_400).contains(s))
+        .ok_or_else(|| SessionError::Unexpected(format!("block-load capture period {value:?}")))?;
     let period = TimeDelta::seconds(secs);
     ctx.live.block_load_period = Some(period);
     Ok(period)
@@ -304,14 +285,14 @@ async fn explain_gaps(
     let to = last.to.max(ctx.now);
     let layout = ctx
         .layout(is15959::catalogue::obis::event_log(
-            EventCategory::PowerFailure.log_index(),
+            EventCategory::Power.log_index(),
         ))
         .await?;
     let events = operations::read_event_log(
         ctx.session,
         &layout,
         ctx.serial,
-        EventCategory::PowerFailure,
+        EventCategory::Power,
         from,
         to,
     )
@@ -336,14 +317,8 @@ async fn reread(
     let layout = ctx.layout(obis::BLOCK_LOAD_PROFILE).await?;
     for gap in open {
         let before = gap.from - period;
-        let rows = operations::read_block_load(
-            ctx.session,
-            &layout,
-            ctx.serial,
-            gap.from,
-            gap.to,
-        )
-        .await?;
+        let rows =
+            operations::read_block_load(ctx.session, &layout, ctx.serial, gap.from, gap.to).await?;
         let rows = within(rows, before, gap.to);
         let ends: Vec<DateTime<Utc>> = rows.iter().map(|r| r.interval_end).collect();
         let still = gaps::missing_ranges(before, gap.to, to_std(period), &ends).missing;
@@ -538,7 +513,12 @@ pub struct Collector {
     hes: HeadEnd,
 }
 
-type Finished = (usize, Vec<JobKind>, u32, Result<JobDone<Collected>, JobError>);
+type Finished = (
+    usize,
+    Vec<JobKind>,
+    u32,
+    Result<JobDone<Collected>, JobError>,
+);
 
 impl Collector {
     pub fn new(hes: HeadEnd) -> Self {
@@ -559,7 +539,12 @@ impl Collector {
         let now = clock.now();
         let mut table = Timetable::with_capacity(meters.len() * 4);
         for (i, _) in meters.iter().enumerate() {
-            for kind in [JobKind::BlockLoad, JobKind::Daily, JobKind::Billing, JobKind::Events] {
+            for kind in [
+                JobKind::BlockLoad,
+                JobKind::Daily,
+                JobKind::Billing,
+                JobKind::Events,
+            ] {
                 table.push(Due {
                     meter_index: i,
                     kind,

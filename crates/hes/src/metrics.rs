@@ -118,8 +118,16 @@ impl Metrics {
                 "urja_hes_session_seconds_bucket{{job=\"{job}\",le=\"+Inf\"}} {}",
                 s.sessions
             );
-            let _ = writeln!(out, "urja_hes_session_seconds_sum{{job=\"{job}\"}} {}", s.latency_sum);
-            let _ = writeln!(out, "urja_hes_session_seconds_count{{job=\"{job}\"}} {}", s.sessions);
+            let _ = writeln!(
+                out,
+                "urja_hes_session_seconds_sum{{job=\"{job}\"}} {}",
+                s.latency_sum
+            );
+            let _ = writeln!(
+                out,
+                "urja_hes_session_seconds_count{{job=\"{job}\"}} {}",
+                s.sessions
+            );
         }
         out
     }
@@ -146,7 +154,9 @@ mod tests {
         assert_eq!(s.latency_quantile(0.5), Some(0.25));
         let text = m.render_prometheus();
         assert!(text.contains("urja_hes_sessions_total{job=\"block_load\",result=\"ok\"} 2"));
-        assert!(text.contains("urja_hes_session_seconds_bucket{job=\"block_load\",le=\"0.025\"} 1"));
+        assert!(
+            text.contains("urja_hes_session_seconds_bucket{job=\"block_load\",le=\"0.025\"} 1")
+        );
         assert!(text.contains("urja_hes_session_seconds_count{job=\"block_load\"} 3"));
     }
 }

@@ -18,7 +18,7 @@ use dlms::ObisCode;
 use dlms::association::client::ClientSecurityState;
 use model::{HesMessage, MeterSerial, NetworkChangeKind};
 use serde::{Deserialize, Serialize};
-use store::{GapChange, MeterRecord, Outcome, OutboxMessage, RegistryChange, SessionCommit, Store};
+use store::{GapChange, MeterRecord, OutboxMessage, Outcome, RegistryChange, SessionCommit, Store};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::credentials::{MeterCredentials, Role};
@@ -363,9 +363,8 @@ impl HeadEnd {
                 tracing::warn!(meter = %record.serial, "meter has no keys; skipped");
                 continue;
             };
-            let credentials =
-                keystore::open(&self.inner.master, &record.serial, *version, sealed)?;
-            let counters = invocation_counter(store, &record.serial)?;
+            let credentials = keystore::open(&self.inner.master, &record.serial, *version, sealed)?;
+            let counters = store.invocation_counter(&record.serial)?;
             titles.insert(record.system_title, record.serial.clone());
             meters.insert(
                 record.serial.clone(),
@@ -441,12 +440,21 @@ impl HeadEnd {
                 group: m.group.clone(),
                 system_title: m.credentials.system_title,
             };
-            let version = self
-                .inner
-                .store
-                .active_keys(&m.serial)?
-                .map_or(1, |(v, _)| v + 1);
-            let sealed = keystore::seal(&self.inner.master, &m.serial, version, &m.credentials);
+            // The same keys again keep their sealed blob (sealing is randomised), so a
+            // re-import is recognised as unchanged; different keys become a new version.
+            let master = &self.inner.master;
+            let sealed = match self.inner.store.active_keys(&m.serial)? {
+                Some((v, blob))
+                    if keystore::open(master, &m.serial, v, &blob)
+                        .is_ok_and(|c| c == m.credentials) =>
+                {
+                    blob
+                }
+                _ => {
+                    let version = self.inner.store.next_key_version(&m.serial)?;
+                    keystore::seal(master, &m.serial, version, &m.credentials)
+                }
+            };
             let change = self.inner.store.import_meter(&record, &sealed, now)?;
             match &change {
                 RegistryChange::New => report.new += 1,
@@ -463,6 +471,7 @@ impl HeadEnd {
             // Network changes go out through the outbox like everything else.
             let commit = SessionCommit {
                 meter: changes[0].meter().clone(),
+                invocation_counter: None,
                 job: "import".into(),
                 attempt: 1,
                 started_at: now,
@@ -473,7 +482,9 @@ impl HeadEnd {
                 gaps: Vec::new(),
                 outbox: changes.iter().map(outbox_message).collect(),
             };
-            self.commit(commit).await.map_err(|_| HesError::StoreClosed)?;
+            self.commit(commit)
+                .await
+                .map_err(|_| HesError::StoreClosed)?;
         }
         Ok(report)
     }
@@ -489,12 +500,21 @@ impl HeadEnd {
                 *write(&e.credentials) = Arc::new(credentials);
             }
             None => {
-                let counters =
-                    invocation_counter(&self.inner.store, &serial).unwrap_or_default();
+                let counters = self
+                    .inner
+                    .store
+                    .invocation_counter(&serial)
+                    .unwrap_or_default();
                 write(&self.inner.meters)
                     .insert(serial, Arc::new(entry(record, credentials, counters)));
             }
         }
+    }
+
+    /// Wakes the outbox relay after messages were written to the outbox outside a session
+    /// commit (e.g. a command's final transition).
+    pub fn outbox_written(&self) {
+        self.inner.outbox_ready.notify_one();
     }
 
     /// Replaces a meter's credentials in memory after a key rotation the store has recorded.
@@ -520,6 +540,7 @@ impl HeadEnd {
         if let Some(message) = network_change(&record, &change, now) {
             let commit = SessionCommit {
                 meter: serial.clone(),
+                invocation_counter: None,
                 job: "network".into(),
                 attempt: 1,
                 started_at: now,
@@ -530,7 +551,9 @@ impl HeadEnd {
                 gaps: Vec::new(),
                 outbox: vec![outbox_message(&message)],
             };
-            self.commit(commit).await.map_err(|_| HesError::StoreClosed)?;
+            self.commit(commit)
+                .await
+                .map_err(|_| HesError::StoreClosed)?;
         }
         *write(&entry.record) = record;
         Ok(())
@@ -575,15 +598,27 @@ impl HeadEnd {
         };
         let mut output = JobOutput::default();
         let result = self
-            .session_body(&config, role, serial, &credentials, &mut live, &mut output, work)
+            .session_body(
+                &config,
+                role,
+                serial,
+                &credentials,
+                &mut live,
+                &mut output,
+                work,
+            )
             .await;
         let ended_at = self.inner.clock.now();
         let ok = result.is_ok();
-        self.inner
-            .metrics
-            .record_session(job, ok, t0.elapsed(), result.as_ref().err().map(FailureKind::of));
+        self.inner.metrics.record_session(
+            job,
+            ok,
+            t0.elapsed(),
+            result.as_ref().err().map(FailureKind::of),
+        );
         let commit = SessionCommit {
             meter: serial.clone(),
+            invocation_counter: None,
             job: job.to_string(),
             attempt,
             started_at,
@@ -596,8 +631,16 @@ impl HeadEnd {
                 },
             },
             contacted: ok,
-            cursors: if ok { std::mem::take(&mut output.cursors) } else { Vec::new() },
-            gaps: if ok { std::mem::take(&mut output.gaps) } else { Vec::new() },
+            cursors: if ok {
+                std::mem::take(&mut output.cursors)
+            } else {
+                Vec::new()
+            },
+            gaps: if ok {
+                std::mem::take(&mut output.gaps)
+            } else {
+                Vec::new()
+            },
             outbox: if ok {
                 output.messages.iter().map(outbox_message).collect()
             } else {
@@ -717,7 +760,7 @@ impl HeadEnd {
         mut commit: SessionCommit,
         counter: Option<u32>,
     ) -> Result<(), String> {
-        record_counter(&mut commit, counter);
+        commit.invocation_counter = counter;
         let (tx, rx) = oneshot::channel();
         self.inner
             .commits
@@ -795,7 +838,11 @@ impl HeadEnd {
 
     /// The attempt number for the next try of `job` on `serial` (1 after a success).
     pub fn next_attempt(&self, serial: &MeterSerial, job: &str) -> u32 {
-        let attempts = self.inner.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let attempts = self
+            .inner
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         attempts
             .get(&(serial.clone(), job.to_string()))
             .map_or(1, |n| n + 1)
@@ -803,7 +850,11 @@ impl HeadEnd {
 
     /// Remembers the outcome of an attempt for [`HeadEnd::next_attempt`].
     pub fn note_attempt(&self, serial: &MeterSerial, job: &str, attempt: u32, ok: bool) {
-        let mut attempts = self.inner.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut attempts = self
+            .inner
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let key = (serial.clone(), job.to_string());
         if ok {
             attempts.remove(&key);
@@ -812,13 +863,6 @@ impl HeadEnd {
         }
     }
 }
-
-// Wired to the store in the next step (counter persistence).
-fn invocation_counter(_store: &Store, _serial: &MeterSerial) -> Result<Option<u32>, HesError> {
-    Ok(None)
-}
-
-fn record_counter(_commit: &mut SessionCommit, _counter: Option<u32>) {}
 
 fn entry(record: MeterRecord, credentials: MeterCredentials, counter: Option<u32>) -> MeterEntry {
     let live = MeterLive {
@@ -904,14 +948,12 @@ async fn group_commit(
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (commits, replies): (Vec<SessionCommit>, Vec<_>) = batch.drain(..).unzip();
         let store2 = store.clone();
-        let results = tokio::task::spawn_blocking(move || {
-            match store2.commit_sessions(&commits) {
-                Ok(()) => vec![Ok(()); commits.len()],
-                Err(_) => commits
-                    .iter()
-                    .map(|c| store2.commit_session(c).map_err(|e| e.to_string()))
-                    .collect(),
-            }
+        let results = tokio::task::spawn_blocking(move || match store2.commit_sessions(&commits) {
+            Ok(()) => vec![Ok(()); commits.len()],
+            Err(_) => commits
+                .iter()
+                .map(|c| store2.commit_session(c).map_err(|e| e.to_string()))
+                .collect(),
         })
         .await
         .unwrap_or_else(|e| vec![Err(format!("store writer failed: {e}")); replies.len()]);

@@ -371,6 +371,12 @@ fn csv_errors_name_the_line_and_never_the_value() {
             .len(),
         2
     );
+    // As a spreadsheet saves it: byte order mark, CRLF line ends.
+    let saved = format!("\u{FEFF}{}", good.replace('\n', "\r\n"));
+    assert_eq!(
+        parse_key_file(saved.as_bytes(), FileFormat::Auto).unwrap(),
+        parse_key_file(good.as_bytes(), FileFormat::Auto).unwrap()
+    );
 
     let bad_key = good.replacen("B1B2B3B4B5B6B7B8B9BABBBCBDBEBF00", "B1B2B3B4", 2);
     let err = parse_key_file(bad_key.as_bytes(), FileFormat::Auto).unwrap_err();
@@ -714,4 +720,36 @@ fn child_loads_the_master_key_from_the_environment() {
         key.fingerprint(),
         std::env::var("URJA_KEYSTORE_TEST_FINGERPRINT").unwrap()
     );
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_bytes_are_refused_or_parsed_without_panicking(
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+    ) {
+        for hint in [FileFormat::Auto, FileFormat::Json, FileFormat::Csv] {
+            let _ = parse_key_file(&bytes, hint);
+        }
+        let master = MasterKey::from_bytes([1; 32]);
+        proptest::prop_assert!(open(&master, &serial("M1"), 0, &bytes).is_err());
+    }
+
+    #[test]
+    fn damaged_key_files_are_refused_or_parsed_without_panicking(
+        at in 0usize..4000,
+        byte in proptest::num::u8::ANY,
+        cut in 0usize..4000,
+    ) {
+        let json = doc_example("urja-meters/1 json").into_bytes();
+        let csv = doc_example("urja-meters/1 csv").into_bytes();
+        for mut file in [json, csv] {
+            let len = file.len();
+            if let Some(b) = file.get_mut(at % len) {
+                *b = byte;
+            }
+            let cut = cut % (len + 1);
+            let _ = parse_key_file(&file, FileFormat::Auto);
+            let _ = parse_key_file(&file[..cut], FileFormat::Auto);
+        }
+    }
 }

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use dlms::{ClockStatus, Data, ObisCode};
+use dlms::{ClockStatus, Data, Date, ObisCode, Time};
 use model::{
     BillingReading, DailyReading, Demand, EventCategory, EventKind, InstantaneousReading,
     IntervalReading, MeterEvent, MeterSerial, Quality,
@@ -312,7 +312,17 @@ impl<'a> Row<'a> {
         let Some(value) = self.float(logical_name, None)? else {
             return Ok(None);
         };
-        let at = self.time(logical_name, 5, q)?;
+        // A demand register that has recorded nothing (no demand in a TOD zone yet, or just
+        // after an MD reset) sends a capture time with every field not specified: no time.
+        let unspecified = self.cell(logical_name, 5).is_some_and(|(_, d)| {
+            d.as_datetime()
+                .is_some_and(|t| t.date == Date::NOT_SPECIFIED && t.time == Time::NOT_SPECIFIED)
+        });
+        let at = if unspecified {
+            None
+        } else {
+            self.time(logical_name, 5, q)?
+        };
         Ok(Some(Demand { value, at }))
     }
 

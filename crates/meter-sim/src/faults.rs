@@ -194,7 +194,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, FaultSpecError> {
 /// Parses a percentage, `2%` or `0.5%`, as a share 0.0 ..= 1.0.
 fn parse_share(s: &str) -> Result<f64, FaultSpecError> {
     let bad = || FaultSpecError::BadShare(s.to_string());
-    let pct: f64 = s.strip_suffix('%').ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    let pct: f64 = s
+        .strip_suffix('%')
+        .ok_or_else(bad)?
+        .parse()
+        .map_err(|_| bad())?;
     if !(0.0..=100.0).contains(&pct) {
         return Err(bad());
     }
@@ -323,8 +327,10 @@ mod tests {
             .count();
         assert_eq!(failed, again);
         // Consecutive connections are independent: a failure is often followed by a success.
-        assert!((0..100).any(|n| fault.fails_connection(4, 3, n)
-            && !fault.fails_connection(4, 3, n + 1)));
+        assert!(
+            (0..100)
+                .any(|n| fault.fails_connection(4, 3, n) && !fault.fails_connection(4, 3, n + 1))
+        );
         assert!(!Fault::flaky(0.0).fails_connection(4, 3, 0));
         assert!(Fault::flaky(1.0).fails_connection(4, 3, 0));
         assert!(!Fault::new(FaultKind::Slow).fails_connection(4, 3, 0));

@@ -443,6 +443,15 @@ impl FleetHandle {
         crate::meter::power_off(&self.shared, index, Utc::now(), duration);
     }
 
+    /// Whether meter `index` has supply at `at` (scheduled outages, power-off faults and
+    /// on-demand outages all count).
+    pub fn powered_at(&self, index: u32, at: DateTime<Utc>) -> bool {
+        let m = self
+            .shared
+            .peek(index, |s| crate::meter::model(&self.shared, index, s));
+        m.powered_at(at.timestamp())
+    }
+
     /// Clones a view of the meter's object model, to call it in memory (without a socket).
     pub fn objects(&self, index: u32) -> crate::objects::MeterObjects {
         crate::objects::MeterObjects::new(self.shared.clone(), index)

@@ -386,11 +386,7 @@ impl LoadModel {
                 .map(|(_, s)| *s)
                 .unwrap_or_default();
             let next = schedule.next_after(since);
-            match self
-                .billing_changes
-                .iter()
-                .find(|(from, _)| *from > since)
-            {
+            match self.billing_changes.iter().find(|(from, _)| *from > since) {
                 Some((change, _)) if *change < next => since = *change,
                 _ => return next,
             }
@@ -399,7 +395,12 @@ impl LoadModel {
 
     /// The block-load capture period a row ending at `end` follows, seconds.
     pub fn row_period(&self, end: i64) -> i64 {
-        match self.capture_changes.iter().rev().find(|(from, _)| *from < end) {
+        match self
+            .capture_changes
+            .iter()
+            .rev()
+            .find(|(from, _)| *from < end)
+        {
             Some((_, p)) if *p > 0 && p % self.period == 0 => *p,
             _ => self.period,
         }

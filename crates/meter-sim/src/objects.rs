@@ -15,8 +15,8 @@ use dlms::apdu::{
 };
 use dlms::association::{CosemObjects, RequestContext, application_context_name, mechanism_name};
 use dlms::data::BitString;
-use dlms::security::GlobalKeys;
 use dlms::datetime::{DEVIATION_NOT_SPECIFIED, ist};
+use dlms::security::GlobalKeys;
 use dlms::{ClockStatus, Data, Date, ObisCode, Time};
 use is15959::catalogue::obis;
 use is15959::profile::{CaptureObject, ProfileDef, ProfileKind, capture_objects_to_data};
@@ -549,8 +549,7 @@ impl View<'_> {
                 None => BitString::with_bits(esw::LEN, 0..esw::LEN),
             }),
             (0, 8, 0) => Data::DoubleLongUnsigned(
-                self.demand_integration_period
-                    .unwrap_or(self.model.period) as u32,
+                self.demand_integration_period.unwrap_or(self.model.period) as u32,
             ),
             (0, 8, 4) => Data::DoubleLongUnsigned(self.model.row_period(self.now + 1) as u32),
             (94, 96, 19) => Data::Unsigned(0),

@@ -371,7 +371,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, index: u32, mut stream: TcpStream
                 return;
             }
             if flaky_failure && apdu.first() == Some(&dlms::apdu::tag::AARQ) {
-                tracing::debug!(meter = index, "flaky: closing the connection before the AARE");
+                tracing::debug!(
+                    meter = index,
+                    "flaky: closing the connection before the AARE"
+                );
                 return;
             }
             if !assoc.prepare(&apdu) {

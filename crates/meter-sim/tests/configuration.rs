@@ -5,13 +5,13 @@
 use std::net::Ipv4Addr;
 
 use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
+use dlms::Data;
 use dlms::apdu::{
     ActionResult, AttributeDescriptor, DataAccessResult, Mechanism, MethodDescriptor,
     SelectiveAccess,
 };
 use dlms::association::{CosemObjects, RequestContext};
 use dlms::datetime::ist;
-use dlms::Data;
 use meter_sim::objects::MeterObjects;
 use meter_sim::{Fleet, FleetConfig, FleetHandle};
 
@@ -91,7 +91,9 @@ fn transaction_codes(m: &mut MeterObjects, now: DateTime<Utc>) -> Vec<(DateTime<
 }
 
 fn wrap(kek: &[u8; 16], key: &[u8; 16]) -> Vec<u8> {
-    aes_kw::KekAes128::new(&(*kek).into()).wrap_vec(key).unwrap()
+    aes_kw::KekAes128::new(&(*kek).into())
+        .wrap_vec(key)
+        .unwrap()
 }
 
 fn key_transfer(kek: &[u8; 16], ek: &[u8; 16], ak: &[u8; 16]) -> Data {
@@ -116,7 +118,11 @@ async fn key_transfer_installs_keys_wrapped_under_the_master_key_only() {
     let mut wrong = before.master_key;
     wrong[0] ^= 1;
     assert_eq!(
-        m.action(&ctx(UTILITY, t), &transfer, Some(key_transfer(&wrong, &ek, &ak))),
+        m.action(
+            &ctx(UTILITY, t),
+            &transfer,
+            Some(key_transfer(&wrong, &ek, &ak))
+        ),
         Err(ActionResult::OtherReason)
     );
     // One good and one tampered entry: all or nothing.
@@ -158,7 +164,11 @@ async fn key_transfer_installs_keys_wrapped_under_the_master_key_only() {
     assert_eq!(after.global_authentication_key, ak);
     assert_eq!(after.master_key, before.master_key);
     assert_eq!(after.hls_utility, before.hls_utility);
-    assert_eq!(f.keys(1), meter_sim::MeterKeys::derive(11, 1), "other meters keep theirs");
+    assert_eq!(
+        f.keys(1),
+        meter_sim::MeterKeys::derive(11, 1),
+        "other meters keep theirs"
+    );
     assert!(transaction_codes(&mut m, t).contains(&(t, 164)));
 }
 
@@ -210,8 +220,12 @@ fn zone_wh(m: &mut MeterObjects, now: DateTime<Utc>, zone: u8) -> i64 {
 }
 
 fn calendar_name(m: &mut MeterObjects, now: DateTime<Utc>, attribute: i8) -> Data {
-    m.get(&ctx(READER, now), &attr(20, "0.0.13.0.0.255", attribute), None)
-        .unwrap()
+    m.get(
+        &ctx(READER, now),
+        &attr(20, "0.0.13.0.0.255", attribute),
+        None,
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -224,9 +238,18 @@ async fn an_activated_calendar_changes_the_tod_zones_from_then_on() {
     // Shapes are checked.
     for (a, bad) in [
         (6, Data::Unsigned(1)),
-        (7, Data::Array(vec![Data::Structure(vec![Data::Unsigned(1)])])),
-        (8, Data::Array(vec![Data::Structure(vec![Data::OctetString(vec![])])])),
-        (9, Data::Array(vec![Data::Structure(vec![Data::Unsigned(1), Data::Null])])),
+        (
+            7,
+            Data::Array(vec![Data::Structure(vec![Data::Unsigned(1)])]),
+        ),
+        (
+            8,
+            Data::Array(vec![Data::Structure(vec![Data::OctetString(vec![])])]),
+        ),
+        (
+            9,
+            Data::Array(vec![Data::Structure(vec![Data::Unsigned(1), Data::Null])]),
+        ),
         (10, Data::OctetString(vec![1, 2, 3])),
     ] {
         assert_eq!(
@@ -236,15 +259,27 @@ async fn an_activated_calendar_changes_the_tod_zones_from_then_on() {
         );
     }
     let zones_before: Vec<i64> = (1..=8).map(|z| zone_wh(&mut m, t, z)).collect();
-    assert!(zones_before[4..].iter().all(|w| *w == 0), "zones 5-8 unused by default");
+    assert!(
+        zones_before[4..].iter().all(|w| *w == 0),
+        "zones 5-8 unused by default"
+    );
 
     // All day in zone 6 from 00:00, zone 7 from 18:00.
     write_passive(&mut m, t, b"TOD-2027", &[((0, 0), 6), ((18, 0), 7)]);
-    assert_eq!(calendar_name(&mut m, t, 6), Data::OctetString(b"TOD-2027".to_vec()));
-    assert_eq!(calendar_name(&mut m, t, 2), Data::OctetString(b"URJTOD".to_vec()));
+    assert_eq!(
+        calendar_name(&mut m, t, 6),
+        Data::OctetString(b"TOD-2027".to_vec())
+    );
+    assert_eq!(
+        calendar_name(&mut m, t, 2),
+        Data::OctetString(b"URJTOD".to_vec())
+    );
     m.action(&c, &method(20, cal, 1), Some(Data::Integer(0)))
         .unwrap();
-    assert_eq!(calendar_name(&mut m, t, 2), Data::OctetString(b"TOD-2027".to_vec()));
+    assert_eq!(
+        calendar_name(&mut m, t, 2),
+        Data::OctetString(b"TOD-2027".to_vec())
+    );
     assert!(transaction_codes(&mut m, t).contains(&(t, 155)));
 
     // A day later: zones 1-4 stood still, 6 and 7 took all the energy.
@@ -279,10 +314,16 @@ async fn a_calendar_activates_at_its_activation_time() {
     )
     .unwrap();
     let half = t + Duration::minutes(30);
-    assert_eq!(calendar_name(&mut m, half, 2), Data::OctetString(b"URJTOD".to_vec()));
+    assert_eq!(
+        calendar_name(&mut m, half, 2),
+        Data::OctetString(b"URJTOD".to_vec())
+    );
     assert_eq!(time_of(&calendar_name(&mut m, half, 10)), at);
     let after = t + Duration::hours(2);
-    assert_eq!(calendar_name(&mut m, after, 2), Data::OctetString(b"LATER".to_vec()));
+    assert_eq!(
+        calendar_name(&mut m, after, 2),
+        Data::OctetString(b"LATER".to_vec())
+    );
     assert!(transaction_codes(&mut m, after).contains(&(at, 155)));
 }
 
@@ -324,7 +365,9 @@ async fn billing_dates_follow_a_new_day_of_month() {
     let later = t + Duration::days(70);
     let after = billing_dates(&mut m, later);
     // The history is kept; new billing dates fall on the 15th at 00:00 IST.
-    assert!(after.starts_with(&before[before.len().saturating_sub(10)..]) || after.len() == 12);
+    for d in before.iter().filter(|d| **d >= after[0]) {
+        assert!(after.contains(d), "billing date {d} lost");
+    }
     let new: Vec<_> = after.iter().filter(|d| **d > t).collect();
     assert_eq!(new.len(), 2, "{new:?}");
     for d in new {
@@ -342,11 +385,21 @@ async fn block_load_rows_follow_a_new_capture_period() {
     let t = t0();
     let period = attr(1, "1.0.0.8.4.255", 2);
     assert_eq!(
-        m.set(&ctx(UTILITY, t), &period, None, Data::DoubleLongUnsigned(1200)),
+        m.set(
+            &ctx(UTILITY, t),
+            &period,
+            None,
+            Data::DoubleLongUnsigned(1200)
+        ),
         Err(DataAccessResult::OtherReason)
     );
-    m.set(&ctx(UTILITY, t), &period, None, Data::DoubleLongUnsigned(1800))
-        .unwrap();
+    m.set(
+        &ctx(UTILITY, t),
+        &period,
+        None,
+        Data::DoubleLongUnsigned(1800),
+    )
+    .unwrap();
     let later = t + Duration::hours(6);
     assert_eq!(
         m.get(&ctx(READER, later), &period, None).unwrap(),
@@ -374,7 +427,12 @@ async fn block_load_rows_follow_a_new_capture_period() {
         if pair[1] <= t {
             assert_eq!(step, Duration::minutes(15), "before the change");
         } else {
-            assert_eq!(step, Duration::minutes(30), "after the change at {}", pair[0]);
+            assert_eq!(
+                step,
+                Duration::minutes(30),
+                "after the change at {}",
+                pair[0]
+            );
         }
     }
     assert_eq!(*ends.last().unwrap(), later);
@@ -412,7 +470,11 @@ async fn md_reset_clears_the_maximum_demand_and_logs_166() {
     assert_eq!(m.get(&ctx(READER, t), &md, None).unwrap().as_i64(), Some(0));
     // It builds up again from the intervals after the reset, not from before it.
     let later = t + Duration::hours(3);
-    let again = m.get(&ctx(READER, later), &md, None).unwrap().as_i64().unwrap();
+    let again = m
+        .get(&ctx(READER, later), &md, None)
+        .unwrap()
+        .as_i64()
+        .unwrap();
     assert!(again > 0);
     let when = time_of(
         &m.get(&ctx(READER, later), &attr(4, "1.0.1.6.0.255", 5), None)
@@ -429,27 +491,35 @@ async fn payment_mode_and_load_limit_read_back_and_log() {
     let t = t0();
     let mode = attr(1, "0.0.94.96.20.255", 2);
     for (i, (value, code)) in [(1u8, 212i64), (0, 211), (1, 212)].into_iter().enumerate() {
-        m.set(&ctx(UTILITY, t), &mode, None, Data::Unsigned(value))
+        let now = t + Duration::minutes(i as i64);
+        m.set(&ctx(UTILITY, now), &mode, None, Data::Unsigned(value))
             .unwrap();
         assert_eq!(
-            m.get(&ctx(READER, t), &mode, None).unwrap(),
+            m.get(&ctx(READER, now), &mode, None).unwrap(),
             Data::Unsigned(value)
         );
         let log = rows(
-            m.get(&ctx(READER, t), &attr(7, "0.0.99.98.4.255", 2), None)
+            m.get(&ctx(READER, now), &attr(7, "0.0.99.98.4.255", 2), None)
                 .unwrap(),
         );
-        let last = log.last().unwrap().as_items().unwrap()[1].as_i64();
+        let last = log.last().unwrap().as_items().unwrap();
         // The first write may not change the mode (no event then); the others do.
-        assert!(i == 0 || last == Some(code), "last event {last:?}");
+        if i > 0 {
+            assert_eq!((time_of(&last[0]), last[1].as_i64()), (now, Some(code)));
+        }
     }
     assert_eq!(
         m.set(&ctx(UTILITY, t), &mode, None, Data::Unsigned(7)),
         Err(DataAccessResult::TypeUnmatched)
     );
     let limit = attr(71, "0.0.17.0.0.255", 3);
-    m.set(&ctx(UTILITY, t), &limit, None, Data::DoubleLongUnsigned(2500))
-        .unwrap();
+    m.set(
+        &ctx(UTILITY, t),
+        &limit,
+        None,
+        Data::DoubleLongUnsigned(2500),
+    )
+    .unwrap();
     assert_eq!(
         m.get(&ctx(READER, t), &limit, None).unwrap(),
         Data::DoubleLongUnsigned(2500)

@@ -354,6 +354,49 @@ async fn faulty_meters_misbehave_as_told() {
     fleet.stop().await;
 }
 
+/// A flaky meter closes some connections on the AARQ and serves others: over many connections
+/// about the given share fail, the same ones for the same seed, and a retry gets through.
+#[tokio::test]
+async fn a_flaky_meter_fails_some_connections_before_the_aare() {
+    let fleet = start(1, 6).await;
+    let fault = Fault::flaky(0.4);
+    fleet.set_fault(0, FaultKind::Flaky, Some(fault));
+    let mut outcomes = Vec::new();
+    for _ in 0..30 {
+        let mut c = Conn::open(
+            fleet.address(0),
+            ClientConfig::new(16, Authentication::None, None),
+        )
+        .await;
+        match c.associate().await {
+            Ok(ClientEvent::Associated(_)) => outcomes.push(true),
+            Err(ConnError::Closed) => outcomes.push(false),
+            other => panic!("neither associated nor closed: {other:?}"),
+        }
+    }
+    // Connection n (counted from 1) fails exactly when the hash says so.
+    let expected: Vec<bool> = (1..=30u64)
+        .map(|n| !fault.fails_connection(11, 0, n))
+        .collect();
+    assert_eq!(outcomes, expected);
+    let failed = outcomes.iter().filter(|ok| !**ok).count();
+    assert!((3..=24).contains(&failed), "{failed} of 30 failed");
+    // A failure is not for good: the meter serves a later connection.
+    let first_failure = outcomes.iter().position(|ok| !ok).unwrap();
+    assert!(outcomes[first_failure..].contains(&true));
+    fleet.set_fault(0, FaultKind::Flaky, None);
+    let mut c = Conn::open(
+        fleet.address(0),
+        ClientConfig::new(16, Authentication::None, None),
+    )
+    .await;
+    assert!(matches!(
+        c.associate().await,
+        Ok(ClientEvent::Associated(_))
+    ));
+    fleet.stop().await;
+}
+
 /// Two associations open at once on one meter and an alert pushed in between (a relay
 /// disconnect with pushing on: the alert fires inside the action, then the read-back): every
 /// message the meter seals carries its own (system title, invocation counter) pair.

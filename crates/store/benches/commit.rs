@@ -68,6 +68,7 @@ fn batch(round: u64) -> Vec<SessionCommit> {
                         payload: payload.clone(),
                     },
                 ],
+                invocation_counter: Some(100),
                 meter,
                 job: "block_load".into(),
                 attempt: 1,

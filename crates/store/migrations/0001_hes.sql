@@ -33,7 +33,9 @@ CREATE TABLE meter (
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL,
     -- end of the last successful session in which the meter answered
-    last_contact   INTEGER
+    last_contact   INTEGER,
+    -- the head-end's next invocation counter for this meter when its last session ended
+    invocation_counter INTEGER
 );
 
 -- First contact of a new meter and moves to another address or DCU (use case 11).

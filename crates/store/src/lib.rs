@@ -29,6 +29,7 @@ use rusqlite::Connection;
 pub use hes::{
     AttemptRecord, AttemptSummary, AuditRow, CommandRecord, Gap, GapChange, GapState, Inserted,
     MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, RegistryChange, SessionCommit,
+    UnknownGapState,
 };
 
 /// How long a writer waits for another connection's lock before giving up.
@@ -67,6 +68,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     inner: Arc<Inner>,
 }
+
+// The head-end shares one `Store` between tasks and blocking threads.
+const _: () = {
+    const fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Store>();
+};
 
 struct Inner {
     path: PathBuf,

@@ -57,6 +57,7 @@ fn session(serial: &str, job: &str, attempt: u32, start: &str, outcome: Outcome)
         cursors: vec![],
         gaps: vec![],
         outbox: vec![],
+        invocation_counter: None,
     }
 }
 

@@ -4,6 +4,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod hes_cli;
 mod up;
 
 /// Decoding meter data makes many small allocations; mimalloc keeps them fast and steady
@@ -28,6 +30,15 @@ enum Command {
     Up(up::UpArgs),
     /// Serve a fleet of simulated IS 15959 smart meters.
     Sim(meter_sim::SimArgs),
+    /// Import meters and their keys (a simulator key file or `urja-meters/1`, JSON or CSV).
+    Import(hes_cli::ImportArgs),
+    /// Run the head-end on the meters already imported, until Ctrl-C.
+    Hes(hes_cli::HesArgs),
+    /// Print the head-end's failure report.
+    Report(hes_cli::ReportArgs),
+    /// Measure Urja's throughput.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> Result<()> {
@@ -46,6 +57,10 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Up(args) => up::run(args, shutdown_signal()).await?,
             Command::Sim(args) => meter_sim::run(args, shutdown_signal()).await?,
+            Command::Import(args) => hes_cli::import(args).await?,
+            Command::Hes(args) => hes_cli::run(args, shutdown_signal()).await?,
+            Command::Report(args) => hes_cli::report(args).await?,
+            Command::Bench(bench::BenchCommand::Hes(args)) => bench::hes(args).await?,
         }
         Ok(())
     })

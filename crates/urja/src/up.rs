@@ -1,40 +1,46 @@
-//! `urja up`: the whole system in one process. For now: the simulated fleet (with `--simulate`)
-//! and the head-end's collection rounds against it, each meter read over an HLS + AES-GCM-128
-//! association: clock (with drift), cumulative kWh, and the block load since the last round.
+//! `urja up`: the whole system in one process on the real head-end: the data directory (store
+//! and master key), with `--simulate N` a simulated fleet whose key file is imported like any
+//! other, the push listener the fleet pushes to, the collector on its schedule and the outbox
+//! relay to an in-process bus (whose subscriber counts messages until the MDM arrives). `--once`
+//! runs one catch-up round of every job over every meter, prints the failure report and exits.
 
-use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, Utc};
-use dlms::association::client::ClientSecurityState;
-use dlms::security::GlobalKeys;
-use futures::StreamExt;
-use hes::{MeterCredentials, Role, Session, SessionConfig, SessionError, Transport, operations};
-use indicatif::{ProgressBar, ProgressStyle};
-use is15959::catalogue::obis;
-use meter_sim::{Fleet, FleetConfig, FleetHandle, MeterKeys};
-use model::MeterSerial;
+use bus::Bus;
+use hes::collect::collect_all;
+use hes::plan::JobKind;
+use hes::runtime::{HeadEnd, HesConfig};
+use meter_sim::{FaultSpec, Fleet, FleetConfig, FleetHandle};
+use tokio::sync::watch;
+
+use crate::hes_cli::{self, DataArgs, MessageCounts, Tally};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
-    /// Start this many simulated meters and collect from them.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Start this many simulated meters, import their keys and collect from them.
     #[arg(long, value_name = "N")]
     pub simulate: Option<u32>,
     /// Address of the first simulated meter.
     #[arg(long, default_value = "127.1.0.1")]
     pub base_address: Ipv4Addr,
-    /// DLMS port of the simulated meters.
+    /// DLMS port of the simulated meters (0: a free port).
     #[arg(long, default_value_t = 4059)]
     pub port: u16,
+    /// Faults of the simulated meters, e.g. "no-answer=2%,slow=5%:3s,power-off=2%:2h"
+    /// (see `urja sim --help`).
+    #[arg(long, value_name = "SPEC", value_parser = parse_faults)]
+    pub faults: Option<FaultSpec>,
+    /// Where meters push their alerts (port 0: a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub push_listen: SocketAddr,
     /// Sessions open at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Minutes between collection rounds.
-    #[arg(long, default_value_t = 15)]
-    pub every: u64,
-    /// Run one collection round and exit.
+    /// Run one catch-up round of every job over every meter, print the report and exit.
     #[arg(long)]
     pub once: bool,
     /// Simulated meters never lose power on their own (see `urja sim --help`).
@@ -42,207 +48,150 @@ pub struct UpArgs {
     pub no_outages: bool,
 }
 
-/// What one meter gave in a round.
-struct MeterRound {
-    intervals: usize,
-    clock_drift_s: i64,
+fn parse_faults(s: &str) -> Result<FaultSpec, String> {
+    s.parse().map_err(|e| format!("{e}"))
 }
 
+/// The jobs of a catch-up round.
+const ROUND: [JobKind; 4] = [
+    JobKind::BlockLoad,
+    JobKind::Daily,
+    JobKind::Billing,
+    JobKind::Events,
+];
+
 pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-    let Some(meters) = args.simulate else {
-        bail!(
-            "nothing to collect from yet: `urja up --simulate N` runs N simulated meters \
-             (real meter registries arrive with the head-end's meter import)"
-        );
-    };
-    if meters == 0 {
+    if args.simulate == Some(0) {
         bail!("--simulate needs at least one meter");
     }
+    let mut config = HesConfig::default();
+    config.concurrency = args.concurrency.max(1);
+    let bus = Bus::in_process();
+    let counts = MessageCounts::subscribe(&bus);
+    let hes = hes_cli::open(&args.data.data, config, bus).await?;
+    let push = tokio::net::TcpListener::bind(args.push_listen)
+        .await
+        .with_context(|| format!("listening for pushes on {}", args.push_listen))?;
+    let push_addr = push.local_addr().context("the push listener's address")?;
+    let fleet = match args.simulate {
+        Some(n) => Some(simulate(&args, n, push_addr, &hes).await?),
+        None => None,
+    };
+    let meters = hes.meters().len();
+    if meters == 0 {
+        bail!(
+            "no meters to collect from: `urja up --simulate N` runs N simulated meters, and \
+             `urja import --data {} FILE` imports real ones",
+            args.data.data.display()
+        );
+    }
+    println!(
+        "head-end: {meters} meter(s) in {}, pushes on {push_addr}, {} session(s) at once",
+        args.data.data.display(),
+        hes.config().concurrency
+    );
+    let result = if args.once {
+        // One round reads the event logs anyway; alarms wait for a running head-end.
+        drop(push);
+        once(&hes, &counts).await
+    } else {
+        hes_cli::serve(hes, Some(push), counts, shutdown)
+            .await
+            .map(|_| ())
+    };
+    if let Some(fleet) = fleet {
+        fleet.stop().await;
+    }
+    result
+}
+
+/// Starts the simulated fleet (pushing to `push_to`) and imports its key file.
+async fn simulate(
+    args: &UpArgs,
+    meters: u32,
+    push_to: SocketAddr,
+    hes: &HeadEnd,
+) -> Result<FleetHandle> {
     let started = Instant::now();
-    let mut config = FleetConfig::new(meters, args.base_address, args.port, 1);
+    let seed = 1;
+    let mut config = FleetConfig::new(meters, args.base_address, args.port, seed);
     config.scheduled_outages = !args.no_outages;
+    config.push_to = Some(push_to);
+    if let Some(faults) = &args.faults {
+        config.faults = faults.clone();
+    }
     let fleet = Fleet::start(config)
         .await
         .context("starting the simulated meters")?;
     println!(
-        "urja up: {meters} simulated meter(s) on {} .. {} port {} (started in {:.2} s)",
+        "urja up: {meters} simulated meter(s) on {} .. {} port {} (started in {:.2} s), \
+         faults: {}",
         fleet.address(0).ip(),
         fleet.address(meters - 1).ip(),
         fleet.port(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        fleet.config().faults
     );
-    let meters: Vec<Meter> = (0..meters)
-        .map(|i| Meter::new(&fleet, i))
-        .collect::<Result<_>>()?;
-    let mut memory: Vec<MeterMemory> = meters.iter().map(|_| MeterMemory::default()).collect();
-    let mut since = Utc::now() - chrono::Duration::hours(2);
-    tokio::pin!(shutdown);
-    loop {
-        let round_start = Utc::now();
-        let round = collect_round(&meters, &mut memory, since, round_start, args.concurrency);
-        tokio::select! {
-            _ = &mut shutdown => break,
-            () = round => {}
+    // The fleet's keys come in the way every meter's do: through its key file.
+    let dir = tempfile::tempdir().context("a temporary directory for the key file")?;
+    let path = dir.path().join("sim-keys.json");
+    meter_sim::keys::write_key_file(
+        &path,
+        seed,
+        (0..fleet.meters()).map(|i| (i, fleet.endpoint(i))),
+    )
+    .context("writing the simulated meters' key file")?;
+    let report = hes_cli::import_file(hes, &path).await;
+    drop(dir);
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            fleet.stop().await;
+            return Err(e);
         }
-        since = round_start;
-        if args.once {
-            break;
-        }
-        let wait = tokio::time::sleep(Duration::from_secs(args.every * 60));
-        tokio::select! {
-            _ = &mut shutdown => break,
-            () = wait => {}
-        }
-    }
-    fleet.stop().await;
-    Ok(())
-}
-
-struct Meter {
-    serial: MeterSerial,
-    session: SessionConfig,
-}
-
-/// What the head-end keeps about a meter between rounds.
-#[derive(Default)]
-struct MeterMemory {
-    /// Advanced past every invocation counter used, so no round repeats one.
-    counters: ClientSecurityState,
-    /// The block-load capture objects and scalers, read once.
-    block_load: Option<operations::ProfileLayout>,
-}
-
-impl Meter {
-    fn new(fleet: &FleetHandle, index: u32) -> Result<Self> {
-        let keys: MeterKeys = fleet.keys(index);
-        let credentials = MeterCredentials {
-            system_title: keys.system_title,
-            global_keys: GlobalKeys {
-                encryption: keys.global_encryption_key,
-                authentication: keys.global_authentication_key,
-            },
-            lls_secret: keys.lls_secret.as_bytes().to_vec(),
-            hls_utility: keys.hls_utility,
-            hls_firmware: keys.hls_firmware,
-            master_key: None,
-        };
-        Ok(Meter {
-            serial: MeterSerial::new(keys.serial)?,
-            session: SessionConfig::new(
-                fleet.address(index),
-                Transport::Wrapper,
-                Role::UtilitySettings.client_config(&credentials),
-            ),
-        })
-    }
-
-    /// Reads the meter once: clock, and the block load since `since`.
-    async fn read(
-        &self,
-        memory: &mut MeterMemory,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<MeterRound, SessionError> {
-        let mut session = Session::open(&self.session, &mut memory.counters).await?;
-        let result = async {
-            let clock = operations::read_clock(&mut session).await?;
-            let layout = match memory.block_load.take() {
-                Some(layout) => layout,
-                None => {
-                    operations::read_profile_layout(&mut session, obis::BLOCK_LOAD_PROFILE).await?
-                }
-            };
-            let intervals =
-                operations::read_block_load(&mut session, &layout, &self.serial, since, until)
-                    .await;
-            memory.block_load = Some(layout);
-            Ok(MeterRound {
-                intervals: intervals?.len(),
-                clock_drift_s: (clock - Utc::now()).num_seconds(),
-            })
-        }
-        .await;
-        let released = session.release(&mut memory.counters).await;
-        result.and_then(|r| released.map(|()| r))
-    }
-}
-
-async fn collect_round(
-    meters: &[Meter],
-    memory: &mut [MeterMemory],
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-    concurrency: usize,
-) {
-    let t0 = Instant::now();
-    let bar = ProgressBar::new(meters.len() as u64).with_style(
-        ProgressStyle::with_template(
-            "{spinner} collecting [{bar:40}] {pos}/{len} meters {per_sec} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let jobs = meters
-        .iter()
-        .zip(memory.iter_mut())
-        .enumerate()
-        .map(|(i, (m, memory))| {
-            let bar = bar.clone();
-            async move {
-                let out = m.read(memory, since, until).await;
-                bar.inc(1);
-                (i, out)
-            }
-        });
-    let results: Vec<_> = futures::stream::iter(jobs)
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    bar.finish_and_clear();
-    let (mut ok, mut intervals, mut max_drift) = (0usize, 0usize, 0i64);
-    // Failure kind → (how many, the first few meters), so a large fleet gives a short summary.
-    let mut failures: BTreeMap<String, (usize, Vec<&str>)> = BTreeMap::new();
-    for (i, result) in results {
-        match result {
-            Ok(r) => {
-                ok += 1;
-                intervals += r.intervals;
-                max_drift = max_drift.max(r.clock_drift_s.abs());
-            }
-            Err(e) => {
-                tracing::debug!(meter = %meters[i].serial, error = %e, "collection failed");
-                let (count, examples) = failures.entry(failure_kind(&e)).or_default();
-                *count += 1;
-                if examples.len() < 5 {
-                    examples.push(meters[i].serial.as_str());
-                }
-            }
-        }
-    }
-    let secs = t0.elapsed().as_secs_f64();
+    };
     println!(
-        "round {}: {ok}/{} meters read, {intervals} block-load intervals, largest clock drift \
-         {max_drift} s, {secs:.2} s ({:.0} meters/s)",
-        until
-            .with_timezone(&dlms::datetime::ist())
-            .format("%Y-%m-%d %H:%M IST"),
-        meters.len(),
-        meters.len() as f64 / secs.max(1e-9),
+        "imported the simulated meters' keys: {}",
+        hes_cli::import_counts(&report)
     );
-    for (kind, (count, examples)) in failures {
-        let more = if count > examples.len() { ", …" } else { "" };
-        println!("  failed: {count} × {kind} ({}{more})", examples.join(", "));
-    }
+    Ok(fleet)
 }
 
-/// A short, bounded-cardinality name for a failure, for the round summary.
-fn failure_kind(e: &SessionError) -> String {
-    match e {
-        SessionError::Connect { .. } => "cannot connect".into(),
-        SessionError::Timeout(..) => "no answer (timeout)".into(),
-        SessionError::Closed => "connection closed by the meter".into(),
-        SessionError::Framing(_) => "malformed frame".into(),
-        SessionError::Association(_) => "association refused".into(),
-        other => other.to_string(),
-    }
+/// One catch-up round of every job over every meter, the relay drained, the report.
+async fn once(hes: &HeadEnd, counts: &MessageCounts) -> Result<()> {
+    let started = hes.clock().now();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let relay = tokio::spawn({
+        let hes = hes.clone();
+        let stop = hes_cli::stopped(stop_rx);
+        async move { hes.relay_outbox(stop).await }
+    });
+    let t0 = Instant::now();
+    let meters = hes.meters().len();
+    let bar = hes_cli::progress_bar(meters, "collecting");
+    let mut tally = Tally::default();
+    let clock = *hes.clock();
+    let stats = collect_all(hes, &ROUND, |_, result| {
+        bar.inc(1);
+        tally.add(result, clock.now());
+    })
+    .await;
+    bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    relay.await.context("the outbox relay")?;
+    println!(
+        "round {}: {}/{} meters read, {} block-load intervals collected, {:.2} s ({:.0} \
+         sessions/s)",
+        hes_cli::ist(started),
+        stats.succeeded,
+        meters,
+        stats.collected.intervals,
+        secs,
+        stats.sessions as f64 / secs.max(1e-9)
+    );
+    println!("  {}", tally.line());
+    println!("messages relayed: {} ({})", counts.total(), counts.render());
+    print!("{}", hes_cli::failure_report(hes, started).await?);
+    Ok(())
 }

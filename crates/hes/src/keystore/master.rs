@@ -190,7 +190,7 @@ fn generate_key_file(
     let written = write_private(&temp, &key);
     if let Err(e) = written {
         let _ = fs::remove_file(&temp);
-        return Err(io_error("cannot write master key file", &temp)(e));
+        return Err(io_error("cannot write master key file", path)(e));
     }
     // A hard link never replaces an existing file, unlike a rename.
     let linked = match fs::hard_link(&temp, path) {

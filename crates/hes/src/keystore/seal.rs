@@ -70,7 +70,7 @@ fn encode(credentials: &MeterCredentials) -> Zeroizing<Vec<u8>> {
     out
 }
 
-fn take<'a, const N: usize>(rest: &mut &'a [u8]) -> Option<[u8; N]> {
+fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
     let (head, tail) = rest.split_first_chunk::<N>()?;
     *rest = tail;
     Some(*head)

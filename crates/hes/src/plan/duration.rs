@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(parse(""), Err(DurationError::Empty));
         assert!(matches!(parse("h"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse("4x"), Err(DurationError::Syntax(_))));
-        assert!(matches!(parse("4"), Ok(_)));
+        assert_eq!(parse("4"), Ok(Duration::from_secs(4)));
         assert!(matches!(parse("-4h"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse("4h5"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse("1.5h"), Err(DurationError::Syntax(_))));

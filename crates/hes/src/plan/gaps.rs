@@ -42,16 +42,6 @@ impl Range {
             DateTime::from_timestamp_millis(from.checked_add(offset)?)
         })
     }
-
-    /// The window a selective-access read by range needs for this range: from the start of the
-    /// first interval to the end of the last.
-    pub fn read_window(&self, period: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
-        let start = self
-            .from
-            .checked_sub_signed(super::delta(period))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        (start, self.to)
-    }
 }
 
 /// What a look at the collected interval ends found.
@@ -496,7 +486,6 @@ mod tests {
     fn range_arithmetic() {
         assert_eq!(r(15, 60).intervals(Q), 4);
         assert_eq!(r(60, 15).intervals(Q), 0);
-        assert_eq!(r(15, 60).read_window(Q), (t(0), t(60)));
         let ends: Vec<_> = r(15, 45).ends(Q).collect();
         assert_eq!(ends, vec![t(15), t(30), t(45)]);
     }

@@ -14,7 +14,7 @@ pub mod schedule;
 
 pub use clock::WallClock;
 pub use gaps::{Explanation, GapFinding, Range};
-pub use retry::{FailureKind, GiveUpReason, Next, RetryPolicy};
+pub use retry::{FailureKind, GiveUpReason, Next, RetryPolicy, retryable};
 pub use schedule::{Due, JobKind, ScheduleConfig, ScheduleConfigs, ScheduleError, Timetable};
 
 use chrono::{FixedOffset, TimeDelta};
@@ -27,7 +27,7 @@ pub fn ist() -> FixedOffset {
 const IST_OFFSET_SECS: i32 = 5 * 3600 + 30 * 60;
 
 /// A `std` duration as a chrono delta, saturating at chrono's maximum (about 292 million years).
-pub(crate) fn delta(d: std::time::Duration) -> TimeDelta {
+pub fn delta(d: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 

@@ -608,7 +608,10 @@ mod tests {
         assert!(a < spread);
         assert_eq!(jitter(&serial("UP1234567"), Duration::ZERO), Duration::ZERO);
         // Pinned (see `stable_hash`): the same slot in every process and release.
-        assert_eq!(jitter(&serial("M-0001"), spread), Duration::from_millis(2_327_378));
+        assert_eq!(
+            jitter(&serial("M-0001"), spread),
+            Duration::from_millis(2_327_378)
+        );
         // The jitter moves every run of the meter by the same amount.
         let c = ScheduleConfig::default();
         let m = serial("UP1234567");

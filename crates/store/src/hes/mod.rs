@@ -160,6 +160,14 @@ pub enum GapChange {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     },
+    /// A range found and settled at once (e.g. explained by a power failure when detected).
+    Closed {
+        profile: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        state: GapState,
+        reason: String,
+    },
     /// A re-read of the gap was tried (its attempt count goes up by one).
     Attempted { id: i64 },
     /// The gap was filled, explained or given up on (or reopened, with `GapState::Open`).
@@ -197,6 +205,9 @@ pub struct SessionCommit {
     pub cursors: Vec<(String, DateTime<Utc>)>,
     pub gaps: Vec<GapChange>,
     pub outbox: Vec<OutboxMessage>,
+    /// The head-end's next invocation counter for this meter after the session (kept so a
+    /// restarted head-end never reuses a counter the meter has seen); only moves forward.
+    pub invocation_counter: Option<u32>,
 }
 
 /// One recorded session outcome.

@@ -104,6 +104,21 @@ impl Store {
         from_ms_opt(v.flatten())
     }
 
+    /// The head-end's next invocation counter for this meter as of its last recorded session.
+    pub fn invocation_counter(&self, serial: &MeterSerial) -> Result<Option<u32>> {
+        let conn = self.conn();
+        let v: Option<Option<i64>> = conn
+            .prepare_cached("SELECT invocation_counter FROM meter WHERE serial = ?1")?
+            .query_row([serial.as_str()], |r| r.get(0))
+            .optional()?;
+        v.flatten()
+            .map(|c| {
+                u32::try_from(c)
+                    .map_err(|_| StoreError::Corrupt(format!("invocation counter {c} of {serial}")))
+            })
+            .transpose()
+    }
+
     /// Meters with no successful session at or after `since` (including never contacted), with
     /// their last contact, ordered by serial.
     pub fn silent_meters(
@@ -252,6 +267,17 @@ impl Store {
             Ok((serial(s)?, narrow(v, "key version")?, blob))
         })
         .collect()
+    }
+
+    /// The version the meter's next keys get (one past the newest, staged or not; 1 for none):
+    /// what a caller seals new keys for before [`Store::import_meter`] or
+    /// [`Store::stage_keys`].
+    pub fn next_key_version(&self, serial: &MeterSerial) -> Result<u32> {
+        let conn = self.conn();
+        let newest: Option<i64> = conn
+            .prepare_cached("SELECT MAX(version) FROM meter_keys WHERE meter = ?1")?
+            .query_row([serial.as_str()], |r| r.get(0))?;
+        narrow(newest.unwrap_or(0).saturating_add(1), "key version")
     }
 
     /// Registers (or updates) a meter together with its keys, in one transaction. A meter

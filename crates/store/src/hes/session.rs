@@ -214,6 +214,13 @@ fn commit_in(tx: &Connection, c: &SessionCommit) -> Result<()> {
         )?
         .execute(params![meter, ended])?;
     }
+    if let Some(counter) = c.invocation_counter {
+        tx.prepare_cached(
+            "UPDATE meter SET invocation_counter = ?2 WHERE serial = ?1 \
+             AND (invocation_counter IS NULL OR invocation_counter < ?2)",
+        )?
+        .execute(params![meter, counter])?;
+    }
     for (profile, up_to) in &c.cursors {
         tx.prepare_cached(
             "INSERT INTO collection_cursor (meter, profile, up_to) VALUES (?1, ?2, ?3) \
@@ -299,6 +306,27 @@ fn apply_gap_change(
                  updated_at = ?7 WHERE meter = ?1 AND id = ?2",
             )?
             .execute(params![meter, keep, lo, hi, attempts, detected, at])?;
+        }
+        GapChange::Closed {
+            profile,
+            from,
+            to,
+            state,
+            reason,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO gap (meter, profile, from_at, to_at, state, attempts, reason, \
+                 detected_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7)",
+            )?
+            .execute(params![
+                meter,
+                profile,
+                ms(*from),
+                ms(*to),
+                state.as_str(),
+                reason,
+                at
+            ])?;
         }
         GapChange::Attempted { id } => {
             let n = tx
