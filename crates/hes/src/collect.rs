@@ -534,7 +534,7 @@ impl Collector {
         mut on_session: impl FnMut(&MeterSerial, &[JobKind], &Result<JobDone<Collected>, JobError>),
     ) -> CollectorStats {
         let hes = &self.hes;
-        let clock = hes.clock().clone();
+        let clock = *hes.clock();
         let meters = hes.meters();
         let now = clock.now();
         let mut table = Timetable::with_capacity(meters.len() * 4);

@@ -460,32 +460,23 @@ impl Commands {
             if self.is_in_flight(&record.id) {
                 continue;
             }
-            let safe = stored_request(&record).is_ok_and(|r| rerun_is_safe(&r.kind));
+            // An unreadable request is spawned too: the worker finishes it as failed.
+            let safe = stored_request(&record).map_or(true, |r| rerun_is_safe(&r.kind));
             if safe {
                 if self.spawn(record) {
                     report.rerun += 1;
                 }
-            } else {
-                let finish = Finish::failed(format!(
-                    "outcome unknown: the head-end stopped while the command ran; a {} is not \
-                     repeated without knowing whether the meter carried it out",
-                    record.kind
-                ));
-                let request = stored_request(&record);
-                let kind_name = record.kind.clone();
-                self.finish(
-                    &CommandId(record.id.clone()),
-                    &record.meter,
-                    &kind_name,
-                    record.attempts,
-                    finish,
-                )
-                .await;
-                if request.is_err() {
-                    tracing::warn!(command = %record.id, "stored request unreadable");
-                }
-                report.abandoned += 1;
+                continue;
             }
+            let finish = Finish::failed(format!(
+                "outcome unknown: the head-end stopped while the command ran; a {} is not \
+                 repeated without knowing whether the meter carried it out",
+                record.kind
+            ));
+            let id = CommandId(record.id.clone());
+            self.finish(&id, &record.meter, &record.kind, record.attempts, finish)
+                .await;
+            report.abandoned += 1;
         }
         Ok(report)
     }
@@ -504,7 +495,6 @@ impl Commands {
             let id = record.id.clone();
             this.run(record).await;
             lock(&this.inner.in_flight).remove(&id);
-            this.inner.finished.send_modify(|n| *n = n.wrapping_add(1));
         });
         true
     }
@@ -588,6 +578,7 @@ impl Commands {
             // The command stays `running`; a restart resumes it by the rule above.
             Err(e) => tracing::error!(command = %id, error = %e, "final state not stored"),
         }
+        self.inner.finished.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Records `running` for the next attempt.
@@ -754,16 +745,15 @@ impl Commands {
             let serial = serial.clone();
             self.db(move |s| s.staged_keys(&serial)).await
         };
-        if let Ok(Some((version, sealed))) = staged {
-            if let Ok(staged) = keystore::open(head_end.master_key(), &serial, version, &sealed) {
-                if staged.global_keys != old.global_keys {
-                    head_end.replace_credentials(&serial, staged.clone());
-                    if self.confirm(job, "staged").await.is_ok() {
-                        return self.activate(job, version, staged).await;
-                    }
-                    head_end.replace_credentials(&serial, old.clone());
-                }
+        if let Ok(Some((version, sealed))) = staged
+            && let Ok(staged) = keystore::open(head_end.master_key(), &serial, version, &sealed)
+            && staged.global_keys != old.global_keys
+        {
+            head_end.replace_credentials(&serial, staged.clone());
+            if self.confirm(job, "staged").await.is_ok() {
+                return self.activate(job, version, staged).await;
             }
+            head_end.replace_credentials(&serial, old.clone());
         }
 
         let Some(kek) = old.master_key else {

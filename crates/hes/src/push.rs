@@ -10,6 +10,7 @@
 //! is not an alert) is logged without secrets and counted, and closes that connection; nothing
 //! else is lost.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::future::Future;
@@ -34,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::credentials::Role;
+use crate::credentials::{MeterCredentials, Role};
 use crate::operations;
 use crate::runtime::{HeadEnd, JobContext, JobFuture, outbox_message};
 use crate::session::SessionError;
@@ -118,7 +119,9 @@ impl PushError {
     /// The metric label of a rejection.
     pub fn reason(&self) -> &'static str {
         match self {
-            PushError::Listener(_) | PushError::Store { .. } => "store",
+            // Not a push's fault; never counted as a rejection.
+            PushError::Listener(_) => "listener",
+            PushError::Store { .. } => "store",
             PushError::Framing(_) => "framing",
             PushError::Unciphered => "unciphered",
             PushError::UnknownSender => "unknown_sender",
@@ -338,8 +341,9 @@ struct Shared {
     head_end: HeadEnd,
     options: PushOptions,
     metrics: Arc<PushMetrics>,
-    /// The meters' push counters: each push must carry a higher one than the last accepted.
-    replay: Mutex<HashMap<MeterSerial, ReplayGuard>>,
+    /// The meters' push counters: each push must carry a higher one than the last accepted
+    /// under the same keys (a meter may start counting again when its keys change).
+    replay: Mutex<HashMap<MeterSerial, (Arc<MeterCredentials>, ReplayGuard)>>,
     follow_ups: Mutex<HashMap<MeterSerial, FollowUpState>>,
     next_task: AtomicU64,
 }
@@ -510,7 +514,15 @@ async fn handle(shared: &Arc<Shared>, apdu: &[u8], peer: SocketAddr) -> Result<(
     let cipher = Suite0Cipher::new(&credentials.global_keys);
     let notification = {
         let mut guards = lock(&shared.replay);
-        let guard = guards.entry(meter.clone()).or_default();
+        let guard = match guards.entry(meter.clone()) {
+            Entry::Occupied(mut e) => {
+                if !Arc::ptr_eq(&e.get().0, &credentials) {
+                    e.insert((credentials.clone(), ReplayGuard::new()));
+                }
+                &mut e.into_mut().1
+            }
+            Entry::Vacant(e) => &mut e.insert((credentials.clone(), ReplayGuard::new())).1,
+        };
         parse_notification(
             apdu,
             now,

@@ -35,16 +35,16 @@ pub struct HesConfig {
     /// Sessions open at once, over all meters.
     pub concurrency: usize,
     /// Longest wait to connect and for each response.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::plan::duration")]
     pub response_timeout: Duration,
     /// Longest time one operation (a GET with all its blocks) may take.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::plan::duration")]
     pub operation_timeout: Duration,
     /// A meter clock further off than this is set to the head-end's time (use case 10).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::plan::duration")]
     pub clock_drift_threshold: Duration,
     /// A meter with no successful session for this long is reported silent.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::plan::duration")]
     pub silent_after: Duration,
     /// Which association each kind of job uses (least privilege that works).
     pub roles: JobRoles,
@@ -112,19 +112,6 @@ impl From<RoleName> for Role {
             RoleName::UtilitySettings => Role::UtilitySettings,
             RoleName::Firmware => Role::Firmware,
         }
-    }
-}
-
-mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs(u64::deserialize(d)?))
     }
 }
 
@@ -310,7 +297,7 @@ impl HeadEnd {
         clock: WallClock,
     ) -> Result<HeadEnd, HesError> {
         let (master, _source) = MasterKey::load(&data_dir.0)?;
-        let store = Store::open(&data_dir.store_path())?;
+        let store = Store::open(data_dir.store_path())?;
         let fingerprint = master.fingerprint();
         match store.setting(MASTER_KEY_FINGERPRINT)? {
             Some(stored) => master.verify_fingerprint(Some(&stored))?,

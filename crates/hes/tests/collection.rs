@@ -57,7 +57,7 @@ async fn setup(fleet_config: FleetConfig, store_dir: Option<tempfile::TempDir>) 
     )
     .unwrap();
     let meters = parse_key_file(&std::fs::read(&key_file).unwrap(), FileFormat::Auto).unwrap();
-    let store = Store::open(&dir.path().join("urja.sqlite")).unwrap();
+    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
     let bus = Bus::in_process();
     let messages = Arc::new(Mutex::new(Vec::new()));
     let mut sub = bus.subscribe("test", &[], 1024);
@@ -319,7 +319,7 @@ async fn a_restarted_head_end_collects_incrementally_and_keeps_its_counters() {
         _dir,
     } = s;
     drop(hes);
-    let store = Store::open(&_dir.path().join("urja.sqlite")).unwrap();
+    let store = Store::open(_dir.path().join("urja.sqlite")).unwrap();
     let bus = Bus::in_process();
     let mut sub = bus.subscribe("after-restart", &[], 64);
     let again = HeadEnd::with_store(

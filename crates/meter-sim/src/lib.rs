@@ -2,13 +2,15 @@
 //!
 //! Everything a meter says is computed on demand from (seed, meter, time) by the [`load`] model
 //! and the [`events`] schedule; only what changed at run time (relay, clock set, firmware, faults,
-//! on-demand events, security counters) is stored per meter, in [`meter::MeterState`].
+//! on-demand events, security counters, configuration a head-end wrote: TOD calendar, billing
+//! date, capture period, load limit, payment mode, MD reset, global keys rotated by key transfer)
+//! is stored per meter, in [`meter::MeterState`].
 //!
 //! - [`cli`]: `urja sim` arguments ([`SimArgs`]) and [`run`];
 //! - [`fleet`]: listeners, [`Fleet::start`] and the [`FleetHandle`] controls;
 //! - [`session`]: one TCP connection (wrapper or HDLC framing, the server association);
 //! - [`objects`]: the COSEM object model of one meter ([`dlms::association::CosemObjects`]);
-//! - [`keys`]: per-meter secrets and the `--keys-out` key file;
+//! - [`keys`]: per-meter secrets (master key included) and the `--keys-out` key file;
 //! - [`faults`]: fault injection; [`push`]: alerts pushed to the head-end.
 
 pub mod cli;

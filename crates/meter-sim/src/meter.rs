@@ -1,7 +1,8 @@
 //! What changed on a meter at run time: the only per-meter memory the simulator keeps, allocated
 //! on first change. An idle meter has none. Also the operations that change it (relay, power,
-//! events raised on demand, clock set, firmware activation) and the [`LoadModel`] view of a meter
-//! that takes those changes into account.
+//! events raised on demand, clock set, firmware activation, calendar activation) and the
+//! [`LoadModel`] view of a meter that takes those changes into account (outages, relay-open
+//! periods, TOD calendars, billing dates, capture periods, MD reset).
 
 use std::time::Duration;
 

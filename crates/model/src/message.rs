@@ -192,9 +192,10 @@ impl HesMessage {
                 reading.at.as_ref().map_or("unknown-time".into(), t)
             }
             HesMessage::Events { events, .. } => format!(
-                "{}#{}",
+                "{}#{}#{:016x}",
                 span(events.first().map(|e| &e.at), events.last().map(|e| &e.at)),
-                events.len()
+                events.len(),
+                fingerprint(events.iter().map(|e| (e.at.timestamp_millis(), e.code)))
             ),
             HesMessage::Alarm(a) => format!(
                 "{}#{}",
@@ -216,5 +217,47 @@ impl HesMessage {
             HesMessage::NetworkChange { at, .. } => t(at),
         };
         format!("{}/{}/{}", self.kind(), self.meter(), when)
+    }
+}
+
+/// FNV-1a over (time, code) pairs: tells apart two event batches that share their first and
+/// last times and their length.
+fn fingerprint(items: impl Iterator<Item = (i64, u16)>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (t, code) in items {
+        for b in t.to_be_bytes().into_iter().chain(code.to_be_bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::{EventCategory, EventKind, MeterEvent};
+    use chrono::TimeZone;
+
+    fn event(code: u16) -> MeterEvent {
+        MeterEvent {
+            meter: MeterSerial::new("M1").unwrap(),
+            at: Utc.with_ymd_and_hms(2026, 11, 26, 4, 0, 0).unwrap(),
+            code,
+            category: EventCategory::Other,
+            kind: EventKind::Occurrence,
+            description: String::new(),
+            quality: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn event_batches_at_the_same_second_have_different_keys() {
+        let batch = |code| HesMessage::Events {
+            meter: MeterSerial::new("M1").unwrap(),
+            events: vec![event(code)],
+        };
+        assert_ne!(batch(251).key(), batch(201).key());
+        assert_eq!(batch(251).key(), batch(251).key());
     }
 }

@@ -92,8 +92,10 @@ pub async fn hes(args: BenchHesArgs) -> Result<()> {
 }
 
 async fn run_bench(args: &BenchHesArgs, dir: &Path, keys: &[u8]) -> Result<()> {
-    let mut config = HesConfig::default();
-    config.concurrency = args.concurrency.max(1);
+    let mut config = HesConfig {
+        concurrency: args.concurrency.max(1),
+        ..HesConfig::default()
+    };
     config.schedule.default.backfill = Duration::from_secs(24 * 3600);
     let store = Store::open(dir.join("data").join("urja.sqlite")).context("opening the store")?;
     let master = MasterKey::generate().context("a master key")?;

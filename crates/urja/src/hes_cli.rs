@@ -222,10 +222,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A `Future` that completes once `rx` reads `true`.
-pub fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// What a set of sessions brought, for a summary line.
@@ -330,7 +328,6 @@ pub async fn serve(
     counts: MessageCounts,
     shutdown: impl Future<Output = ()>,
 ) -> Result<CollectorStats> {
-    let started = hes.clock().now();
     let (stop_tx, stop_rx) = watch::channel(false);
     let relay = tokio::spawn({
         let hes = hes.clone();
@@ -354,7 +351,6 @@ pub async fn serve(
         hes.clone(),
         progress.clone(),
         counts.clone(),
-        started,
         stopped(stop_rx.clone()),
     ));
     let on_session = {
@@ -419,14 +415,15 @@ pub async fn serve(
     );
     print!(
         "{}",
-        failure_report(&hes, report_since(started, hes.clock().now())).await?
+        failure_report(&hes, report_since(hes.clock().now())).await?
     );
     Ok(stats)
 }
 
-/// Reports cover the run, at most its last day.
-fn report_since(started: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
-    started.max(now - chrono::Duration::days(1))
+/// The reports while running cover the last day (sessions started since, and intervals missed
+/// since: a catch-up round reaches a day back).
+pub fn report_since(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::days(1)
 }
 
 /// Every few seconds: the wave summary once the wave has gone quiet; the report every hour.
@@ -434,7 +431,6 @@ async fn tick(
     hes: HeadEnd,
     progress: Arc<Mutex<Progress>>,
     counts: MessageCounts,
-    started: DateTime<Utc>,
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -464,7 +460,7 @@ async fn tick(
         }
         if tokio::time::Instant::now() >= next_report {
             next_report += REPORT_EVERY;
-            match failure_report(&hes, report_since(started, hes.clock().now())).await {
+            match failure_report(&hes, report_since(hes.clock().now())).await {
                 Ok(text) => print!("{text}"),
                 Err(e) => tracing::error!(error = %e, "the failure report failed"),
             }

@@ -64,8 +64,10 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
     if args.simulate == Some(0) {
         bail!("--simulate needs at least one meter");
     }
-    let mut config = HesConfig::default();
-    config.concurrency = args.concurrency.max(1);
+    let config = HesConfig {
+        concurrency: args.concurrency.max(1),
+        ..HesConfig::default()
+    };
     let bus = Bus::in_process();
     let counts = MessageCounts::subscribe(&bus);
     let hes = hes_cli::open(&args.data.data, config, bus).await?;
@@ -192,6 +194,9 @@ async fn once(hes: &HeadEnd, counts: &MessageCounts) -> Result<()> {
     );
     println!("  {}", tally.line());
     println!("messages relayed: {} ({})", counts.total(), counts.render());
-    print!("{}", hes_cli::failure_report(hes, started).await?);
+    print!(
+        "{}",
+        hes_cli::failure_report(hes, hes_cli::report_since(hes.clock().now())).await?
+    );
     Ok(())
 }

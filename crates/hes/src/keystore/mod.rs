@@ -1,6 +1,6 @@
-//! The head-end's key store: the master key that protects meter secrets at rest
-//! ([`master`]), sealing one meter's credentials under it ([`seal`]), and the import of meters
-//! and their keys from a key file ([`import`]), the one way meters and keys come in.
+//! The head-end's key store: the master key that protects meter secrets at rest ([`master`]),
+//! sealing one meter's credentials under it ([`seal`](mod@seal)), and the import of meters and
+//! their keys from a key file ([`import`]), the one way meters and keys come in.
 //!
 //! Secrets never appear in `Debug` output or in error messages: errors name the meter, the record
 //! and the field, and say what is wrong with the value without showing it.
@@ -46,8 +46,9 @@ pub enum KeyStoreError {
     Random(String),
     /// The master key is not the one the data directory's secrets were sealed with.
     #[error(
-        "the master key (fingerprint {found}) is not the one this data directory was sealed with \
-         (fingerprint {stored}); set {MASTER_KEY_ENV} or restore the data directory's {MASTER_KEY_FILE}"
+        "the master key (fingerprint {found}) is not the one this data directory was sealed \
+         with (fingerprint {stored}); set {MASTER_KEY_ENV} or restore the data directory's \
+         {MASTER_KEY_FILE}"
     )]
     WrongMasterKey { stored: String, found: String },
     /// Sealed credentials that do not open: wrong master key, altered bytes, or a record that
