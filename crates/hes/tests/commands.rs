@@ -594,3 +594,38 @@ async fn after_a_restart_running_commands_rerun_only_when_safe() {
     );
     assert_eq!(rig.sessions("command:disconnect"), 1);
 }
+
+#[tokio::test]
+async fn a_rotation_the_meter_does_not_take_keeps_the_old_keys() {
+    let rig = rig(Ipv4Addr::new(127, 72, 0, 1), 1).await;
+    let serial = rig.serial(0);
+    let before = rig.head_end.meter(&serial).unwrap().credentials();
+    // A wrong master key (KEK): the meter cannot unwrap the new keys and keeps its own.
+    let mut wrong_kek = (*before).clone();
+    wrong_kek.master_key = Some([0x5A; 16]);
+    rig.head_end.replace_credentials(&serial, wrong_kek);
+
+    let rotated = rig.run("rotate-bad", 0, CommandKind::RotateKeys).await;
+    assert_eq!(rotated.state, CommandState::Failed);
+    assert!(
+        outcome_of(&rotated).detail.contains("kept its old keys"),
+        "{:?}",
+        outcome_of(&rotated).detail
+    );
+    let meter_keys = rig.fleet.keys(0);
+    assert_eq!(
+        meter_keys.global_encryption_key,
+        before.global_keys.encryption
+    );
+    let in_use = rig.head_end.meter(&serial).unwrap().credentials();
+    assert_eq!(
+        in_use.global_keys, before.global_keys,
+        "the head-end keeps them"
+    );
+    assert_eq!(rig.store.active_keys(&serial).unwrap().unwrap().0, 1);
+
+    let read = rig
+        .run("read-after", 0, CommandKind::ReadInstantaneous)
+        .await;
+    assert_succeeded(&read);
+}

@@ -96,13 +96,14 @@ pub(crate) fn notification(shared: &Shared, alert: &Alert) -> Option<Vec<u8>> {
     .ok()
 }
 
-/// Sends queued alerts to `target`, one TCP connection kept open and reopened when it fails.
+/// Sends queued alerts to `target`, each over its own TCP connection from the pushing meter's
+/// own address (as a meter's modem would), so the head-end sees which address a meter pushes
+/// from. Falls back to any local address when the meter's cannot reach the target.
 pub(crate) async fn run_pusher(
     shared: Arc<Shared>,
     target: SocketAddr,
     mut rx: mpsc::UnboundedReceiver<Alert>,
 ) {
-    let mut conn: Option<TcpStream> = None;
     while let Some(alert) = rx.recv().await {
         // A meter that lost power cannot push, except its last gasp.
         let Some(apdu) = notification(&shared, &alert) else {
@@ -111,20 +112,32 @@ pub(crate) async fn run_pusher(
         let Ok(frame) = dlms::wrapper::encode(SERVER_SAP, PUSH_CLIENT_SAP, &apdu) else {
             continue;
         };
-        for _attempt in 0..2 {
-            if conn.is_none() {
-                conn = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(target))
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
-            }
-            let Some(c) = conn.as_mut() else { break };
+        let from = shared.endpoints.get(alert.meter as usize).copied();
+        for attempt in 0..2 {
+            let connect = connect_from(if attempt == 0 { from } else { None }, target);
+            let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(3), connect).await else {
+                continue;
+            };
             if c.write_all(&frame).await.is_ok() {
+                let _ = c.shutdown().await;
                 tracing::debug!(meter = alert.meter, code = alert.code, "alert pushed");
                 break;
             }
-            conn = None;
         }
+    }
+}
+
+async fn connect_from(
+    local: Option<std::net::Ipv4Addr>,
+    target: SocketAddr,
+) -> std::io::Result<TcpStream> {
+    match (local, target) {
+        (Some(ip), SocketAddr::V4(_)) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip.into(), 0))?;
+            socket.connect(target).await
+        }
+        _ => TcpStream::connect(target).await,
     }
 }
 

@@ -124,10 +124,12 @@ async fn alerts_are_pushed_ciphered_to_the_head_end() {
     let keys = fleet.keys(1);
 
     fleet.trigger_event(1, EventKind::CoverOpen);
-    let (mut conn, _) = tokio::time::timeout(Duration::from_secs(3), listener.accept())
+    let (mut conn, from) = tokio::time::timeout(Duration::from_secs(3), listener.accept())
         .await
         .unwrap()
         .unwrap();
+    // Each push comes over its own connection from the meter's own address.
+    assert_eq!(from.ip(), fleet.address(1).ip());
     let mut dec = WrapperDecoder::new();
     let frame = loop {
         dec.push(&read_some(&mut conn).await);
@@ -179,6 +181,11 @@ async fn alerts_are_pushed_ciphered_to_the_head_end() {
         method_id: 1,
     };
     objects.action(&ctx, &m, Some(Data::Integer(0))).unwrap();
+    let (mut conn, _) = tokio::time::timeout(Duration::from_secs(3), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut dec = WrapperDecoder::new();
     let frame = loop {
         if let Some(f) = dec.next_frame().unwrap() {
             break f;
