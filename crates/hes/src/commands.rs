@@ -939,8 +939,7 @@ fn validate(kind: &CommandKind) -> Result<(), CommandError> {
         {
             invalid(format!("the range ends ({to}) before it starts ({from})"))
         }
-        CommandKind::SetTouCalendar(c) => tou(c)
-            .validate()
+        CommandKind::SetTouCalendar(c) => operations::validate_calendar(c)
             .map_err(|e| CommandError::InvalidRequest(e.to_string())),
         CommandKind::SetCapturePeriod { seconds }
             if !operations::CAPTURE_PERIODS.contains(seconds) =>
@@ -958,18 +957,6 @@ fn validate(kind: &CommandKind) -> Result<(), CommandError> {
             invalid("a firmware upgrade needs an image path, an identifier and a version".into())
         }
         _ => Ok(()),
-    }
-}
-
-fn tou(c: &model::TouCalendar) -> operations::TouCalendar {
-    operations::TouCalendar {
-        name: c.name.clone(),
-        zones: c
-            .switches
-            .iter()
-            .map(|s| ((s.hour, s.minute), s.zone))
-            .collect(),
-        activate_at: c.activate_at,
     }
 }
 
@@ -1121,7 +1108,6 @@ async fn perform(ctx: &mut JobContext<'_>, work: Work) -> Result<Finding, Sessio
             Ok(Finding::confirmed(format!("{n} {log:?} events published")))
         }
         CommandKind::SetTouCalendar(calendar) => {
-            let calendar = tou(&calendar);
             operations::write_activity_calendar(ctx.session, &calendar).await?;
             match calendar.activate_at {
                 None => {

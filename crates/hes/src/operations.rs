@@ -472,104 +472,102 @@ pub async fn read_event_log(
         .map_err(reading_error)
 }
 
-/// A time-of-day tariff calendar as Indian utilities use it: one season, one week profile, one
-/// day profile that switches between TOD zones at given times of day.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TouCalendar {
-    /// The calendar name (activity calendar `calendar_name`), at most 32 bytes.
-    pub name: String,
-    /// Where each zone starts: ((hour, minute) local time, zone 1..=8). Each zone lasts until
-    /// the next start; the last one wraps past midnight to the first.
-    pub zones: Vec<((u8, u8), u8)>,
-    /// When the meter switches to it; `None`: when [`activate_passive_calendar`] is invoked.
-    pub activate_at: Option<DateTime<Utc>>,
-}
+/// The TOD calendar written to the activity calendar: one season, one week profile, one day
+/// profile of zone switches (the shared vocabulary's [`TouCalendar`]).
+pub use model::TouCalendar;
 
 /// Longest calendar name written.
 pub const MAX_CALENDAR_NAME_LEN: usize = 32;
 
-impl TouCalendar {
-    /// Checks the calendar before anything is sent: a name, 1 to 24 zone starts at distinct valid
-    /// times, zones 1..=8.
-    pub fn validate(&self) -> Result<(), SessionError> {
-        let invalid = |m: String| Err(SessionError::InvalidRequest(m));
-        if self.name.is_empty() || self.name.len() > MAX_CALENDAR_NAME_LEN {
-            return invalid(format!(
-                "calendar name must be 1 to {MAX_CALENDAR_NAME_LEN} bytes"
-            ));
-        }
-        if self.zones.is_empty() || self.zones.len() > 24 {
-            return invalid("a day profile has 1 to 24 zone starts".into());
-        }
-        let mut starts: Vec<(u8, u8)> = Vec::with_capacity(self.zones.len());
-        for &((h, m), zone) in &self.zones {
-            if h > 23 || m > 59 {
-                return invalid(format!("{h:02}:{m:02} is not a time of day"));
-            }
-            if !(1..=8).contains(&zone) {
-                return invalid(format!("TOD zone {zone} is not 1..=8"));
-            }
-            if starts.contains(&(h, m)) {
-                return invalid(format!("two zones start at {h:02}:{m:02}"));
-            }
-            starts.push((h, m));
-        }
-        Ok(())
+/// Checks a calendar before anything is sent: a name, 1 to 24 zone starts at distinct valid
+/// times, zones 1..=8.
+pub fn validate_calendar(calendar: &TouCalendar) -> Result<(), SessionError> {
+    let invalid = |m: String| Err(SessionError::InvalidRequest(m));
+    if calendar.name.is_empty() || calendar.name.len() > MAX_CALENDAR_NAME_LEN {
+        return invalid(format!(
+            "calendar name must be 1 to {MAX_CALENDAR_NAME_LEN} bytes"
+        ));
     }
+    if calendar.switches.is_empty() || calendar.switches.len() > 24 {
+        return invalid("a day profile has 1 to 24 zone starts".into());
+    }
+    let mut starts: Vec<(u8, u8)> = Vec::with_capacity(calendar.switches.len());
+    for &((h, m), zone) in &zone_starts(calendar) {
+        if h > 23 || m > 59 {
+            return invalid(format!("{h:02}:{m:02} is not a time of day"));
+        }
+        if !(1..=8).contains(&zone) {
+            return invalid(format!("TOD zone {zone} is not 1..=8"));
+        }
+        if starts.contains(&(h, m)) {
+            return invalid(format!("two zones start at {h:02}:{m:02}"));
+        }
+        starts.push((h, m));
+    }
+    Ok(())
+}
 
-    /// Attributes 6..=9 of the activity calendar (passive name, season profile, week profile
-    /// table, day profile table), in that order.
-    fn passive_attributes(&self) -> [Data; 4] {
-        const WEEK: &[u8] = b"WEEK1";
-        let mut zones = self.zones.clone();
-        zones.sort_unstable();
-        let season_start = dlms::DateTime {
-            date: dlms::Date {
-                year: 0xFFFF,
-                month: 1,
-                day: 1,
-                weekday: 0xFF,
-            },
-            time: dlms::Time {
-                hour: 0,
-                minute: 0,
-                second: 0,
-                hundredths: 0,
-            },
-            deviation: dlms::datetime::DEVIATION_NOT_SPECIFIED,
-            clock_status: dlms::ClockStatus::NOT_SPECIFIED,
-        };
-        let season = Data::Array(vec![Data::Structure(vec![
-            Data::OctetString(b"SEASON1".to_vec()),
-            Data::OctetString(season_start.to_bytes().to_vec()),
-            Data::OctetString(WEEK.to_vec()),
-        ])]);
-        let week = Data::Array(vec![Data::Structure(
-            std::iter::once(Data::OctetString(WEEK.to_vec()))
-                .chain((0..7).map(|_| Data::Unsigned(1)))
-                .collect(),
-        )]);
-        let actions = zones
-            .iter()
-            .map(|&((h, m), zone)| {
-                Data::Structure(vec![
-                    Data::OctetString(vec![h, m, 0, 0]),
-                    Data::OctetString(TARIFFICATION_SCRIPT_TABLE.bytes().to_vec()),
-                    Data::LongUnsigned(zone as u16),
-                ])
-            })
-            .collect();
-        let day = Data::Array(vec![Data::Structure(vec![
-            Data::Unsigned(1),
-            Data::Array(actions),
-        ])]);
-        [
-            Data::OctetString(self.name.as_bytes().to_vec()),
-            season,
-            week,
-            day,
-        ]
-    }
+/// The switches as ((hour, minute), zone).
+fn zone_starts(calendar: &TouCalendar) -> Vec<((u8, u8), u8)> {
+    calendar
+        .switches
+        .iter()
+        .map(|s| ((s.hour, s.minute), s.zone))
+        .collect()
+}
+
+/// Attributes 6..=9 of the activity calendar (passive name, season profile, week profile
+/// table, day profile table), in that order.
+fn passive_attributes(calendar: &TouCalendar) -> [Data; 4] {
+    const WEEK: &[u8] = b"WEEK1";
+    let mut zones = zone_starts(calendar);
+    zones.sort_unstable();
+    let season_start = dlms::DateTime {
+        date: dlms::Date {
+            year: 0xFFFF,
+            month: 1,
+            day: 1,
+            weekday: 0xFF,
+        },
+        time: dlms::Time {
+            hour: 0,
+            minute: 0,
+            second: 0,
+            hundredths: 0,
+        },
+        deviation: dlms::datetime::DEVIATION_NOT_SPECIFIED,
+        clock_status: dlms::ClockStatus::NOT_SPECIFIED,
+    };
+    let season = Data::Array(vec![Data::Structure(vec![
+        Data::OctetString(b"SEASON1".to_vec()),
+        Data::OctetString(season_start.to_bytes().to_vec()),
+        Data::OctetString(WEEK.to_vec()),
+    ])]);
+    let week = Data::Array(vec![Data::Structure(
+        std::iter::once(Data::OctetString(WEEK.to_vec()))
+            .chain((0..7).map(|_| Data::Unsigned(1)))
+            .collect(),
+    )]);
+    let actions = zones
+        .iter()
+        .map(|&((h, m), zone)| {
+            Data::Structure(vec![
+                Data::OctetString(vec![h, m, 0, 0]),
+                Data::OctetString(TARIFFICATION_SCRIPT_TABLE.bytes().to_vec()),
+                Data::LongUnsigned(zone as u16),
+            ])
+        })
+        .collect();
+    let day = Data::Array(vec![Data::Structure(vec![
+        Data::Unsigned(1),
+        Data::Array(actions),
+    ])]);
+    [
+        Data::OctetString(calendar.name.as_bytes().to_vec()),
+        season,
+        week,
+        day,
+    ]
 }
 
 /// Writes `calendar` as the activity calendar's passive calendar (attributes 6..=9) and, when
@@ -579,9 +577,9 @@ pub async fn write_activity_calendar(
     session: &mut Session,
     calendar: &TouCalendar,
 ) -> Result<(), SessionError> {
-    calendar.validate()?;
+    validate_calendar(calendar)?;
     let ln = obis::ACTIVITY_CALENDAR;
-    for (attr, value) in (6..=9).zip(calendar.passive_attributes()) {
+    for (attr, value) in (6..=9).zip(passive_attributes(calendar)) {
         write(
             session,
             "write the passive TOD calendar",
@@ -847,14 +845,17 @@ mod tests {
     fn calendar(zones: Vec<((u8, u8), u8)>) -> TouCalendar {
         TouCalendar {
             name: "TOD-2027".into(),
-            zones,
+            switches: zones
+                .into_iter()
+                .map(|((hour, minute), zone)| model::TouSwitch { hour, minute, zone })
+                .collect(),
             activate_at: None,
         }
     }
 
     #[test]
     fn a_calendar_is_checked_before_it_is_sent() {
-        assert!(calendar(vec![((0, 0), 1), ((18, 0), 4)]).validate().is_ok());
+        assert!(validate_calendar(&calendar(vec![((0, 0), 1), ((18, 0), 4)])).is_ok());
         for bad in [
             vec![],
             vec![((24, 0), 1)],
@@ -865,7 +866,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    calendar(bad.clone()).validate(),
+                    validate_calendar(&calendar(bad.clone())),
                     Err(SessionError::InvalidRequest(_))
                 ),
                 "{bad:?}"
@@ -873,13 +874,13 @@ mod tests {
         }
         let mut unnamed = calendar(vec![((0, 0), 1)]);
         unnamed.name.clear();
-        assert!(unnamed.validate().is_err());
+        assert!(validate_calendar(&unnamed).is_err());
     }
 
     #[test]
     fn the_day_profile_is_sorted_and_points_at_the_tariff_scripts() {
         let [name, _, week, day] =
-            calendar(vec![((18, 30), 4), ((0, 0), 1), ((6, 0), 2)]).passive_attributes();
+            passive_attributes(&calendar(vec![((18, 30), 4), ((0, 0), 1), ((6, 0), 2)]));
         assert_eq!(name, Data::OctetString(b"TOD-2027".to_vec()));
         let week = week.as_items().unwrap()[0].as_items().unwrap().to_vec();
         assert_eq!(week.len(), 8, "name and seven days");

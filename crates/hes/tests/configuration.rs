@@ -14,6 +14,7 @@ use hes::session::Refusal;
 use hes::{MeterCredentials, Role, Session, SessionConfig, SessionError, Transport};
 use is15959::catalogue::obis;
 use meter_sim::{Fault, FaultKind, Fleet, FleetConfig, FleetHandle, MeterKeys};
+use model::TouSwitch;
 use model::{EventCategory, MeterSerial, PaymentMode};
 
 fn credentials(keys: &MeterKeys) -> MeterCredentials {
@@ -118,13 +119,9 @@ async fn tod_calendar_is_written_activated_and_read_back() {
         .expect("calendar name");
     let calendar = TouCalendar {
         name: "UPPCL-TOD-27".into(),
-        zones: vec![
-            ((0, 0), 1),
-            ((5, 0), 2),
-            ((10, 0), 3),
-            ((17, 30), 4),
-            ((23, 0), 1),
-        ],
+        switches: [(0, 0, 1), (5, 0, 2), (10, 0, 3), (17, 30, 4), (23, 0, 1)]
+            .map(|(hour, minute, zone)| TouSwitch { hour, minute, zone })
+            .to_vec(),
         activate_at: None,
     };
     operations::write_activity_calendar(&mut s, &calendar)
@@ -144,7 +141,11 @@ async fn tod_calendar_is_written_activated_and_read_back() {
     );
     // A calendar that cannot be right is not sent.
     let bad = TouCalendar {
-        zones: vec![((7, 0), 9)],
+        switches: vec![TouSwitch {
+            hour: 7,
+            minute: 0,
+            zone: 9,
+        }],
         ..calendar
     };
     assert!(matches!(

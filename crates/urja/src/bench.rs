@@ -86,12 +86,12 @@ pub async fn hes(args: BenchHesArgs) -> Result<()> {
         sim.child.id(),
         t_sim.elapsed().as_secs_f64()
     );
-    let result = run_bench(&args, dir.path(), &keys_bytes).await;
+    let result = run_bench(&args, dir.path(), &keys_bytes, sim.child.id()).await;
     drop(sim);
     result
 }
 
-async fn run_bench(args: &BenchHesArgs, dir: &Path, keys: &[u8]) -> Result<()> {
+async fn run_bench(args: &BenchHesArgs, dir: &Path, keys: &[u8], sim_pid: u32) -> Result<()> {
     let mut config = HesConfig {
         concurrency: args.concurrency.max(1),
         ..HesConfig::default()
@@ -122,12 +122,14 @@ async fn run_bench(args: &BenchHesArgs, dir: &Path, keys: &[u8]) -> Result<()> {
     });
     let meters = hes.meters().len();
     let bar = hes_cli::progress_bar(meters, "collecting");
+    let cpu0 = (cpu_secs("self"), cpu_secs(&sim_pid.to_string()));
     let t0 = Instant::now();
     let stats = collect_all(&hes, &[JobKind::BlockLoad, JobKind::Daily], |_, _| {
         bar.inc(1)
     })
     .await;
     let collect_secs = t0.elapsed().as_secs_f64();
+    let cpu1 = (cpu_secs("self"), cpu_secs(&sim_pid.to_string()));
     bar.finish_and_clear();
     let _ = stop_tx.send(true);
     relay.await.context("the outbox relay")?;
@@ -148,6 +150,15 @@ async fn run_bench(args: &BenchHesArgs, dir: &Path, keys: &[u8]) -> Result<()> {
     );
     println!("total time: {collect_secs:.2} s");
     println!("sessions per second: {rate:.1}");
+    if let ((Some(h0), Some(s0)), (Some(h1), Some(s1))) = (cpu0, cpu1) {
+        let (hes_cpu, sim_cpu) = (h1 - h0, s1 - s0);
+        println!(
+            "CPU during collection: HES {hes_cpu:.1} s ({:.0} sessions per CPU-second), \
+             simulator {sim_cpu:.1} s ({:.0} sessions per CPU-second)",
+            stats.sessions as f64 / hes_cpu.max(1e-9),
+            stats.sessions as f64 / sim_cpu.max(1e-9)
+        );
+    }
     println!("intervals collected: {}", stats.collected.intervals);
     println!("daily rows collected: {}", stats.collected.days);
     println!(
@@ -293,6 +304,18 @@ async fn clock_only(meter: &MeterEntry, role: Role, timeout: Duration) -> Result
     let released = session.release(&mut counters).await;
     clock?;
     released
+}
+
+/// CPU time (user + system) of process `pid` (or `self`) so far, seconds, from
+/// `/proc/<pid>/stat` (in USER_HZ ticks, 100 per second on Linux). Linux only.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// The process's peak resident set (`VmHWM` in `/proc/self/status`), KiB. Linux only.
