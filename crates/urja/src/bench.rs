@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,10 +107,14 @@ async fn run_bench(args: &BenchHesArgs, dir: &Path, keys: &[u8], sim_pid: u32) -
     let t_import = Instant::now();
     let imported = hes_cli::import_bytes(&hes, keys, "the simulator's key file").await?;
     println!(
-        "imported {} meter(s) in {:.2} s ({})",
+        "imported {} meter(s) in {:.2} s ({}); peak RSS so far {}",
         hes.meters().len(),
         t_import.elapsed().as_secs_f64(),
-        hes_cli::import_counts(&imported)
+        hes_cli::import_counts(&imported),
+        peak_rss_kib().map_or("unknown".into(), |k| format!(
+            "{:.1} MiB",
+            k as f64 / 1024.0
+        ))
     );
 
     // The collection, with the outbox relay running alongside as it would in production.
@@ -220,7 +224,7 @@ fn start_simulator(args: &BenchHesArgs, port: u16, keys: &Path) -> Result<SimPro
 /// file. Fails if the simulator exits or takes longer than `timeout`.
 async fn wait_for_keys(
     mut sim: SimProcess,
-    keys: &PathBuf,
+    keys: &Path,
     timeout: Duration,
 ) -> Result<(SimProcess, Vec<u8>)> {
     let stdout = sim.child.stdout.take().context("the simulator's output")?;
