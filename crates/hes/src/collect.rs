@@ -234,10 +234,22 @@ fn within(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<IntervalReading> {
-    rows.retain(|r| r.interval_end > from && r.interval_end <= to);
-    rows.sort_by_key(|r| r.interval_end);
-    rows.dedup_by_key(|r| r.interval_end);
+    keep_new(&mut rows, from, to, |r| r.interval_end);
     rows
+}
+
+/// Keeps the rows stamped in `since < t <= until`, one per stamp, in time order; returns the
+/// last stamp kept.
+fn keep_new<T>(
+    rows: &mut Vec<T>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    stamp: impl Fn(&T) -> DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    rows.retain(|r| stamp(r) > since && stamp(r) <= until);
+    rows.sort_by_key(&stamp);
+    rows.dedup_by_key(|r| stamp(r));
+    rows.last().map(stamp)
 }
 
 fn to_std(d: TimeDelta) -> Duration {
@@ -402,12 +414,10 @@ async fn daily(
         ctx.now,
     )
     .await?;
-    days.retain(|d| d.captured_at > since && d.captured_at <= ctx.now);
-    days.sort_by_key(|d| d.captured_at);
-    days.dedup_by_key(|d| d.captured_at);
+    let last = keep_new(&mut days, since, ctx.now, |d| d.captured_at);
     got.days += days.len();
-    if let Some(last) = days.last() {
-        ctx.output.cursors.push((DAILY.into(), last.captured_at));
+    if let Some(last) = last {
+        ctx.output.cursors.push((DAILY.into(), last));
         ctx.output.publish(HesMessage::DailyProfile {
             meter: ctx.serial.clone(),
             days,
@@ -431,12 +441,10 @@ async fn billing(
         ctx.now,
     )
     .await?;
-    readings.retain(|r| r.billing_date > since && r.billing_date <= ctx.now);
-    readings.sort_by_key(|r| r.billing_date);
-    readings.dedup_by_key(|r| r.billing_date);
+    let last = keep_new(&mut readings, since, ctx.now, |r| r.billing_date);
     got.billing_rows += readings.len();
-    if let Some(last) = readings.last() {
-        ctx.output.cursors.push((BILLING.into(), last.billing_date));
+    if let Some(last) = last {
+        ctx.output.cursors.push((BILLING.into(), last));
         ctx.output.publish(HesMessage::BillingProfile {
             meter: ctx.serial.clone(),
             readings,
