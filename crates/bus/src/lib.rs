@@ -76,11 +76,7 @@ pub struct Bus {
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self
-            .subscribers
-            .lock()
-            .map(|s| s.iter().map(|s| s.name.clone()).collect())
-            .unwrap_or_default();
+        let names: Vec<String> = self.lock().iter().map(|s| s.name.clone()).collect();
         f.debug_struct("Bus").field("subscribers", &names).finish()
     }
 }
@@ -104,6 +100,15 @@ impl Subscription {
 }
 
 impl Bus {
+    /// The subscriber list. A panic elsewhere while it was held leaves it consistent (every
+    /// change is one push or retain), so a poisoned lock is used as it is: treating it as "no
+    /// subscribers" would mark messages delivered that nobody received.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn in_process() -> Self {
         Bus::default()
     }
@@ -112,28 +117,24 @@ impl Bus {
     /// the deliveries waiting for this subscriber; publishers wait when it is full.
     pub fn subscribe(&self, name: &str, kinds: &[&str], capacity: usize) -> Subscription {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        if let Ok(mut subs) = self.subscribers.lock() {
-            subs.push(Subscriber {
-                name: name.to_string(),
-                kinds: kinds.iter().map(|k| k.to_string()).collect(),
-                tx,
-            });
-        }
+        self.lock().push(Subscriber {
+            name: name.to_string(),
+            kinds: kinds.iter().map(|k| k.to_string()).collect(),
+            tx,
+        });
         Subscription { rx }
     }
 
     /// Publishes one message and waits until every subscriber that wants its kind has
     /// acknowledged it. Returns how many did (0 when nobody listens to this kind).
     pub async fn publish(&self, envelope: Arc<Envelope>) -> Result<usize, BusError> {
-        let targets: Vec<(String, mpsc::Sender<Delivery>)> = match self.subscribers.lock() {
-            Ok(mut subs) => {
-                subs.retain(|s| !s.tx.is_closed());
-                subs.iter()
-                    .filter(|s| s.wants(envelope.kind()))
-                    .map(|s| (s.name.clone(), s.tx.clone()))
-                    .collect()
-            }
-            Err(_) => Vec::new(),
+        let targets: Vec<(String, mpsc::Sender<Delivery>)> = {
+            let mut subs = self.lock();
+            subs.retain(|s| !s.tx.is_closed());
+            subs.iter()
+                .filter(|s| s.wants(envelope.kind()))
+                .map(|s| (s.name.clone(), s.tx.clone()))
+                .collect()
         };
         let mut pending = Vec::with_capacity(targets.len());
         for (name, tx) in targets {

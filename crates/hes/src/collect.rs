@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::operations;
 use crate::plan::gaps::{self, Explanation, Range};
 use crate::plan::schedule::{self, Due, JobKind, Timetable};
-use crate::plan::{Next, retryable};
+use crate::plan::{Next, delta};
 use crate::runtime::{HeadEnd, JobContext, JobDone, JobError};
 use crate::session::SessionError;
 
@@ -34,6 +34,15 @@ fn events_profile(log: EventCategory) -> String {
 /// The event logs read by the events job: all of them.
 const EVENT_LOGS: [EventCategory; 7] = EventCategory::ALL;
 
+/// The periodic jobs: what a meter's first (catch-up) session reads, and what the timetable
+/// keeps re-arming. Gap re-reads are scheduled only when a gap is found.
+pub const PERIODIC: [JobKind; 4] = [
+    JobKind::BlockLoad,
+    JobKind::Daily,
+    JobKind::Billing,
+    JobKind::Events,
+];
+
 /// What one collection session brought.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Collected {
@@ -47,6 +56,8 @@ pub struct Collected {
     pub intervals_explained: usize,
     /// Intervals recovered by re-reading a gap.
     pub intervals_recovered: usize,
+    /// Gaps re-read without result and left open for another try.
+    pub gaps_left: usize,
 }
 
 /// Where collection of each profile stands for one meter, read from the store before a session.
@@ -67,7 +78,7 @@ pub async fn collect(
         return Err(JobError::UnknownMeter(serial.clone()));
     };
     let group = entry.record().group;
-    let backfill = hes.config().schedule.for_group(&group).backfill;
+    let schedule = hes.config().schedule.for_group(&group).clone();
     let gap_attempts = hes.config().gap_attempts;
     let (cursors, open_gaps) = load_state(hes, serial, kinds).await?;
     let job = kinds
@@ -80,9 +91,10 @@ pub async fn collect(
     hes.run_session(serial, &job, role, attempt, move |ctx| {
         Box::pin(async move {
             let mut got = Collected::default();
-            let backfill_from =
-                ctx.now - TimeDelta::from_std(backfill).unwrap_or(TimeDelta::days(1));
-            let start = |profile: &str| cursors.at.get(profile).copied().unwrap_or(backfill_from);
+            let now = ctx.now;
+            let start = |profile: &str| {
+                schedule::block_load_from(&schedule, cursors.at.get(profile).copied(), now)
+            };
             for kind in &kinds {
                 match kind {
                     JobKind::BlockLoad => {
@@ -257,7 +269,7 @@ fn to_std(d: TimeDelta) -> Duration {
 }
 
 fn intervals_in(range: &Range, period: TimeDelta) -> usize {
-    ((range.to - range.from).num_seconds() / period.num_seconds().max(1)) as usize + 1
+    range.intervals(to_std(period)) as usize
 }
 
 fn record_explained(
@@ -370,11 +382,14 @@ async fn reread(
                         got.intervals_explained += intervals_in(&range, period);
                         record_explained(ctx, &range, from, to);
                     }
-                    Explanation::Unexplained => ctx.output.gaps.push(GapChange::Open {
-                        profile: BLOCK_LOAD.into(),
-                        from: range.from,
-                        to: range.to,
-                    }),
+                    Explanation::Unexplained => {
+                        got.gaps_left += 1;
+                        ctx.output.gaps.push(GapChange::Open {
+                            profile: BLOCK_LOAD.into(),
+                            from: range.from,
+                            to: range.to,
+                        })
+                    }
                 }
             }
         } else if gap.attempts + 1 >= max_attempts {
@@ -393,6 +408,7 @@ async fn reread(
                 },
             });
         } else {
+            got.gaps_left += 1;
             ctx.output.gaps.push(GapChange::Attempted { id: gap.id });
         }
     }
@@ -510,6 +526,7 @@ impl std::ops::AddAssign for Collected {
         self.gaps_opened += o.gaps_opened;
         self.intervals_explained += o.intervals_explained;
         self.intervals_recovered += o.intervals_recovered;
+        self.gaps_left += o.gaps_left;
     }
 }
 
@@ -592,14 +609,22 @@ impl Collector {
                                     });
                                 }
                             }
-                            if done.value.gaps_opened > 0 || kinds.contains(&JobKind::GapReread)
-                                && done.value.gaps_opened + done.value.intervals_recovered > 0
-                            {
+                            // New gaps are re-read soon (the meter may just have been
+                            // slow to store them); gaps a re-read did not fill wait for the
+                            // next scheduled re-read.
+                            let reread_at = if done.value.gaps_opened > 0 {
                                 let backoff = hes.config().retry.backoff_after(1, serial);
+                                Some(now + delta(backoff))
+                            } else if done.value.gaps_left > 0 {
+                                Some(schedule::next_run(JobKind::GapReread, config, serial, now))
+                            } else {
+                                None
+                            };
+                            if let Some(at) = reread_at {
                                 table.push(Due {
                                     meter_index: i,
                                     kind: JobKind::GapReread,
-                                    at: now + TimeDelta::from_std(backoff).unwrap_or_default(),
+                                    at,
                                 });
                             }
                         }
@@ -611,16 +636,13 @@ impl Collector {
                                     attempt,
                                     first_at: now,
                                 });
-                                let next = if retryable(kind) {
-                                    hes.config().retry.next_after_failure(
-                                        attempt,
-                                        cycle.first_at,
-                                        now,
-                                        serial,
-                                    )
-                                } else {
-                                    Next::GiveUp(crate::plan::GiveUpReason::NotRetryable)
-                                };
+                                let next = hes.config().retry.next_after(
+                                    kind,
+                                    attempt,
+                                    cycle.first_at,
+                                    now,
+                                    serial,
+                                );
                                 match next {
                                     Next::RetryAt(t) => {
                                         cycle.attempt = attempt + 1;

@@ -770,12 +770,14 @@ impl Commands {
         new.global_keys = new_keys.clone();
         let version = {
             let serial = serial.clone();
-            match self.db(move |s| s.active_keys(&serial)).await {
-                Ok(active) => active.map_or(1, |(v, _)| v.saturating_add(1)),
+            // One past the newest, staged or not: a staged version the meter may hold is
+            // never overwritten.
+            match self.db(move |s| s.next_key_version(&serial)).await {
+                Ok(next) => next,
                 Err(e) => return Finish::failed(format!("key versions not readable: {e}")),
             }
         };
-        let sealed = match keystore::try_seal(head_end.master_key(), &serial, version, &new) {
+        let sealed = match keystore::seal(head_end.master_key(), &serial, version, &new) {
             Ok(s) => s,
             Err(e) => return Finish::failed(format!("cannot seal the new keys: {e}")),
         };
@@ -1150,6 +1152,11 @@ async fn perform(ctx: &mut JobContext<'_>, work: Work) -> Result<Finding, Sessio
         }
         CommandKind::SetCapturePeriod { seconds } => {
             let got = operations::set_capture_period(ctx.session, seconds).await?;
+            // Collection must see the new period (and layout) from the next session on.
+            ctx.live.block_load_period = None;
+            ctx.live
+                .layouts
+                .remove(&is15959::catalogue::obis::BLOCK_LOAD_PROFILE);
             Ok(Finding::checked(
                 got == seconds,
                 format!("capture period set to {seconds} s; read back {got} s"),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bus::{Bus, Envelope};
@@ -256,8 +256,6 @@ struct Inner {
     commits: mpsc::Sender<CommitRequest>,
     outbox_ready: Arc<Notify>,
     metrics: Metrics,
-    /// Attempt counters per (meter, job) within the current retry cycle, for the records.
-    attempts: Mutex<HashMap<(MeterSerial, String), u32>>,
 }
 
 /// The head-end. Cheap to clone.
@@ -328,7 +326,6 @@ impl HeadEnd {
             commits,
             outbox_ready: outbox_ready.clone(),
             metrics: Metrics::default(),
-            attempts: Mutex::new(HashMap::new()),
         });
         let head_end = HeadEnd { inner };
         head_end.load_registry()?;
@@ -410,7 +407,7 @@ impl HeadEnd {
     pub async fn import(&self, meters: Vec<ImportedMeter>) -> Result<ImportReport, HesError> {
         let now = self.inner.clock.now();
         let mut report = ImportReport::default();
-        let mut changes = Vec::new();
+        let announce = announcer(now);
         for m in meters {
             let (transport, server_address) = match m.transport {
                 Transport::Wrapper => ("wrapper", m.server_address),
@@ -439,45 +436,29 @@ impl HeadEnd {
                 }
                 _ => {
                     let version = self.inner.store.next_key_version(&m.serial)?;
-                    keystore::seal(master, &m.serial, version, &m.credentials)
+                    keystore::seal(master, &m.serial, version, &m.credentials)?
                 }
             };
-            let change = self.inner.store.import_meter(&record, &sealed, now)?;
+            let change = self
+                .inner
+                .store
+                .import_meter(&record, &sealed, now, &announce)?;
             match &change {
                 RegistryChange::New => report.new += 1,
                 RegistryChange::Moved { .. } => report.moved += 1,
                 RegistryChange::Updated => report.updated += 1,
                 RegistryChange::Unchanged => report.unchanged += 1,
             }
-            if let Some(message) = network_change(&record, &change, now) {
-                changes.push(message);
-            }
-            self.install(record, m.credentials);
+            self.install(record, m.credentials)?;
         }
-        if !changes.is_empty() {
-            // Network changes go out through the outbox like everything else.
-            let commit = SessionCommit {
-                meter: changes[0].meter().clone(),
-                invocation_counter: None,
-                job: "import".into(),
-                attempt: 1,
-                started_at: now,
-                ended_at: now,
-                outcome: Outcome::Ok,
-                contacted: false,
-                cursors: Vec::new(),
-                gaps: Vec::new(),
-                outbox: changes.iter().map(outbox_message).collect(),
-            };
-            self.commit(commit)
-                .await
-                .map_err(|_| HesError::StoreClosed)?;
+        if report.new + report.moved > 0 {
+            self.outbox_written();
         }
         Ok(report)
     }
 
     /// Puts a meter into (or back into) service with these credentials.
-    fn install(&self, record: MeterRecord, credentials: MeterCredentials) {
+    fn install(&self, record: MeterRecord, credentials: MeterCredentials) -> Result<(), HesError> {
         let serial = record.serial.clone();
         write(&self.inner.by_system_title).insert(record.system_title, serial.clone());
         let existing = self.meter(&serial);
@@ -487,15 +468,14 @@ impl HeadEnd {
                 *write(&e.credentials) = Arc::new(credentials);
             }
             None => {
-                let counters = self
-                    .inner
-                    .store
-                    .invocation_counter(&serial)
-                    .unwrap_or_default();
+                // An unreadable counter must stop the import: resuming at 1 could reuse a
+                // GCM nonce the meter has seen.
+                let counters = self.inner.store.invocation_counter(&serial)?;
                 write(&self.inner.meters)
                     .insert(serial, Arc::new(entry(record, credentials, counters)));
             }
         }
+        Ok(())
     }
 
     /// Wakes the outbox relay after messages were written to the outbox outside a session
@@ -523,24 +503,12 @@ impl HeadEnd {
         }
         record.host = host.to_string();
         let now = self.inner.clock.now();
-        let change = self.inner.store.upsert_meter(&record, now)?;
-        if let Some(message) = network_change(&record, &change, now) {
-            let commit = SessionCommit {
-                meter: serial.clone(),
-                invocation_counter: None,
-                job: "network".into(),
-                attempt: 1,
-                started_at: now,
-                ended_at: now,
-                outcome: Outcome::Ok,
-                contacted: true,
-                cursors: Vec::new(),
-                gaps: Vec::new(),
-                outbox: vec![outbox_message(&message)],
-            };
-            self.commit(commit)
-                .await
-                .map_err(|_| HesError::StoreClosed)?;
+        let change = self
+            .inner
+            .store
+            .upsert_meter(&record, now, &announcer(now))?;
+        if matches!(change, RegistryChange::Moved { .. }) {
+            self.outbox_written();
         }
         *write(&entry.record) = record;
         Ok(())
@@ -709,7 +677,9 @@ impl HeadEnd {
         Ok(value)
     }
 
-    fn session_config(
+    /// How to reach and associate with a meter: its address and framing from the registry, the
+    /// association `role` with `credentials`, the configured timeouts.
+    pub fn session_config(
         &self,
         record: &MeterRecord,
         role: Role,
@@ -822,33 +792,6 @@ impl HeadEnd {
             _ => 0,
         }
     }
-
-    /// The attempt number for the next try of `job` on `serial` (1 after a success).
-    pub fn next_attempt(&self, serial: &MeterSerial, job: &str) -> u32 {
-        let attempts = self
-            .inner
-            .attempts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        attempts
-            .get(&(serial.clone(), job.to_string()))
-            .map_or(1, |n| n + 1)
-    }
-
-    /// Remembers the outcome of an attempt for [`HeadEnd::next_attempt`].
-    pub fn note_attempt(&self, serial: &MeterSerial, job: &str, attempt: u32, ok: bool) {
-        let mut attempts = self
-            .inner
-            .attempts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let key = (serial.clone(), job.to_string());
-        if ok {
-            attempts.remove(&key);
-        } else {
-            attempts.insert(key, attempt);
-        }
-    }
 }
 
 fn entry(record: MeterRecord, credentials: MeterCredentials, counter: Option<u32>) -> MeterEntry {
@@ -872,6 +815,17 @@ const COUNTER_HEADROOM: u32 = 1 << 16;
 
 fn resume_counter(stored: Option<u32>) -> u32 {
     stored.map_or(1, |c| c.saturating_add(COUNTER_HEADROOM))
+}
+
+/// Announces new and moved meters as network changes (use case 11), in the registry change's
+/// own transaction.
+fn announcer(at: DateTime<Utc>) -> impl Fn(&MeterRecord, &RegistryChange) -> Vec<OutboxMessage> {
+    move |record, change| {
+        network_change(record, change, at)
+            .iter()
+            .map(outbox_message)
+            .collect()
+    }
 }
 
 fn network_change(

@@ -471,7 +471,7 @@ fn sealed_credentials_open_with_the_same_key_meter_and_version() {
     let master = MasterKey::from_bytes([0x42; 32]);
     let meter = serial("URJ10000008");
     let c = credentials();
-    let blob = seal(&master, &meter, 3, &c);
+    let blob = seal(&master, &meter, 3, &c).unwrap();
     assert!(
         !blob
             .windows(16)
@@ -485,7 +485,7 @@ fn sealed_credentials_open_with_the_same_key_meter_and_version() {
         lls_secret: Vec::new(),
         ..c
     };
-    let blob = seal(&master, &meter, 0, &without);
+    let blob = seal(&master, &meter, 0, &without).unwrap();
     assert_eq!(open(&master, &meter, 0, &blob).unwrap(), without);
 }
 
@@ -504,7 +504,7 @@ fn assert_unseal(result: Result<MeterCredentials, KeyStoreError>, meter: &str) {
 fn sealed_credentials_refuse_the_wrong_key_meter_or_version() {
     let master = MasterKey::from_bytes([0x42; 32]);
     let meter = serial("URJ10000008");
-    let blob = seal(&master, &meter, 3, &credentials());
+    let blob = seal(&master, &meter, 3, &credentials()).unwrap();
     let other_key = MasterKey::from_bytes([0x43; 32]);
     assert_unseal(open(&other_key, &meter, 3, &blob), "URJ10000008");
     assert_unseal(
@@ -519,7 +519,7 @@ fn sealed_credentials_refuse_the_wrong_key_meter_or_version() {
 fn altered_or_truncated_blobs_do_not_open() {
     let master = MasterKey::from_bytes([0x42; 32]);
     let meter = serial("URJ10000008");
-    let blob = seal(&master, &meter, 1, &credentials());
+    let blob = seal(&master, &meter, 1, &credentials()).unwrap();
     for i in 0..blob.len() {
         let mut flipped = blob.clone();
         flipped[i] ^= 0x01;

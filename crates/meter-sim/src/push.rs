@@ -98,7 +98,7 @@ pub(crate) fn notification(shared: &Shared, alert: &Alert) -> Option<Vec<u8>> {
 
 /// Sends queued alerts to `target`, each over its own TCP connection from the pushing meter's
 /// own address (as a meter's modem would), so the head-end sees which address a meter pushes
-/// from. Falls back to any local address when the meter's cannot reach the target.
+/// from. A failed attempt is tried once more from the same address.
 pub(crate) async fn run_pusher(
     shared: Arc<Shared>,
     target: SocketAddr,
@@ -113,8 +113,8 @@ pub(crate) async fn run_pusher(
             continue;
         };
         let from = shared.endpoints.get(alert.meter as usize).copied();
-        for attempt in 0..2 {
-            let connect = connect_from(if attempt == 0 { from } else { None }, target);
+        for _attempt in 0..2 {
+            let connect = connect_from(from, target);
             let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(3), connect).await else {
                 continue;
             };
@@ -127,6 +127,7 @@ pub(crate) async fn run_pusher(
     }
 }
 
+/// Connects to `target` from `local` (the meter's address) when both are IPv4.
 async fn connect_from(
     local: Option<std::net::Ipv4Addr>,
     target: SocketAddr,

@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use divan::Bencher;
 use divan::counter::ItemsCount;
 use model::MeterSerial;
+use store::silently;
 use store::{MeterRecord, OutboxMessage, Outcome, SessionCommit, Store};
 
 const METERS: usize = 1000;
@@ -42,7 +43,7 @@ fn store_with_meters() -> (tempfile::TempDir, Store) {
             group: "default".into(),
             system_title: [0x55; 8],
         };
-        store.import_meter(&m, &[0xAA; 64], t).unwrap();
+        store.import_meter(&m, &[0xAA; 64], t, &silently).unwrap();
     }
     (dir, store)
 }

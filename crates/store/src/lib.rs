@@ -27,9 +27,9 @@ use model::MeterSerial;
 use rusqlite::Connection;
 
 pub use hes::{
-    AttemptRecord, AttemptSummary, AuditRow, CommandRecord, Gap, GapChange, GapState, Inserted,
-    MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, RegistryChange, SessionCommit,
-    UnknownGapState,
+    Announce, AttemptRecord, AttemptSummary, AuditRow, CommandRecord, Gap, GapChange, GapState,
+    Inserted, MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, RegistryChange,
+    SessionCommit, UnknownGapState, silently,
 };
 
 /// How long a writer waits for another connection's lock before giving up.

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use model::MeterSerial;
+use store::silently;
 use store::{
     CommandRecord, GapChange, GapState, Inserted, MeterRecord, OutboxMessage, Outcome,
     RegistryChange, SessionCommit, Store, StoreError,
@@ -39,7 +40,7 @@ fn meter(serial: &str) -> MeterRecord {
 fn registered(store: &Store, serials: &[&str]) {
     for s in serials {
         store
-            .upsert_meter(&meter(s), at("2026-11-24T00:00:00Z"))
+            .upsert_meter(&meter(s), at("2026-11-24T00:00:00Z"), &silently)
             .unwrap();
     }
 }
@@ -84,7 +85,7 @@ fn import_then_reimport_is_unchanged_and_keeps_one_key_version() {
     let m = meter("M-0001");
     let t0 = at("2026-11-25T00:00:00Z");
     assert_eq!(
-        store.import_meter(&m, b"sealed-v1", t0).unwrap(),
+        store.import_meter(&m, b"sealed-v1", t0, &silently).unwrap(),
         RegistryChange::New
     );
     assert_eq!(
@@ -95,7 +96,7 @@ fn import_then_reimport_is_unchanged_and_keeps_one_key_version() {
 
     let t1 = at("2026-11-25T01:00:00Z");
     assert_eq!(
-        store.import_meter(&m, b"sealed-v1", t1).unwrap(),
+        store.import_meter(&m, b"sealed-v1", t1, &silently).unwrap(),
         RegistryChange::Unchanged
     );
     assert_eq!(
@@ -117,11 +118,11 @@ fn reimport_with_other_keys_activates_a_new_version() {
     let (_d, store) = open();
     let m = meter("M-0001");
     store
-        .import_meter(&m, b"sealed-v1", at("2026-11-25T00:00:00Z"))
+        .import_meter(&m, b"sealed-v1", at("2026-11-25T00:00:00Z"), &silently)
         .unwrap();
     assert_eq!(
         store
-            .import_meter(&m, b"sealed-v2", at("2026-11-25T01:00:00Z"))
+            .import_meter(&m, b"sealed-v2", at("2026-11-25T01:00:00Z"), &silently)
             .unwrap(),
         RegistryChange::Updated
     );
@@ -140,13 +141,13 @@ fn reimport_at_another_address_is_a_move_with_a_network_change() {
     let (_d, store) = open();
     let m = meter("M-0001");
     let t0 = at("2026-11-25T00:00:00Z");
-    store.import_meter(&m, b"k", t0).unwrap();
+    store.import_meter(&m, b"k", t0, &silently).unwrap();
     let mut moved = m.clone();
     moved.host = "10.0.9.9".into();
     moved.dcu = Some("DCU-2".into());
     let t1 = at("2026-11-25T06:00:00Z");
     assert_eq!(
-        store.import_meter(&moved, b"k", t1).unwrap(),
+        store.import_meter(&moved, b"k", t1, &silently).unwrap(),
         RegistryChange::Moved {
             from_host: "10.0.0.1".into(),
             from_port: 4059,
@@ -179,16 +180,22 @@ fn upsert_distinguishes_updated_from_unchanged() {
     let (_d, store) = open();
     let mut m = meter("M-0001");
     let t = at("2026-11-25T00:00:00Z");
-    assert_eq!(store.upsert_meter(&m, t).unwrap(), RegistryChange::New);
     assert_eq!(
-        store.upsert_meter(&m, t).unwrap(),
+        store.upsert_meter(&m, t, &silently).unwrap(),
+        RegistryChange::New
+    );
+    assert_eq!(
+        store.upsert_meter(&m, t, &silently).unwrap(),
         RegistryChange::Unchanged
     );
     m.group = "feeder-7".into();
-    assert_eq!(store.upsert_meter(&m, t).unwrap(), RegistryChange::Updated);
+    assert_eq!(
+        store.upsert_meter(&m, t, &silently).unwrap(),
+        RegistryChange::Updated
+    );
     m.port = 4060;
     assert!(matches!(
-        store.upsert_meter(&m, t).unwrap(),
+        store.upsert_meter(&m, t, &silently).unwrap(),
         RegistryChange::Moved {
             from_port: 4059,
             ..
@@ -227,7 +234,7 @@ fn staged_keys_become_active_and_the_old_ones_retire() {
     let (_d, store) = open();
     let m = meter("M-0001");
     store
-        .import_meter(&m, b"v1", at("2026-11-25T00:00:00Z"))
+        .import_meter(&m, b"v1", at("2026-11-25T00:00:00Z"), &silently)
         .unwrap();
     let t = at("2026-11-25T02:00:00Z");
     store.stage_keys(&m.serial, 2, b"v2", t).unwrap();
@@ -269,7 +276,7 @@ fn staged_keys_become_active_and_the_old_ones_retire() {
     ));
     // after a rotation, a re-import of the (now active) v2 blob changes nothing
     assert_eq!(
-        store.import_meter(&m, b"v2", t).unwrap(),
+        store.import_meter(&m, b"v2", t, &silently).unwrap(),
         RegistryChange::Unchanged
     );
     assert_eq!(
@@ -695,7 +702,7 @@ fn a_failing_commit_rolls_back_the_whole_batch() {
     let serials: Vec<String> = (0..1000).map(|i| format!("M-{i:04}")).collect();
     for s in &serials {
         store
-            .upsert_meter(&meter(s), at("2026-11-24T00:00:00Z"))
+            .upsert_meter(&meter(s), at("2026-11-24T00:00:00Z"), &silently)
             .unwrap();
     }
     let mut batch: Vec<SessionCommit> = serials

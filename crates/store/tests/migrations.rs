@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use model::MeterSerial;
 use store::migrate::{self, MIGRATIONS};
+use store::silently;
 use store::{MeterRecord, RegistryChange, Store, StoreError};
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -41,7 +42,7 @@ fn opens_an_empty_file_in_a_new_directory_with_wal() {
     // usable at once
     assert_eq!(
         store
-            .upsert_meter(&a_meter(), at("2026-11-25T00:00:00Z"))
+            .upsert_meter(&a_meter(), at("2026-11-25T00:00:00Z"), &silently)
             .unwrap(),
         RegistryChange::New
     );
@@ -54,7 +55,7 @@ fn reopening_keeps_data_and_applies_nothing_twice() {
     {
         let store = Store::open(&path).unwrap();
         store
-            .upsert_meter(&a_meter(), at("2026-11-25T00:00:00Z"))
+            .upsert_meter(&a_meter(), at("2026-11-25T00:00:00Z"), &silently)
             .unwrap();
     }
     let store = Store::open(&path).unwrap();
@@ -78,7 +79,7 @@ fn upgrades_a_file_from_every_older_version() {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), migrate::known_version());
         store
-            .upsert_meter(&a_meter(), at("2026-11-25T00:00:00Z"))
+            .upsert_meter(&a_meter(), at("2026-11-25T00:00:00Z"), &silently)
             .unwrap();
         assert_eq!(store.meter_count().unwrap(), 1);
     }

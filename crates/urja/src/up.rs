@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bus::Bus;
 use hes::collect::collect_all;
-use hes::plan::JobKind;
 use hes::runtime::{HeadEnd, HesConfig};
 use meter_sim::{FaultSpec, Fleet, FleetConfig, FleetHandle};
 use tokio::sync::watch;
@@ -51,14 +50,6 @@ pub struct UpArgs {
 fn parse_faults(s: &str) -> Result<FaultSpec, String> {
     s.parse().map_err(|e| format!("{e}"))
 }
-
-/// The jobs of a catch-up round.
-const ROUND: [JobKind; 4] = [
-    JobKind::BlockLoad,
-    JobKind::Daily,
-    JobKind::Billing,
-    JobKind::Events,
-];
 
 pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     if args.simulate == Some(0) {
@@ -173,7 +164,7 @@ async fn once(hes: &HeadEnd, counts: &MessageCounts) -> Result<()> {
     let bar = hes_cli::progress_bar(meters, "collecting");
     let mut tally = Tally::default();
     let clock = *hes.clock();
-    let stats = collect_all(hes, &ROUND, |_, result| {
+    let stats = collect_all(hes, &hes::collect::PERIODIC, |_, result| {
         bar.inc(1);
         tally.add(result, clock.now());
     })

@@ -40,9 +40,14 @@ fn bench_hes_prints_figures_that_parse() {
     assert_eq!(figure(&stdout, "sessions:"), 50.0, "{stdout}");
     assert!(figure(&stdout, "total time:") > 0.0);
     assert!(figure(&stdout, "sessions per second:") > 0.0);
-    assert!(figure(&stdout, "intervals collected:") > 0.0);
+    // A day of 15-minute intervals from each meter.
+    assert!(
+        figure(&stdout, "intervals collected:") >= 50.0 * 90.0,
+        "{stdout}"
+    );
     assert!(figure(&stdout, "messages relayed:") > 0.0);
     assert_eq!(figure(&stdout, "baseline sessions:"), 50.0, "{stdout}");
+    assert!(stdout.contains("(50 ok, 0 failed; association"), "{stdout}");
     assert!(figure(&stdout, "baseline sessions per second:") > 0.0);
     assert!(figure(&stdout, "ratio collection/baseline:") > 0.0);
     assert!(figure(&stdout, "peak RSS of the HES process:") > 0.0);

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{HexProblem, KeyStoreError, decode_hex, encode_hex};
+use super::{HexProblem, KeyStoreError, decode_hex};
 
 /// The environment variable that supplies the master key.
 pub const MASTER_KEY_ENV: &str = "URJA_MASTER_KEY";
@@ -108,7 +108,7 @@ impl MasterKey {
             .chain_update(FINGERPRINT_LABEL)
             .chain_update(self.0)
             .finalize();
-        encode_hex(digest.get(..8).unwrap_or_default())
+        hex::encode(digest.get(..8).unwrap_or_default())
     }
 
     /// Checks this key against the fingerprint stored when the data directory was first used
@@ -185,7 +185,7 @@ fn generate_key_file(
     let temp = data_dir.join(format!(
         ".{MASTER_KEY_FILE}.{}.{}.tmp",
         std::process::id(),
-        encode_hex(&tag)
+        hex::encode(tag)
     ));
     let written = write_private(&temp, &key);
     if let Err(e) = written {
@@ -235,7 +235,7 @@ fn write_private(path: &Path, key: &MasterKey) -> std::io::Result<()> {
         options.mode(0o600);
     }
     let mut file = options.open(path)?;
-    let mut line = Zeroizing::new(encode_hex(key.bytes()));
+    let mut line = Zeroizing::new(hex::encode(key.bytes()));
     line.push('\n');
     file.write_all(line.as_bytes())?;
     file.sync_all()

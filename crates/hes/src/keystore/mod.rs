@@ -15,7 +15,7 @@ use model::MeterSerial;
 
 pub use import::{FileFormat, ImportError, ImportedMeter, parse_key_file};
 pub use master::{MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey, MasterKeySource};
-pub use seal::{open, seal, try_seal};
+pub use seal::{open, seal};
 
 /// What can go wrong with the master key and sealed credentials.
 #[derive(Debug, thiserror::Error)]
@@ -101,37 +101,14 @@ pub(crate) fn decode_hex<const N: usize>(text: &str) -> Result<[u8; N], HexProbl
         return Err(HexProblem::Length { expected, found });
     }
     let mut out = [0u8; N];
-    let digits = text.as_bytes();
-    for (i, byte) in out.iter_mut().enumerate() {
-        let hi_at = 2 * i;
-        let lo_at = hi_at + 1;
-        let digit = |at: usize| {
-            digits
-                .get(at)
-                .and_then(|&c| (c as char).to_digit(16))
-                .ok_or(HexProblem::NotHex {
-                    expected,
-                    position: at + 1,
-                })
-        };
-        let value = digit(hi_at)? * 16 + digit(lo_at)?;
-        *byte = u8::try_from(value).map_err(|_| HexProblem::NotHex {
-            expected,
-            position: hi_at + 1,
-        })?;
-    }
+    hex::decode_to_slice(text, &mut out).map_err(|e| HexProblem::NotHex {
+        expected,
+        position: match e {
+            hex::FromHexError::InvalidHexCharacter { index, .. } => index + 1,
+            _ => 1,
+        },
+    })?;
     Ok(out)
-}
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn encode_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -164,6 +141,5 @@ mod tests {
                 position: 1
             })
         );
-        assert_eq!(encode_hex(&[0x00, 0xAB, 0xFF]), "00abff");
     }
 }

@@ -105,25 +105,9 @@ fn decode(plaintext: &[u8]) -> Option<MeterCredentials> {
     })
 }
 
-/// Seals `credentials` of `meter` at key `version` under the master key.
-///
-/// # Panics
-/// If the operating system cannot supply 12 random bytes for the nonce; [`try_seal`] returns
-/// that as an error instead.
+/// Seals `credentials` of `meter` at key `version` under the master key. Fails only when the
+/// operating system cannot supply random bytes for the nonce.
 pub fn seal(
-    master: &MasterKey,
-    meter: &MeterSerial,
-    version: u32,
-    credentials: &MeterCredentials,
-) -> Vec<u8> {
-    match try_seal(master, meter, version, credentials) {
-        Ok(blob) => blob,
-        Err(e) => panic!("sealing credentials: {e}"),
-    }
-}
-
-/// [`seal`], with a failure of the random source as an error.
-pub fn try_seal(
     master: &MasterKey,
     meter: &MeterSerial,
     version: u32,
@@ -222,6 +206,9 @@ mod tests {
         let master = MasterKey::from_bytes([9; 32]);
         let meter = MeterSerial::new("URJ10000001").unwrap();
         let c = credentials(None, b"pw");
-        assert_ne!(seal(&master, &meter, 1, &c), seal(&master, &meter, 1, &c));
+        assert_ne!(
+            seal(&master, &meter, 1, &c).unwrap(),
+            seal(&master, &meter, 1, &c).unwrap()
+        );
     }
 }

@@ -17,14 +17,8 @@ pub use gaps::{Explanation, GapFinding, Range};
 pub use retry::{FailureKind, GiveUpReason, Next, RetryPolicy, retryable};
 pub use schedule::{Due, JobKind, ScheduleConfig, ScheduleConfigs, ScheduleError, Timetable};
 
-use chrono::{FixedOffset, TimeDelta};
-
-/// Indian Standard Time, +05:30, with no daylight saving.
-pub fn ist() -> FixedOffset {
-    FixedOffset::east_opt(IST_OFFSET_SECS).expect("+05:30 is inside ±24 h")
-}
-
-const IST_OFFSET_SECS: i32 = 5 * 3600 + 30 * 60;
+use chrono::TimeDelta;
+pub use dlms::datetime::ist;
 
 /// A `std` duration as a chrono delta, saturating at chrono's maximum (about 292 million years).
 pub fn delta(d: std::time::Duration) -> TimeDelta {

@@ -10,6 +10,8 @@ mod outbox;
 mod registry;
 mod session;
 
+pub use registry::{Announce, silently};
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -4,11 +4,20 @@ use chrono::{DateTime, Utc};
 use model::MeterSerial;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{MeterRecord, NetworkChange, RegistryChange};
+use super::{MeterRecord, NetworkChange, OutboxMessage, RegistryChange};
 use crate::{Result, Store, StoreError, from_ms, from_ms_opt, ms, narrow, serial};
 
 const METER_COLUMNS: &str =
     "serial, kind, host, port, transport, server_address, dcu, meter_group, system_title";
+
+/// What to tell the rest of the system about a registry change, written to the outbox in the
+/// same transaction as the change (so a crash cannot record a move and lose its notice).
+pub type Announce<'a> = &'a dyn Fn(&MeterRecord, &RegistryChange) -> Vec<OutboxMessage>;
+
+/// An [`Announce`] that tells nobody.
+pub fn silently(_: &MeterRecord, _: &RegistryChange) -> Vec<OutboxMessage> {
+    Vec::new()
+}
 
 const STAGED: &str = "staged";
 const ACTIVE: &str = "active";
@@ -16,11 +25,17 @@ const ACTIVE: &str = "active";
 impl Store {
     /// Adds the meter or brings its record up to date. A new meter and a meter whose host,
     /// port or DCU changed are recorded as network changes. A DCU the meter names is created
-    /// (with an empty host) if unknown.
-    pub fn upsert_meter(&self, m: &MeterRecord, at: DateTime<Utc>) -> Result<RegistryChange> {
+    /// (with an empty host) if unknown. `announce` gives the outbox messages for the change.
+    pub fn upsert_meter(
+        &self,
+        m: &MeterRecord,
+        at: DateTime<Utc>,
+        announce: Announce<'_>,
+    ) -> Result<RegistryChange> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let change = upsert_meter_in(&tx, m, ms(at))?;
+        super::outbox::insert_outbox(&tx, &announce(m, &change), ms(at))?;
         tx.commit()?;
         Ok(change)
     }
@@ -273,11 +288,7 @@ impl Store {
     /// what a caller seals new keys for before [`Store::import_meter`] or
     /// [`Store::stage_keys`].
     pub fn next_key_version(&self, serial: &MeterSerial) -> Result<u32> {
-        let conn = self.conn();
-        let newest: Option<i64> = conn
-            .prepare_cached("SELECT MAX(version) FROM meter_keys WHERE meter = ?1")?
-            .query_row([serial.as_str()], |r| r.get(0))?;
-        narrow(newest.unwrap_or(0).saturating_add(1), "key version")
+        next_version_in(&self.conn(), serial)
     }
 
     /// Registers (or updates) a meter together with its keys, in one transaction. A meter
@@ -292,6 +303,7 @@ impl Store {
         m: &MeterRecord,
         sealed: &[u8],
         at: DateTime<Utc>,
+        announce: Announce<'_>,
     ) -> Result<RegistryChange> {
         let at = ms(at);
         let mut conn = self.conn();
@@ -300,25 +312,21 @@ impl Store {
         let same = matches!(active_keys_in(&tx, &m.serial)?, Some((_, ref blob)) if blob == sealed);
         let keys_changed = !same;
         if keys_changed {
-            let newest: Option<i64> = tx
-                .prepare_cached("SELECT MAX(version) FROM meter_keys WHERE meter = ?1")?
-                .query_row([m.serial.as_str()], |r| r.get(0))?;
-            let version = newest
-                .unwrap_or(0)
-                .checked_add(1)
-                .ok_or_else(|| StoreError::Corrupt(format!("key version of meter {}", m.serial)))?;
+            let version = next_version_in(&tx, &m.serial)?;
             tx.prepare_cached(
                 "INSERT INTO meter_keys (meter, version, sealed, state, staged_at) \
                  VALUES (?1, ?2, ?3, 'staged', ?4)",
             )?
             .execute(params![m.serial.as_str(), version, sealed, at])?;
-            activate_in(&tx, &m.serial, narrow(version, "key version")?, at)?;
+            activate_in(&tx, &m.serial, version, at)?;
         }
-        tx.commit()?;
-        Ok(match change {
+        let change = match change {
             RegistryChange::Unchanged if keys_changed => RegistryChange::Updated,
             other => other,
-        })
+        };
+        super::outbox::insert_outbox(&tx, &announce(m, &change), at)?;
+        tx.commit()?;
+        Ok(change)
     }
 
     /// A setting of the installation.
@@ -415,6 +423,14 @@ fn place(host: &str, port: u16, dcu: Option<&str>) -> String {
         Some(d) => format!("{host}:{port} under DCU {d}"),
         None => format!("{host}:{port}, no DCU"),
     }
+}
+
+/// One past the meter's newest key version, staged or not (1 for none).
+fn next_version_in(conn: &Connection, serial: &MeterSerial) -> Result<u32> {
+    let newest: Option<i64> = conn
+        .prepare_cached("SELECT MAX(version) FROM meter_keys WHERE meter = ?1")?
+        .query_row([serial.as_str()], |r| r.get(0))?;
+    narrow(newest.unwrap_or(0).saturating_add(1), "key version")
 }
 
 fn upsert_meter_in(conn: &Connection, m: &MeterRecord, at: i64) -> Result<RegistryChange> {
