@@ -80,7 +80,6 @@ pub async fn collect(
     let group = entry.record().group;
     let schedule = hes.config().schedule.for_group(&group).clone();
     let gap_attempts = hes.config().gap_attempts;
-    let (cursors, open_gaps) = load_state(hes, serial, kinds).await?;
     let job = kinds
         .iter()
         .map(|k| k.as_str())
@@ -88,8 +87,13 @@ pub async fn collect(
         .join("+");
     let kinds = kinds.to_vec();
     let role = hes.config().roles.reading.into();
+    let store = hes.store().clone();
     hes.run_session(serial, &job, role, attempt, move |ctx| {
         Box::pin(async move {
+            // Read under the meter's session lock, so an alarm follow-up that moved an
+            // event-log cursor a moment ago is seen.
+            let want_gaps = kinds.contains(&JobKind::GapReread);
+            let (cursors, open_gaps) = load_state(&store, ctx.serial, want_gaps).await?;
             let mut got = Collected::default();
             let now = ctx.now;
             let start = |profile: &str| {
@@ -120,24 +124,18 @@ pub async fn collect(
     .await
 }
 
+/// The meter's collection cursors and, when asked, its open block-load gaps.
 async fn load_state(
-    hes: &HeadEnd,
+    store: &store::Store,
     serial: &MeterSerial,
-    kinds: &[JobKind],
-) -> Result<(Cursors, Vec<Gap>), JobError> {
-    let store = hes.store().clone();
+    want_gaps: bool,
+) -> Result<(Cursors, Vec<Gap>), SessionError> {
+    let store = store.clone();
     let serial = serial.clone();
-    let want_gaps = kinds.contains(&JobKind::GapReread);
-    tokio::task::spawn_blocking(move || {
-        let mut cursors = Cursors::default();
-        let profiles = [BLOCK_LOAD.to_string(), DAILY.into(), BILLING.into()]
-            .into_iter()
-            .chain(EVENT_LOGS.iter().map(|l| events_profile(*l)));
-        for profile in profiles {
-            if let Some(t) = store.cursor(&serial, &profile)? {
-                cursors.at.insert(profile, t);
-            }
-        }
+    let loaded = tokio::task::spawn_blocking(move || {
+        let cursors = Cursors {
+            at: store.cursors(&serial)?.into_iter().collect(),
+        };
         let gaps = if want_gaps {
             store.open_gaps(&serial, BLOCK_LOAD)?
         } else {
@@ -145,9 +143,33 @@ async fn load_state(
         };
         Ok::<_, store::StoreError>((cursors, gaps))
     })
-    .await
-    .map_err(|e| JobError::Store(e.to_string()))?
-    .map_err(|e| JobError::Store(e.to_string()))
+    .await;
+    match loaded {
+        Ok(Ok(state)) => Ok(state),
+        Ok(Err(e)) => Err(store_unavailable(e)),
+        Err(e) => Err(store_unavailable(e)),
+    }
+}
+
+/// A store failure inside a session ends the session like a meter failure would, and is
+/// recorded with the attempt.
+fn store_unavailable(e: impl std::fmt::Display) -> SessionError {
+    SessionError::Unexpected(format!("the head-end's store: {e}"))
+}
+
+/// The collection cursor of one event log (where the last read of it ended), read off the
+/// async workers.
+pub(crate) async fn event_log_cursor(
+    store: &store::Store,
+    serial: &MeterSerial,
+    log: EventCategory,
+) -> Result<Option<DateTime<Utc>>, SessionError> {
+    let (store, serial) = (store.clone(), serial.clone());
+    match tokio::task::spawn_blocking(move || store.cursor(&serial, &events_profile(log))).await {
+        Ok(Ok(at)) => Ok(at),
+        Ok(Err(e)) => Err(store_unavailable(e)),
+        Err(e) => Err(store_unavailable(e)),
+    }
 }
 
 /// The block-load capture period, read from the profile (attribute 4) once and kept.
@@ -469,8 +491,8 @@ async fn billing(
     Ok(())
 }
 
-/// Entries of one event log after `since`.
-async fn event_log(
+/// Entries of one event log after `since`, published, with the log's cursor moved to the last.
+pub(crate) async fn event_log(
     ctx: &mut JobContext<'_>,
     log: EventCategory,
     since: DateTime<Utc>,

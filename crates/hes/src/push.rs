@@ -28,17 +28,17 @@ use dlms::security::{ReplayGuard, SecurityError, SecurityPolicy, Suite0Cipher};
 use dlms::wrapper::WrapperDecoder;
 use dlms::{Data, ObisCode};
 use is15959::{EswMap, EventCodes};
-use model::{Alarm, EventCategory, HesMessage, MeterEvent, MeterSerial, OutageState};
+use model::{Alarm, EventCategory, HesMessage, MeterSerial, OutageState};
 use store::{Outcome, SessionCommit};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::collect::{self, Collected};
 use crate::credentials::{MeterCredentials, Role};
-use crate::operations;
+use crate::plan::delta;
 use crate::runtime::{HeadEnd, JobContext, JobFuture, outbox_message};
-use crate::session::SessionError;
 
 /// The job name of the commit that carries an alert's messages.
 pub const JOB_PUSH: &str = "push";
@@ -322,16 +322,19 @@ pub fn logs_for_bits(bits: &[String]) -> Vec<EventCategory> {
     logs
 }
 
-/// The logs a follow-up read, each with the (meter) time it read up to.
-type ReadUpTo = Vec<(EventCategory, DateTime<Utc>)>;
+/// What a follow-up read: which logs, up to when (head-end time), how many events.
+#[derive(Debug)]
+struct ReadUpTo {
+    logs: Vec<EventCategory>,
+    at: DateTime<Utc>,
+    events: usize,
+}
 
 /// What is known about one meter's follow-ups.
 #[derive(Debug, Default)]
 struct FollowUpState {
     /// Per log: the earliest alert time not yet covered by a successful read.
     unread: BTreeMap<EventCategory, DateTime<Utc>>,
-    /// Per log: the (meter) time the last successful read went up to.
-    done_until: BTreeMap<EventCategory, DateTime<Utc>>,
     /// The follow-up task waiting to start, if any: it will read everything unread.
     queued: Option<u64>,
 }
@@ -689,12 +692,10 @@ fn schedule_follow_up(
 /// whether it worked.
 async fn follow_up(shared: &Arc<Shared>, meter: &MeterSerial, task: u64, attempt: u32) -> bool {
     let role: Role = shared.head_end.config().roles.reading.into();
-    let window =
-        TimeDelta::from_std(shared.options.follow_up_window).unwrap_or(TimeDelta::hours(1));
-    let read: Arc<Mutex<ReadUpTo>> = Arc::default();
+    let window = delta(shared.options.follow_up_window);
     let work_shared = shared.clone();
-    let work_read = read.clone();
     let work_meter = meter.clone();
+    let store = shared.head_end.store().clone();
     let result = shared
         .head_end
         .run_session(
@@ -702,57 +703,34 @@ async fn follow_up(shared: &Arc<Shared>, meter: &MeterSerial, task: u64, attempt
             JOB_FOLLOW_UP,
             role,
             attempt,
-            move |ctx: &mut JobContext<'_>| -> JobFuture<'_, usize> {
+            move |ctx: &mut JobContext<'_>| -> JobFuture<'_, ReadUpTo> {
                 Box::pin(async move {
-                    // Meter time now, never ahead of the meter's clock: a later read starts
-                    // just after it.
-                    let to = ctx.now + ctx.clock_drift.min(TimeDelta::zero());
-                    let plan: Vec<(EventCategory, DateTime<Utc>)> = {
+                    let unread: Vec<(EventCategory, DateTime<Utc>)> = {
                         let mut all = lock(&work_shared.follow_ups);
                         let state = all.entry(work_meter.clone()).or_default();
                         if state.queued == Some(task) {
                             state.queued = None;
                         }
-                        state
-                            .unread
-                            .iter()
-                            .map(|(log, alert_at)| {
-                                let from = match state.done_until.get(log) {
-                                    Some(done) => *done + TimeDelta::seconds(1),
-                                    None => (*alert_at).min(to) - window,
-                                };
-                                (*log, from.max(to - TimeDelta::days(7)))
-                            })
-                            .collect()
+                        state.unread.iter().map(|(l, t)| (*l, *t)).collect()
                     };
-                    let mut events: Vec<MeterEvent> = Vec::new();
-                    for (log, from) in &plan {
-                        if *from > to {
-                            continue;
-                        }
-                        let profile = is15959::catalogue::obis::event_log(log.log_index());
-                        let layout = ctx.layout(profile).await?;
-                        let found = operations::read_event_log(
-                            ctx.session,
-                            &layout,
-                            ctx.serial,
-                            *log,
-                            *from,
-                            to,
-                        )
-                        .await?;
-                        events.extend(found);
+                    // Each log is read from its collection cursor (shared with the scheduled
+                    // event collection, so nothing is published twice), or from
+                    // `follow_up_window` before the alert for a log never read.
+                    let mut got = Collected::default();
+                    for (log, alert_at) in &unread {
+                        let since =
+                            match collect::event_log_cursor(&store, ctx.serial, *log).await? {
+                                Some(cursor) => cursor,
+                                None => (*alert_at).min(ctx.now) - window,
+                            };
+                        let since = since.max(ctx.now - TimeDelta::days(7));
+                        collect::event_log(ctx, *log, since, &mut got).await?;
                     }
-                    lock(&work_read).extend(plan.iter().map(|(log, _)| (*log, to)));
-                    let n = events.len();
-                    if !events.is_empty() {
-                        events.sort_by_key(|e| (e.at, e.code));
-                        ctx.output.publish(HesMessage::Events {
-                            meter: ctx.serial.clone(),
-                            events,
-                        });
-                    }
-                    Ok::<usize, SessionError>(n)
+                    Ok(ReadUpTo {
+                        logs: unread.iter().map(|(log, _)| *log).collect(),
+                        at: ctx.now,
+                        events: got.events,
+                    })
                 })
             },
         )
@@ -765,14 +743,13 @@ async fn follow_up(shared: &Arc<Shared>, meter: &MeterSerial, task: u64, attempt
     match result {
         Ok(done) => {
             shared.metrics.follow_ups_ok.fetch_add(1, Ordering::Relaxed);
-            for (log, to) in lock(&read).iter() {
-                let d = state.done_until.entry(*log).or_insert(*to);
-                *d = (*d).max(*to);
-                if state.unread.get(log).is_some_and(|t| t <= to) {
+            let read = done.value;
+            for log in &read.logs {
+                if state.unread.get(log).is_some_and(|t| *t <= read.at) {
                     state.unread.remove(log);
                 }
             }
-            tracing::debug!(%meter, events = done.value, "alarm follow-up read");
+            tracing::debug!(%meter, events = read.events, "alarm follow-up read");
             true
         }
         Err(e) => {

@@ -45,6 +45,22 @@ impl Store {
         v.map(from_ms).transpose()
     }
 
+    /// Every collection cursor of the meter (profile → collected up to), in one query.
+    pub fn cursors(&self, serial: &MeterSerial) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT profile, up_to FROM collection_cursor WHERE meter = ?1 ORDER BY profile",
+        )?;
+        let rows = stmt.query_map([serial.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        rows.map(|r| {
+            let (profile, up_to) = r?;
+            Ok((profile, from_ms(up_to)?))
+        })
+        .collect()
+    }
+
     /// The open gaps of the meter's profile, earliest first.
     pub fn open_gaps(&self, serial: &MeterSerial, profile: &str) -> Result<Vec<Gap>> {
         let conn = self.conn();
