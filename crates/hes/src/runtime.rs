@@ -25,7 +25,7 @@ use crate::credentials::{MeterCredentials, Role};
 use crate::keystore::{self, ImportedMeter, MasterKey};
 use crate::metrics::Metrics;
 use crate::operations::{self, ProfileLayout};
-use crate::plan::{FailureKind, RetryPolicy, ScheduleConfigs, WallClock};
+use crate::plan::{FailureKind, RetryPolicy, ScheduleConfigs, WallClock, delta};
 use crate::session::{Session, SessionConfig, SessionError, Transport};
 
 /// How the head-end runs. Every field has a default, so `urja up` needs no configuration.
@@ -52,6 +52,12 @@ pub struct HesConfig {
     pub retry: RetryPolicy,
     /// Re-reads of a gap before it is given up and reported.
     pub gap_attempts: u32,
+    /// Delivered outbox messages are kept this long (for inspection), then deleted.
+    #[serde(with = "crate::plan::duration")]
+    pub outbox_retention: Duration,
+    /// Session attempt records (the failure reports' source) are kept this long.
+    #[serde(with = "crate::plan::duration")]
+    pub attempt_retention: Duration,
 }
 
 impl Default for HesConfig {
@@ -66,6 +72,8 @@ impl Default for HesConfig {
             schedule: ScheduleConfigs::default(),
             retry: RetryPolicy::default(),
             gap_attempts: 3,
+            outbox_retention: Duration::from_secs(7 * 24 * 3600),
+            attempt_retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -732,6 +740,7 @@ impl HeadEnd {
     /// stay in the outbox until every subscriber has acknowledged them, so a crash re-sends.
     pub async fn relay_outbox(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(3600));
         loop {
             let sent = self.relay_once().await;
             if sent == 0 {
@@ -739,10 +748,34 @@ impl HeadEnd {
                     _ = &mut shutdown => break,
                     _ = self.inner.outbox_ready.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = housekeeping.tick() => self.purge_old_records().await,
                 }
             }
         }
         while self.relay_once().await > 0 {}
+    }
+
+    /// Deletes delivered outbox messages and attempt records older than their retention, so
+    /// neither table grows without bound.
+    async fn purge_old_records(&self) {
+        let store = self.inner.store.clone();
+        let now = self.inner.clock.now();
+        let outbox_before = now - delta(self.inner.config.outbox_retention);
+        let attempts_before = now - delta(self.inner.config.attempt_retention);
+        let purged = tokio::task::spawn_blocking(move || {
+            Ok::<_, store::StoreError>((
+                store.purge_delivered(outbox_before)?,
+                store.purge_attempts(attempts_before)?,
+            ))
+        })
+        .await;
+        match purged {
+            Ok(Ok((messages, attempts))) => {
+                tracing::debug!(messages, attempts, "purged old outbox and attempt records")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "purging old records failed"),
+            Err(e) => tracing::warn!(error = %e, "purging old records failed"),
+        }
     }
 
     /// One pass of the outbox relay: up to 512 messages. Returns how many were delivered.

@@ -3,6 +3,8 @@
 //! retries and re-reads), power-off gaps are explained, unreachable meters are reported, and a
 //! restarted head-end neither re-reads nor re-sends what it already handed over.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,11 +12,10 @@ use std::time::Duration;
 use bus::Bus;
 use chrono::{DateTime, TimeDelta, Utc};
 use hes::collect::{self, Collector};
-use hes::keystore::{FileFormat, MasterKey, parse_key_file};
+use hes::keystore::MasterKey;
 use hes::plan::{JobKind, RetryPolicy, WallClock};
 use hes::report::FailureReport;
 use hes::runtime::{HeadEnd, HesConfig};
-use meter_sim::keys::write_key_file;
 use meter_sim::{FaultKind, FaultSpec, Fleet, FleetConfig, FleetHandle};
 use model::{HesMessage, MeterSerial, MissedReason};
 use store::{GapChange, SessionCommit, Store};
@@ -46,18 +47,8 @@ fn config() -> HesConfig {
 
 /// A fleet, a head-end with the fleet's key file imported, the outbox relay running and a bus
 /// subscriber keeping every message.
-async fn setup(fleet_config: FleetConfig, store_dir: Option<tempfile::TempDir>) -> Setup {
+async fn setup(fleet_config: FleetConfig) -> Setup {
     let fleet = Fleet::start(fleet_config).await.unwrap();
-    let dir = store_dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
-    let key_file = dir.path().join("keys.json");
-    write_key_file(
-        &key_file,
-        SEED,
-        (0..fleet.meters()).map(|i| (i, fleet.endpoint(i))),
-    )
-    .unwrap();
-    let meters = parse_key_file(&std::fs::read(&key_file).unwrap(), FileFormat::Auto).unwrap();
-    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
     let bus = Bus::in_process();
     let messages = Arc::new(Mutex::new(Vec::new()));
     let mut sub = bus.subscribe("test", &[], 1024);
@@ -68,17 +59,9 @@ async fn setup(fleet_config: FleetConfig, store_dir: Option<tempfile::TempDir>) 
             d.ack();
         }
     });
-    let hes = HeadEnd::with_store(
-        store,
-        MasterKey::from_bytes([7; 32]),
-        config(),
-        bus,
-        WallClock::system(),
-    )
-    .unwrap();
-    hes.import(meters).await.unwrap();
-    let relay = hes.clone();
-    tokio::spawn(async move { relay.relay_outbox(std::future::pending()).await });
+    let (hes, dir) = common::head_end(config(), MasterKey::from_bytes([7; 32]), bus);
+    common::import_fleet(&hes, &fleet, dir.path()).await;
+    common::spawn_relay(&hes);
     Setup {
         fleet,
         hes,
@@ -143,7 +126,7 @@ async fn a_faulty_day_is_collected_exactly_once_and_the_failures_are_reported() 
                   power-off=#25:2h,power-off=#31:2h,flaky=#35:50%,flaky=#41:50%,flaky=#45:50%";
     let mut fc = fleet_config(100, faults);
     fc.scheduled_outages = false;
-    let s = setup(fc, None).await;
+    let s = setup(fc).await;
     let started = Utc::now();
     let collector = Collector::new(s.hes.clone());
     let stats = collector
@@ -241,7 +224,7 @@ async fn a_faulty_day_is_collected_exactly_once_and_the_failures_are_reported() 
 async fn a_missed_range_is_reread_exactly() {
     let mut fc = fleet_config(2, "");
     fc.scheduled_outages = false;
-    let s = setup(fc, None).await;
+    let s = setup(fc).await;
     let serial = MeterSerial::new(meter_sim::keys::serial(0)).unwrap();
     let done = collect::collect(&s.hes, &serial, &[JobKind::BlockLoad], 1)
         .await
@@ -304,7 +287,7 @@ async fn a_missed_range_is_reread_exactly() {
 async fn a_restarted_head_end_collects_incrementally_and_keeps_its_counters() {
     let mut fc = fleet_config(3, "");
     fc.scheduled_outages = false;
-    let s = setup(fc, None).await;
+    let s = setup(fc).await;
     let stats =
         collect::collect_all(&s.hes, &[JobKind::BlockLoad, JobKind::Daily], |_, _| {}).await;
     assert_eq!((stats.succeeded, stats.failed), (3, 0), "{stats:?}");

@@ -3,21 +3,21 @@
 //! `meter_sim::Fleet`; outcomes confirmed by the meter's read-back, the audit trail and the
 //! `CommandResult` messages on the bus.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bus::{Bus, Subscription};
 use chrono::{DateTime, Utc};
-use dlms::security::GlobalKeys;
 use hes::commands::{CommandError, CommandStatus, Commands, CommandsConfig};
-use hes::keystore::{self, ImportedMeter, MasterKey};
-use hes::plan::{RetryPolicy, WallClock};
+use hes::keystore::{self, MasterKey};
+use hes::plan::RetryPolicy;
 use hes::runtime::{HeadEnd, HesConfig};
-use hes::{MeterCredentials, Transport};
 use meter_sim::{Fault, FaultKind, Fleet, FleetConfig, FleetHandle};
 use model::{
-    CommandId, CommandKind, CommandRequest, CommandState, HesMessage, MeterKind, MeterSerial,
-    PaymentMode, RelayState, TouCalendar, TouSwitch,
+    CommandId, CommandKind, CommandRequest, CommandState, HesMessage, MeterSerial, PaymentMode,
+    RelayState, TouCalendar, TouSwitch,
 };
 use store::{CommandRecord, Store};
 use tempfile::TempDir;
@@ -49,55 +49,18 @@ fn hes_config() -> HesConfig {
     }
 }
 
-fn imported(fleet: &FleetHandle, index: u32) -> ImportedMeter {
-    let k = fleet.keys(index);
-    let address = fleet.address(index);
-    ImportedMeter {
-        serial: MeterSerial::new(k.serial.clone()).unwrap(),
-        kind: MeterKind::SinglePhaseWholeCurrent,
-        host: address.ip().to_string(),
-        port: address.port(),
-        transport: Transport::Wrapper,
-        server_address: 1,
-        dcu: None,
-        group: "default".into(),
-        credentials: MeterCredentials {
-            system_title: k.system_title,
-            global_keys: GlobalKeys {
-                encryption: k.global_encryption_key,
-                authentication: k.global_authentication_key,
-            },
-            lls_secret: k.lls_secret.as_bytes().to_vec(),
-            hls_utility: k.hls_utility,
-            hls_firmware: k.hls_firmware,
-            master_key: Some(k.master_key),
-        },
-    }
-}
-
 /// A fleet of `meters`, a head-end with all of them imported and its outbox relay running.
 async fn rig(base: Ipv4Addr, meters: u32) -> Rig {
     let mut config = FleetConfig::new(meters, base, 0, 11);
     // Every meter answers unless a test gives it a fault.
     config.scheduled_outages = false;
     let fleet = Fleet::start(config).await.expect("fleet starts");
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
     let bus = Bus::in_process();
-    let head_end = HeadEnd::with_store(
-        store.clone(),
-        MasterKey::generate().unwrap(),
-        hes_config(),
-        bus.clone(),
-        WallClock::system(),
-    )
-    .unwrap();
-    head_end
-        .import((0..meters).map(|i| imported(&fleet, i)).collect())
-        .await
-        .unwrap();
-    let relay = head_end.clone();
-    tokio::spawn(async move { relay.relay_outbox(std::future::pending()).await });
+    let (head_end, dir) =
+        common::head_end(hes_config(), MasterKey::generate().unwrap(), bus.clone());
+    common::import_fleet(&head_end, &fleet, dir.path()).await;
+    common::spawn_relay(&head_end);
+    let store = head_end.store().clone();
     let commands = Commands::new(head_end.clone(), CommandsConfig::default());
     Rig {
         started: head_end.clock().now(),

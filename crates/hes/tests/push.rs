@@ -2,6 +2,8 @@
 //! and restoration) become alarms, outages and event-log reads on the bus; pushes from strangers,
 //! with a wrong key, replayed or garbled are rejected and counted without hurting later pushes.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -13,8 +15,7 @@ use dlms::data::BitString;
 use dlms::datetime::ist;
 use dlms::security::{GlobalKeys, InvocationCounter, SecurityPolicy, Suite0Cipher};
 use dlms::{Data, wrapper};
-use hes::keystore::{FileFormat, MasterKey, parse_key_file};
-use hes::plan::WallClock;
+use hes::keystore::MasterKey;
 use hes::push::{PushListener, PushMetrics, PushOptions};
 use hes::runtime::{HeadEnd, HesConfig};
 use is15959::catalogue::obis;
@@ -37,40 +38,26 @@ struct Rig {
 /// A head-end over a fresh store with the fleet's meters imported, its outbox relayed to a bus
 /// subscription, a push listener on 127.0.0.1, and the fleet pushing to it.
 async fn rig(base: Ipv4Addr, meters: u32, options: PushOptions) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::Store::open(dir.path().join("urja.sqlite")).unwrap();
     let bus = Bus::in_process();
     let sub = bus.subscribe("test", &["alarm", "outage", "events"], 1024);
     let config = HesConfig {
         response_timeout: Duration::from_secs(3),
         ..HesConfig::default()
     };
-    let head_end = HeadEnd::with_store(
-        store,
-        MasterKey::from_bytes([9; 32]),
-        config,
-        bus,
-        WallClock::system(),
-    )
-    .unwrap();
+    let (head_end, dir) = common::head_end(config, MasterKey::from_bytes([9; 32]), bus);
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let push_addr = listener.local_addr().unwrap();
     let push = PushListener::new(head_end.clone(), options);
     let metrics = push.metrics();
     tokio::spawn(async move { push.run(listener, std::future::pending()).await });
-    let relay = head_end.clone();
-    tokio::spawn(async move { relay.relay_outbox(std::future::pending()).await });
+    common::spawn_relay(&head_end);
 
     let mut fc = FleetConfig::new(meters, base, 0, SEED);
     fc.scheduled_outages = false;
     fc.push_to = Some(push_addr);
     let fleet = Fleet::start(fc).await.unwrap();
-    let key_file = dir.path().join("keys.json");
-    meter_sim::keys::write_key_file(&key_file, SEED, (0..meters).map(|i| (i, fleet.endpoint(i))))
-        .unwrap();
-    let imported = parse_key_file(&std::fs::read(&key_file).unwrap(), FileFormat::Auto).unwrap();
-    head_end.import(imported).await.unwrap();
+    common::import_fleet(&head_end, &fleet, dir.path()).await;
     Rig {
         head_end,
         metrics,
@@ -81,8 +68,8 @@ async fn rig(base: Ipv4Addr, meters: u32, options: PushOptions) -> Rig {
     }
 }
 
-/// Pushes from the simulator come from 127.0.0.1, not from each meter's own address: do not
-/// take that for a network change.
+/// For tests that push from a raw socket on 127.0.0.1 in a meter's name: do not take that for
+/// the meter moving.
 fn fixed_addresses() -> PushOptions {
     PushOptions {
         follow_addresses: false,
@@ -170,7 +157,7 @@ const COVER_OPEN_BIT: usize = 83;
 
 #[tokio::test]
 async fn tamper_alerts_become_alarms_then_the_tamper_events_are_read() {
-    let mut r = rig(Ipv4Addr::new(127, 31, 0, 1), 2, fixed_addresses()).await;
+    let mut r = rig(Ipv4Addr::new(127, 31, 0, 1), 2, PushOptions::default()).await;
     let meter = serial(&r.fleet, 1);
 
     r.fleet.trigger_event(1, EventKind::CoverOpen);
@@ -233,7 +220,7 @@ async fn tamper_alerts_become_alarms_then_the_tamper_events_are_read() {
 
 #[tokio::test]
 async fn power_failure_and_restoration_become_outages_and_power_events() {
-    let mut r = rig(Ipv4Addr::new(127, 32, 0, 1), 1, fixed_addresses()).await;
+    let mut r = rig(Ipv4Addr::new(127, 32, 0, 1), 1, PushOptions::default()).await;
     let meter = serial(&r.fleet, 0);
 
     r.fleet.power_off(0, Duration::from_secs(2));

@@ -214,7 +214,12 @@ impl HesMessage {
                 format!("{profile}#{}", span(Some(from), Some(to)))
             }
             HesMessage::CommandResult { command, .. } => command.0.clone(),
-            HesMessage::NetworkChange { at, .. } => t(at),
+            HesMessage::NetworkChange { at, change, .. } => match change {
+                NetworkChangeKind::New { address, .. } => format!("{}#new@{address}", t(at)),
+                NetworkChangeKind::Moved { to_address, .. } => {
+                    format!("{}#moved@{to_address}", t(at))
+                }
+            },
         };
         format!("{}/{}/{}", self.kind(), self.meter(), when)
     }
