@@ -22,7 +22,7 @@ use store::{GapChange, MeterRecord, OutboxMessage, Outcome, RegistryChange, Sess
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::credentials::{MeterCredentials, Role};
-use crate::keystore::{self, ImportedMeter, MasterKey};
+use crate::keystore::{self, ImportedMeter, MasterKey, MasterKeySource};
 use crate::metrics::Metrics;
 use crate::operations::{self, ProfileLayout};
 use crate::plan::{FailureKind, RetryPolicy, ScheduleConfigs, WallClock, delta};
@@ -295,21 +295,22 @@ const MASTER_KEY_FINGERPRINT: &str = "hes.master_key_fingerprint";
 
 impl HeadEnd {
     /// Opens the store in `data_dir`, loads (or creates) the master key, refuses a master key
-    /// that does not match the one the keys were sealed with, and loads the registry.
+    /// that does not match the one the keys were sealed with, and loads the registry. Also says
+    /// where the master key came from (a freshly generated one must be backed up).
     pub async fn open(
         data_dir: &DataDir,
         config: HesConfig,
         bus: Bus,
         clock: WallClock,
-    ) -> Result<HeadEnd, HesError> {
-        let (master, _source) = MasterKey::load(&data_dir.0)?;
+    ) -> Result<(HeadEnd, MasterKeySource), HesError> {
+        let (master, source) = MasterKey::load(&data_dir.0)?;
         let store = Store::open(data_dir.store_path())?;
         let fingerprint = master.fingerprint();
         match store.setting(MASTER_KEY_FINGERPRINT)? {
             Some(stored) => master.verify_fingerprint(Some(&stored))?,
             None => store.put_setting(MASTER_KEY_FINGERPRINT, &fingerprint)?,
         }
-        Self::with_store(store, master, config, bus, clock)
+        Ok((Self::with_store(store, master, config, bus, clock)?, source))
     }
 
     /// A head-end over an open store and master key (tests, benchmarks).

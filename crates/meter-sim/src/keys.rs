@@ -197,6 +197,7 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Writes the key file for these meters: CSV when the path ends in `.csv`, JSON otherwise.
+/// The file is created readable by its owner only.
 pub fn write_key_file(
     path: &Path,
     seed: u64,
@@ -206,6 +207,18 @@ pub fn write_key_file(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let mut out = std::io::BufWriter::new(create_private(path)?);
+    write_keys(&mut out, csv, seed, meters)?;
+    out.flush()
+}
+
+/// Writes the key file's content (CSV or JSON) to `out`, e.g. to hand it to a head-end in
+/// memory without a plaintext copy on disk.
+pub fn write_keys(
+    mut out: impl Write,
+    csv: bool,
+    seed: u64,
+    meters: impl Iterator<Item = (u32, Endpoint)>,
+) -> std::io::Result<()> {
     if csv {
         writeln!(
             out,
@@ -259,7 +272,7 @@ pub fn write_key_file(
         serde_json::to_writer_pretty(&mut out, &file)?;
         writeln!(out)?;
     }
-    out.flush()
+    Ok(())
 }
 
 #[cfg(test)]

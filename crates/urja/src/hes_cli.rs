@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use bus::Bus;
 use chrono::{DateTime, Utc};
 use hes::collect::{Collected, Collector, CollectorStats};
-use hes::keystore::{FileFormat, MasterKey, MasterKeySource, parse_key_file};
+use hes::keystore::{FileFormat, MasterKeySource, parse_key_file};
 use hes::plan::{JobKind, WallClock};
 use hes::report::FailureReport;
 use hes::runtime::{DataDir, HeadEnd, HesConfig, ImportReport, JobDone, JobError};
@@ -70,7 +70,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub async fn open(dir: &Path, config: HesConfig, bus: Bus) -> Result<HeadEnd> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))?;
-    let (_, source) = MasterKey::load(dir).context("loading the master key")?;
+    let data = DataDir(dir.to_path_buf());
+    let (hes, source) = HeadEnd::open(&data, config, bus, WallClock::system())
+        .await
+        .with_context(|| format!("opening the head-end in {}", dir.display()))?;
     if let MasterKeySource::Generated { path } = &source {
         println!(
             "master key generated in {} (back it up: without it the meters' keys cannot be \
@@ -78,10 +81,7 @@ pub async fn open(dir: &Path, config: HesConfig, bus: Bus) -> Result<HeadEnd> {
             path.display()
         );
     }
-    let data = DataDir(dir.to_path_buf());
-    HeadEnd::open(&data, config, bus, WallClock::system())
-        .await
-        .with_context(|| format!("opening the head-end in {}", dir.display()))
+    Ok(hes)
 }
 
 /// Reads, checks and imports a key file: all of it or nothing.

@@ -125,17 +125,17 @@ async fn simulate(
         started.elapsed().as_secs_f64(),
         fleet.config().faults
     );
-    // The fleet's keys come in the way every meter's do: through its key file.
-    let dir = tempfile::tempdir().context("a temporary directory for the key file")?;
-    let path = dir.path().join("sim-keys.json");
-    meter_sim::keys::write_key_file(
-        &path,
+    // The fleet's keys come in the way every meter's do: through its key file (kept in
+    // memory, so no plaintext copy lands on disk).
+    let mut key_file = Vec::new();
+    meter_sim::keys::write_keys(
+        &mut key_file,
+        false,
         seed,
         (0..fleet.meters()).map(|i| (i, fleet.endpoint(i))),
     )
     .context("writing the simulated meters' key file")?;
-    let report = hes_cli::import_file(hes, &path).await;
-    drop(dir);
+    let report = hes_cli::import_bytes(hes, &key_file, "the simulated meters' key file").await;
     let report = match report {
         Ok(r) => r,
         Err(e) => {
