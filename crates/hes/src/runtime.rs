@@ -349,6 +349,8 @@ impl HeadEnd {
             .into_iter()
             .map(|(m, v, k)| (m, (v, k)))
             .collect();
+        let counters: HashMap<MeterSerial, u32> =
+            store.all_invocation_counters()?.into_iter().collect();
         let mut meters = HashMap::new();
         let mut titles = HashMap::new();
         for record in store.meters()? {
@@ -357,7 +359,7 @@ impl HeadEnd {
                 continue;
             };
             let credentials = keystore::open(&self.inner.master, &record.serial, *version, sealed)?;
-            let counters = store.invocation_counter(&record.serial)?;
+            let counters = counters.get(&record.serial).copied();
             titles.insert(record.system_title, record.serial.clone());
             meters.insert(
                 record.serial.clone(),
@@ -512,10 +514,12 @@ impl HeadEnd {
         }
         record.host = host.to_string();
         let now = self.inner.clock.now();
-        let change = self
-            .inner
-            .store
-            .upsert_meter(&record, now, &announcer(now))?;
+        // Called from the push listener: keep the SQLite write off the async workers.
+        let (store, moved) = (self.inner.store.clone(), record.clone());
+        let change =
+            tokio::task::spawn_blocking(move || store.upsert_meter(&moved, now, &announcer(now)))
+                .await
+                .map_err(|_| HesError::StoreClosed)??;
         if matches!(change, RegistryChange::Moved { .. }) {
             self.outbox_written();
         }

@@ -134,6 +134,20 @@ impl Store {
             .transpose()
     }
 
+    /// Every meter's stored invocation counter, in one query (head-end start-up).
+    pub fn all_invocation_counters(&self) -> Result<Vec<(MeterSerial, u32)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT serial, invocation_counter FROM meter WHERE invocation_counter IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        rows.map(|r| {
+            let (s, c) = r?;
+            Ok((serial(s)?, narrow(c, "invocation counter")?))
+        })
+        .collect()
+    }
+
     /// Meters with no successful session at or after `since` (including never contacted), with
     /// their last contact, ordered by serial.
     pub fn silent_meters(
