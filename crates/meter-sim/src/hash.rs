@@ -49,6 +49,8 @@ pub mod tag {
     pub const MAGNET: u64 = 18;
     pub const COVER: u64 = 19;
     pub const KIND: u64 = 20;
+    pub const DAY_ENERGY: u64 = 21;
+    pub const DAY_PF: u64 = 22;
     pub const FAULT: u64 = 30;
     pub const FAULT_PARAM: u64 = 31;
 }

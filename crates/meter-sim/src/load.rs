@@ -3,19 +3,22 @@
 //!
 //! - A per-meter [`MeterProfile`] (sanctioned load, habits, installation date, clock drift) is
 //!   derived from hashes of the seed and meter index.
-//! - Demand in an interval is a diurnal Indian household curve (morning and evening peaks, a
-//!   night trough), with a later morning on weekends, a summer cooling load, and per-interval noise
-//!   from a hash.
-//! - Energy is integer Wh / VAh per capture interval. The cumulative registers are *defined* as the
-//!   sum of those intervals since installation, so block load, daily snapshots, billing and the
-//!   instantaneous registers agree exactly.
+//! - A day's energy follows a diurnal Indian household curve (morning and evening peaks, a night
+//!   trough), with a later morning on weekends, a summer cooling load, winter water heating and a
+//!   day-to-day noise from a hash. The curve is a weighted sum of fixed quarter-hour shapes, so a
+//!   day's total costs a few multiplications, not a walk over its intervals.
+//! - Energy is integer Wh / VAh per capture interval: the day's total split over its intervals
+//!   along the curve with per-interval noise, in whole units that add up exactly to the day. The
+//!   cumulative registers are *defined* as the sum of the intervals since installation (a whole
+//!   day with the supply on is added as its total), so block load, daily snapshots, billing and
+//!   the instantaneous registers agree exactly.
 //! - Power is off during outages (a deterministic daily schedule, the `power-off` fault, and
 //!   on-demand outages): no consumption, and no block-load row for an interval whose end falls in
 //!   an outage; the energy used before the failure is carried into the first row after it (as a
 //!   real meter's block energy is the register difference between two captures).
 //! - While the relay is open the meter is powered but nothing is consumed: rows of zero energy.
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 use crate::hash::{hash, signed_unit, tag, unit};
 
@@ -171,6 +174,22 @@ pub struct Totals {
     pub export_wh: i64,
     pub export_vah: i64,
     pub powered_secs: i64,
+}
+
+impl Totals {
+    fn add(&mut self, other: &Totals) {
+        self.wh += other.wh;
+        self.vah += other.vah;
+        self.export_wh += other.export_wh;
+        self.export_vah += other.export_vah;
+        self.powered_secs += other.powered_secs;
+    }
+
+    fn add_interval(&mut self, iv: &Interval) {
+        self.wh += iv.wh;
+        self.vah += iv.vah;
+        self.powered_secs += iv.powered_secs;
+    }
 }
 
 /// Maximum demand and when it happened.
@@ -347,6 +366,136 @@ fn bump(x: f64, centre: f64, width: f64) -> f64 {
     (-0.5 * d * d).exp()
 }
 
+/// The curve is drawn in quarter hours of the local day.
+const SLOT_SECS: i64 = 900;
+const SLOTS: usize = (DAY / SLOT_SECS) as usize;
+const SLOT_HOURS: f64 = SLOT_SECS as f64 / 3600.0;
+/// Most intervals in a day (the shortest capture period is a quarter hour).
+const INTERVALS_MAX: usize = SLOTS;
+
+/// The shapes a household's day is made of, per quarter hour (weekday, weekend), computed once:
+/// a day's curve is a weighted sum of them, so its total needs no walk over the day.
+struct CurveTable {
+    /// Always on, less a night trough, plus an early-afternoon rise (and a weekend one).
+    base: [[f64; SLOTS]; 2],
+    /// The morning peak (later at weekends).
+    morning: [[f64; SLOTS]; 2],
+    /// The evening peak.
+    evening: [f64; SLOTS],
+    /// Air-conditioning through the afternoon and the night.
+    cooling: [f64; SLOTS],
+    /// Water heating in the morning.
+    heating: [[f64; SLOTS]; 2],
+    /// Sums over the day of each shape.
+    sums: CurveSums,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct CurveSums {
+    base: [f64; 2],
+    morning: [f64; 2],
+    evening: f64,
+    cooling: f64,
+    heating: [f64; 2],
+}
+
+impl CurveTable {
+    fn get() -> &'static CurveTable {
+        static TABLE: std::sync::OnceLock<CurveTable> = std::sync::OnceLock::new();
+        TABLE.get_or_init(CurveTable::build)
+    }
+
+    fn build() -> CurveTable {
+        let mut t = CurveTable {
+            base: [[0.0; SLOTS]; 2],
+            morning: [[0.0; SLOTS]; 2],
+            evening: [0.0; SLOTS],
+            cooling: [0.0; SLOTS],
+            heating: [[0.0; SLOTS]; 2],
+            sums: CurveSums::default(),
+        };
+        for s in 0..SLOTS {
+            let hour = (s as f64 + 0.5) * SLOT_HOURS;
+            for weekend in [false, true] {
+                let w = weekend as usize;
+                let morning_at = if weekend { 9.0 } else { 7.5 };
+                t.base[w][s] = 0.55 - 0.3 * bump(hour, 3.5, 1.6)
+                    + 0.25 * bump(hour, 13.5, 3.0)
+                    + if weekend {
+                        0.25 * bump(hour, 14.0, 4.0)
+                    } else {
+                        0.0
+                    };
+                t.morning[w][s] = bump(hour, morning_at, 1.3);
+                t.heating[w][s] = 0.6 * bump(hour, morning_at, 1.0);
+                t.sums.base[w] += t.base[w][s];
+                t.sums.morning[w] += t.morning[w][s];
+                t.sums.heating[w] += t.heating[w][s];
+            }
+            t.evening[s] = bump(hour, 20.5, 1.8);
+            t.cooling[s] = 0.5
+                + 0.8 * bump(hour, 15.0, 3.5)
+                + 0.9 * bump(hour, 23.5, 2.5)
+                + 0.6 * bump(hour, 1.5, 2.0);
+            t.sums.evening += t.evening[s];
+            t.sums.cooling += t.cooling[s];
+        }
+        t
+    }
+}
+
+/// One household's weights of the [`CurveTable`] shapes on one day.
+#[derive(Debug, Clone, Copy)]
+struct DayCurve {
+    weekend: bool,
+    morning: f64,
+    evening: f64,
+    cooling: f64,
+    heating: f64,
+}
+
+impl DayCurve {
+    /// Relative demand in quarter hour `slot`.
+    fn shape(&self, t: &CurveTable, slot: usize) -> f64 {
+        let w = self.weekend as usize;
+        t.base[w][slot]
+            + self.morning * t.morning[w][slot]
+            + self.evening * t.evening[slot]
+            + self.cooling * t.cooling[slot]
+            + self.heating * t.heating[w][slot]
+    }
+
+    /// The sum of [`DayCurve::shape`] over the day.
+    fn day_sum(&self) -> f64 {
+        let (s, w) = (&CurveTable::get().sums, self.weekend as usize);
+        s.base[w]
+            + self.morning * s.morning[w]
+            + self.evening * s.evening
+            + self.cooling * s.cooling
+            + self.heating * s.heating[w]
+    }
+}
+
+/// `total` split in whole units in proportion to `weights` (all >= 0): each share is the
+/// difference of the rounded running totals, so the shares add up to `total` exactly.
+fn apportion(total: i64, weights: &[f64]) -> impl Iterator<Item = i64> + '_ {
+    let sum = weights.iter().fold(0.0, |a, w| a + w);
+    let (mut running, mut given) = (0.0, 0i64);
+    weights.iter().enumerate().map(move |(i, w)| {
+        running += w;
+        let upto = if i + 1 == weights.len() {
+            total
+        } else if sum > 0.0 {
+            (total as f64 * running / sum).round() as i64
+        } else {
+            0
+        };
+        let share = upto - given;
+        given = upto;
+        share
+    })
+}
+
 impl LoadModel {
     pub fn new(seed: u64, meter: u32, period: i64) -> Self {
         LoadModel {
@@ -445,22 +594,12 @@ impl LoadModel {
         !self.outages(t, t + 1).contains(t)
     }
 
-    /// Average demand (W) the household would draw in interval `index`, ignoring outages.
-    pub fn demand_w(&self, index: i64) -> f64 {
+    /// The household's habits on local day `day`.
+    fn day_curve(&self, day: i64) -> DayCurve {
         let p = &self.profile;
-        let mid = index * self.period + self.period / 2;
-        let local = local_naive(mid);
-        let hour = local.hour() as f64 + local.minute() as f64 / 60.0;
-        let weekend = local.weekday().number_from_monday() >= 6;
-        let doy = local.ordinal() as f64;
-        let morning_at = if weekend { 9.0 } else { 7.5 };
-        let mut shape =
-            0.55 + p.morning * bump(hour, morning_at, 1.3) + p.evening * bump(hour, 20.5, 1.8)
-                - 0.3 * bump(hour, 3.5, 1.6)
-                + 0.25 * bump(hour, 13.5, 3.0);
-        if weekend {
-            shape += 0.25 * bump(hour, 14.0, 4.0);
-        }
+        let date = to_chrono(local_midnight(day) + IST_SECS).date_naive();
+        let weekend = date.weekday().number_from_monday() >= 6;
+        let doy = date.ordinal() as f64;
         // Summer (peak mid-May) cooling, damped by the monsoon (Jul-Sep).
         let summer = (std::f64::consts::TAU * (doy - 135.0) / 365.0)
             .cos()
@@ -470,25 +609,79 @@ impl LoadModel {
         } else {
             1.0
         };
-        let cooling = p.cooling
-            * summer
-            * monsoon
-            * (0.5
-                + 0.8 * bump(hour, 15.0, 3.5)
-                + 0.9 * bump(hour, 23.5, 2.5)
-                + 0.6 * bump(hour, 1.5, 2.0));
         // Winter mornings: water heating.
         let winter = (std::f64::consts::TAU * (doy - 10.0) / 365.0)
             .cos()
             .max(0.0);
-        let heating = 0.6 * winter * p.morning * bump(hour, morning_at, 1.0);
-        let noise = 1.0 + 0.25 * signed_unit(self.h(tag::NOISE, index));
-        let w = p.sanctioned_w as f64 * p.base_share * (shape + cooling + heating) * noise;
-        w.clamp(15.0, 1.3 * p.sanctioned_w as f64)
+        DayCurve {
+            weekend,
+            morning: p.morning,
+            evening: p.evening,
+            cooling: p.cooling * summer * monsoon,
+            heating: winter * p.morning,
+        }
     }
 
-    fn pf(&self, index: i64) -> f64 {
-        (self.profile.pf + 0.04 * signed_unit(self.h(tag::PF, index))).clamp(0.7, 0.999)
+    /// Energy the household uses on local day `day` with the supply on all day: (Wh, VAh).
+    fn day_energy(&self, day: i64, curve: &DayCurve) -> (i64, i64) {
+        let p = &self.profile;
+        let noise = 1.0 + 0.15 * signed_unit(self.h(tag::DAY_ENERGY, day));
+        let wh = (p.sanctioned_w as f64 * p.base_share * curve.day_sum() * SLOT_HOURS * noise)
+            .round() as i64;
+        let pf = (p.pf + 0.03 * signed_unit(self.h(tag::DAY_PF, day))).clamp(0.7, 0.999);
+        (wh, (wh as f64 / pf).round() as i64)
+    }
+
+    /// The day's energy spread over its intervals (supply on all day): Wh and VAh per interval,
+    /// in whole units that add up exactly to the day's totals. The shares follow the curve with
+    /// per-interval noise; the apparent energy above the active gets its own noise, so the PF
+    /// moves from interval to interval.
+    fn day_plan(&self, day: i64) -> Vec<(i64, i64)> {
+        let curve = self.day_curve(day);
+        let (wh, vah) = self.day_energy(day, &curve);
+        let first = local_midnight(day).div_euclid(self.period);
+        let slots = (self.period / SLOT_SECS).max(1) as usize;
+        let table = CurveTable::get();
+        let mut active = Vec::with_capacity(INTERVALS_MAX);
+        let mut reactive = Vec::with_capacity(INTERVALS_MAX);
+        for i in 0..(DAY / self.period) {
+            let index = first + i;
+            let s0 = i as usize * slots;
+            let shape: f64 = (s0..s0 + slots)
+                .map(|s| curve.shape(table, s.min(SLOTS - 1)))
+                .sum();
+            let w = shape * (1.0 + 0.25 * signed_unit(self.h(tag::NOISE, index)));
+            active.push(w);
+            reactive.push(w * (1.0 + 0.6 * signed_unit(self.h(tag::PF, index))));
+        }
+        apportion(wh, &active)
+            .zip(apportion(vah - wh, &reactive))
+            .map(|(a, r)| (a, a + r))
+            .collect()
+    }
+
+    /// Totals of local day `day` with the supply on and the load connected all day.
+    fn whole_day(&self, day: i64) -> Totals {
+        let (wh, vah) = self.day_energy(day, &self.day_curve(day));
+        Totals {
+            wh,
+            vah,
+            powered_secs: DAY,
+            ..Totals::default()
+        }
+    }
+
+    /// Average demand (W) the household would draw in interval `index`, ignoring outages.
+    pub fn demand_w(&self, index: i64) -> f64 {
+        self.interval_energy(index).0 as f64 * 3600.0 / self.period as f64
+    }
+
+    /// Wh and VAh of interval `index` with the supply on (from its day's plan).
+    fn interval_energy(&self, index: i64) -> (i64, i64) {
+        let t0 = index * self.period;
+        let day = local_day(t0);
+        let i = ((t0 - local_midnight(day)) / self.period) as usize;
+        self.day_plan(day).get(i).copied().unwrap_or((0, 0))
     }
 
     fn voltage(&self, index: i64, demand: f64) -> f64 {
@@ -496,8 +689,15 @@ impl LoadModel {
             - 6.0 * demand / self.profile.sanctioned_w as f64
     }
 
-    /// Interval `index` given the outages and no-load spans that cover it.
-    fn interval_with(&self, index: i64, outages: &Spans, no_load: &Spans) -> Interval {
+    /// Interval `index` with `energy` (Wh, VAh with the supply on) given the outages and
+    /// no-load spans that cover it.
+    fn interval_with(
+        &self,
+        index: i64,
+        energy: (i64, i64),
+        outages: &Spans,
+        no_load: &Spans,
+    ) -> Interval {
         let t0 = index * self.period;
         let t1 = t0 + self.period;
         if t0 < self.profile.installed {
@@ -513,14 +713,19 @@ impl LoadModel {
         }
         let powered_secs = self.period - outages.overlap(t0, t1);
         let consuming = self.period - no_load.overlap(t0, t1);
-        let demand = self.demand_w(index);
-        let wh = (demand * consuming as f64 / 3600.0).round() as i64;
-        let vah = (wh as f64 / self.pf(index)).round() as i64;
+        let share = |e: i64| {
+            if consuming == self.period {
+                e
+            } else {
+                (e as f64 * consuming as f64 / self.period as f64).round() as i64
+            }
+        };
+        let demand = energy.0 as f64 * 3600.0 / self.period as f64;
         Interval {
             index,
             end: t1,
-            wh,
-            vah,
+            wh: share(energy.0),
+            vah: share(energy.1),
             powered_secs,
             recorded: !outages.contains(t1),
             voltage: if powered_secs > 0 {
@@ -531,11 +736,30 @@ impl LoadModel {
         }
     }
 
-    /// Intervals `from..to` (indices), computed with one outage lookup for the whole range.
+    /// Intervals `from..to` (indices), computed with one outage lookup for the whole range and
+    /// one plan per day.
     pub fn intervals(&self, from: i64, to: i64) -> impl Iterator<Item = Interval> + '_ {
         let outages = self.outages(from * self.period, to * self.period + 1);
         let no_load = outages.union(&self.disconnected);
-        (from..to).map(move |i| self.interval_with(i, &outages, &no_load))
+        let per_day = DAY / self.period;
+        // With `to <= from` the one day visited yields nothing.
+        let days = local_day(from * self.period)..=local_day(to.max(from + 1) * self.period - 1);
+        days.flat_map(move |day| {
+            let first = local_midnight(day).div_euclid(self.period);
+            let plan = if local_midnight(day + 1) <= self.profile.installed {
+                Vec::new()
+            } else {
+                self.day_plan(day)
+            };
+            let (outages, no_load) = (outages.clone(), no_load.clone());
+            (first.max(from)..(first + per_day).min(to)).map(move |index| {
+                let energy = plan
+                    .get((index - first) as usize)
+                    .copied()
+                    .unwrap_or((0, 0));
+                self.interval_with(index, energy, &outages, &no_load)
+            })
+        })
     }
 
     pub fn interval(&self, index: i64) -> Interval {
@@ -548,6 +772,39 @@ impl LoadModel {
             recorded: false,
             voltage: 0.0,
         })
+    }
+
+    /// Totals of intervals `from..to` (indices): whole days with the supply on and the load
+    /// connected from the day's totals, the rest interval by interval.
+    fn totals_between(&self, from: i64, to: i64) -> Totals {
+        let mut tot = Totals::default();
+        if to <= from {
+            return tot;
+        }
+        let (t0, t1) = (from * self.period, to * self.period);
+        let outages = self.outages(t0, t1 + 1);
+        let no_load = outages.union(&self.disconnected);
+        let mut t = t0;
+        while t < t1 {
+            let day = local_day(t);
+            let (start, end) = (local_midnight(day), local_midnight(day + 1));
+            let whole = start == t && end <= t1;
+            if whole && end <= self.profile.installed {
+                // Not installed yet: nothing.
+            } else if whole && start >= self.profile.installed && no_load.overlap(start, end) == 0 {
+                tot.add(&self.whole_day(day));
+            } else {
+                let (a, b) = (
+                    t.div_euclid(self.period),
+                    end.min(t1).div_euclid(self.period),
+                );
+                for iv in self.intervals(a, b) {
+                    tot.add_interval(&iv);
+                }
+            }
+            t = end.min(t1);
+        }
+        tot
     }
 
     /// Index of the last interval that ended at or before `t`.
@@ -613,13 +870,7 @@ impl LoadModel {
 
     /// Totals of the intervals that ended at or before `t`, since installation.
     pub fn cumulative_at(&self, t: i64) -> Totals {
-        let mut tot = Totals::default();
-        for iv in self.intervals(self.first_index(), self.last_complete(t) + 1) {
-            tot.wh += iv.wh;
-            tot.vah += iv.vah;
-            tot.powered_secs += iv.powered_secs;
-        }
-        tot
+        self.totals_between(self.first_index(), self.last_complete(t) + 1)
     }
 
     /// Totals at each of the sorted instants `times` (one pass over the history).
@@ -633,11 +884,7 @@ impl LoadModel {
         for &t in times {
             let next = self.last_complete(t) + 1;
             if next > upto {
-                for iv in self.intervals(upto, next) {
-                    tot.wh += iv.wh;
-                    tot.vah += iv.vah;
-                    tot.powered_secs += iv.powered_secs;
-                }
+                tot.add(&self.totals_between(upto, next));
                 upto = next;
             }
             out.push(tot);
@@ -667,11 +914,7 @@ impl LoadModel {
             if next > to {
                 break;
             }
-            for iv in self.intervals(at.div_euclid(self.period), next.div_euclid(self.period)) {
-                tot.wh += iv.wh;
-                tot.vah += iv.vah;
-                tot.powered_secs += iv.powered_secs;
-            }
+            tot.add(&self.totals_between(at.div_euclid(self.period), next.div_euclid(self.period)));
             at = next;
         }
         rows
@@ -806,6 +1049,41 @@ mod tests {
             let open = m.block_rows(NOW - 3 * DAY + 900, NOW - 3 * DAY + 7200, NOW);
             assert_eq!(open.len(), 8);
             assert!(open.iter().all(|r| r.wh == 0));
+        }
+    }
+
+    #[test]
+    fn apportioned_shares_add_up_and_follow_the_weights() {
+        let shares: Vec<i64> = apportion(1000, &[1.0, 2.0, 0.0, 7.0]).collect();
+        assert_eq!(shares, vec![100, 200, 0, 700]);
+        let odd: Vec<i64> = apportion(10, &[1.0, 1.0, 1.0]).collect();
+        assert_eq!(odd.iter().sum::<i64>(), 10);
+        assert!(odd.iter().all(|s| (3..=4).contains(s)));
+        assert_eq!(apportion(5, &[]).count(), 0);
+    }
+
+    #[test]
+    fn a_day_summed_whole_equals_its_intervals() {
+        for (meter, period) in [(0, 900), (1, 1800), (2, 900)] {
+            let mut m = LoadModel::new(42, meter, period);
+            m.scheduled_outages = false;
+            for back in 0..40 {
+                let day = local_day(NOW) - 1 - back;
+                let per_day = DAY / period;
+                let first = local_midnight(day) / period;
+                let mut detailed = Totals::default();
+                for iv in m.intervals(first, first + per_day) {
+                    assert!(iv.wh > 0 && iv.vah >= iv.wh, "{iv:?}");
+                    detailed.add_interval(&iv);
+                }
+                assert_eq!(m.whole_day(day), detailed, "meter {meter} day {day}");
+            }
+            // The cumulative (whole days) equals the walk over every interval.
+            let mut walk = Totals::default();
+            for iv in m.intervals(m.first_index(), m.last_complete(NOW) + 1) {
+                walk.add_interval(&iv);
+            }
+            assert_eq!(m.cumulative_at(NOW), walk);
         }
     }
 
