@@ -1,0 +1,1 @@
+//! Validation, estimation and editing (VEE) of interval data: pure functions over series.
