@@ -2,8 +2,9 @@
 //! so a PostgreSQL implementation can follow with the same tests.
 //!
 //! This crate owns the database file, its schema migrations ([`migrate`]) and the typed API over
-//! it. Issue 3 adds the head-end's tables ([`hes`]: registry, keys, cursors and gaps, session
-//! commits with their outbox, attempts, commands); the MDM's follow through new migrations.
+//! it: the head-end's tables ([`hes`]: registry, keys, cursors and gaps, session commits with
+//! their outbox, attempts, commands) and the MDM's ([`mdm`]: readings with quality and versions,
+//! events, the exception queue, edits, VEE state, routed messages).
 //!
 //! Contract rules: every key leads with the meter (or consumer); times are stored as integer
 //! milliseconds since the Unix epoch and are `chrono::DateTime<Utc>` at the API; upserts are
@@ -16,6 +17,7 @@
 //! All methods are synchronous and short; async callers run them on a blocking thread.
 
 pub mod hes;
+pub mod mdm;
 pub mod migrate;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,10 @@ pub use hes::{
     Announce, AttemptRecord, AttemptSummary, AuditRow, CommandRecord, Gap, GapChange, GapState,
     Inserted, MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, RegistryChange,
     SessionCommit, UnknownGapState, silently,
+};
+pub use mdm::{
+    EventRow, ExceptionRow, ExceptionState, IngestCounts, IngestWrite, IntervalWrite,
+    RoutedMessage, StoredInterval,
 };
 
 /// How long a writer waits for another connection's lock before giving up.

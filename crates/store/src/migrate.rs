@@ -18,10 +18,16 @@ pub struct Migration {
 }
 
 /// Every migration this program knows, in order. Append only: never edit a released script.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_hes",
-    sql: include_str!("../migrations/0001_hes.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_hes",
+        sql: include_str!("../migrations/0001_hes.sql"),
+    },
+    Migration {
+        name: "0002_mdm",
+        sql: include_str!("../migrations/0002_mdm.sql"),
+    },
+];
 
 /// The schema version this program writes.
 pub fn known_version() -> u32 {

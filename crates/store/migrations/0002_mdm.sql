@@ -1,0 +1,151 @@
+-- 0002: the MDM's tables (issue 4): readings with quality flags and versions, events, the VEE
+-- exception queue, edits and their audit trail, VEE state per meter, routed messages.
+--
+-- Same rules as 0001: integer milliseconds (UTC), keys lead with the meter, portable SQL. The
+-- MDM does not reference the head-end's registry: in a split deployment they are separate
+-- databases, and the MDM accepts data for a meter before any registry knows it.
+
+-- Block-load intervals: the value in force per (meter, interval end), every channel. `version`
+-- is 1 for the first value and grows by one each time an estimate, an actual or an edit
+-- replaces it; the replaced row moves to interval_history, so nothing is ever destroyed.
+-- quality: bit set (1 clock invalid, 2 clock doubtful, 4 partial interval, 8 estimated,
+-- 16 edited, 32 suspect); method: how an estimate was made, or 'edit'.
+CREATE TABLE interval_reading (
+    meter        TEXT NOT NULL,
+    interval_end INTEGER NOT NULL,
+    version      INTEGER NOT NULL CHECK (version > 0),
+    import_wh    INTEGER NOT NULL,
+    import_vah   INTEGER NOT NULL,
+    export_wh    INTEGER,
+    export_vah   INTEGER,
+    voltage_v    REAL,
+    current_a    REAL,
+    voltage_r_v  REAL,
+    voltage_y_v  REAL,
+    voltage_b_v  REAL,
+    current_r_a  REAL,
+    current_y_a  REAL,
+    current_b_a  REAL,
+    quality      INTEGER NOT NULL,
+    method       TEXT,
+    received_at  INTEGER NOT NULL,
+    PRIMARY KEY (meter, interval_end)
+) WITHOUT ROWID;
+
+-- Every replaced version of an interval, with when it was replaced.
+CREATE TABLE interval_history (
+    meter        TEXT NOT NULL,
+    interval_end INTEGER NOT NULL,
+    version      INTEGER NOT NULL,
+    import_wh    INTEGER NOT NULL,
+    import_vah   INTEGER NOT NULL,
+    export_wh    INTEGER,
+    export_vah   INTEGER,
+    voltage_v    REAL,
+    current_a    REAL,
+    voltage_r_v  REAL,
+    voltage_y_v  REAL,
+    voltage_b_v  REAL,
+    current_r_a  REAL,
+    current_y_a  REAL,
+    current_b_a  REAL,
+    quality      INTEGER NOT NULL,
+    method       TEXT,
+    received_at  INTEGER NOT NULL,
+    replaced_at  INTEGER NOT NULL,
+    PRIMARY KEY (meter, interval_end, version)
+) WITHOUT ROWID;
+
+-- Who changed an interval by hand, and why (the edit is the version it created).
+CREATE TABLE interval_edit (
+    meter        TEXT NOT NULL,
+    interval_end INTEGER NOT NULL,
+    version      INTEGER NOT NULL,
+    edited_by    TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    edited_at    INTEGER NOT NULL,
+    PRIMARY KEY (meter, interval_end, version)
+);
+
+-- Midnight snapshots of the cumulative registers (daily load profile).
+CREATE TABLE daily_reading (
+    meter       TEXT NOT NULL,
+    captured_at INTEGER NOT NULL,
+    import_wh   INTEGER NOT NULL,
+    import_vah  INTEGER NOT NULL,
+    export_wh   INTEGER,
+    export_vah  INTEGER,
+    quality     INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (meter, captured_at)
+) WITHOUT ROWID;
+
+-- Billing profile rows and instantaneous snapshots, kept whole (the model's JSON).
+CREATE TABLE billing_reading (
+    meter        TEXT NOT NULL,
+    billing_date INTEGER NOT NULL,
+    reading      TEXT NOT NULL,
+    received_at  INTEGER NOT NULL,
+    PRIMARY KEY (meter, billing_date)
+);
+
+CREATE TABLE instantaneous_reading (
+    meter       TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    reading     TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (meter, at)
+);
+
+-- Meter events, normalised: category and severity from the MDM's catalogue.
+CREATE TABLE meter_event (
+    meter       TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    code        INTEGER NOT NULL,
+    category    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    description TEXT NOT NULL,
+    quality     INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (meter, at, code)
+);
+CREATE INDEX meter_event_by_at ON meter_event (at);
+
+-- Failed validations for people to work through. The same finding twice is one row.
+-- state: 'open' | 'resolved' | 'dismissed'.
+CREATE TABLE vee_exception (
+    meter       TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    from_end    INTEGER NOT NULL,
+    to_end      INTEGER NOT NULL,
+    severity    TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('open', 'resolved', 'dismissed')),
+    created_at  INTEGER NOT NULL,
+    closed_at   INTEGER,
+    closed_by   TEXT,
+    note        TEXT,
+    PRIMARY KEY (meter, rule, from_end, to_end)
+);
+CREATE INDEX vee_exception_open ON vee_exception (state, created_at);
+
+-- What VEE remembers of each meter's past (its history summary, JSON).
+CREATE TABLE vee_state (
+    meter      TEXT PRIMARY KEY NOT NULL,
+    state      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+-- Messages the MDM routes to the parts that act on them (site inspection, OMS, billing),
+-- written with the data that caused them and delivered later. Idempotent by key.
+CREATE TABLE routed_message (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    key          TEXT NOT NULL UNIQUE,
+    meter        TEXT NOT NULL,
+    destination  TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+CREATE INDEX routed_message_pending ON routed_message (destination, seq) WHERE delivered_at IS NULL;

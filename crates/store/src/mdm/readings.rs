@@ -1,0 +1,732 @@
+//! Readings, events, exceptions, VEE state and routed messages: the write of one ingest batch
+//! and the queries the MDM and its API make.
+
+use chrono::{DateTime, Utc};
+use model::{
+    BillingReading, DailyReading, EventCategory, EventKind, InstantaneousReading, IntervalReading,
+    MeterEvent, MeterSerial, Quality,
+};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use crate::{Result, Store, StoreError, from_ms, ms, narrow, serial};
+
+/// The bit of each quality flag in the `quality` columns.
+const QUALITY_BITS: [(Quality, i64); 6] = [
+    (Quality::ClockInvalid, 1),
+    (Quality::ClockDoubtful, 2),
+    (Quality::PartialInterval, 4),
+    (Quality::Estimated, 8),
+    (Quality::Edited, 16),
+    (Quality::Suspect, 32),
+];
+
+/// Quality flags as stored.
+pub fn quality_bits(flags: &[Quality]) -> i64 {
+    QUALITY_BITS
+        .iter()
+        .filter(|(q, _)| flags.contains(q))
+        .fold(0, |bits, (_, b)| bits | b)
+}
+
+/// Stored quality bits back to flags (unknown bits are ignored).
+pub fn quality_from_bits(bits: i64) -> Vec<Quality> {
+    QUALITY_BITS
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(q, _)| *q)
+        .collect()
+}
+
+/// An interval as stored: the reading in force, its version and how it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInterval {
+    pub reading: IntervalReading,
+    /// 1 for the first value; each replacement adds one.
+    pub version: u32,
+    /// The estimation method, or "edit"; `None` for a meter reading.
+    pub method: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// One change to the interval data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntervalWrite {
+    /// A value for an interval end that has none; nothing happens if one is there already.
+    New {
+        reading: IntervalReading,
+        method: Option<String>,
+    },
+    /// Replaces the stored `version`, which moves to the history. Nothing happens if the stored
+    /// version is another (somebody replaced it first): counted as a conflict.
+    Replace {
+        reading: IntervalReading,
+        method: Option<String>,
+        version: u32,
+    },
+}
+
+/// An event with the severity the MDM's catalogue gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub event: MeterEvent,
+    pub severity: String,
+}
+
+/// A failed validation in the exception queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExceptionRow {
+    pub meter: MeterSerial,
+    pub rule: String,
+    /// First and last interval end (or capture time) concerned.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub severity: String,
+    pub detail: String,
+    pub state: ExceptionState,
+    pub created_at: DateTime<Utc>,
+    pub closed_by: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExceptionState {
+    Open,
+    Resolved,
+    Dismissed,
+}
+
+impl ExceptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionState::Open => "open",
+            ExceptionState::Resolved => "resolved",
+            ExceptionState::Dismissed => "dismissed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "open" => Ok(ExceptionState::Open),
+            "resolved" => Ok(ExceptionState::Resolved),
+            "dismissed" => Ok(ExceptionState::Dismissed),
+            other => Err(StoreError::Corrupt(format!("exception state {other}"))),
+        }
+    }
+}
+
+/// A message for another part (site inspection, OMS, billing), idempotent by key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutedMessage {
+    pub key: String,
+    pub meter: MeterSerial,
+    pub destination: String,
+    /// JSON.
+    pub payload: String,
+}
+
+/// Everything one ingest batch changes; [`Store::mdm_write`] writes it in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestWrite {
+    pub intervals: Vec<IntervalWrite>,
+    pub daily: Vec<DailyReading>,
+    pub billing: Vec<BillingReading>,
+    pub instantaneous: Vec<InstantaneousReading>,
+    pub events: Vec<EventRow>,
+    /// New findings (their state and closing fields are ignored: they go in open).
+    pub exceptions: Vec<ExceptionRow>,
+    /// VEE state per meter (JSON), replacing what was stored.
+    pub vee_states: Vec<(MeterSerial, String)>,
+    pub routed: Vec<RoutedMessage>,
+}
+
+impl IngestWrite {
+    pub fn is_empty(&self) -> bool {
+        self.intervals.is_empty()
+            && self.daily.is_empty()
+            && self.billing.is_empty()
+            && self.instantaneous.is_empty()
+            && self.events.is_empty()
+            && self.exceptions.is_empty()
+            && self.vee_states.is_empty()
+            && self.routed.is_empty()
+    }
+}
+
+/// What a write changed (rows that were there already are not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    pub intervals_new: u64,
+    pub intervals_replaced: u64,
+    /// Replacements skipped because the stored version had moved on.
+    pub conflicts: u64,
+    pub daily: u64,
+    pub billing: u64,
+    pub instantaneous: u64,
+    pub events: u64,
+    pub exceptions: u64,
+    pub routed: u64,
+}
+
+const INTERVAL_COLUMNS: &str = "meter, interval_end, version, import_wh, import_vah, export_wh, \
+     export_vah, voltage_v, current_a, voltage_r_v, voltage_y_v, voltage_b_v, current_r_a, \
+     current_y_a, current_b_a, quality, method, received_at";
+
+fn phase(v: Option<[f64; 3]>, i: usize) -> Option<f64> {
+    v.map(|p| p[i])
+}
+
+fn phases(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<[f64; 3]>> {
+    let (a, b, c): (Option<f64>, Option<f64>, Option<f64>) =
+        (r.get(first)?, r.get(first + 1)?, r.get(first + 2)?);
+    Ok(match (a, b, c) {
+        (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+        _ => None,
+    })
+}
+
+/// A row of `INTERVAL_COLUMNS` (from either interval table).
+fn stored_interval(r: &Row<'_>) -> Result<StoredInterval> {
+    let version: i64 = r.get(2)?;
+    Ok(StoredInterval {
+        reading: IntervalReading {
+            meter: serial(r.get(0)?)?,
+            interval_end: from_ms(r.get(1)?)?,
+            import_wh: r.get(3)?,
+            import_vah: r.get(4)?,
+            export_wh: r.get(5)?,
+            export_vah: r.get(6)?,
+            avg_voltage_v: r.get(7)?,
+            avg_current_a: r.get(8)?,
+            avg_phase_voltage_v: phases(r, 9)?,
+            avg_phase_current_a: phases(r, 12)?,
+            quality: quality_from_bits(r.get(15)?),
+        },
+        version: narrow(version, "interval version")?,
+        method: r.get(16)?,
+        received_at: from_ms(r.get(17)?)?,
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("not serialisable: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn category_name(c: EventCategory) -> &'static str {
+    match c {
+        EventCategory::Voltage => "voltage",
+        EventCategory::Current => "current",
+        EventCategory::Power => "power",
+        EventCategory::Transaction => "transaction",
+        EventCategory::Other => "other",
+        EventCategory::NonRollover => "non_rollover",
+        EventCategory::Control => "control",
+    }
+}
+
+fn kind_name(k: EventKind) -> &'static str {
+    match k {
+        EventKind::Occurrence => "occurrence",
+        EventKind::Restoration => "restoration",
+        EventKind::Single => "single",
+    }
+}
+
+fn parse_category(s: &str) -> Result<EventCategory> {
+    EventCategory::ALL
+        .into_iter()
+        .find(|c| category_name(*c) == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("event category {s}")))
+}
+
+fn parse_kind(s: &str) -> Result<EventKind> {
+    [
+        EventKind::Occurrence,
+        EventKind::Restoration,
+        EventKind::Single,
+    ]
+    .into_iter()
+    .find(|k| kind_name(*k) == s)
+    .ok_or_else(|| StoreError::Corrupt(format!("event kind {s}")))
+}
+
+/// The writes of one batch inside the caller's transaction.
+fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Result<IngestCounts> {
+    let now_ms = ms(now);
+    let mut counts = IngestCounts::default();
+    {
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO interval_reading ({INTERVAL_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?18) ON CONFLICT (meter, interval_end) DO NOTHING"
+        ))?;
+        let mut archive = tx.prepare_cached(&format!(
+            "INSERT INTO interval_history ({INTERVAL_COLUMNS}, replaced_at) \
+             SELECT {INTERVAL_COLUMNS}, ?3 FROM interval_reading \
+             WHERE meter = ?1 AND interval_end = ?2 AND version = ?4"
+        ))?;
+        let mut replace = tx.prepare_cached(
+            "UPDATE interval_reading SET version = version + 1, import_wh = ?4, \
+             import_vah = ?5, export_wh = ?6, export_vah = ?7, voltage_v = ?8, \
+             current_a = ?9, voltage_r_v = ?10, voltage_y_v = ?11, voltage_b_v = ?12, \
+             current_r_a = ?13, current_y_a = ?14, current_b_a = ?15, quality = ?16, \
+             method = ?17, received_at = ?18 \
+             WHERE meter = ?1 AND interval_end = ?2 AND version = ?3",
+        )?;
+        for write in &w.intervals {
+            let (reading, method, version) = match write {
+                IntervalWrite::New { reading, method } => (reading, method, 1),
+                IntervalWrite::Replace {
+                    reading,
+                    method,
+                    version,
+                } => (reading, method, *version),
+            };
+            let values = params![
+                reading.meter.as_str(),
+                ms(reading.interval_end),
+                version,
+                reading.import_wh,
+                reading.import_vah,
+                reading.export_wh,
+                reading.export_vah,
+                reading.avg_voltage_v,
+                reading.avg_current_a,
+                phase(reading.avg_phase_voltage_v, 0),
+                phase(reading.avg_phase_voltage_v, 1),
+                phase(reading.avg_phase_voltage_v, 2),
+                phase(reading.avg_phase_current_a, 0),
+                phase(reading.avg_phase_current_a, 1),
+                phase(reading.avg_phase_current_a, 2),
+                quality_bits(&reading.quality),
+                method.as_deref(),
+                now_ms,
+            ];
+            match write {
+                IntervalWrite::New { .. } => {
+                    counts.intervals_new += insert.execute(values)? as u64;
+                }
+                IntervalWrite::Replace { .. } => {
+                    archive.execute(params![
+                        reading.meter.as_str(),
+                        ms(reading.interval_end),
+                        now_ms,
+                        version
+                    ])?;
+                    if replace.execute(values)? == 1 {
+                        counts.intervals_replaced += 1;
+                    } else {
+                        counts.conflicts += 1;
+                    }
+                }
+            }
+        }
+    }
+    {
+        let mut daily = tx.prepare_cached(
+            "INSERT INTO daily_reading (meter, captured_at, import_wh, import_vah, export_wh, \
+             export_vah, quality, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (meter, captured_at) DO NOTHING",
+        )?;
+        for d in &w.daily {
+            counts.daily += daily.execute(params![
+                d.meter.as_str(),
+                ms(d.captured_at),
+                d.import_wh,
+                d.import_vah,
+                d.export_wh,
+                d.export_vah,
+                quality_bits(&d.quality),
+                now_ms
+            ])? as u64;
+        }
+        let mut billing = tx.prepare_cached(
+            "INSERT INTO billing_reading (meter, billing_date, reading, received_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (meter, billing_date) DO NOTHING",
+        )?;
+        for b in &w.billing {
+            counts.billing += billing.execute(params![
+                b.meter.as_str(),
+                ms(b.billing_date),
+                json(b)?,
+                now_ms
+            ])? as u64;
+        }
+        let mut instantaneous = tx.prepare_cached(
+            "INSERT INTO instantaneous_reading (meter, at, reading, received_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (meter, at) DO NOTHING",
+        )?;
+        for i in &w.instantaneous {
+            counts.instantaneous += instantaneous.execute(params![
+                i.meter.as_str(),
+                ms(i.at.unwrap_or(now)),
+                json(i)?,
+                now_ms
+            ])? as u64;
+        }
+        let mut event = tx.prepare_cached(
+            "INSERT INTO meter_event (meter, at, code, category, kind, severity, \
+             description, quality, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (meter, at, code) DO NOTHING",
+        )?;
+        for e in &w.events {
+            let ev = &e.event;
+            counts.events += event.execute(params![
+                ev.meter.as_str(),
+                ms(ev.at),
+                ev.code,
+                category_name(ev.category),
+                kind_name(ev.kind),
+                e.severity,
+                ev.description,
+                quality_bits(&ev.quality),
+                now_ms
+            ])? as u64;
+        }
+        let mut exception = tx.prepare_cached(
+            "INSERT INTO vee_exception (meter, rule, from_end, to_end, severity, detail, \
+             state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7) \
+             ON CONFLICT (meter, rule, from_end, to_end) DO NOTHING",
+        )?;
+        for x in &w.exceptions {
+            counts.exceptions += exception.execute(params![
+                x.meter.as_str(),
+                x.rule,
+                ms(x.from),
+                ms(x.to),
+                x.severity,
+                x.detail,
+                now_ms
+            ])? as u64;
+        }
+        let mut state = tx.prepare_cached(
+            "INSERT INTO vee_state (meter, state, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (meter) DO UPDATE SET state = excluded.state, \
+             updated_at = excluded.updated_at",
+        )?;
+        for (meter, s) in &w.vee_states {
+            state.execute(params![meter.as_str(), s, now_ms])?;
+        }
+        let mut routed = tx.prepare_cached(
+            "INSERT INTO routed_message (key, meter, destination, payload, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO NOTHING",
+        )?;
+        for m in &w.routed {
+            counts.routed += routed.execute(params![
+                m.key,
+                m.meter.as_str(),
+                m.destination,
+                m.payload,
+                now_ms
+            ])? as u64;
+        }
+    }
+    Ok(counts)
+}
+
+impl Store {
+    /// Intervals of `meter` with ends in `[from, to]`, oldest first.
+    pub fn mdm_intervals(
+        &self,
+        meter: &MeterSerial,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StoredInterval>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INTERVAL_COLUMNS} FROM interval_reading \
+             WHERE meter = ?1 AND interval_end BETWEEN ?2 AND ?3 ORDER BY interval_end"
+        ))?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(from), ms(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(stored_interval(r)?);
+        }
+        Ok(out)
+    }
+
+    /// The replaced versions of one interval, oldest first.
+    pub fn mdm_interval_history(
+        &self,
+        meter: &MeterSerial,
+        interval_end: DateTime<Utc>,
+    ) -> Result<Vec<StoredInterval>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INTERVAL_COLUMNS} FROM interval_history \
+             WHERE meter = ?1 AND interval_end = ?2 ORDER BY version"
+        ))?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(interval_end)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(stored_interval(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes one ingest batch in one transaction, at `now`.
+    pub fn mdm_write(&self, w: &IngestWrite, now: DateTime<Utc>) -> Result<IngestCounts> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let counts = write_batch(&tx, w, now)?;
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    /// Replaces interval `version` of `reading`'s meter and end with `reading` (an edit by a
+    /// person) and records who and why, in one transaction. Returns the new version.
+    pub fn mdm_edit_interval(
+        &self,
+        reading: &IntervalReading,
+        version: u32,
+        edited_by: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32> {
+        let write = IngestWrite {
+            intervals: vec![IntervalWrite::Replace {
+                reading: reading.clone(),
+                method: Some("edit".into()),
+                version,
+            }],
+            ..IngestWrite::default()
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let counts = write_batch(&tx, &write, now)?;
+        if counts.intervals_replaced != 1 {
+            return Err(StoreError::Conflict(format!(
+                "interval {} of {} is no longer at version {version}",
+                reading.interval_end, reading.meter
+            )));
+        }
+        let new_version = version + 1;
+        tx.execute(
+            "INSERT INTO interval_edit (meter, interval_end, version, edited_by, reason, \
+             edited_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                reading.meter.as_str(),
+                ms(reading.interval_end),
+                new_version,
+                edited_by,
+                reason,
+                ms(now)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(new_version)
+    }
+
+    /// Daily snapshots of `meter` captured in `[from, to]`, oldest first.
+    pub fn mdm_daily(
+        &self,
+        meter: &MeterSerial,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DailyReading>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT captured_at, import_wh, import_vah, export_wh, export_vah, quality \
+             FROM daily_reading WHERE meter = ?1 AND captured_at BETWEEN ?2 AND ?3 \
+             ORDER BY captured_at",
+        )?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(from), ms(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(DailyReading {
+                meter: meter.clone(),
+                captured_at: from_ms(r.get(0)?)?,
+                import_wh: r.get(1)?,
+                import_vah: r.get(2)?,
+                export_wh: r.get(3)?,
+                export_vah: r.get(4)?,
+                quality: quality_from_bits(r.get(5)?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Billing rows of `meter` with billing dates in `[from, to]`, oldest first.
+    pub fn mdm_billing(
+        &self,
+        meter: &MeterSerial,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<BillingReading>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT reading FROM billing_reading WHERE meter = ?1 \
+             AND billing_date BETWEEN ?2 AND ?3 ORDER BY billing_date",
+        )?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(from), ms(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(from_json(&r.get::<_, String>(0)?, "billing reading")?);
+        }
+        Ok(out)
+    }
+
+    /// The latest instantaneous snapshot of `meter`.
+    pub fn mdm_latest_instantaneous(
+        &self,
+        meter: &MeterSerial,
+    ) -> Result<Option<InstantaneousReading>> {
+        let conn = self.conn();
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT reading FROM instantaneous_reading WHERE meter = ?1 \
+                 ORDER BY at DESC LIMIT 1",
+                params![meter.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        json.map(|s| from_json(&s, "instantaneous reading"))
+            .transpose()
+    }
+
+    /// Events of `meter` in `[from, to]`, oldest first.
+    pub fn mdm_events(
+        &self,
+        meter: &MeterSerial,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<EventRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, code, category, kind, severity, description, quality FROM meter_event \
+             WHERE meter = ?1 AND at BETWEEN ?2 AND ?3 ORDER BY at, code",
+        )?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(from), ms(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(EventRow {
+                event: MeterEvent {
+                    meter: meter.clone(),
+                    at: from_ms(r.get(0)?)?,
+                    code: narrow(r.get(1)?, "event code")?,
+                    category: parse_category(&r.get::<_, String>(2)?)?,
+                    kind: parse_kind(&r.get::<_, String>(3)?)?,
+                    description: r.get(5)?,
+                    quality: quality_from_bits(r.get(6)?),
+                },
+                severity: r.get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Exceptions in `state` (all when `None`), oldest first, a page at a time.
+    pub fn mdm_exceptions(
+        &self,
+        meter: Option<&MeterSerial>,
+        state: Option<ExceptionState>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<ExceptionRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT meter, rule, from_end, to_end, severity, detail, state, created_at, \
+             closed_by, note FROM vee_exception \
+             WHERE (?1 IS NULL OR meter = ?1) AND (?2 IS NULL OR state = ?2) \
+             ORDER BY created_at, meter, rule, from_end LIMIT ?3 OFFSET ?4",
+        )?;
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![
+            meter.map(MeterSerial::as_str),
+            state.map(ExceptionState::as_str),
+            limit,
+            offset
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(ExceptionRow {
+                meter: serial(r.get(0)?)?,
+                rule: r.get(1)?,
+                from: from_ms(r.get(2)?)?,
+                to: from_ms(r.get(3)?)?,
+                severity: r.get(4)?,
+                detail: r.get(5)?,
+                state: ExceptionState::parse(&r.get::<_, String>(6)?)?,
+                created_at: from_ms(r.get(7)?)?,
+                closed_by: r.get(8)?,
+                note: r.get(9)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Closes an open exception (resolved or dismissed) by a person, with a note.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mdm_close_exception(
+        &self,
+        meter: &MeterSerial,
+        rule: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        state: ExceptionState,
+        by: &str,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if state == ExceptionState::Open {
+            return Err(StoreError::Invalid(
+                "an exception is closed as resolved or dismissed".into(),
+            ));
+        }
+        let changed = self.conn().execute(
+            "UPDATE vee_exception SET state = ?5, closed_at = ?6, closed_by = ?7, note = ?8 \
+             WHERE meter = ?1 AND rule = ?2 AND from_end = ?3 AND to_end = ?4 AND state = 'open'",
+            params![
+                meter.as_str(),
+                rule,
+                ms(from),
+                ms(to),
+                state.as_str(),
+                ms(now),
+                by,
+                note
+            ],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!(
+                "an open {rule} exception of {meter} from {from}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The VEE state kept for `meter` (JSON).
+    pub fn mdm_vee_state(&self, meter: &MeterSerial) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT state FROM vee_state WHERE meter = ?1",
+                params![meter.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Routed messages not yet delivered to `destination`, oldest first.
+    pub fn mdm_routed_pending(&self, destination: &str, limit: u32) -> Result<Vec<RoutedMessage>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, meter, destination, payload FROM routed_message \
+             WHERE destination = ?1 AND delivered_at IS NULL ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![destination, limit])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(RoutedMessage {
+                key: r.get(0)?,
+                meter: serial(r.get(1)?)?,
+                destination: r.get(2)?,
+                payload: r.get(3)?,
+            });
+        }
+        Ok(out)
+    }
+}

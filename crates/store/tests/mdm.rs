@@ -1,0 +1,274 @@
+//! The MDM's tables: interval versions (nothing destroyed by an estimate, an actual or an edit),
+//! idempotent writes, events, the exception queue and routed messages.
+
+use chrono::{DateTime, Duration, Utc};
+use model::{
+    DailyReading, EventCategory, EventKind, IntervalReading, MeterEvent, MeterSerial, Quality,
+};
+use store::{
+    EventRow, ExceptionRow, ExceptionState, IngestWrite, IntervalWrite, RoutedMessage, Store,
+    StoreError,
+};
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn meter() -> MeterSerial {
+    MeterSerial::new("M-0001").unwrap()
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("urja.db")).unwrap();
+    (dir, store)
+}
+
+fn interval(end: DateTime<Utc>, wh: i64, quality: Vec<Quality>) -> IntervalReading {
+    IntervalReading {
+        meter: meter(),
+        interval_end: end,
+        avg_voltage_v: Some(231.5),
+        avg_current_a: Some(1.25),
+        avg_phase_voltage_v: None,
+        avg_phase_current_a: None,
+        import_wh: wh,
+        import_vah: wh + 10,
+        export_wh: Some(0),
+        export_vah: None,
+        quality,
+    }
+}
+
+fn day(n: i64) -> Vec<IntervalReading> {
+    let start = at("2026-11-30T18:45:00Z");
+    (0..n)
+        .map(|i| interval(start + Duration::minutes(15 * i), 100 + i, vec![]))
+        .collect()
+}
+
+fn new_rows(rows: &[IntervalReading]) -> IngestWrite {
+    IngestWrite {
+        intervals: rows
+            .iter()
+            .map(|r| IntervalWrite::New {
+                reading: r.clone(),
+                method: None,
+            })
+            .collect(),
+        ..IngestWrite::default()
+    }
+}
+
+#[test]
+fn intervals_are_stored_whole_and_a_duplicate_changes_nothing() {
+    let (_dir, store) = store();
+    let rows = day(96);
+    let now = at("2026-12-01T19:00:00Z");
+    let counts = store.mdm_write(&new_rows(&rows), now).unwrap();
+    assert_eq!(counts.intervals_new, 96);
+    let stored = store
+        .mdm_intervals(&meter(), rows[0].interval_end, rows[95].interval_end)
+        .unwrap();
+    assert_eq!(stored.len(), 96);
+    for (s, r) in stored.iter().zip(&rows) {
+        assert_eq!(&s.reading, r);
+        assert_eq!(s.version, 1);
+        assert_eq!(s.method, None);
+        assert_eq!(s.received_at, now);
+    }
+    // The same batch again, later: nothing new, nothing changed.
+    let again = store
+        .mdm_write(&new_rows(&rows), now + Duration::hours(1))
+        .unwrap();
+    assert_eq!(again.intervals_new, 0);
+    assert_eq!(
+        store
+            .mdm_intervals(&meter(), rows[0].interval_end, rows[95].interval_end)
+            .unwrap(),
+        stored
+    );
+}
+
+#[test]
+fn an_actual_replaces_an_estimate_and_the_estimate_is_kept_in_the_history() {
+    let (_dir, store) = store();
+    let end = at("2026-12-01T10:00:00Z");
+    let estimate = interval(end, 150, vec![Quality::Estimated]);
+    let write = IngestWrite {
+        intervals: vec![IntervalWrite::New {
+            reading: estimate.clone(),
+            method: Some("linear_interpolation".into()),
+        }],
+        ..IngestWrite::default()
+    };
+    store.mdm_write(&write, end).unwrap();
+    let actual = interval(end, 171, vec![]);
+    let replace = IngestWrite {
+        intervals: vec![IntervalWrite::Replace {
+            reading: actual.clone(),
+            method: None,
+            version: 1,
+        }],
+        ..IngestWrite::default()
+    };
+    let counts = store.mdm_write(&replace, end + Duration::hours(2)).unwrap();
+    assert_eq!((counts.intervals_replaced, counts.conflicts), (1, 0));
+    let now = store.mdm_intervals(&meter(), end, end).unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].reading, actual);
+    assert_eq!(now[0].version, 2);
+    let history = store.mdm_interval_history(&meter(), end).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].reading, estimate);
+    assert_eq!(history[0].version, 1);
+    assert_eq!(history[0].method.as_deref(), Some("linear_interpolation"));
+    // A second replacement of version 1 (a stale writer) is a conflict and changes nothing.
+    let stale = store.mdm_write(&replace, end + Duration::hours(3)).unwrap();
+    assert_eq!((stale.intervals_replaced, stale.conflicts), (0, 1));
+    assert_eq!(store.mdm_intervals(&meter(), end, end).unwrap(), now);
+    assert_eq!(store.mdm_interval_history(&meter(), end).unwrap(), history);
+}
+
+#[test]
+fn an_edit_is_a_new_version_with_who_and_why() {
+    let (_dir, store) = store();
+    let end = at("2026-12-01T10:00:00Z");
+    store
+        .mdm_write(&new_rows(&[interval(end, 90_000, vec![])]), end)
+        .unwrap();
+    let edited = interval(end, 900, vec![Quality::Edited]);
+    let v = store
+        .mdm_edit_interval(&edited, 1, "asha", "meter CT ratio misconfigured", end)
+        .unwrap();
+    assert_eq!(v, 2);
+    let now = store.mdm_intervals(&meter(), end, end).unwrap();
+    assert_eq!(now[0].reading, edited);
+    assert_eq!(now[0].method.as_deref(), Some("edit"));
+    assert_eq!(
+        store.mdm_interval_history(&meter(), end).unwrap()[0]
+            .reading
+            .import_wh,
+        90_000
+    );
+    // Editing a version that is no longer current is refused.
+    let err = store
+        .mdm_edit_interval(&edited, 1, "ravi", "second thoughts", end)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+}
+
+#[test]
+fn daily_events_exceptions_and_routed_messages_are_idempotent() {
+    let (_dir, store) = store();
+    let t = at("2026-11-30T18:30:00Z");
+    let event = MeterEvent {
+        meter: meter(),
+        at: t,
+        code: 251,
+        category: EventCategory::Other,
+        kind: EventKind::Occurrence,
+        description: "Cover open".into(),
+        quality: vec![],
+    };
+    let exception = ExceptionRow {
+        meter: meter(),
+        rule: "spike".into(),
+        from: t,
+        to: t,
+        severity: "warning".into(),
+        detail: "9000 Wh against a typical 120 Wh".into(),
+        state: ExceptionState::Open,
+        created_at: t,
+        closed_by: None,
+        note: None,
+    };
+    let write = IngestWrite {
+        daily: vec![DailyReading {
+            meter: meter(),
+            captured_at: t,
+            import_wh: 1_234_567,
+            import_vah: 1_300_000,
+            export_wh: None,
+            export_vah: None,
+            quality: vec![],
+        }],
+        events: vec![EventRow {
+            event: event.clone(),
+            severity: "critical".into(),
+        }],
+        exceptions: vec![exception.clone()],
+        routed: vec![RoutedMessage {
+            key: "site_inspection/M-0001/251@2026-11-30T18:30:00Z".into(),
+            meter: meter(),
+            destination: "wfm".into(),
+            payload: "{}".into(),
+        }],
+        ..IngestWrite::default()
+    };
+    let first = store.mdm_write(&write, t).unwrap();
+    assert_eq!(
+        (first.daily, first.events, first.exceptions, first.routed),
+        (1, 1, 1, 1)
+    );
+    let second = store.mdm_write(&write, t + Duration::hours(1)).unwrap();
+    assert_eq!(
+        (
+            second.daily,
+            second.events,
+            second.exceptions,
+            second.routed
+        ),
+        (0, 0, 0, 0)
+    );
+    let events = store
+        .mdm_events(&meter(), t, t + Duration::days(1))
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, event);
+    assert_eq!(events[0].severity, "critical");
+    assert_eq!(store.mdm_daily(&meter(), t, t).unwrap().len(), 1);
+    assert_eq!(store.mdm_routed_pending("wfm", 10).unwrap().len(), 1);
+    assert!(store.mdm_routed_pending("oms", 10).unwrap().is_empty());
+
+    // The queue: open, then resolved by a person with a note.
+    let open = store
+        .mdm_exceptions(None, Some(ExceptionState::Open), 10, 0)
+        .unwrap();
+    assert_eq!(open, vec![exception.clone()]);
+    store
+        .mdm_close_exception(
+            &meter(),
+            "spike",
+            t,
+            t,
+            ExceptionState::Resolved,
+            "asha",
+            "air conditioner installed",
+            t + Duration::hours(2),
+        )
+        .unwrap();
+    assert!(
+        store
+            .mdm_exceptions(None, Some(ExceptionState::Open), 10, 0)
+            .unwrap()
+            .is_empty()
+    );
+    let closed = store.mdm_exceptions(Some(&meter()), None, 10, 0).unwrap();
+    assert_eq!(closed[0].state, ExceptionState::Resolved);
+    assert_eq!(closed[0].closed_by.as_deref(), Some("asha"));
+    // Closing it again finds no open exception.
+    assert!(matches!(
+        store.mdm_close_exception(
+            &meter(),
+            "spike",
+            t,
+            t,
+            ExceptionState::Dismissed,
+            "ravi",
+            "",
+            t
+        ),
+        Err(StoreError::NotFound(_))
+    ));
+}
