@@ -132,6 +132,10 @@ impl Notice {
         }
     }
 
+    pub fn meter(&self) -> &MeterSerial {
+        self.meter_and_time().0
+    }
+
     fn meter_and_time(&self) -> (&MeterSerial, DateTime<Utc>) {
         match self {
             Notice::SiteInspection { meter, at, .. }

@@ -5,4 +5,5 @@
 //! Domain rules here are plain functions over data; the services around them do the I/O.
 
 pub mod events;
+pub mod ingest;
 pub mod vee;

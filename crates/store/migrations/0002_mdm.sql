@@ -137,6 +137,48 @@ CREATE TABLE vee_state (
     updated_at INTEGER NOT NULL
 );
 
+-- Intervals the head-end reports the meter does not have, and why (power off, given up).
+CREATE TABLE missed_interval (
+    meter       TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    from_end    INTEGER NOT NULL,
+    to_end      INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (meter, profile, from_end, to_end)
+);
+
+-- Push alerts as the head-end decoded them, and outages seen at once (last gasp, first breath).
+CREATE TABLE alarm (
+    meter       TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (meter, at, kind)
+);
+
+-- Final results of commands to meters (the head-end's JSON outcome).
+CREATE TABLE command_result (
+    meter        TEXT NOT NULL,
+    command      TEXT NOT NULL,
+    command_kind TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    received_at  INTEGER NOT NULL,
+    PRIMARY KEY (meter, command)
+);
+
+-- Messages that could not be taken in (kept whole for a person, never dropped).
+CREATE TABLE dead_letter (
+    key         TEXT PRIMARY KEY NOT NULL,
+    kind        TEXT NOT NULL,
+    meter       TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    error       TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);
+
 -- Messages the MDM routes to the parts that act on them (site inspection, OMS, billing),
 -- written with the data that caused them and delivered later. Idempotent by key.
 CREATE TABLE routed_message (

@@ -34,8 +34,8 @@ pub use hes::{
     SessionCommit, UnknownGapState, silently,
 };
 pub use mdm::{
-    EventRow, ExceptionRow, ExceptionState, IngestCounts, IngestWrite, IntervalWrite,
-    RoutedMessage, StoredInterval,
+    AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
+    IngestWrite, IntervalWrite, MissedRow, RoutedMessage, StoredInterval,
 };
 
 /// How long a writer waits for another connection's lock before giving up.

@@ -10,6 +10,7 @@
 mod readings;
 
 pub use readings::{
-    EventRow, ExceptionRow, ExceptionState, IngestCounts, IngestWrite, IntervalWrite,
-    RoutedMessage, StoredInterval, quality_bits, quality_from_bits,
+    AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
+    IngestWrite, IntervalWrite, MissedRow, RoutedMessage, StoredInterval, quality_bits,
+    quality_from_bits,
 };

@@ -124,6 +124,50 @@ pub struct RoutedMessage {
     pub payload: String,
 }
 
+/// Intervals the head-end reports missing, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissedRow {
+    pub meter: MeterSerial,
+    pub profile: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// "power_off" or "gave_up".
+    pub reason: String,
+    /// JSON of the reason's details.
+    pub detail: String,
+}
+
+/// A push alert or an outage seen at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmRow {
+    pub meter: MeterSerial,
+    pub at: DateTime<Utc>,
+    /// "alarm", "outage_started", "outage_restored", "clock_drift".
+    pub kind: String,
+    /// JSON.
+    pub detail: String,
+}
+
+/// The final result of a command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandResultRow {
+    pub meter: MeterSerial,
+    pub command: String,
+    pub command_kind: String,
+    /// JSON of the outcome.
+    pub outcome: String,
+}
+
+/// A message that could not be taken in, kept whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub key: String,
+    pub kind: String,
+    pub meter: MeterSerial,
+    pub payload: String,
+    pub error: String,
+}
+
 /// Everything one ingest batch changes; [`Store::mdm_write`] writes it in one transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestWrite {
@@ -137,6 +181,10 @@ pub struct IngestWrite {
     /// VEE state per meter (JSON), replacing what was stored.
     pub vee_states: Vec<(MeterSerial, String)>,
     pub routed: Vec<RoutedMessage>,
+    pub missed: Vec<MissedRow>,
+    pub alarms: Vec<AlarmRow>,
+    pub command_results: Vec<CommandResultRow>,
+    pub dead_letters: Vec<DeadLetter>,
 }
 
 impl IngestWrite {
@@ -149,6 +197,10 @@ impl IngestWrite {
             && self.exceptions.is_empty()
             && self.vee_states.is_empty()
             && self.routed.is_empty()
+            && self.missed.is_empty()
+            && self.alarms.is_empty()
+            && self.command_results.is_empty()
+            && self.dead_letters.is_empty()
     }
 }
 
@@ -165,6 +217,10 @@ pub struct IngestCounts {
     pub events: u64,
     pub exceptions: u64,
     pub routed: u64,
+    pub missed: u64,
+    pub alarms: u64,
+    pub command_results: u64,
+    pub dead_letters: u64,
 }
 
 const INTERVAL_COLUMNS: &str = "meter, interval_end, version, import_wh, import_vah, export_wh, \
@@ -423,6 +479,62 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
                 now_ms
             ])? as u64;
         }
+    }
+    let mut missed = tx.prepare_cached(
+        "INSERT INTO missed_interval (meter, profile, from_end, to_end, reason, detail, \
+         received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (meter, profile, from_end, to_end) DO NOTHING",
+    )?;
+    for m in &w.missed {
+        counts.missed += missed.execute(params![
+            m.meter.as_str(),
+            m.profile,
+            ms(m.from),
+            ms(m.to),
+            m.reason,
+            m.detail,
+            now_ms
+        ])? as u64;
+    }
+    let mut alarm = tx.prepare_cached(
+        "INSERT INTO alarm (meter, at, kind, detail, received_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (meter, at, kind) DO NOTHING",
+    )?;
+    for a in &w.alarms {
+        counts.alarms += alarm.execute(params![
+            a.meter.as_str(),
+            ms(a.at),
+            a.kind,
+            a.detail,
+            now_ms
+        ])? as u64;
+    }
+    let mut result = tx.prepare_cached(
+        "INSERT INTO command_result (meter, command, command_kind, outcome, received_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (meter, command) DO NOTHING",
+    )?;
+    for r in &w.command_results {
+        counts.command_results += result.execute(params![
+            r.meter.as_str(),
+            r.command,
+            r.command_kind,
+            r.outcome,
+            now_ms
+        ])? as u64;
+    }
+    let mut dead = tx.prepare_cached(
+        "INSERT INTO dead_letter (key, kind, meter, payload, error, received_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (key) DO NOTHING",
+    )?;
+    for d in &w.dead_letters {
+        counts.dead_letters += dead.execute(params![
+            d.key,
+            d.kind,
+            d.meter.as_str(),
+            d.payload,
+            d.error,
+            now_ms
+        ])? as u64;
     }
     Ok(counts)
 }
@@ -708,6 +820,103 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// Intervals reported missing for `meter` that overlap `[from, to]`, oldest first.
+    pub fn mdm_missed(
+        &self,
+        meter: &MeterSerial,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<MissedRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT profile, from_end, to_end, reason, detail FROM missed_interval \
+             WHERE meter = ?1 AND from_end <= ?3 AND to_end >= ?2 ORDER BY from_end",
+        )?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(from), ms(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(MissedRow {
+                meter: meter.clone(),
+                profile: r.get(0)?,
+                from: from_ms(r.get(1)?)?,
+                to: from_ms(r.get(2)?)?,
+                reason: r.get(3)?,
+                detail: r.get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Alarms of `meter` in `[from, to]`, oldest first.
+    pub fn mdm_alarms(
+        &self,
+        meter: &MeterSerial,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AlarmRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, kind, detail FROM alarm WHERE meter = ?1 AND at BETWEEN ?2 AND ?3 \
+             ORDER BY at, kind",
+        )?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(from), ms(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(AlarmRow {
+                meter: meter.clone(),
+                at: from_ms(r.get(0)?)?,
+                kind: r.get(1)?,
+                detail: r.get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The final result of command `command` of `meter`, if it has come in.
+    pub fn mdm_command_result(
+        &self,
+        meter: &MeterSerial,
+        command: &str,
+    ) -> Result<Option<CommandResultRow>> {
+        self.conn()
+            .query_row(
+                "SELECT command_kind, outcome FROM command_result \
+                 WHERE meter = ?1 AND command = ?2",
+                params![meter.as_str(), command],
+                |r| {
+                    Ok(CommandResultRow {
+                        meter: meter.clone(),
+                        command: command.to_string(),
+                        command_kind: r.get(0)?,
+                        outcome: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(StoreError::from)
+    }
+
+    /// Messages that could not be taken in, oldest first.
+    pub fn mdm_dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, kind, meter, payload, error FROM dead_letter \
+             ORDER BY received_at, key LIMIT ?1",
+        )?;
+        let mut rows = stmt.query(params![limit])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(DeadLetter {
+                key: r.get(0)?,
+                kind: r.get(1)?,
+                meter: serial(r.get(2)?)?,
+                payload: r.get(3)?,
+                error: r.get(4)?,
+            });
+        }
+        Ok(out)
     }
 
     /// Routed messages not yet delivered to `destination`, oldest first.
