@@ -30,6 +30,9 @@ pub enum BenchCommand {
     /// Collect a day of block load and the daily profile from a simulated fleet in a second
     /// process, and report the head-end's throughput and memory.
     Hes(BenchHesArgs),
+    /// Feed a realistic block-load stream through the MDM's ingest into the store, and the
+    /// same rows raw into SQLite as a baseline; report reads per second and the ratio.
+    Ingest(crate::bench_ingest::BenchIngestArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -306,7 +309,7 @@ fn cpu_secs(pid: &str) -> Option<f64> {
 }
 
 /// The process's peak resident set (`VmHWM` in `/proc/self/status`), KiB. Linux only.
-fn peak_rss_kib() -> Option<u64> {
+pub(crate) fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_ingest;
 mod hes_cli;
 mod up;
 
@@ -61,6 +62,7 @@ fn main() -> Result<()> {
             Command::Hes(args) => hes_cli::run(args, shutdown_signal()).await?,
             Command::Report(args) => hes_cli::report(args).await?,
             Command::Bench(bench::BenchCommand::Hes(args)) => bench::hes(args).await?,
+            Command::Bench(bench::BenchCommand::Ingest(args)) => bench_ingest::ingest(args).await?,
         }
         Ok(())
     })
