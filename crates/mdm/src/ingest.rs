@@ -54,6 +54,16 @@ pub struct BatchReport {
     pub reads: u64,
 }
 
+impl BatchReport {
+    /// Adds another batch's report (for running totals).
+    pub fn add(&mut self, other: &BatchReport) {
+        self.messages += other.messages;
+        self.written.add(&other.written);
+        self.duplicates += other.duplicates;
+        self.reads += other.reads;
+    }
+}
+
 impl Ingest {
     pub fn new(store: Store, routing: Routing) -> Self {
         Ingest {

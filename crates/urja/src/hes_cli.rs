@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bus::Bus;
+
+use crate::mdm_cli::MdmService;
 use chrono::{DateTime, Utc};
 use hes::collect::{Collected, Collector, CollectorStats};
 use hes::keystore::{FileFormat, MasterKeySource, parse_key_file};
@@ -154,7 +156,9 @@ pub async fn run(args: HesArgs, shutdown: impl Future<Output = ()>) -> Result<()
     }
     let bus = Bus::in_process();
     let counts = MessageCounts::subscribe(&bus);
+    let mdm_subscription = bus.subscribe("mdm", &[], 2 * mdm::ingest::DEFAULT_BATCH);
     let hes = open(&args.data.data, config, bus).await?;
+    let mdm = MdmService::start(hes.store().clone(), mdm_subscription);
     let meters = hes.meters().len();
     if meters == 0 {
         bail!(
@@ -172,12 +176,13 @@ pub async fn run(args: HesArgs, shutdown: impl Future<Output = ()>) -> Result<()
         push.local_addr().unwrap_or(args.push_listen),
         hes.config().concurrency
     );
-    serve(hes, Some(push), counts, shutdown).await?;
-    Ok(())
+    let served = serve(hes, Some(push), counts, shutdown).await;
+    println!("MDM: {}", mdm.render());
+    mdm.stop().await;
+    served.map(|_| ())
 }
 
-/// Counts, by kind, the messages a bus subscriber received and acknowledged (the MDM's place
-/// until it arrives).
+/// Counts, by kind, the messages a bus subscriber received and acknowledged.
 #[derive(Debug, Clone, Default)]
 pub struct MessageCounts {
     counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,

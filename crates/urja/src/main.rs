@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_ingest;
 mod hes_cli;
+mod mdm_cli;
 mod up;
 
 /// Decoding meter data makes many small allocations; mimalloc keeps them fast and steady

@@ -1,8 +1,9 @@
 //! `urja up`: the whole system in one process on the real head-end: the data directory (store
 //! and master key), with `--simulate N` a simulated fleet whose key file is imported like any
-//! other, the push listener the fleet pushes to, the collector on its schedule and the outbox
-//! relay to an in-process bus (whose subscriber counts messages until the MDM arrives). `--once`
-//! runs one catch-up round of every job over every meter, prints the failure report and exits.
+//! other, the push listener the fleet pushes to, the collector on its schedule, the outbox relay
+//! to an in-process bus, and the MDM's ingest on that bus storing everything in the same file.
+//! `--once` runs one catch-up round of every job over every meter, prints the failure report
+//! and exits.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -15,6 +16,7 @@ use meter_sim::{FaultSpec, Fleet, FleetConfig, FleetHandle};
 use tokio::sync::watch;
 
 use crate::hes_cli::{self, DataArgs, MessageCounts, Tally};
+use crate::mdm_cli::MdmService;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
@@ -61,7 +63,9 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
     };
     let bus = Bus::in_process();
     let counts = MessageCounts::subscribe(&bus);
+    let mdm_subscription = bus.subscribe("mdm", &[], 2 * mdm::ingest::DEFAULT_BATCH);
     let hes = hes_cli::open(&args.data.data, config, bus).await?;
+    let mdm = MdmService::start(hes.store().clone(), mdm_subscription);
     let push = tokio::net::TcpListener::bind(args.push_listen)
         .await
         .with_context(|| format!("listening for pushes on {}", args.push_listen))?;
@@ -86,12 +90,16 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
     let result = if args.once {
         // One round reads the event logs anyway; alarms wait for a running head-end.
         drop(push);
-        once(&hes, &counts).await
+        once(&hes, &counts, &mdm).await
     } else {
         hes_cli::serve(hes, Some(push), counts, shutdown)
             .await
             .map(|_| ())
     };
+    if !args.once {
+        println!("MDM: {}", mdm.render());
+    }
+    mdm.stop().await;
     if let Some(fleet) = fleet {
         fleet.stop().await;
     }
@@ -151,7 +159,7 @@ async fn simulate(
 }
 
 /// One catch-up round of every job over every meter, the relay drained, the report.
-async fn once(hes: &HeadEnd, counts: &MessageCounts) -> Result<()> {
+async fn once(hes: &HeadEnd, counts: &MessageCounts, mdm: &MdmService) -> Result<()> {
     let started = hes.clock().now();
     let (stop_tx, stop_rx) = watch::channel(false);
     let relay = tokio::spawn({
@@ -185,6 +193,7 @@ async fn once(hes: &HeadEnd, counts: &MessageCounts) -> Result<()> {
     );
     println!("  {}", tally.line());
     println!("messages relayed: {} ({})", counts.total(), counts.render());
+    println!("MDM: {}", mdm.render());
     print!(
         "{}",
         hes_cli::failure_report(hes, hes_cli::report_since(hes.clock().now())).await?

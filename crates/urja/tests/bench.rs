@@ -1,5 +1,5 @@
-//! `urja bench hes` runs end to end on a small fleet and prints figures that parse (their values
-//! depend on the machine and are not checked here).
+//! `urja bench hes` and `urja bench ingest` run end to end on small inputs and print figures
+//! that parse (their values depend on the machine and are not checked here).
 
 use std::process::Command;
 
@@ -51,4 +51,25 @@ fn bench_hes_prints_figures_that_parse() {
     assert!(figure(&stdout, "baseline sessions per second:") > 0.0);
     assert!(figure(&stdout, "ratio collection/baseline:") > 0.0);
     assert!(figure(&stdout, "peak RSS of the HES process:") > 0.0);
+}
+
+#[test]
+fn bench_ingest_prints_figures_that_parse() {
+    let out = Command::new(env!("CARGO_BIN_EXE_urja"))
+        .args(["bench", "ingest", "--meters", "40", "--days", "1"])
+        .output()
+        .expect("urja runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "urja bench ingest failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("40 meter(s) x 1 day(s): 40 messages"),
+        "{stdout}"
+    );
+    assert!(figure(&stdout, "ingest:") > 0.0);
+    assert!(figure(&stdout, "ratio ingest/baseline:") > 0.0);
+    assert!(figure(&stdout, "reads per hour at this rate:") > 0.0);
 }

@@ -61,6 +61,13 @@ fn up_collects_from_every_simulated_meter_and_resumes_where_it_stopped() {
         stdout.contains("block_load 20"),
         "each meter's block load is published:\n{stdout}"
     );
+    // The MDM stored every interval the head-end collected, in the same file.
+    assert_eq!(
+        number_before(&stdout, "MDM: ", "intervals"),
+        first,
+        "the MDM stores what was collected:\n{stdout}"
+    );
+    assert!(stdout.contains("0 dead letters"), "{stdout}");
     assert!(stdout.contains("Head-end failure report"), "{stdout}");
     assert!(data.path().join("master.key").exists());
     assert!(data.path().join("urja.sqlite").exists());

@@ -187,6 +187,25 @@ pub struct IngestWrite {
     pub dead_letters: Vec<DeadLetter>,
 }
 
+impl IngestCounts {
+    /// Adds another write's counts (for running totals).
+    pub fn add(&mut self, other: &IngestCounts) {
+        self.intervals_new += other.intervals_new;
+        self.intervals_replaced += other.intervals_replaced;
+        self.conflicts += other.conflicts;
+        self.daily += other.daily;
+        self.billing += other.billing;
+        self.instantaneous += other.instantaneous;
+        self.events += other.events;
+        self.exceptions += other.exceptions;
+        self.routed += other.routed;
+        self.missed += other.missed;
+        self.alarms += other.alarms;
+        self.command_results += other.command_results;
+        self.dead_letters += other.dead_letters;
+    }
+}
+
 impl IngestWrite {
     pub fn is_empty(&self) -> bool {
         self.intervals.is_empty()
