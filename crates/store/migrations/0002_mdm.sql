@@ -191,3 +191,61 @@ CREATE TABLE routed_message (
     delivered_at INTEGER
 );
 CREATE INDEX routed_message_pending ON routed_message (destination, seq) WHERE delivered_at IS NULL;
+
+-- The network hierarchy: substation → feeder → distribution transformer → DCU → meter. Nodes
+-- are named once; who is whose parent is kept over time ([valid_from, valid_to), valid_to NULL
+-- while in force), so history stays right after a meter moves or a feeder is re-arranged.
+CREATE TABLE network_node (
+    id   TEXT PRIMARY KEY NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('substation', 'feeder', 'transformer', 'dcu')),
+    name TEXT NOT NULL
+);
+
+-- child_kind 'meter' links a meter (by serial) to its DCU or transformer.
+CREATE TABLE network_link (
+    child_kind TEXT NOT NULL CHECK (child_kind IN ('feeder', 'transformer', 'dcu', 'meter')),
+    child      TEXT NOT NULL,
+    valid_from INTEGER NOT NULL,
+    valid_to   INTEGER,
+    parent     TEXT NOT NULL REFERENCES network_node (id),
+    PRIMARY KEY (child_kind, child, valid_from),
+    CHECK (valid_to IS NULL OR valid_to > valid_from)
+);
+CREATE INDEX network_link_by_parent ON network_link (parent, valid_from);
+
+-- Consumers, the service points (premises) they are connected at, and the meters installed
+-- there, each relation over time.
+CREATE TABLE consumer (
+    consumer_no TEXT PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    -- tariff / VEE category: 'residential', 'commercial', 'industrial', 'agricultural', …
+    category    TEXT NOT NULL,
+    net_metered INTEGER NOT NULL CHECK (net_metered IN (0, 1)),
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE service_point (
+    id                TEXT PRIMARY KEY NOT NULL,
+    address           TEXT NOT NULL,
+    sanctioned_load_w INTEGER NOT NULL
+);
+
+CREATE TABLE service_point_consumer (
+    service_point TEXT NOT NULL REFERENCES service_point (id),
+    valid_from    INTEGER NOT NULL,
+    valid_to      INTEGER,
+    consumer_no   TEXT NOT NULL REFERENCES consumer (consumer_no),
+    PRIMARY KEY (service_point, valid_from),
+    CHECK (valid_to IS NULL OR valid_to > valid_from)
+);
+CREATE INDEX service_point_consumer_by_consumer ON service_point_consumer (consumer_no);
+
+CREATE TABLE meter_installation (
+    meter         TEXT NOT NULL,
+    valid_from    INTEGER NOT NULL,
+    valid_to      INTEGER,
+    service_point TEXT NOT NULL REFERENCES service_point (id),
+    PRIMARY KEY (meter, valid_from),
+    CHECK (valid_to IS NULL OR valid_to > valid_from)
+);
+CREATE INDEX meter_installation_by_service_point ON meter_installation (service_point);

@@ -272,3 +272,190 @@ fn daily_events_exceptions_and_routed_messages_are_idempotent() {
         Err(StoreError::NotFound(_))
     ));
 }
+
+mod network {
+    use super::*;
+    use store::mdm::{Child, Consumer, NetworkNode, NodeKind, ServicePoint};
+
+    fn node(id: &str, kind: NodeKind) -> NetworkNode {
+        NetworkNode {
+            id: id.into(),
+            kind,
+            name: format!("{id} name"),
+        }
+    }
+
+    fn grid(store: &Store, t0: DateTime<Utc>) {
+        for (id, kind) in [
+            ("SS1", NodeKind::Substation),
+            ("F1", NodeKind::Feeder),
+            ("F2", NodeKind::Feeder),
+            ("DT1", NodeKind::Transformer),
+            ("DT2", NodeKind::Transformer),
+            ("DCU1", NodeKind::Dcu),
+        ] {
+            store.mdm_put_node(&node(id, kind)).unwrap();
+        }
+        let link = |kind, id: &str, parent| {
+            store
+                .mdm_link(&Child::Node(kind, id.into()), parent, t0)
+                .unwrap()
+        };
+        link(NodeKind::Feeder, "F1", "SS1");
+        link(NodeKind::Feeder, "F2", "SS1");
+        link(NodeKind::Transformer, "DT1", "F1");
+        link(NodeKind::Transformer, "DT2", "F2");
+        link(NodeKind::Dcu, "DCU1", "DT1");
+        for (m, parent) in [("M1", "DCU1"), ("M2", "DCU1"), ("M3", "DT2")] {
+            store
+                .mdm_link(&Child::Meter(MeterSerial::new(m).unwrap()), parent, t0)
+                .unwrap();
+        }
+    }
+
+    fn serials(v: Vec<MeterSerial>) -> Vec<String> {
+        v.into_iter().map(String::from).collect()
+    }
+
+    #[test]
+    fn meters_below_a_node_follow_the_hierarchy_as_of_any_date() {
+        let (_dir, store) = store();
+        let t0 = at("2026-01-01T00:00:00Z");
+        grid(&store, t0);
+        let before = at("2026-06-01T00:00:00Z");
+        assert_eq!(
+            serials(store.mdm_meters_under("SS1", before).unwrap()),
+            ["M1", "M2", "M3"]
+        );
+        assert_eq!(
+            serials(store.mdm_meters_under("F1", before).unwrap()),
+            ["M1", "M2"]
+        );
+        assert_eq!(
+            serials(store.mdm_meters_under("DT2", before).unwrap()),
+            ["M3"]
+        );
+        // M2 is moved to DT2 on 1 July; DT1's list changes from then, not before.
+        let moved = at("2026-07-01T00:00:00Z");
+        let m2 = Child::Meter(MeterSerial::new("M2").unwrap());
+        assert!(store.mdm_link(&m2, "DT2", moved).unwrap());
+        assert!(
+            !store
+                .mdm_link(&m2, "DT2", moved + Duration::days(1))
+                .unwrap()
+        );
+        assert_eq!(
+            serials(store.mdm_meters_under("F1", before).unwrap()),
+            ["M1", "M2"]
+        );
+        assert_eq!(
+            serials(
+                store
+                    .mdm_meters_under("F1", moved + Duration::days(3))
+                    .unwrap()
+            ),
+            ["M1"]
+        );
+        assert_eq!(
+            serials(store.mdm_meters_under("F2", moved).unwrap()),
+            ["M2", "M3"]
+        );
+        assert_eq!(
+            store.mdm_parent_at(&m2, before).unwrap().as_deref(),
+            Some("DCU1")
+        );
+        assert_eq!(
+            store.mdm_parent_at(&m2, moved).unwrap().as_deref(),
+            Some("DT2")
+        );
+        // History is written forwards; nonsense links are refused.
+        assert!(matches!(
+            store.mdm_link(&m2, "DCU1", before),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.mdm_link(&Child::Node(NodeKind::Feeder, "F1".into()), "DT1", moved),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.mdm_link(&m2, "nowhere", moved),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.mdm_put_node(&node("F1", NodeKind::Dcu)),
+            Err(StoreError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn a_meter_change_keeps_each_meter_with_the_consumer_for_its_own_span() {
+        let (_dir, store) = store();
+        let t0 = at("2026-01-01T00:00:00Z");
+        store
+            .mdm_put_consumer(
+                &Consumer {
+                    consumer_no: "C-100".into(),
+                    name: "Asha Devi".into(),
+                    category: "residential".into(),
+                    net_metered: false,
+                },
+                t0,
+            )
+            .unwrap();
+        store
+            .mdm_put_service_point(&ServicePoint {
+                id: "SP-1".into(),
+                address: "12 Gandhi Road, Lucknow".into(),
+                sanctioned_load_w: 3000,
+            })
+            .unwrap();
+        store.mdm_connect_consumer("SP-1", "C-100", t0).unwrap();
+        let (old, new) = (
+            MeterSerial::new("OLD").unwrap(),
+            MeterSerial::new("NEW").unwrap(),
+        );
+        store.mdm_install_meter(&old, "SP-1", t0).unwrap();
+        let change = at("2026-11-15T06:00:00Z");
+        store.mdm_install_meter(&new, "SP-1", change).unwrap();
+        // The old meter was removed when the new one went in.
+        assert!(store.mdm_connection_at(&old, change).unwrap().is_none());
+        assert!(
+            store
+                .mdm_connection_at(&old, change - Duration::seconds(1))
+                .unwrap()
+                .is_some()
+        );
+        // An installation dated before the latest one at that service point is refused.
+        assert!(matches!(
+            store.mdm_install_meter(&MeterSerial::new("LATE").unwrap(), "SP-1", t0),
+            Err(StoreError::Invalid(_))
+        ));
+        let (sp, consumer) = store
+            .mdm_connection_at(&new, change + Duration::days(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (sp.id.as_str(), consumer.consumer_no.as_str()),
+            ("SP-1", "C-100")
+        );
+        assert!(store.mdm_connection_at(&new, t0).unwrap().is_none());
+        let november = store
+            .mdm_meters_of_consumer(
+                "C-100",
+                at("2026-11-01T00:00:00Z"),
+                at("2026-12-01T00:00:00Z"),
+            )
+            .unwrap();
+        let spans: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = november
+            .into_iter()
+            .map(|i| (i.meter.to_string(), i.from, i.to))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                ("OLD".into(), at("2026-11-01T00:00:00Z"), change),
+                ("NEW".into(), change, at("2026-12-01T00:00:00Z")),
+            ]
+        );
+    }
+}

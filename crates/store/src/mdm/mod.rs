@@ -1,5 +1,6 @@
-//! The MDM's tables: readings with quality flags and versions, events, the VEE exception queue,
-//! edits, VEE state per meter and routed messages (migration `0002_mdm`).
+//! The MDM's tables (migration `0002_mdm`): readings with quality flags and versions, events, the
+//! VEE exception queue, edits, VEE state per meter, routed messages ([`readings`]), and the
+//! network hierarchy with consumers and service points over time ([`network`]).
 //!
 //! The MDM decides what to write (it reads the stored rows, runs VEE, plans the changes); this
 //! module writes one [`IngestWrite`] in one transaction, so a batch of messages is durable
@@ -7,7 +8,10 @@
 //! under its version; a replacement names the version it replaces, so two writers cannot both
 //! replace the same value.
 
-mod readings;
+pub mod network;
+pub mod readings;
+
+pub use network::{Child, Consumer, Installation, NetworkNode, NodeKind, ServicePoint};
 
 pub use readings::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
