@@ -35,7 +35,7 @@ pub use hes::{
 };
 pub use mdm::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
-    IngestWrite, IntervalWrite, MissedRow, RoutedMessage, StoredInterval,
+    IngestWrite, IntervalWrite, MeterDayCounts, MissedRow, RoutedMessage, StoredInterval,
 };
 
 /// How long a writer waits for another connection's lock before giving up.

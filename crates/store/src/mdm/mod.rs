@@ -15,6 +15,6 @@ pub use network::{Child, Consumer, Installation, NetworkNode, NodeKind, ServiceP
 
 pub use readings::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
-    IngestWrite, IntervalWrite, MissedRow, RoutedMessage, StoredInterval, quality_bits,
-    quality_from_bits,
+    IngestWrite, IntervalWrite, MeterDayCounts, MissedRow, RoutedMessage, StoredInterval,
+    quality_bits, quality_from_bits,
 };

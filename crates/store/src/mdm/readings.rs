@@ -168,6 +168,20 @@ pub struct DeadLetter {
     pub error: String,
 }
 
+/// What one meter delivered for one day (for data completeness).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterDayCounts {
+    pub meter: MeterSerial,
+    /// Actual (not estimated) intervals ending in the day.
+    pub actual: u32,
+    /// Of those, received by the deadline.
+    pub actual_on_time: u32,
+    /// Estimated intervals ending in the day.
+    pub estimated: u32,
+    /// When the midnight snapshot closing the day was received, if it was.
+    pub daily_received: Option<DateTime<Utc>>,
+}
+
 /// Everything one ingest batch changes; [`Store::mdm_write`] writes it in one transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestWrite {
@@ -933,6 +947,77 @@ impl Store {
                 meter: serial(r.get(2)?)?,
                 payload: r.get(3)?,
                 error: r.get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// What every meter that should report (the head-end's registry and the installed meters)
+    /// delivered for the day `(day_start, day_end]`, counting as on time what was received by
+    /// `deadline`. By serial.
+    pub fn mdm_day_counts(
+        &self,
+        day_start: DateTime<Utc>,
+        day_end: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Result<Vec<MeterDayCounts>> {
+        let conn = self.conn();
+        let estimated = quality_bits(&[Quality::Estimated]);
+        let mut stmt = conn.prepare_cached(
+            "WITH meters (meter) AS ( \
+                 SELECT serial FROM meter \
+                 UNION SELECT meter FROM meter_installation \
+                 WHERE valid_from < ?2 AND (valid_to IS NULL OR valid_to > ?1)), \
+             counts AS ( \
+                 SELECT meter, \
+                     SUM(CASE WHEN (quality & ?4) = 0 THEN 1 ELSE 0 END) AS actual, \
+                     SUM(CASE WHEN (quality & ?4) = 0 AND received_at <= ?3 THEN 1 ELSE 0 END) \
+                         AS on_time, \
+                     SUM(CASE WHEN (quality & ?4) <> 0 THEN 1 ELSE 0 END) AS estimated \
+                 FROM interval_reading WHERE interval_end > ?1 AND interval_end <= ?2 \
+                 GROUP BY meter) \
+             SELECT m.meter, COALESCE(c.actual, 0), COALESCE(c.on_time, 0), \
+                 COALESCE(c.estimated, 0), d.received_at \
+             FROM meters m LEFT JOIN counts c ON c.meter = m.meter \
+             LEFT JOIN daily_reading d ON d.meter = m.meter AND d.captured_at = ?2 \
+             ORDER BY m.meter",
+        )?;
+        let mut rows = stmt.query(params![ms(day_start), ms(day_end), ms(deadline), estimated])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(MeterDayCounts {
+                meter: serial(r.get(0)?)?,
+                actual: narrow(r.get(1)?, "interval count")?,
+                actual_on_time: narrow(r.get(2)?, "interval count")?,
+                estimated: narrow(r.get(3)?, "interval count")?,
+                daily_received: crate::from_ms_opt(r.get(4)?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every meter's missing intervals reported for a profile that overlap `[from, to]`.
+    pub fn mdm_missed_between(
+        &self,
+        profile: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<MissedRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT meter, from_end, to_end, reason, detail FROM missed_interval \
+             WHERE profile = ?1 AND from_end <= ?3 AND to_end >= ?2 ORDER BY meter, from_end",
+        )?;
+        let mut rows = stmt.query(params![profile, ms(from), ms(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(MissedRow {
+                meter: serial(r.get(0)?)?,
+                profile: profile.to_string(),
+                from: from_ms(r.get(1)?)?,
+                to: from_ms(r.get(2)?)?,
+                reason: r.get(3)?,
+                detail: r.get(4)?,
             });
         }
         Ok(out)
