@@ -5,6 +5,7 @@
 //! Domain rules here are plain functions over data; the services around them do the I/O.
 
 pub mod completeness;
+pub mod determinants;
 pub mod events;
 pub mod ingest;
 pub mod vee;

@@ -1,0 +1,374 @@
+//! What the MDM hands on to prepaid and billing, computed from the validated interval data of
+//! the meters that measured a consumer's supply (across a meter change):
+//!
+//! - the daily consumption of a consumer (use case 1.4): kWh and kVAh import and export, the
+//!   highest kW and kVA demand of the day with their times, the average power factor, and
+//!   whether any of it was estimated;
+//! - the monthly billing determinants (use case 2.5): kWh and kVAh per TOD zone, MD kW and kVA
+//!   with their times, the average PF, export energy for net-metered consumers and the count of
+//!   estimated intervals.
+//!
+//! Demand is the average over a capture interval (energy × 3600 / period), as IS 15959 meters
+//! integrate it over the demand integration period, 15 or 30 minutes like the block load.
+
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use model::{IntervalReading, MeterSerial, Quality};
+use serde::{Deserialize, Serialize};
+use store::{Store, StoreError};
+
+use crate::completeness::day_bounds;
+
+/// A highest demand and the end of the interval it happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PeakDemand {
+    /// W or VA.
+    pub value: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// Sums and peaks over a set of intervals.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Figures {
+    pub import_wh: i64,
+    pub import_vah: i64,
+    pub export_wh: i64,
+    pub export_vah: i64,
+    pub max_w: Option<PeakDemand>,
+    pub max_va: Option<PeakDemand>,
+    pub intervals: u32,
+    pub estimated_intervals: u32,
+}
+
+impl Figures {
+    /// kWh / kVAh of the import; `None` when nothing apparent was imported.
+    pub fn average_pf(&self) -> Option<f64> {
+        (self.import_vah > 0).then(|| self.import_wh as f64 / self.import_vah as f64)
+    }
+
+    fn add(&mut self, r: &IntervalReading, period_s: i64) {
+        self.import_wh += r.import_wh;
+        self.import_vah += r.import_vah;
+        self.export_wh += r.export_wh.unwrap_or(0);
+        self.export_vah += r.export_vah.unwrap_or(0);
+        self.intervals += 1;
+        if r.quality.contains(&Quality::Estimated) {
+            self.estimated_intervals += 1;
+        }
+        let demand = |e: i64| e.saturating_mul(3600) / period_s.max(1);
+        raise(&mut self.max_w, demand(r.import_wh), r.interval_end);
+        raise(&mut self.max_va, demand(r.import_vah), r.interval_end);
+    }
+}
+
+/// Keeps the higher demand; on a tie, the earlier.
+fn raise(peak: &mut Option<PeakDemand>, value: i64, at: DateTime<Utc>) {
+    if peak.is_none_or(|p| value > p.value) {
+        *peak = Some(PeakDemand { value, at });
+    }
+}
+
+/// Sums and peaks of `intervals` (capture period `period_s`).
+pub fn figures<'a>(
+    intervals: impl IntoIterator<Item = &'a IntervalReading>,
+    period_s: i64,
+) -> Figures {
+    let mut f = Figures::default();
+    for r in intervals {
+        f.add(r, period_s);
+    }
+    f
+}
+
+/// A TOD tariff day: where each zone starts (IST hour and minute), zones 1..=8. A zone lasts
+/// until the next start; the last wraps past midnight to the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TodZones {
+    pub starts: Vec<TodStart>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TodStart {
+    pub hour: u8,
+    pub minute: u8,
+    pub zone: u8,
+}
+
+impl Default for TodZones {
+    /// Zone 1 off-peak night (22:00–06:00), 2 morning peak (06:00–10:00), 3 normal day
+    /// (10:00–18:00), 4 evening peak (18:00–22:00): the pattern of most Indian TOD tariffs.
+    fn default() -> Self {
+        let s = |hour, zone| TodStart {
+            hour,
+            minute: 0,
+            zone,
+        };
+        TodZones {
+            starts: vec![s(6, 2), s(10, 3), s(18, 4), s(22, 1)],
+        }
+    }
+}
+
+impl TodZones {
+    /// The zone of an interval, by the IST time its energy started to be counted.
+    pub fn zone_of(&self, interval_end: DateTime<Utc>, period_s: i64) -> u8 {
+        let start = interval_end - chrono::Duration::seconds(period_s);
+        let local = start + chrono::Duration::seconds(IST_OFFSET_S);
+        let minute = local.hour() * 60 + local.minute();
+        let mut starts: Vec<(u32, u8)> = self
+            .starts
+            .iter()
+            .map(|s| (u32::from(s.hour) * 60 + u32::from(s.minute), s.zone))
+            .collect();
+        starts.sort_unstable();
+        starts
+            .iter()
+            .rev()
+            .find(|(m, _)| *m <= minute)
+            .or(starts.last())
+            .map_or(1, |(_, z)| *z)
+    }
+}
+
+const IST_OFFSET_S: i64 = 19_800;
+
+/// How the consumers' meters measure: the block-load capture period and the TOD zones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Metering {
+    pub period_s: i64,
+    pub tod: TodZones,
+}
+
+impl Default for Metering {
+    fn default() -> Self {
+        Metering {
+            period_s: 900,
+            tod: TodZones::default(),
+        }
+    }
+}
+
+/// A consumer's consumption on one IST day (use case 1.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailyConsumption {
+    pub consumer_no: String,
+    pub day: NaiveDate,
+    pub meters: Vec<MeterSerial>,
+    pub figures: Figures,
+    pub average_pf: Option<f64>,
+    /// Whether any interval of the day was estimated.
+    pub estimated: bool,
+    /// Intervals expected (whole day at the capture period) that are not in the store.
+    pub missing_intervals: u32,
+}
+
+/// A consumer's billing determinants for `[from, to)` (use case 2.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BillingDeterminants {
+    pub consumer_no: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub meters: Vec<MeterSerial>,
+    /// kWh and kVAh import per TOD zone, index 0 = zone 1 (8 zones).
+    pub zone_import_wh: [i64; 8],
+    pub zone_import_vah: [i64; 8],
+    pub figures: Figures,
+    pub average_pf: Option<f64>,
+    /// Export energy, for net-metered consumers only.
+    pub export_wh: Option<i64>,
+    pub export_vah: Option<i64>,
+    pub estimated_intervals: u32,
+}
+
+/// Monthly determinants from `intervals` (each tagged with the capture period).
+pub fn billing_determinants(
+    consumer_no: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    meters: Vec<MeterSerial>,
+    intervals: &[IntervalReading],
+    metering: &Metering,
+    net_metered: bool,
+) -> BillingDeterminants {
+    let (period_s, tod) = (metering.period_s, &metering.tod);
+    let mut zone_import_wh = [0i64; 8];
+    let mut zone_import_vah = [0i64; 8];
+    for r in intervals {
+        let z = usize::from(tod.zone_of(r.interval_end, period_s).clamp(1, 8) - 1);
+        zone_import_wh[z] += r.import_wh;
+        zone_import_vah[z] += r.import_vah;
+    }
+    let figures = figures(intervals, period_s);
+    BillingDeterminants {
+        consumer_no: consumer_no.to_string(),
+        from,
+        to,
+        meters,
+        zone_import_wh,
+        zone_import_vah,
+        average_pf: figures.average_pf(),
+        export_wh: net_metered.then_some(figures.export_wh),
+        export_vah: net_metered.then_some(figures.export_vah),
+        estimated_intervals: figures.estimated_intervals,
+        figures,
+    }
+}
+
+/// The intervals that measured `consumer_no`'s supply in `[from, to)`, each meter's within its
+/// own installation span, and the meters.
+fn consumer_intervals(
+    store: &Store,
+    consumer_no: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(Vec<MeterSerial>, Vec<IntervalReading>), StoreError> {
+    let installations = store.mdm_meters_of_consumer(consumer_no, from, to)?;
+    let mut meters = Vec::new();
+    let mut intervals = Vec::new();
+    for i in installations {
+        // An interval belongs to the span its energy was counted in: ends in (from, to].
+        let rows = store.mdm_intervals(&i.meter, i.from + chrono::Duration::seconds(1), i.to)?;
+        intervals.extend(rows.into_iter().map(|s| s.reading));
+        if !meters.contains(&i.meter) {
+            meters.push(i.meter);
+        }
+    }
+    intervals.sort_by_key(|r| r.interval_end);
+    Ok((meters, intervals))
+}
+
+/// The daily consumption of `consumer_no` on `day`, or `None` for an unknown consumer.
+pub fn daily_for_consumer(
+    store: &Store,
+    consumer_no: &str,
+    day: NaiveDate,
+    metering: &Metering,
+) -> Result<Option<DailyConsumption>, StoreError> {
+    let period_s = metering.period_s;
+    if store.mdm_consumer(consumer_no)?.is_none() {
+        return Ok(None);
+    }
+    let (start, end) = day_bounds(day);
+    let (meters, intervals) = consumer_intervals(store, consumer_no, start, end)?;
+    let figures = figures(&intervals, period_s);
+    let expected = u32::try_from(86_400 / period_s.max(1)).unwrap_or(u32::MAX);
+    Ok(Some(DailyConsumption {
+        consumer_no: consumer_no.to_string(),
+        day,
+        meters,
+        average_pf: figures.average_pf(),
+        estimated: figures.estimated_intervals > 0,
+        missing_intervals: expected.saturating_sub(figures.intervals),
+        figures,
+    }))
+}
+
+/// The billing determinants of `consumer_no` for `[from, to)`, or `None` for an unknown
+/// consumer.
+pub fn determinants_for_consumer(
+    store: &Store,
+    consumer_no: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    metering: &Metering,
+) -> Result<Option<BillingDeterminants>, StoreError> {
+    let Some(consumer) = store.mdm_consumer(consumer_no)? else {
+        return Ok(None);
+    };
+    let (meters, intervals) = consumer_intervals(store, consumer_no, from, to)?;
+    Ok(Some(billing_determinants(
+        consumer_no,
+        from,
+        to,
+        meters,
+        &intervals,
+        metering,
+        consumer.net_metered,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(end: &str, wh: i64, vah: i64, export: i64, estimated: bool) -> IntervalReading {
+        IntervalReading {
+            meter: MeterSerial::new("M1").unwrap(),
+            interval_end: end.parse().unwrap(),
+            avg_voltage_v: None,
+            avg_current_a: None,
+            avg_phase_voltage_v: None,
+            avg_phase_current_a: None,
+            import_wh: wh,
+            import_vah: vah,
+            export_wh: Some(export),
+            export_vah: Some(export),
+            quality: if estimated {
+                vec![Quality::Estimated]
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    #[test]
+    fn sums_peaks_and_power_factor() {
+        // 15-minute intervals: 250 Wh in a quarter hour is 1 kW.
+        let rows = [
+            reading("2026-12-01T00:30:00Z", 250, 300, 0, false),
+            reading("2026-12-01T00:45:00Z", 500, 520, 10, true),
+            reading("2026-12-01T01:00:00Z", 500, 600, 0, false),
+        ];
+        let f = figures(&rows, 900);
+        assert_eq!((f.import_wh, f.import_vah, f.export_wh), (1250, 1420, 10));
+        assert_eq!(f.intervals, 3);
+        assert_eq!(f.estimated_intervals, 1);
+        // 500 Wh in 15 min = 2 kW: the first of the two equal peaks is kept.
+        assert_eq!(
+            f.max_w,
+            Some(PeakDemand {
+                value: 2000,
+                at: "2026-12-01T00:45:00Z".parse().unwrap()
+            })
+        );
+        assert_eq!(f.max_va.unwrap().value, 2400);
+        assert!((f.average_pf().unwrap() - 1250.0 / 1420.0).abs() < 1e-12);
+        assert_eq!(figures(&[], 900).average_pf(), None);
+    }
+
+    #[test]
+    fn tod_zones_follow_the_ist_clock() {
+        let tod = TodZones::default();
+        // Interval 00:15–00:30 UTC is 05:45–06:00 IST: night zone 1.
+        assert_eq!(tod.zone_of("2026-12-01T00:30:00Z".parse().unwrap(), 900), 1);
+        // 00:30–00:45 UTC is 06:00–06:15 IST: morning peak, zone 2.
+        assert_eq!(tod.zone_of("2026-12-01T00:45:00Z".parse().unwrap(), 900), 2);
+        // 13:00 UTC = 18:30 IST: evening peak, zone 4.
+        assert_eq!(tod.zone_of("2026-12-01T13:00:00Z".parse().unwrap(), 900), 4);
+        // 18:45 UTC = 00:15 IST: before the first start, the last zone (1) carries on.
+        assert_eq!(tod.zone_of("2026-12-01T18:45:00Z".parse().unwrap(), 900), 1);
+    }
+
+    #[test]
+    fn determinants_split_by_zone_and_report_export_only_when_net_metered() {
+        let rows = [
+            reading("2026-12-01T00:30:00Z", 100, 110, 5, false), // zone 1
+            reading("2026-12-01T00:45:00Z", 200, 220, 5, false), // zone 2
+            reading("2026-12-01T13:00:00Z", 400, 450, 0, true),  // zone 4
+        ];
+        let (from, to) = (
+            "2026-11-30T18:30:00Z".parse().unwrap(),
+            "2026-12-31T18:30:00Z".parse().unwrap(),
+        );
+        let metering = Metering::default();
+        let d = billing_determinants("C1", from, to, vec![], &rows, &metering, true);
+        assert_eq!(d.zone_import_wh, [100, 200, 0, 400, 0, 0, 0, 0]);
+        assert_eq!(d.zone_import_vah, [110, 220, 0, 450, 0, 0, 0, 0]);
+        assert_eq!(d.figures.import_wh, 700);
+        assert_eq!(d.export_wh, Some(10));
+        assert_eq!(d.estimated_intervals, 1);
+        assert_eq!(d.figures.max_w.unwrap().value, 1600);
+        let plain = billing_determinants("C1", from, to, vec![], &rows, &metering, false);
+        assert_eq!((plain.export_wh, plain.export_vah), (None, None));
+    }
+}
