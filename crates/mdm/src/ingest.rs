@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use bus::{Delivery, Envelope, Subscription};
 use chrono::{DateTime, Utc};
-use model::{HesMessage, IntervalReading, MeterSerial, MissedReason, OutageState, Quality};
+use model::{
+    HesMessage, IntervalReading, MeterSerial, MissedReason, NetworkChangeKind, OutageState, Quality,
+};
 use store::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
     IngestWrite, IntervalWrite, MissedRow, RoutedMessage, Store, StoreError, StoredInterval,
@@ -253,8 +255,16 @@ impl Ingest {
                 command_kind: command_kind.clone(),
                 outcome: json(outcome),
             }),
-            // The head-end's registry owns the network; the hierarchy takes its changes.
-            HesMessage::NetworkChange { .. } => {}
+            // A meter reached under a DCU hangs below it in the hierarchy from then on.
+            HesMessage::NetworkChange { meter, at, change } => {
+                let dcu = match change {
+                    NetworkChangeKind::New { dcu, .. } => dcu,
+                    NetworkChangeKind::Moved { to_dcu, .. } => to_dcu,
+                };
+                if let Some(dcu) = dcu {
+                    plan.write.dcu_links.push((meter.clone(), dcu.clone(), *at));
+                }
+            }
         }
         Ok(())
     }

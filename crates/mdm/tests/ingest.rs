@@ -355,3 +355,59 @@ proptest! {
         prop_assert_eq!(dump(&store, &["M1", "M22"]), expected);
     }
 }
+
+#[test]
+fn network_changes_hang_the_meter_below_its_dcu_over_time() {
+    use model::NetworkChangeKind;
+    use store::mdm::Child;
+    let (_dir, store) = open_store();
+    let svc = Ingest::new(store.clone(), Routing::default());
+    let change = |at: &str, change| HesMessage::NetworkChange {
+        meter: serial("M1"),
+        at: at.parse().unwrap(),
+        change,
+    };
+    ingest(
+        &svc,
+        &[change(
+            "2026-11-01T00:00:00Z",
+            NetworkChangeKind::New {
+                address: "10.0.0.7:4059".into(),
+                dcu: Some("DCU-7".into()),
+            },
+        )],
+    );
+    ingest(
+        &svc,
+        &[
+            change(
+                "2026-11-20T00:00:00Z",
+                NetworkChangeKind::Moved {
+                    from_address: "10.0.0.7:4059".into(),
+                    to_address: "10.0.9.1:4059".into(),
+                    from_dcu: Some("DCU-7".into()),
+                    to_dcu: Some("DCU-9".into()),
+                },
+            ),
+            // A late copy of an older change does not rewrite history.
+            change(
+                "2026-11-05T00:00:00Z",
+                NetworkChangeKind::Moved {
+                    from_address: "x".into(),
+                    to_address: "y".into(),
+                    from_dcu: None,
+                    to_dcu: Some("DCU-3".into()),
+                },
+            ),
+        ],
+    );
+    let m1 = Child::Meter(serial("M1"));
+    let parent = |t: &str| store.mdm_parent_at(&m1, at(t)).unwrap();
+    assert_eq!(parent("2026-11-10T00:00:00Z").as_deref(), Some("DCU-7"));
+    assert_eq!(parent("2026-11-25T00:00:00Z").as_deref(), Some("DCU-9"));
+    assert_eq!(parent("2026-10-01T00:00:00Z"), None);
+    assert_eq!(
+        store.mdm_node("DCU-9").unwrap().map(|n| n.kind),
+        Some(store::mdm::NodeKind::Dcu)
+    );
+}

@@ -480,6 +480,42 @@ impl Store {
     }
 }
 
+/// Hangs `meter` below DCU `dcu` from `at` inside the caller's transaction (the DCU is added
+/// if new, named by its id). A change dated before the meter's latest is stale and ignored:
+/// returns whether anything changed.
+pub(crate) fn link_meter_to_dcu(
+    tx: &Transaction<'_>,
+    meter: &MeterSerial,
+    dcu: &str,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let kind: Option<String> = tx
+        .query_row(
+            "SELECT kind FROM network_node WHERE id = ?1",
+            params![dcu],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match kind.as_deref() {
+        None => {
+            tx.execute(
+                "INSERT INTO network_node (id, kind, name) VALUES (?1, 'dcu', ?1)",
+                params![dcu],
+            )?;
+        }
+        Some("dcu") => {}
+        Some(other) => {
+            return Err(StoreError::Conflict(format!(
+                "{dcu} is a {other}, not a dcu"
+            )));
+        }
+    }
+    match NETWORK_LINK.set(tx, &["meter", meter.as_str()], dcu, at) {
+        Err(StoreError::Invalid(_)) => Ok(false),
+        other => other,
+    }
+}
+
 /// Which kind of child may hang below which kind of node (meters below a DCU, or directly below
 /// a transformer when they connect without one).
 fn may_hang_below(child: &str, parent: &str) -> bool {

@@ -199,6 +199,8 @@ pub struct IngestWrite {
     pub alarms: Vec<AlarmRow>,
     pub command_results: Vec<CommandResultRow>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Meters seen under a DCU (network changes), from when.
+    pub dcu_links: Vec<(MeterSerial, String, DateTime<Utc>)>,
 }
 
 impl IngestCounts {
@@ -217,6 +219,7 @@ impl IngestCounts {
         self.alarms += other.alarms;
         self.command_results += other.command_results;
         self.dead_letters += other.dead_letters;
+        self.dcu_links += other.dcu_links;
     }
 }
 
@@ -234,6 +237,7 @@ impl IngestWrite {
             && self.alarms.is_empty()
             && self.command_results.is_empty()
             && self.dead_letters.is_empty()
+            && self.dcu_links.is_empty()
     }
 }
 
@@ -254,6 +258,7 @@ pub struct IngestCounts {
     pub alarms: u64,
     pub command_results: u64,
     pub dead_letters: u64,
+    pub dcu_links: u64,
 }
 
 const INTERVAL_COLUMNS: &str = "meter, interval_end, version, import_wh, import_vah, export_wh, \
@@ -568,6 +573,9 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
             d.error,
             now_ms
         ])? as u64;
+    }
+    for (meter, dcu, at) in &w.dcu_links {
+        counts.dcu_links += u64::from(super::network::link_meter_to_dcu(tx, meter, dcu, *at)?);
     }
     Ok(counts)
 }
