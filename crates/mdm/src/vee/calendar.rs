@@ -20,7 +20,8 @@ pub(crate) const DAY_S: i64 = 86_400;
 /// `NaiveDate::num_days_from_ce` of 1970-01-01.
 const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
 
-/// A capture period that divides a day: the only kind whose intervals make up whole local days.
+/// A capture period of whole minutes that divides a day: the only kind whose intervals make up
+/// whole local days (IS 15959 meters capture every 15 or 30 minutes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Period(i64);
 
@@ -34,9 +35,10 @@ pub(crate) struct Slot {
 }
 
 impl Period {
-    /// `None` unless `0 < period_s ≤ 86 400` and the period divides the day.
+    /// `None` unless the period is whole minutes, at most a day, and divides the day.
     pub(crate) fn new(period_s: i64) -> Option<Period> {
-        (period_s > 0 && period_s <= DAY_S && DAY_S % period_s == 0).then_some(Period(period_s))
+        let valid = (60..=DAY_S).contains(&period_s) && period_s % 60 == 0 && DAY_S % period_s == 0;
+        valid.then_some(Period(period_s))
     }
 
     pub(crate) fn secs(self) -> i64 {
@@ -44,7 +46,7 @@ impl Period {
     }
 
     pub(crate) fn slots_per_day(self) -> usize {
-        // At most 86 400, so the cast is exact.
+        // At most 1 440, so the cast is exact.
         (DAY_S / self.0) as usize
     }
 
@@ -188,7 +190,7 @@ mod tests {
         assert!(Period::new(900).is_some());
         assert!(Period::new(1800).is_some());
         assert!(Period::new(86_400).is_some());
-        for bad in [0, -900, 7, 1000, 86_401, i64::MIN, i64::MAX] {
+        for bad in [0, -900, 1, 30, 64, 1000, 86_401, i64::MIN, i64::MAX] {
             assert_eq!(Period::new(bad), None, "{bad}");
         }
         assert_eq!(quarter().slots_per_day(), 96);

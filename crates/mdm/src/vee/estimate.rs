@@ -30,6 +30,10 @@ pub struct Estimate {
     pub method: EstimationMethod,
 }
 
+/// The most intervals one gap may have, whatever the configuration says (over two years at 15
+/// minutes), so that a mistaken setting cannot exhaust memory.
+pub const MAX_ESTIMATE_INTERVALS: i64 = 100_000;
+
 /// What estimation knows about a gap's surroundings.
 #[derive(Debug, Clone, Copy)]
 pub struct EstimateContext<'a> {
@@ -61,7 +65,7 @@ pub struct EstimateContext<'a> {
 /// a register is raised to the Wh where lower. Estimates are never negative.
 ///
 /// Returns nothing for a gap it cannot estimate: off the grid, reversed, longer than
-/// `max_estimate_gap_s`, or with nothing to go on.
+/// `max_estimate_gap_s` or [`MAX_ESTIMATE_INTERVALS`], or with nothing to go on.
 pub fn estimate_gap(
     gap_from: DateTime<Utc>,
     gap_to: DateTime<Utc>,
@@ -80,7 +84,11 @@ pub fn estimate_gap(
     {
         return Vec::new();
     }
-    let Some(ends) = (0..period.count(first, last))
+    let count = period.count(first, last);
+    if count > MAX_ESTIMATE_INTERVALS {
+        return Vec::new();
+    }
+    let Some(ends) = (0..count)
         .map(|i| at(first + i * period.secs()))
         .collect::<Option<Vec<_>>>()
     else {

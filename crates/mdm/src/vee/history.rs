@@ -52,8 +52,8 @@ impl History {
     /// [`VeeConfig::like_days`]: super::VeeConfig::like_days
     pub const MAX_LIKE_DAYS: usize = 8;
 
-    /// An empty history for a meter with this capture period. A period that does not divide a
-    /// day keeps nothing.
+    /// An empty history for a meter with this capture period. A period that is not whole
+    /// minutes dividing a day keeps nothing.
     pub fn new(period_s: i64) -> Self {
         History {
             period_s,
@@ -353,7 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn a_period_that_does_not_divide_the_day_keeps_nothing() {
+    fn a_period_off_the_minute_grid_keeps_nothing() {
         let mut h = History::new(7);
         h.absorb(&flat_day("2024-05-06", 10));
         assert_eq!(h, History::new(7));

@@ -18,6 +18,8 @@ mod daily;
 mod edit;
 mod estimate;
 mod history;
+#[cfg(test)]
+mod robustness;
 mod rules;
 mod series;
 #[cfg(test)]
@@ -33,7 +35,9 @@ pub use calendar::DayType;
 pub use config::{VeeConfig, VeeConfigs};
 pub use daily::validate_daily;
 pub use edit::{EditError, edit_interval};
-pub use estimate::{Estimate, EstimateContext, EstimationMethod, estimate_gap};
+pub use estimate::{
+    Estimate, EstimateContext, EstimationMethod, MAX_ESTIMATE_INTERVALS, estimate_gap,
+};
 pub use history::History;
 pub use rules::validate_intervals;
 
@@ -142,9 +146,9 @@ impl Finding {
 /// What the interval rules know besides the batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    /// The meter's capture period, 900 or 1800 s (any divisor of a day works). Rules that need
-    /// the grid (missing, misaligned, high/low, sum check) are skipped if it does not divide a
-    /// day.
+    /// The meter's capture period, 900 or 1800 s (any whole number of minutes that divides a
+    /// day works). Rules that need the grid (missing, duplicate, misaligned, spike, clock, zero
+    /// with voltage, high/low, sum check) are skipped for any other value.
     pub period_s: i64,
     pub now: DateTime<Utc>,
     pub history: &'a History,

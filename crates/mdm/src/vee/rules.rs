@@ -24,7 +24,7 @@ use super::{Channel, Context, Finding, Rule, Severity, VeeConfig, series};
 /// | voltage out of range | Warning per interval | no |
 ///
 /// Without history (a new meter) the spike and high/low rules stay silent; rules that need the
-/// period's grid are skipped if `ctx.period_s` does not divide a day.
+/// period's grid are skipped if `ctx.period_s` is not whole minutes dividing a day.
 pub fn validate_intervals(
     batch: &[IntervalReading],
     ctx: &Context,
@@ -427,7 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn a_period_that_does_not_divide_the_day_skips_the_grid_rules() {
+    fn an_invalid_period_skips_the_grid_rules() {
         let history = History::new(900);
         let ctx = Context::new(7, t("2024-05-10 12:00"), &history);
         let batch = [interval(t("2024-05-10 10:07"), -1)];

@@ -1,8 +1,6 @@
 //! The interval rules over a whole series: missing intervals, duplicates and overlaps, runs of
 //! zero consumption with the supply on, and days far off their like days.
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
 use model::IntervalReading;
 
@@ -202,23 +200,27 @@ pub(super) fn high_low(
     period: Period,
     cfg: &VeeConfig,
 ) -> Vec<Finding> {
-    let mut days: BTreeMap<NaiveDate, Vec<Option<i64>>> = BTreeMap::new();
-    for row in batch {
-        if let Some(slot) = period.slot_of(row.interval_end) {
-            let slots = days
-                .entry(slot.day)
-                .or_insert_with(|| vec![None; period.slots_per_day()]);
-            if let Some(s) = slots.get_mut(slot.index) {
-                *s = Some(row.import_wh);
-            }
-        }
-    }
+    // (day, slot, import) of each aligned interval, the first of any duplicate kept: a day is
+    // complete when it has every slot.
+    let mut slots: Vec<(NaiveDate, usize, i64)> = batch
+        .iter()
+        .filter_map(|r| {
+            period
+                .slot_of(r.interval_end)
+                .map(|s| (s.day, s.index, r.import_wh))
+        })
+        .collect();
+    slots.sort_by_key(|&(day, index, _)| (day, index));
+    slots.dedup_by_key(|&mut (day, index, _)| (day, index));
     let like_days = cfg.like_days.min(History::MAX_LIKE_DAYS);
-    days.into_iter()
-        .filter_map(|(day, slots)| {
-            let total = slots
+    slots
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|day| day.len() == period.slots_per_day())
+        .filter_map(|day_slots| {
+            let day = day_slots[0].0;
+            let total = day_slots
                 .iter()
-                .try_fold(0i64, |sum, s| Some(sum.saturating_add((*s)?)))?;
+                .fold(0i64, |sum, s| sum.saturating_add(s.2));
             let (mean, n) = history.like_day_mean_total_wh(day, like_days)?;
             if n < cfg.like_days_min {
                 return None;
