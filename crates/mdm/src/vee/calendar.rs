@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// IST, +05:30, in seconds.
 pub(crate) const IST_OFFSET_S: i64 = 19_800;
-pub(crate) const DAY_S: i64 = 86_400;
+const DAY_S: i64 = 86_400;
 /// `NaiveDate::num_days_from_ce` of 1970-01-01.
 const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
 
@@ -102,7 +102,7 @@ impl Period {
 }
 
 /// Local midnight at the start of `day`, in Unix seconds.
-pub(crate) fn local_midnight_secs(day: NaiveDate) -> i64 {
+fn local_midnight_secs(day: NaiveDate) -> i64 {
     (i64::from(day.num_days_from_ce()) - UNIX_EPOCH_DAY_FROM_CE) * DAY_S - IST_OFFSET_S
 }
 

@@ -7,8 +7,11 @@
 //! and [`edit_interval`] for an operator's correction. A failed check is data (a finding), not
 //! an error; nothing here panics on any input.
 //!
-//! "A day" is a local (IST) day; see [`calendar`](self) for how intervals fall into days. Every
-//! threshold is in [`VeeConfig`].
+//! "A day" is a local (IST) day, and an interval belongs to the day its start falls in: at 15
+//! minutes a day's intervals end from 00:15 to 24:00 IST, that is 18:45 UTC the day before to
+//! 18:30 UTC. Interval ends lie on the capture period's grid in IST. Every threshold is in
+//! [`VeeConfig`]; validate a batch before absorbing it into the [`History`], so that what the
+//! rules flag stays out of it.
 //!
 //! [`Quality::Suspect`]: model::Quality::Suspect
 

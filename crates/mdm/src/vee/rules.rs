@@ -1,6 +1,6 @@
 //! The interval rules: [`validate_intervals`], and the rules that judge one interval at a time
 //! (negative, future, misaligned, voltage, spike, clock). Rules over the whole series are in
-//! [`series`](super::series).
+//! [`series`].
 
 use model::{IntervalReading, Quality};
 

@@ -161,6 +161,7 @@ fn show_energies(r: &IntervalReading) -> String {
 
 /// Runs of intervals with no import and no export while some voltage was at least the minimum,
 /// lasting `zero_with_voltage_min_s` or more (a stuck register, a bypass, or an empty house).
+/// Runs are seen within the batch only: one split across two batches is judged in two parts.
 pub(super) fn zero_with_voltage(
     batch: &[IntervalReading],
     period: Period,
