@@ -136,4 +136,18 @@ mod tests {
         assert_eq!(configs.for_category("ct"), &ct);
         assert_eq!(configs.for_category("residential"), &VeeConfig::default());
     }
+
+    #[test]
+    fn missing_settings_take_their_defaults() {
+        let json = r#"{"default": {"spike_factor": 5.0}, "categories": {"ct": {"spike_floor_w": 500000}}}"#;
+        let configs: VeeConfigs = serde_json::from_str(json).unwrap();
+        assert_eq!(configs.default.spike_factor, 5.0);
+        assert_eq!(configs.default.voltage_min_v, 180.0);
+        let ct = configs.for_category("ct");
+        assert_eq!((ct.spike_floor_w, ct.spike_factor), (500_000, 10.0));
+        assert_eq!(
+            serde_json::from_str::<VeeConfigs>("{}").unwrap(),
+            VeeConfigs::default()
+        );
+    }
 }

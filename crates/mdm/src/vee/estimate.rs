@@ -23,7 +23,7 @@ pub enum EstimationMethod {
 }
 
 /// An estimated interval.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// Flagged [`Quality::Estimated`]; voltages and currents unknown (`None`).
     pub reading: IntervalReading,

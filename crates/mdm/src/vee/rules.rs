@@ -2,6 +2,7 @@
 //! (negative, future, misaligned, voltage, spike, clock). Rules over the whole series are in
 //! [`series`].
 
+use chrono::{DateTime, Utc};
 use model::{IntervalReading, Quality};
 
 use super::calendar::{Period, ist, runs};
@@ -47,8 +48,8 @@ pub fn validate_intervals(
     findings
 }
 
-/// The interval's time span as a finding's range.
-fn single(row: &IntervalReading) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+/// A finding's range for one interval.
+fn single(row: &IntervalReading) -> (DateTime<Utc>, DateTime<Utc>) {
     (row.interval_end, row.interval_end)
 }
 
