@@ -10,6 +10,8 @@ use model::MeterSerial;
 use serde::{Deserialize, Serialize};
 use store::{MeterDayCounts, MissedRow, Store, StoreError};
 
+use crate::calendar::{Period, day_bounds};
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CompletenessConfig {
@@ -71,12 +73,8 @@ pub fn assess(
 ) -> DayCompleteness {
     let (start, end) = day_bounds(day);
     let deadline = end + chrono::Duration::hours(cfg.on_time_hours.max(0));
-    let period = if cfg.period_s > 0 && DAY_S % cfg.period_s == 0 {
-        cfg.period_s
-    } else {
-        900
-    };
-    let expected = (DAY_S / period) as u32;
+    let period = Period::new(cfg.period_s).unwrap_or(Period::QUARTER_HOUR);
+    let expected = u32::try_from(period.slots_per_day()).unwrap_or(u32::MAX);
     let mut out = DayCompleteness {
         day,
         meters: counts.len() as u32,
@@ -93,7 +91,11 @@ pub fn assess(
         let explained: u32 = power_off
             .iter()
             .filter(|m| m.meter == c.meter)
-            .map(|m| ends_within(m.from.max(start), m.to.min(end), period))
+            .map(|m| {
+                let (from, to) = (m.from.max(start).timestamp(), m.to.min(end).timestamp());
+                let n = period.count(period.ceil(from), period.floor(to));
+                u32::try_from(n).unwrap_or(u32::MAX)
+            })
             .sum::<u32>()
             .min(expected);
         let have = c.actual.saturating_add(explained);
@@ -126,29 +128,6 @@ pub fn assess(
     out.share_full_daily = share(out.full_daily);
     out.share_on_time = share(out.on_time);
     out
-}
-
-const DAY_S: i64 = 86_400;
-/// IST, +05:30.
-const IST_OFFSET_S: i64 = 19_800;
-
-/// The local day `day` as `(midnight, next midnight)` in UTC.
-pub fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let midnight =
-        day.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::Duration::seconds(IST_OFFSET_S);
-    (midnight, midnight + chrono::Duration::seconds(DAY_S))
-}
-
-/// Interval ends on the `period` grid in `[from, to]`.
-fn ends_within(from: DateTime<Utc>, to: DateTime<Utc>, period: i64) -> u32 {
-    let grid = |t: i64| (t + IST_OFFSET_S).rem_euclid(period);
-    let first = from.timestamp() + (period - grid(from.timestamp())) % period;
-    let last = to.timestamp() - grid(to.timestamp());
-    if last < first {
-        0
-    } else {
-        u32::try_from((last - first) / period + 1).unwrap_or(u32::MAX)
-    }
 }
 
 /// The completeness of `day`, from the store.

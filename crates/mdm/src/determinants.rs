@@ -16,7 +16,7 @@ use model::{IntervalReading, MeterSerial, Quality};
 use serde::{Deserialize, Serialize};
 use store::{Store, StoreError};
 
-use crate::completeness::day_bounds;
+use crate::calendar::{IST_OFFSET_S, day_bounds};
 
 /// A highest demand and the end of the interval it happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -128,8 +128,6 @@ impl TodZones {
             .map_or(1, |(_, z)| *z)
     }
 }
-
-const IST_OFFSET_S: i64 = 19_800;
 
 /// How the consumers' meters measure: the block-load capture period and the TOD zones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //!
 //! Domain rules here are plain functions over data; the services around them do the I/O.
 
+pub mod calendar;
 pub mod completeness;
 pub mod determinants;
 pub mod events;

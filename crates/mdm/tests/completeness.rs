@@ -3,7 +3,8 @@
 
 use bus::Envelope;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use mdm::completeness::{CompletenessConfig, day_bounds, for_day};
+use mdm::calendar::day_bounds;
+use mdm::completeness::{CompletenessConfig, for_day};
 use mdm::events::Routing;
 use mdm::ingest::Ingest;
 use model::{DailyReading, HesMessage, IntervalReading, MeterSerial, MissedReason};

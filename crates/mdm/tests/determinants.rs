@@ -3,7 +3,7 @@
 
 use bus::Envelope;
 use chrono::{Duration, NaiveDate};
-use mdm::completeness::day_bounds;
+use mdm::calendar::day_bounds;
 use mdm::determinants::{Metering, daily_for_consumer, determinants_for_consumer};
 use mdm::events::Routing;
 use mdm::ingest::Ingest;

@@ -411,3 +411,126 @@ fn network_changes_hang_the_meter_below_its_dcu_over_time() {
         Some(store::mdm::NodeKind::Dcu)
     );
 }
+
+/// A day `d` (0 = 1 December) of block load for `meter` with `wh` in every interval.
+fn flat_day(meter: &str, d: i64, wh: i64) -> HesMessage {
+    HesMessage::BlockLoad {
+        meter: serial(meter),
+        intervals: (1..=96)
+            .map(|i| {
+                let mut r = interval(meter, i);
+                r.interval_end += Duration::days(d);
+                r.import_wh = wh;
+                r.import_vah = wh + 10;
+                r
+            })
+            .collect(),
+    }
+}
+
+fn snapshot(meter: &str, d: i64, wh: i64) -> HesMessage {
+    HesMessage::DailyProfile {
+        meter: serial(meter),
+        days: vec![DailyReading {
+            meter: serial(meter),
+            captured_at: day_start() + Duration::days(d),
+            import_wh: wh,
+            import_vah: wh + 96 * 10 * d,
+            export_wh: None,
+            export_vah: None,
+            quality: vec![],
+        }],
+    }
+}
+
+fn ingest_at(svc: &Ingest, messages: &[HesMessage], now: DateTime<Utc>) {
+    let envelopes: Vec<Envelope> = messages.iter().cloned().map(Envelope::new).collect();
+    let refs: Vec<&Envelope> = envelopes.iter().collect();
+    svc.ingest(&refs, now).unwrap();
+}
+
+#[test]
+fn a_spike_is_stored_flagged_suspect_and_queued() {
+    let (_dir, store) = open_store();
+    let svc = Ingest::new(store.clone(), Routing::default());
+    // Two ordinary days teach the meter's history (100 Wh a quarter hour).
+    for d in 0..2 {
+        ingest_at(
+            &svc,
+            &[flat_day("M1", d, 100)],
+            day_start() + Duration::days(d + 1),
+        );
+    }
+    // Day three: one quarter hour of 9 kWh (36 kW), far above anything this meter does.
+    let mut third = flat_day("M1", 2, 100);
+    if let HesMessage::BlockLoad { intervals, .. } = &mut third {
+        intervals[40].import_wh = 9_000;
+        intervals[40].import_vah = 9_100;
+    }
+    ingest_at(&svc, &[third.clone()], day_start() + Duration::days(3));
+    let HesMessage::BlockLoad { intervals, .. } = &third else {
+        unreachable!()
+    };
+    let spike_end = intervals[40].interval_end;
+    let stored = store
+        .mdm_intervals(&serial("M1"), spike_end, spike_end)
+        .unwrap();
+    assert_eq!(
+        stored[0].reading.import_wh, 9_000,
+        "the value is kept as read"
+    );
+    assert!(stored[0].reading.quality.contains(&Quality::Suspect));
+    let neighbour = intervals[39].interval_end;
+    assert!(
+        store
+            .mdm_intervals(&serial("M1"), neighbour, neighbour)
+            .unwrap()[0]
+            .reading
+            .quality
+            .is_empty()
+    );
+    let queue = store
+        .mdm_exceptions(Some(&serial("M1")), None, 10, 0)
+        .unwrap();
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    assert_eq!(queue[0].rule, "spike");
+    assert_eq!((queue[0].from, queue[0].to), (spike_end, spike_end));
+    assert!(queue[0].detail.contains("9000"), "{}", queue[0].detail);
+}
+
+#[test]
+fn the_sum_check_runs_once_the_day_is_complete_whatever_came_first() {
+    for snapshots_first in [true, false] {
+        let (_dir, store) = open_store();
+        let svc = Ingest::new(store.clone(), Routing::default());
+        // M1's registers advance by exactly its intervals' 9 600 Wh; M2's by 12 000 Wh.
+        let readings = [flat_day("M1", 0, 100), flat_day("M2", 0, 100)];
+        let registers = [
+            snapshot("M1", 0, 50_000),
+            snapshot("M1", 1, 59_600),
+            snapshot("M2", 0, 50_000),
+            snapshot("M2", 1, 62_000),
+        ];
+        let now = day_start() + Duration::days(1);
+        if snapshots_first {
+            ingest_at(&svc, &registers, now);
+            ingest_at(&svc, &readings, now);
+        } else {
+            ingest_at(&svc, &readings, now);
+            ingest_at(&svc, &registers[..2], now);
+            ingest_at(&svc, &registers[2..], now);
+        }
+        assert!(
+            store
+                .mdm_exceptions(Some(&serial("M1")), None, 10, 0)
+                .unwrap()
+                .is_empty()
+        );
+        let m2 = store
+            .mdm_exceptions(Some(&serial("M2")), None, 10, 0)
+            .unwrap();
+        let rules: Vec<&str> = m2.iter().map(|x| x.rule.as_str()).collect();
+        assert_eq!(rules, ["sum_check"], "snapshots first: {snapshots_first}");
+        assert!(m2[0].detail.contains("9600"), "{}", m2[0].detail);
+    }
+}

@@ -3,8 +3,8 @@
 
 use model::{DailyReading, IntervalReading, Quality};
 
-use super::calendar::{Period, at, ist};
 use super::{Channel, Context, Finding, Rule, Severity, VeeConfig, by_end};
+use crate::calendar::{Period, at, ist};
 
 /// Checks each pair of consecutive register snapshots (sorted by capture time, after the
 /// history's last one if it is earlier), on every energy both carry:

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use model::{IntervalReading, MeterSerial, Quality};
 use serde::{Deserialize, Serialize};
 
-use super::calendar::{Period, at};
 use super::{History, VeeConfig};
+use crate::calendar::{Period, at};
 
 /// How an estimate was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

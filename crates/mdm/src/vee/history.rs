@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use model::{DailyReading, IntervalReading, Quality};
 use serde::{Deserialize, Serialize};
 
-use super::calendar::{DayType, Period};
+use crate::calendar::{DayType, Period};
 
 /// A meter's recent past, built from actual readings. See [`History::absorb`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,6 @@
 //!
 //! [`Quality::Suspect`]: model::Quality::Suspect
 
-mod calendar;
 mod config;
 mod daily;
 mod edit;
@@ -26,7 +25,7 @@ mod robustness;
 mod rules;
 mod series;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::fmt;
 
@@ -34,7 +33,7 @@ use chrono::{DateTime, Utc};
 use model::{DailyReading, IntervalReading};
 use serde::{Deserialize, Serialize};
 
-pub use calendar::DayType;
+pub use crate::calendar::DayType;
 pub use config::{VeeConfig, VeeConfigs};
 pub use daily::validate_daily;
 pub use edit::{EditError, edit_interval};
@@ -110,6 +109,17 @@ pub enum Severity {
     Info,
     Warning,
     Error,
+}
+
+impl Severity {
+    /// The stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
 }
 
 /// What a rule found about a run of intervals.

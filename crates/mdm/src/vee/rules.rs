@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use model::{IntervalReading, Quality};
 
-use super::calendar::{Period, ist, runs};
 use super::{Channel, Context, Finding, Rule, Severity, VeeConfig, series};
+use crate::calendar::{Period, ist, runs};
 
 /// Runs every interval rule over one meter's batch (in any order, duplicates allowed).
 ///

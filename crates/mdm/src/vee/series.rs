@@ -4,9 +4,9 @@
 use chrono::NaiveDate;
 use model::IntervalReading;
 
-use super::calendar::{DayType, Period, at, ist, runs};
 use super::rules::voltages;
 use super::{Context, Finding, History, Rule, Severity, VeeConfig, by_end, energies};
+use crate::calendar::{DayType, Period, at, ist, runs};
 
 /// Expected interval ends that were neither received (in the batch or stored) nor explained,
 /// one finding per run. Works on runs, so a year-long range costs no more than a day.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use model::{DailyReading, IntervalReading, MeterSerial};
 
-use super::calendar::{IST_OFFSET_S, Period};
+use crate::calendar::{IST_OFFSET_S, Period};
 
 /// A UTC time from an IST wall-clock string "YYYY-MM-DD HH:MM".
 pub(crate) fn t(ist_wall_clock: &str) -> DateTime<Utc> {

@@ -444,6 +444,25 @@ impl Store {
         Ok(Some((sp, consumer)))
     }
 
+    /// The category of the consumer `meter` measured at `at` (for per-category settings).
+    pub fn mdm_category_of(
+        &self,
+        meter: &MeterSerial,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.category FROM meter_installation i \
+             JOIN service_point_consumer s ON s.service_point = i.service_point \
+             JOIN consumer c ON c.consumer_no = s.consumer_no \
+             WHERE i.meter = ?1 AND i.valid_from <= ?2 AND (i.valid_to IS NULL OR i.valid_to > ?2) \
+             AND s.valid_from <= ?2 AND (s.valid_to IS NULL OR s.valid_to > ?2) LIMIT 1",
+        )?;
+        Ok(stmt
+            .query_row(params![meter.as_str(), ms(at)], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The meters that measured `consumer_no`'s supply at some time in `[from, to)`: each
     /// installation clipped to the span when the consumer was connected at its service point.
     pub fn mdm_meters_of_consumer(

@@ -8,23 +8,34 @@
 //!   replaces an estimate (the estimate moves to the history); a different value for an
 //!   interval that already has an actual one is not overwritten but goes to the exception queue
 //!   as an overlap; an edited interval keeps its edit.
+//! - New actual intervals are validated ([`crate::vee`]) with the meter's history and the
+//!   settings of its consumer's category: findings go to the exception queue, and the intervals
+//!   a finding marks suspect are stored flagged [`Quality::Suspect`] and kept out of the
+//!   history. Midnight register snapshots are checked (backwards, rollover, sum of the day's
+//!   intervals) the same way.
 //! - Events are normalised ([`crate::events`]) and routed into notices in the same transaction.
 //! - A message that cannot be taken in (it contradicts itself) goes whole to the dead letters.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod vee_state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use bus::{Delivery, Envelope, Subscription};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use model::{
-    HesMessage, IntervalReading, MeterSerial, MissedReason, NetworkChangeKind, OutageState, Quality,
+    DailyReading, HesMessage, IntervalReading, MeterSerial, MissedReason, NetworkChangeKind,
+    OutageState, Quality,
 };
 use store::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
     IngestWrite, IntervalWrite, MissedRow, RoutedMessage, Store, StoreError, StoredInterval,
 };
 
+use crate::calendar::{IST_OFFSET_S, Period, day_bounds};
 use crate::events::{Notice, Routing, classify};
+use crate::vee::{self, Context, Finding, VeeConfigs};
+use vee_state::VeeCache;
 
 /// Most messages taken into one transaction.
 pub const DEFAULT_BATCH: usize = 512;
@@ -37,12 +48,39 @@ pub enum IngestError {
     Worker(String),
 }
 
-/// The ingest service: stateless between batches apart from its settings (everything it needs
-/// to decide is read from the store).
+/// Settings of the ingest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    /// Block-load capture period, seconds.
+    pub period_s: i64,
+    /// VEE settings per consumer category.
+    pub vee: VeeConfigs,
+    /// Meters whose VEE state is kept in memory.
+    pub cache_meters: usize,
+    /// A changed VEE history is written back at most this often, seconds.
+    pub save_every_s: i64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            period_s: 900,
+            vee: VeeConfigs::default(),
+            cache_meters: 50_000,
+            save_every_s: 600,
+        }
+    }
+}
+
+/// The ingest service. Everything it decides on is read from the store, except the meters' VEE
+/// state, which it keeps in memory between batches (see `vee_state`).
 #[derive(Debug, Clone)]
 pub struct Ingest {
     store: Store,
     routing: Arc<Routing>,
+    config: Arc<IngestConfig>,
+    vee: Arc<Mutex<VeeCache>>,
 }
 
 /// What a batch did, for logs and the benchmark.
@@ -68,9 +106,15 @@ impl BatchReport {
 
 impl Ingest {
     pub fn new(store: Store, routing: Routing) -> Self {
+        Self::with_config(store, routing, IngestConfig::default())
+    }
+
+    pub fn with_config(store: Store, routing: Routing, config: IngestConfig) -> Self {
         Ingest {
             store,
             routing: Arc::new(routing),
+            config: Arc::new(config),
+            vee: Arc::default(),
         }
     }
 
@@ -85,10 +129,16 @@ impl Ingest {
         messages: &[&Envelope],
         now: DateTime<Utc>,
     ) -> Result<BatchReport, IngestError> {
+        let mut cache = self.vee.lock().unwrap_or_else(|e| e.into_inner());
         let mut plan = Plan::default();
         for envelope in messages {
-            self.plan_message(&mut plan, envelope)?;
+            self.plan_message(&mut plan, &mut cache, envelope, now)?;
         }
+        plan.write.vee_states = cache.to_save(
+            now,
+            chrono::Duration::seconds(self.config.save_every_s.max(0)),
+            self.config.cache_meters.max(1),
+        );
         let written = self.store.mdm_write(&plan.write, now)?;
         Ok(BatchReport {
             messages: messages.len() as u64,
@@ -96,6 +146,28 @@ impl Ingest {
             duplicates: plan.duplicates,
             reads: plan.reads,
         })
+    }
+
+    /// Writes every VEE history changed since it was last written (at stop).
+    pub fn flush(&self, now: DateTime<Utc>) -> Result<(), IngestError> {
+        let states = self
+            .vee
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flush(now);
+        let write = IngestWrite {
+            vee_states: states,
+            ..IngestWrite::default()
+        };
+        if !write.is_empty() {
+            self.store.mdm_write(&write, now)?;
+        }
+        Ok(())
+    }
+
+    /// Meters whose VEE state is in memory.
+    pub fn cached_meters(&self) -> usize {
+        self.vee.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Consumes `subscription` until it ends or `stop` resolves: each wait collects what is
@@ -136,6 +208,12 @@ impl Ingest {
                 }
             }
         }
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || this.flush(Utc::now())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "writing the VEE state at stop failed"),
+            Err(e) => tracing::warn!(error = %e, "writing the VEE state at stop failed"),
+        }
     }
 
     async fn ingest_deliveries(&self, deliveries: &[Delivery]) -> Result<BatchReport, IngestError> {
@@ -149,17 +227,23 @@ impl Ingest {
         .map_err(|e| IngestError::Worker(e.to_string()))?
     }
 
-    fn plan_message(&self, plan: &mut Plan, envelope: &Envelope) -> Result<(), IngestError> {
+    fn plan_message(
+        &self,
+        plan: &mut Plan,
+        cache: &mut VeeCache,
+        envelope: &Envelope,
+        now: DateTime<Utc>,
+    ) -> Result<(), IngestError> {
         match &envelope.message {
             HesMessage::BlockLoad { meter, intervals } => match check_intervals(meter, intervals) {
-                Ok(()) => self.plan_intervals(plan, meter, intervals)?,
+                Ok(()) => self.plan_intervals(plan, cache, meter, intervals, now)?,
                 Err(error) => plan.dead_letter(envelope, error),
             },
             HesMessage::DailyProfile { meter, days } => {
                 if let Some(bad) = days.iter().find(|d| &d.meter != meter) {
                     plan.dead_letter(envelope, format!("a daily row of {} inside", bad.meter));
                 } else {
-                    plan.write.daily.extend(days.iter().cloned());
+                    self.plan_daily(plan, cache, meter, days, now)?;
                 }
             }
             HesMessage::BillingProfile { meter, readings } => {
@@ -220,12 +304,17 @@ impl Ingest {
                 at,
                 drift_s,
                 corrected,
-            } => plan.write.alarms.push(AlarmRow {
-                meter: meter.clone(),
-                at: *at,
-                kind: "clock_drift".into(),
-                detail: format!(r#"{{"drift_s":{drift_s},"corrected":{corrected}}}"#),
-            }),
+            } => {
+                // A corrected clock is right again; an uncorrected one makes its data doubtful.
+                let state = cache.get(&self.store, meter, self.config.period_s, now)?;
+                state.clock_drift_s = (!corrected).then_some(*drift_s);
+                plan.write.alarms.push(AlarmRow {
+                    meter: meter.clone(),
+                    at: *at,
+                    kind: "clock_drift".into(),
+                    detail: format!(r#"{{"drift_s":{drift_s},"corrected":{corrected}}}"#),
+                })
+            }
             HesMessage::MissedData {
                 meter,
                 profile,
@@ -269,13 +358,17 @@ impl Ingest {
         Ok(())
     }
 
-    /// Decides, interval by interval, what a block-load message changes.
+    /// Decides, interval by interval, what a block-load message changes, then validates the new
+    /// actual intervals.
     fn plan_intervals(
         &self,
         plan: &mut Plan,
+        cache: &mut VeeCache,
         meter: &MeterSerial,
         intervals: &[IntervalReading],
+        now: DateTime<Utc>,
     ) -> Result<(), IngestError> {
+        let first_write = plan.write.intervals.len();
         let (Some(first), Some(last)) = (intervals.first(), intervals.last()) else {
             return Ok(());
         };
@@ -329,7 +422,137 @@ impl Ingest {
                 plan.write.intervals.push(write);
             }
         }
+        if plan.write.intervals.len() == first_write {
+            return Ok(());
+        }
+        let fresh: Vec<IntervalReading> = plan.write.intervals[first_write..]
+            .iter()
+            .map(|w| written_reading(w).clone())
+            .collect();
+        let state = cache.get(&self.store, meter, self.config.period_s, now)?;
+        let cfg = self
+            .config
+            .vee
+            .for_category(state.category.as_deref().unwrap_or(""));
+        let mut ctx = Context::new(self.config.period_s, now, &state.history);
+        ctx.clock_drift_s = state.clock_drift_s;
+        let findings = vee::validate_intervals(&fresh, &ctx, cfg);
+        for f in &findings {
+            if f.suspect {
+                for w in &mut plan.write.intervals[first_write..] {
+                    let r = written_reading_mut(w);
+                    if r.interval_end >= f.from
+                        && r.interval_end <= f.to
+                        && !r.quality.contains(&Quality::Suspect)
+                    {
+                        r.quality.push(Quality::Suspect);
+                    }
+                }
+            }
+            plan.finding(meter, f);
+        }
+        let keep: Vec<IntervalReading> = plan.write.intervals[first_write..]
+            .iter()
+            .map(written_reading)
+            .filter(|r| !r.quality.contains(&Quality::Suspect))
+            .cloned()
+            .collect();
+        state.history.absorb(&keep);
+        state.dirty = true;
+        let cfg = cfg.clone();
+        let period = Period::new(self.config.period_s);
+        let touched: BTreeSet<NaiveDate> = fresh
+            .iter()
+            .filter_map(|r| period.and_then(|p| p.slot_of(r.interval_end)))
+            .map(|slot| slot.day)
+            .collect();
+        self.check_days(plan, meter, &touched, &cfg, now)
+    }
+
+    /// Checks the local days in `days` whose two midnight register snapshots are known (stored
+    /// or in this batch): registers going backwards, and the sum of the day's intervals against
+    /// the register advance. Run whenever a snapshot or an interval of the day arrives, so the
+    /// check happens once everything is there, whatever the order; the same finding twice is
+    /// one exception.
+    fn check_days(
+        &self,
+        plan: &mut Plan,
+        meter: &MeterSerial,
+        days: &BTreeSet<NaiveDate>,
+        cfg: &vee::VeeConfig,
+        now: DateTime<Utc>,
+    ) -> Result<(), IngestError> {
+        let blank = vee::History::new(self.config.period_s);
+        for day in days {
+            let (start, end) = day_bounds(*day);
+            let mut snapshots: Vec<DailyReading> = self.store.mdm_daily(meter, start, end)?;
+            for d in plan.write.daily.iter().filter(|d| &d.meter == meter) {
+                if (d.captured_at == start || d.captured_at == end)
+                    && !snapshots.iter().any(|s| s.captured_at == d.captured_at)
+                {
+                    snapshots.push(d.clone());
+                }
+            }
+            if snapshots.len() < 2 {
+                continue;
+            }
+            let mut by_end: BTreeMap<DateTime<Utc>, IntervalReading> = self
+                .store
+                .mdm_intervals(meter, start + chrono::Duration::seconds(1), end)?
+                .into_iter()
+                .map(|s| (s.reading.interval_end, s.reading))
+                .collect();
+            for ((m, at), r) in &plan.planned {
+                if m == meter && *at > start && *at <= end {
+                    by_end.insert(*at, r.clone());
+                }
+            }
+            let intervals: Vec<IntervalReading> = by_end.into_values().collect();
+            let ctx = Context::new(self.config.period_s, now, &blank);
+            for f in vee::validate_daily(&snapshots, &intervals, &ctx, cfg) {
+                plan.finding(meter, &f);
+            }
+        }
         Ok(())
+    }
+
+    /// Midnight register snapshots: kept, remembered by the meter's history, and the days they
+    /// open and close checked.
+    fn plan_daily(
+        &self,
+        plan: &mut Plan,
+        cache: &mut VeeCache,
+        meter: &MeterSerial,
+        days: &[DailyReading],
+        now: DateTime<Utc>,
+    ) -> Result<(), IngestError> {
+        plan.write.daily.extend(days.iter().cloned());
+        let mut touched = BTreeSet::new();
+        for d in days {
+            let local = (d.captured_at + chrono::Duration::seconds(IST_OFFSET_S)).date_naive();
+            touched.insert(local);
+            touched.extend(local.pred_opt());
+        }
+        let state = cache.get(&self.store, meter, self.config.period_s, now)?;
+        state.history.absorb_daily(days);
+        state.dirty = true;
+        let cfg = self
+            .config
+            .vee
+            .for_category(state.category.as_deref().unwrap_or(""));
+        self.check_days(plan, meter, &touched, cfg, now)
+    }
+}
+
+fn written_reading(w: &IntervalWrite) -> &IntervalReading {
+    match w {
+        IntervalWrite::New { reading, .. } | IntervalWrite::Replace { reading, .. } => reading,
+    }
+}
+
+fn written_reading_mut(w: &mut IntervalWrite) -> &mut IntervalReading {
+    match w {
+        IntervalWrite::New { reading, .. } | IntervalWrite::Replace { reading, .. } => reading,
     }
 }
 
@@ -402,6 +625,25 @@ impl Plan {
             ),
             state: ExceptionState::Open,
             created_at: incoming.interval_end,
+            closed_by: None,
+            note: None,
+        });
+    }
+
+    /// A validation finding worth a person's look (warnings and errors) goes to the queue.
+    fn finding(&mut self, meter: &MeterSerial, f: &Finding) {
+        if f.severity < vee::Severity::Warning {
+            return;
+        }
+        self.write.exceptions.push(ExceptionRow {
+            meter: meter.clone(),
+            rule: f.rule.as_str().to_string(),
+            from: f.from,
+            to: f.to,
+            severity: f.severity.as_str().to_string(),
+            detail: f.detail.clone(),
+            state: ExceptionState::Open,
+            created_at: f.from,
             closed_by: None,
             note: None,
         });

@@ -35,6 +35,9 @@ pub(crate) struct Slot {
 }
 
 impl Period {
+    /// Fifteen minutes, the usual block-load capture period.
+    pub(crate) const QUARTER_HOUR: Period = Period(900);
+
     /// `None` unless the period is whole minutes, at most a day, and divides the day.
     pub(crate) fn new(period_s: i64) -> Option<Period> {
         let valid = (60..=DAY_S).contains(&period_s) && period_s % 60 == 0 && DAY_S % period_s == 0;
@@ -99,6 +102,13 @@ impl Period {
         let midnight = local_midnight_secs(day);
         (midnight + self.0, midnight + DAY_S)
     }
+}
+
+/// The local day `day` as `(midnight, next midnight)`.
+pub fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let midnight = local_midnight_secs(day);
+    let t = |secs| DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    (t(midnight), t(midnight + DAY_S))
 }
 
 /// Local midnight at the start of `day`, in Unix seconds.
