@@ -134,7 +134,7 @@ impl Ingest {
         for envelope in messages {
             self.plan_message(&mut plan, &mut cache, envelope, now)?;
         }
-        plan.write.vee_states = cache.to_save(
+        plan.write.vee_states = cache.due_for_saving(
             now,
             chrono::Duration::seconds(self.config.save_every_s.max(0)),
             self.config.cache_meters.max(1),

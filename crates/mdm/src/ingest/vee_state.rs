@@ -72,7 +72,7 @@ impl VeeCache {
     /// The histories to write with this batch: those changed and not written for `save_every`,
     /// and, when the cache holds more than `capacity` meters, the least recently used ones,
     /// which are dropped from memory.
-    pub fn to_save(
+    pub fn due_for_saving(
         &mut self,
         now: DateTime<Utc>,
         save_every: Duration,
