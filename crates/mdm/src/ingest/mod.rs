@@ -368,7 +368,6 @@ impl Ingest {
         intervals: &[IntervalReading],
         now: DateTime<Utc>,
     ) -> Result<(), IngestError> {
-        let first_write = plan.write.intervals.len();
         let (Some(first), Some(last)) = (intervals.first(), intervals.last()) else {
             return Ok(());
         };
@@ -378,69 +377,56 @@ impl Ingest {
             .into_iter()
             .map(|s| (s.reading.interval_end, s))
             .collect();
+        // The new actual readings, with the stored version each replaces (an estimate).
+        let mut fresh: Vec<IntervalReading> = Vec::with_capacity(intervals.len());
+        let mut replaces: Vec<Option<u32>> = Vec::with_capacity(intervals.len());
+        let planned = plan.planned.get(meter);
         for reading in intervals {
-            let key = (meter.clone(), reading.interval_end);
             // An earlier message of this batch already decided this interval.
-            if let Some(planned) = plan.planned.get(&key).cloned() {
-                if same_values(&planned, reading) {
+            if let Some(&i) = planned.and_then(|p| p.get(&reading.interval_end)) {
+                let kept = written_reading(&plan.write.intervals[i]);
+                if same_values(kept, reading) {
                     plan.duplicates += 1;
                 } else {
-                    plan.overlap(reading, &planned);
+                    plan.overlaps.push((reading.clone(), kept.clone()));
                 }
                 continue;
             }
-            let write = match stored.get(&reading.interval_end) {
-                None => Some(IntervalWrite::New {
-                    reading: reading.clone(),
-                    method: None,
-                }),
+            match stored.get(&reading.interval_end) {
+                None => {
+                    fresh.push(reading.clone());
+                    replaces.push(None);
+                }
                 Some(s) if s.reading.quality.contains(&Quality::Edited) => {
                     if !same_values(&s.reading, reading) {
-                        plan.overlap(reading, &s.reading);
+                        plan.overlaps.push((reading.clone(), s.reading.clone()));
                     }
-                    None
                 }
                 Some(s) if s.reading.quality.contains(&Quality::Estimated) => {
-                    Some(IntervalWrite::Replace {
-                        reading: reading.clone(),
-                        method: None,
-                        version: s.version,
-                    })
+                    fresh.push(reading.clone());
+                    replaces.push(Some(s.version));
                 }
-                Some(s) if same_values(&s.reading, reading) => {
-                    plan.duplicates += 1;
-                    None
-                }
-                Some(s) => {
-                    plan.overlap(reading, &s.reading);
-                    None
-                }
-            };
-            if let Some(write) = write {
-                plan.reads += channels(reading);
-                plan.planned.insert(key, reading.clone());
-                plan.write.intervals.push(write);
+                Some(s) if same_values(&s.reading, reading) => plan.duplicates += 1,
+                Some(s) => plan.overlaps.push((reading.clone(), s.reading.clone())),
             }
         }
-        if plan.write.intervals.len() == first_write {
+        plan.flush_overlaps();
+        if fresh.is_empty() {
             return Ok(());
         }
-        let fresh: Vec<IntervalReading> = plan.write.intervals[first_write..]
-            .iter()
-            .map(|w| written_reading(w).clone())
-            .collect();
+        // Validate with the meter's history, flag what is suspect, and let the history learn
+        // from the rest (it skips suspect rows itself).
         let state = cache.get(&self.store, meter, self.config.period_s, now)?;
         let cfg = self
             .config
             .vee
-            .for_category(state.category.as_deref().unwrap_or(""));
+            .for_category(state.category.as_deref().unwrap_or(""))
+            .clone();
         let mut ctx = Context::new(self.config.period_s, now, &state.history);
         ctx.clock_drift_s = state.clock_drift_s;
-        let findings = vee::validate_intervals(&fresh, &ctx, cfg);
-        for f in &findings {
+        for f in vee::validate_intervals(&fresh, &ctx, &cfg) {
             if f.suspect {
-                for w in &mut plan.write.intervals[first_write..] {
-                    let r = written_reading_mut(w);
+                for r in fresh.iter_mut() {
                     if r.interval_end >= f.from
                         && r.interval_end <= f.to
                         && !r.quality.contains(&Quality::Suspect)
@@ -449,23 +435,32 @@ impl Ingest {
                     }
                 }
             }
-            plan.finding(meter, f);
+            plan.finding(meter, &f);
         }
-        let keep: Vec<IntervalReading> = plan.write.intervals[first_write..]
-            .iter()
-            .map(written_reading)
-            .filter(|r| !r.quality.contains(&Quality::Suspect))
-            .cloned()
-            .collect();
-        state.history.absorb(&keep);
+        state.history.absorb(&fresh);
         state.dirty = true;
-        let cfg = cfg.clone();
         let period = Period::new(self.config.period_s);
         let touched: BTreeSet<NaiveDate> = fresh
             .iter()
             .filter_map(|r| period.and_then(|p| p.slot_of(r.interval_end)))
             .map(|slot| slot.day)
             .collect();
+        let planned = plan.planned.entry(meter.clone()).or_default();
+        for (reading, version) in fresh.into_iter().zip(replaces) {
+            plan.reads += channels(&reading);
+            planned.insert(reading.interval_end, plan.write.intervals.len());
+            plan.write.intervals.push(match version {
+                None => IntervalWrite::New {
+                    reading,
+                    method: None,
+                },
+                Some(version) => IntervalWrite::Replace {
+                    reading,
+                    method: None,
+                    version,
+                },
+            });
+        }
         self.check_days(plan, meter, &touched, &cfg, now)
     }
 
@@ -502,9 +497,9 @@ impl Ingest {
                 .into_iter()
                 .map(|s| (s.reading.interval_end, s.reading))
                 .collect();
-            for ((m, at), r) in &plan.planned {
-                if m == meter && *at > start && *at <= end {
-                    by_end.insert(*at, r.clone());
+            if let Some(planned) = plan.planned.get(meter) {
+                for (at, i) in planned.range(start + chrono::Duration::seconds(1)..=end) {
+                    by_end.insert(*at, written_reading(&plan.write.intervals[*i]).clone());
                 }
             }
             let intervals: Vec<IntervalReading> = by_end.into_values().collect();
@@ -545,12 +540,6 @@ impl Ingest {
 }
 
 fn written_reading(w: &IntervalWrite) -> &IntervalReading {
-    match w {
-        IntervalWrite::New { reading, .. } | IntervalWrite::Replace { reading, .. } => reading,
-    }
-}
-
-fn written_reading_mut(w: &mut IntervalWrite) -> &mut IntervalReading {
     match w {
         IntervalWrite::New { reading, .. } | IntervalWrite::Replace { reading, .. } => reading,
     }
@@ -604,13 +593,22 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 #[derive(Debug, Default)]
 struct Plan {
     write: IngestWrite,
-    planned: HashMap<(MeterSerial, DateTime<Utc>), IntervalReading>,
+    /// Per meter, the interval ends this batch writes and where in `write.intervals`.
+    planned: HashMap<MeterSerial, BTreeMap<DateTime<Utc>, usize>>,
+    /// Second readings that differ from the one kept: (incoming, kept).
+    overlaps: Vec<(IntervalReading, IntervalReading)>,
     duplicates: u64,
     reads: u64,
 }
 
 impl Plan {
-    /// A second, different value for an interval that has one: kept out, queued for people.
+    /// Second, different values for intervals that have one: kept out, queued for people.
+    fn flush_overlaps(&mut self) {
+        for (incoming, kept) in std::mem::take(&mut self.overlaps) {
+            self.overlap(&incoming, &kept);
+        }
+    }
+
     fn overlap(&mut self, incoming: &IntervalReading, kept: &IntervalReading) {
         self.write.exceptions.push(ExceptionRow {
             meter: incoming.meter.clone(),
