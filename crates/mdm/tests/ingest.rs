@@ -534,3 +534,90 @@ fn the_sum_check_runs_once_the_day_is_complete_whatever_came_first() {
         assert!(m2[0].detail.contains("9600"), "{}", m2[0].detail);
     }
 }
+
+#[test]
+fn a_gap_is_estimated_after_the_day_and_replaced_when_the_actuals_arrive() {
+    use store::mdm::ServicePoint;
+    let (_dir, store) = open_store();
+    for m in ["M1", "M2"] {
+        store
+            .mdm_put_service_point(&ServicePoint {
+                id: format!("SP-{m}"),
+                address: "Patna".into(),
+                sanctioned_load_w: 2000,
+            })
+            .unwrap();
+        store
+            .mdm_install_meter(
+                &serial(m),
+                &format!("SP-{m}"),
+                day_start() - Duration::days(9),
+            )
+            .unwrap();
+    }
+    let svc = Ingest::new(store.clone(), Routing::default());
+    let without = |meter: &str, gap: std::ops::RangeInclusive<usize>| {
+        let mut day = flat_day(meter, 0, 100);
+        if let HesMessage::BlockLoad { intervals, .. } = &mut day {
+            // Intervals i (1-based) of the gap are missing; 200 Wh just after it.
+            intervals[*gap.end()].import_wh = 200;
+            intervals.drain(gap.start() - 1..*gap.end());
+        }
+        day
+    };
+    // M1: intervals 41..=43 missing, 100 Wh before and 200 Wh after: interpolated.
+    // M2: intervals 11..=20 missing (2.5 h), registers say the day used 10 000 Wh.
+    let now = day_start() + Duration::days(1) + Duration::hours(9);
+    ingest_at(
+        &svc,
+        &[
+            without("M1", 41..=43),
+            without("M2", 11..=20),
+            snapshot("M2", 0, 70_000),
+            snapshot("M2", 1, 80_000),
+        ],
+        now,
+    );
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let report = svc.estimate_day(day, now).unwrap();
+    assert_eq!((report.meters, report.gaps, report.estimated), (2, 2, 13));
+    assert_eq!(report.left_missing, 0);
+
+    let end = |i: i64| day_start() + Duration::minutes(15 * i);
+    let m1 = store
+        .mdm_intervals(&serial("M1"), end(41), end(43))
+        .unwrap();
+    let values: Vec<i64> = m1.iter().map(|s| s.reading.import_wh).collect();
+    assert_eq!(values, [125, 150, 175]);
+    assert!(
+        m1.iter()
+            .all(|s| s.reading.quality.contains(&Quality::Estimated)
+                && s.method.as_deref() == Some("linear_interpolation"))
+    );
+    // M2: 86 actual intervals, 85 of 100 Wh and one of 200 = 8 700; the gap gets 1 300.
+    let m2 = store
+        .mdm_intervals(&serial("M2"), end(11), end(20))
+        .unwrap();
+    assert_eq!(m2.len(), 10);
+    assert_eq!(m2.iter().map(|s| s.reading.import_wh).sum::<i64>(), 1_300);
+    assert!(
+        m2.iter()
+            .all(|s| s.method.as_deref() == Some("scaled_to_register"))
+    );
+    // Estimating again finds nothing left to do.
+    assert_eq!(svc.estimate_day(day, now).unwrap().estimated, 0);
+
+    // The head-end re-reads M1's gap: actuals replace the estimates, which stay in the history.
+    ingest_at(&svc, &[flat_day("M1", 0, 100)], now + Duration::hours(1));
+    let now_m1 = store
+        .mdm_intervals(&serial("M1"), end(41), end(43))
+        .unwrap();
+    assert!(now_m1.iter().all(|s| s.reading.import_wh == 100
+        && s.reading.quality.is_empty()
+        && s.version == 2
+        && s.method.is_none()));
+    let history = store.mdm_interval_history(&serial("M1"), end(42)).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].reading.import_wh, 150);
+    assert_eq!(history[0].method.as_deref(), Some("linear_interpolation"));
+}

@@ -16,7 +16,10 @@
 //! - Events are normalised ([`crate::events`]) and routed into notices in the same transaction.
 //! - A message that cannot be taken in (it contradicts itself) goes whole to the dead letters.
 
+mod estimation;
 mod vee_state;
+
+pub use estimation::EstimationReport;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
