@@ -15,7 +15,7 @@ use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 /// IST, +05:30, in seconds.
-pub(crate) const IST_OFFSET_S: i64 = 19_800;
+pub const IST_OFFSET_S: i64 = 19_800;
 const DAY_S: i64 = 86_400;
 /// `NaiveDate::num_days_from_ce` of 1970-01-01.
 const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
