@@ -459,3 +459,82 @@ mod network {
         );
     }
 }
+
+mod network_import {
+    use super::*;
+    use store::mdm::{
+        Child, Connection, Consumer, NetworkImport, NetworkNode, NodeKind, ServicePoint,
+    };
+
+    fn import(parent_of_meter: &str) -> NetworkImport {
+        let node = |id: &str, kind| NetworkNode {
+            id: id.into(),
+            kind,
+            name: id.into(),
+        };
+        NetworkImport {
+            nodes: vec![
+                (node("SS", NodeKind::Substation), None),
+                (node("F", NodeKind::Feeder), Some("SS".into())),
+                (node("DT", NodeKind::Transformer), Some("F".into())),
+            ],
+            connections: vec![Connection {
+                consumer: Consumer {
+                    consumer_no: "C-1".into(),
+                    name: "Meena".into(),
+                    category: "residential".into(),
+                    net_metered: false,
+                },
+                service_point: ServicePoint {
+                    id: "SP-1".into(),
+                    address: "Ward 4, Gaya".into(),
+                    sanctioned_load_w: 2000,
+                },
+                meter: MeterSerial::new("M1").unwrap(),
+                parent: parent_of_meter.into(),
+                since: at("2026-01-01T00:00:00Z"),
+            }],
+            since: at("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn an_import_is_all_or_nothing_and_idempotent() {
+        let (_dir, store) = store();
+        let now = at("2026-12-01T00:00:00Z");
+        // A meter hung below an unknown node: nothing of the file is taken.
+        assert!(matches!(
+            store.mdm_import_network(&import("DT-404"), now),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.mdm_node("SS").unwrap().is_none());
+        assert!(store.mdm_consumer("C-1").unwrap().is_none());
+        let first = store.mdm_import_network(&import("DT"), now).unwrap();
+        assert_eq!(
+            (
+                first.nodes,
+                first.links_changed,
+                first.connections,
+                first.installations_changed
+            ),
+            (3, 3, 1, 1)
+        );
+        let again = store.mdm_import_network(&import("DT"), now).unwrap();
+        assert_eq!((again.links_changed, again.installations_changed), (0, 0));
+        let m1 = MeterSerial::new("M1").unwrap();
+        assert_eq!(store.mdm_meters_under("SS", now).unwrap(), vec![m1.clone()]);
+        assert_eq!(
+            store
+                .mdm_parent_at(&Child::Meter(m1.clone()), now)
+                .unwrap()
+                .as_deref(),
+            Some("DT")
+        );
+        let (sp, consumer) = store.mdm_connection_at(&m1, now).unwrap().unwrap();
+        assert_eq!((sp.id.as_str(), consumer.name.as_str()), ("SP-1", "Meena"));
+        assert_eq!(
+            store.mdm_category_of(&m1, now).unwrap().as_deref(),
+            Some("residential")
+        );
+    }
+}

@@ -11,7 +11,10 @@
 pub mod network;
 pub mod readings;
 
-pub use network::{Child, Consumer, Installation, NetworkNode, NodeKind, ServicePoint};
+pub use network::{
+    Child, Connection, Consumer, Installation, NetworkImport, NetworkImportCounts, NetworkNode,
+    NodeKind, ServicePoint,
+};
 
 pub use readings::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,

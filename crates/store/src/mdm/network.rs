@@ -226,30 +226,142 @@ impl Timeline {
     }
 }
 
+/// Adds a node, or renames it. Its kind cannot change.
+fn put_node(tx: &Transaction<'_>, node: &NetworkNode) -> Result<()> {
+    let kind: Option<String> = tx
+        .query_row(
+            "SELECT kind FROM network_node WHERE id = ?1",
+            params![node.id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(kind) = kind.filter(|k| k != node.kind.as_str()) {
+        return Err(StoreError::Conflict(format!(
+            "{} is a {kind}, not a {}",
+            node.id,
+            node.kind.as_str()
+        )));
+    }
+    tx.execute(
+        "INSERT INTO network_node (id, kind, name) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+        params![node.id, node.kind.as_str(), node.name],
+    )?;
+    Ok(())
+}
+
+/// Hangs `child` below node `parent` from `from` on.
+fn link(tx: &Transaction<'_>, child: &Child, parent: &str, from: DateTime<Utc>) -> Result<bool> {
+    let (kind, id) = child.key()?;
+    let parent_kind: Option<String> = tx
+        .query_row(
+            "SELECT kind FROM network_node WHERE id = ?1",
+            params![parent],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(parent_kind) = parent_kind else {
+        return Err(StoreError::NotFound(format!("network node {parent}")));
+    };
+    if !may_hang_below(kind, &parent_kind) {
+        return Err(StoreError::Invalid(format!(
+            "a {kind} cannot hang below a {parent_kind}"
+        )));
+    }
+    NETWORK_LINK.set(tx, &[kind, id], parent, from)
+}
+
+fn put_consumer(tx: &Transaction<'_>, c: &Consumer, now: DateTime<Utc>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO consumer (consumer_no, name, category, net_metered, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (consumer_no) DO UPDATE SET \
+         name = excluded.name, category = excluded.category, \
+         net_metered = excluded.net_metered",
+        params![c.consumer_no, c.name, c.category, c.net_metered, ms(now)],
+    )?;
+    Ok(())
+}
+
+fn put_service_point(tx: &Transaction<'_>, sp: &ServicePoint) -> Result<()> {
+    tx.execute(
+        "INSERT INTO service_point (id, address, sanctioned_load_w) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (id) DO UPDATE SET address = excluded.address, \
+         sanctioned_load_w = excluded.sanctioned_load_w",
+        params![sp.id, sp.address, sp.sanctioned_load_w],
+    )?;
+    Ok(())
+}
+
+/// Installs `meter` at `service_point` from `from` on, removing the meter installed there.
+fn install_meter(
+    tx: &Transaction<'_>,
+    meter: &MeterSerial,
+    service_point: &str,
+    from: DateTime<Utc>,
+) -> Result<bool> {
+    let later: Option<String> = tx
+        .query_row(
+            "SELECT meter FROM meter_installation WHERE service_point = ?1 AND meter <> ?2 \
+             AND valid_from >= ?3 LIMIT 1",
+            params![service_point, meter.as_str(), ms(from)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = later {
+        return Err(StoreError::Invalid(format!(
+            "{other} was installed at {service_point} at or after {from}"
+        )));
+    }
+    tx.execute(
+        "UPDATE meter_installation SET valid_to = ?3 WHERE service_point = ?1 \
+         AND meter <> ?2 AND valid_to IS NULL",
+        params![service_point, meter.as_str(), ms(from)],
+    )?;
+    METER_INSTALLATION.set(tx, &[meter.as_str()], service_point, from)
+}
+
+/// A consumer connected at a service point with a meter, below a network node, from a time:
+/// one line of a network import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub consumer: Consumer,
+    pub service_point: ServicePoint,
+    pub meter: MeterSerial,
+    /// The DCU or transformer the meter hangs below.
+    pub parent: String,
+    pub since: DateTime<Utc>,
+}
+
+/// A set of network nodes (each with its parent, if any) and connections, taken in together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkImport {
+    pub nodes: Vec<(NetworkNode, Option<String>)>,
+    pub connections: Vec<Connection>,
+    /// When the node links start.
+    pub since: DateTime<Utc>,
+}
+
+/// What a network import changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetworkImportCounts {
+    pub nodes: u64,
+    pub links_changed: u64,
+    pub connections: u64,
+    pub installations_changed: u64,
+}
+
 impl Store {
+    fn transact<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Adds a node, or renames it. Its kind cannot change.
     pub fn mdm_put_node(&self, node: &NetworkNode) -> Result<()> {
-        let conn = self.conn();
-        let kind: Option<String> = conn
-            .query_row(
-                "SELECT kind FROM network_node WHERE id = ?1",
-                params![node.id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(kind) = kind.filter(|k| k != node.kind.as_str()) {
-            return Err(StoreError::Conflict(format!(
-                "{} is a {kind}, not a {}",
-                node.id,
-                node.kind.as_str()
-            )));
-        }
-        conn.execute(
-            "INSERT INTO network_node (id, kind, name) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-            params![node.id, node.kind.as_str(), node.name],
-        )?;
-        Ok(())
+        self.transact(|tx| put_node(tx, node))
     }
 
     pub fn mdm_node(&self, id: &str) -> Result<Option<NetworkNode>> {
@@ -274,27 +386,7 @@ impl Store {
 
     /// Hangs `child` below node `parent` from `from` on. Returns whether anything changed.
     pub fn mdm_link(&self, child: &Child, parent: &str, from: DateTime<Utc>) -> Result<bool> {
-        let (kind, id) = child.key()?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let parent_kind: Option<String> = tx
-            .query_row(
-                "SELECT kind FROM network_node WHERE id = ?1",
-                params![parent],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(parent_kind) = parent_kind else {
-            return Err(StoreError::NotFound(format!("network node {parent}")));
-        };
-        if !may_hang_below(kind, &parent_kind) {
-            return Err(StoreError::Invalid(format!(
-                "a {kind} cannot hang below a {parent_kind}"
-            )));
-        }
-        let changed = NETWORK_LINK.set(&tx, &[kind, id], parent, from)?;
-        tx.commit()?;
-        Ok(changed)
+        self.transact(|tx| link(tx, child, parent, from))
     }
 
     /// The parent of `child` at `at`.
@@ -325,14 +417,7 @@ impl Store {
 
     /// Adds a consumer or updates their details.
     pub fn mdm_put_consumer(&self, c: &Consumer, now: DateTime<Utc>) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO consumer (consumer_no, name, category, net_metered, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (consumer_no) DO UPDATE SET \
-             name = excluded.name, category = excluded.category, \
-             net_metered = excluded.net_metered",
-            params![c.consumer_no, c.name, c.category, c.net_metered, ms(now)],
-        )?;
-        Ok(())
+        self.transact(|tx| put_consumer(tx, c, now))
     }
 
     pub fn mdm_consumer(&self, consumer_no: &str) -> Result<Option<Consumer>> {
@@ -355,13 +440,7 @@ impl Store {
 
     /// Adds a service point or updates its details.
     pub fn mdm_put_service_point(&self, sp: &ServicePoint) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO service_point (id, address, sanctioned_load_w) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (id) DO UPDATE SET address = excluded.address, \
-             sanctioned_load_w = excluded.sanctioned_load_w",
-            params![sp.id, sp.address, sp.sanctioned_load_w],
-        )?;
-        Ok(())
+        self.transact(|tx| put_service_point(tx, sp))
     }
 
     /// Connects `consumer_no` at `service_point` from `from` on.
@@ -371,11 +450,7 @@ impl Store {
         consumer_no: &str,
         from: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let changed = SERVICE_POINT_CONSUMER.set(&tx, &[service_point], consumer_no, from)?;
-        tx.commit()?;
-        Ok(changed)
+        self.transact(|tx| SERVICE_POINT_CONSUMER.set(tx, &[service_point], consumer_no, from))
     }
 
     /// Installs `meter` at `service_point` from `from` on. A service point has one meter at a
@@ -386,29 +461,51 @@ impl Store {
         service_point: &str,
         from: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let later: Option<String> = tx
-            .query_row(
-                "SELECT meter FROM meter_installation WHERE service_point = ?1 AND meter <> ?2 \
-                 AND valid_from >= ?3 LIMIT 1",
-                params![service_point, meter.as_str(), ms(from)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(other) = later {
-            return Err(StoreError::Invalid(format!(
-                "{other} was installed at {service_point} at or after {from}"
-            )));
-        }
-        tx.execute(
-            "UPDATE meter_installation SET valid_to = ?3 WHERE service_point = ?1 \
-             AND meter <> ?2 AND valid_to IS NULL",
-            params![service_point, meter.as_str(), ms(from)],
-        )?;
-        let changed = METER_INSTALLATION.set(&tx, &[meter.as_str()], service_point, from)?;
-        tx.commit()?;
-        Ok(changed)
+        self.transact(|tx| install_meter(tx, meter, service_point, from))
+    }
+
+    /// Takes a network import in, all or nothing: nodes (parents first in the list or already
+    /// stored), then for each connection the consumer, the service point, the consumer there,
+    /// the meter installed there and hung below its parent, all from `since`. Importing the
+    /// same file again changes nothing.
+    pub fn mdm_import_network(
+        &self,
+        import: &NetworkImport,
+        now: DateTime<Utc>,
+    ) -> Result<NetworkImportCounts> {
+        self.transact(|tx| {
+            let mut counts = NetworkImportCounts::default();
+            for (node, _) in &import.nodes {
+                put_node(tx, node)?;
+                counts.nodes += 1;
+            }
+            for (node, parent) in &import.nodes {
+                if let Some(parent) = parent {
+                    let child = Child::Node(node.kind, node.id.clone());
+                    counts.links_changed += u64::from(link(tx, &child, parent, import.since)?);
+                }
+            }
+            for c in &import.connections {
+                put_consumer(tx, &c.consumer, now)?;
+                put_service_point(tx, &c.service_point)?;
+                SERVICE_POINT_CONSUMER.set(
+                    tx,
+                    &[&c.service_point.id],
+                    &c.consumer.consumer_no,
+                    c.since,
+                )?;
+                counts.installations_changed +=
+                    u64::from(install_meter(tx, &c.meter, &c.service_point.id, c.since)?);
+                counts.links_changed += u64::from(link(
+                    tx,
+                    &Child::Meter(c.meter.clone()),
+                    &c.parent,
+                    c.since,
+                )?);
+                counts.connections += 1;
+            }
+            Ok(counts)
+        })
     }
 
     /// The service point `meter` is installed at and the consumer connected there, at `at`.
