@@ -9,4 +9,5 @@ pub mod completeness;
 pub mod determinants;
 pub mod events;
 pub mod ingest;
+pub mod network_file;
 pub mod vee;

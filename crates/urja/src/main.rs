@@ -36,6 +36,9 @@ enum Command {
     Import(hes_cli::ImportArgs),
     /// Run the head-end on the meters already imported, until Ctrl-C.
     Hes(hes_cli::HesArgs),
+    /// Import the network hierarchy and the consumers (`urja-network/1`, see
+    /// docs/network-import.md).
+    ImportNetwork(mdm_cli::ImportNetworkArgs),
     /// Print the head-end's failure report.
     Report(hes_cli::ReportArgs),
     /// Measure Urja's throughput.
@@ -62,6 +65,7 @@ fn main() -> Result<()> {
             Command::Import(args) => hes_cli::import(args).await?,
             Command::Hes(args) => hes_cli::run(args, shutdown_signal()).await?,
             Command::Report(args) => hes_cli::report(args).await?,
+            Command::ImportNetwork(args) => mdm_cli::import_network(args).await?,
             Command::Bench(bench::BenchCommand::Hes(args)) => bench::hes(args).await?,
             Command::Bench(bench::BenchCommand::Ingest(args)) => bench_ingest::ingest(args).await?,
         }

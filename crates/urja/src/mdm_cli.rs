@@ -1,6 +1,7 @@
 //! The MDM in the binary: its ingest subscribed to the bus and running beside the head-end, the
-//! hourly estimation of the gaps of days whose data is overdue, and a running tally of what it
-//! stored for the summary lines.
+//! hourly estimation of the gaps of days whose data is overdue, a running tally of what it
+//! stored for the summary lines, `urja import-network`, and the network a simulated fleet is
+//! given.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,9 +13,10 @@ use mdm::completeness::CompletenessConfig;
 use mdm::events::Routing;
 use mdm::ingest::{BatchReport, DEFAULT_BATCH, Ingest};
 use store::Store;
+use store::mdm::NetworkImport;
 use tokio::sync::watch;
 
-use crate::hes_cli::stopped;
+use crate::hes_cli::{DataArgs, stopped};
 
 /// The running ingest.
 #[derive(Debug)]
@@ -122,6 +124,110 @@ async fn estimate_overdue_days(
     }
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportNetworkArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A `urja-network/1` file (see docs/network-import.md).
+    pub file: std::path::PathBuf,
+}
+
+/// `urja import-network`: the network and the consumers, all or nothing.
+pub async fn import_network(args: ImportNetworkArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let import = mdm::network_file::parse(&bytes)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let path = hes::runtime::DataDir(args.data.data.clone()).store_path();
+    let counts = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&path)?;
+        store.mdm_import_network(&import, Utc::now())
+    })
+    .await?
+    .with_context(|| format!("importing {}", args.file.display()))?;
+    println!(
+        "imported {} node(s) and {} connection(s) from {}: {} link(s) and {} installation(s) \
+         changed",
+        counts.nodes,
+        counts.connections,
+        args.file.display(),
+        counts.links_changed,
+        counts.installations_changed
+    );
+    Ok(())
+}
+
+/// The network of a simulated fleet: one substation, a feeder per 500 meters, a transformer
+/// per 50, and a consumer at a service point of their own for each meter (every tenth one
+/// commercial), all in place for a year.
+pub fn simulated_network(meters: &[model::MeterSerial], now: DateTime<Utc>) -> NetworkImport {
+    use store::mdm::{Connection, Consumer, NetworkNode, NodeKind, ServicePoint};
+    let since = now - chrono::Duration::days(365);
+    let node = |id: String, kind, name: String| NetworkNode { id, kind, name };
+    let mut nodes = vec![(
+        node(
+            "SS-SIM".into(),
+            NodeKind::Substation,
+            "Simulated 33/11 kV substation".into(),
+        ),
+        None,
+    )];
+    let mut connections = Vec::with_capacity(meters.len());
+    for (i, meter) in meters.iter().enumerate() {
+        let (feeder, dt) = (
+            format!("F-SIM-{}", i / 500 + 1),
+            format!("DT-SIM-{}", i / 50 + 1),
+        );
+        if i % 500 == 0 {
+            nodes.push((
+                node(
+                    feeder.clone(),
+                    NodeKind::Feeder,
+                    format!("Feeder {}", i / 500 + 1),
+                ),
+                Some("SS-SIM".into()),
+            ));
+        }
+        if i % 50 == 0 {
+            nodes.push((
+                node(
+                    dt.clone(),
+                    NodeKind::Transformer,
+                    format!("DT {} (100 kVA)", i / 50 + 1),
+                ),
+                Some(feeder),
+            ));
+        }
+        connections.push(Connection {
+            consumer: Consumer {
+                consumer_no: format!("C-{meter}"),
+                name: format!("Consumer of {meter}"),
+                category: if i % 10 == 9 {
+                    "commercial"
+                } else {
+                    "residential"
+                }
+                .into(),
+                net_metered: false,
+            },
+            service_point: ServicePoint {
+                id: format!("SP-{meter}"),
+                address: format!("House {}, Simulated Nagar", i + 1),
+                sanctioned_load_w: 3000,
+            },
+            meter: meter.clone(),
+            parent: dt,
+            since,
+        });
+    }
+    NetworkImport {
+        nodes,
+        connections,
+        since,
+    }
+}
+
 /// The last two local days whose data is past its on-time deadline at `now`.
 fn overdue_days(now: DateTime<Utc>, cfg: &CompletenessConfig) -> Vec<chrono::NaiveDate> {
     let today = (now + chrono::Duration::seconds(mdm::calendar::IST_OFFSET_S)).date_naive();
@@ -140,6 +246,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_simulated_fleet_gets_a_whole_network() {
+        let meters: Vec<model::MeterSerial> = (0..1001)
+            .map(|i| model::MeterSerial::new(format!("M{i}")).unwrap())
+            .collect();
+        let now = "2026-12-04T03:00:00Z".parse().unwrap();
+        let net = simulated_network(&meters, now);
+        // 1 substation, 3 feeders, 21 transformers.
+        assert_eq!(net.nodes.len(), 1 + 3 + 21);
+        assert_eq!(net.connections.len(), 1001);
+        assert_eq!(net.connections[1000].parent, "DT-SIM-21");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
+        store.mdm_import_network(&net, now).unwrap();
+        assert_eq!(store.mdm_meters_under("F-SIM-3", now).unwrap().len(), 1);
+        assert_eq!(store.mdm_meters_under("SS-SIM", now).unwrap().len(), 1001);
+        assert_eq!(
+            store.mdm_category_of(&meters[9], now).unwrap().as_deref(),
+            Some("commercial")
+        );
+    }
 
     #[test]
     fn a_day_is_overdue_once_its_deadline_has_passed() {

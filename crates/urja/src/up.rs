@@ -16,7 +16,7 @@ use meter_sim::{FaultSpec, Fleet, FleetConfig, FleetHandle};
 use tokio::sync::watch;
 
 use crate::hes_cli::{self, DataArgs, MessageCounts, Tally};
-use crate::mdm_cli::MdmService;
+use crate::mdm_cli::{self, MdmService};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
@@ -154,6 +154,18 @@ async fn simulate(
     println!(
         "imported the simulated meters' keys: {}",
         hes_cli::import_counts(&report)
+    );
+    // The MDM's side: a network and a consumer for every simulated meter.
+    let serials: Vec<model::MeterSerial> = hes.meters().iter().map(|m| m.serial.clone()).collect();
+    let network = mdm_cli::simulated_network(&serials, chrono::Utc::now());
+    let store = hes.store().clone();
+    let counts =
+        tokio::task::spawn_blocking(move || store.mdm_import_network(&network, chrono::Utc::now()))
+            .await?
+            .context("giving the simulated meters a network")?;
+    println!(
+        "the simulated meters' network: {} node(s), {} consumer(s)",
+        counts.nodes, counts.connections
     );
     Ok(fleet)
 }
