@@ -4,7 +4,8 @@
 //! This crate owns the database file, its schema migrations ([`migrate`]) and the typed API over
 //! it: the head-end's tables ([`hes`]: registry, keys, cursors and gaps, session commits with
 //! their outbox, attempts, commands) and the MDM's ([`mdm`]: readings with quality and versions,
-//! events, the exception queue, edits, VEE state, routed messages).
+//! events, the exception queue, edits, VEE state, routed messages) and the API's tokens
+//! ([`auth`]).
 //!
 //! Contract rules: every key leads with the meter (or consumer); times are stored as integer
 //! milliseconds since the Unix epoch and are `chrono::DateTime<Utc>` at the API; upserts are
@@ -16,6 +17,7 @@
 //!
 //! All methods are synchronous and short; async callers run them on a blocking thread.
 
+pub mod auth;
 pub mod hes;
 pub mod mdm;
 pub mod migrate;
@@ -28,6 +30,7 @@ use chrono::{DateTime, Utc};
 use model::MeterSerial;
 use rusqlite::Connection;
 
+pub use auth::{ApiToken, Role, UnknownRole};
 pub use hes::{
     Announce, AttemptRecord, AttemptSummary, AuditRow, CommandRecord, Gap, GapChange, GapState,
     Inserted, MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, RegistryChange,

@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_mdm",
         sql: include_str!("../migrations/0002_mdm.sql"),
     },
+    Migration {
+        name: "0003_auth",
+        sql: include_str!("../migrations/0003_auth.sql"),
+    },
 ];
 
 /// The schema version this program writes.

@@ -56,6 +56,22 @@ impl Store {
         rows.map(|r| meter_from_raw(r?)).collect()
     }
 
+    /// Up to `limit` registered meters with serials after `after` (from the first when `None`),
+    /// ordered by serial: one page of the registry.
+    pub fn meters_after(
+        &self,
+        after: Option<&MeterSerial>,
+        limit: u32,
+    ) -> Result<Vec<MeterRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {METER_COLUMNS} FROM meter WHERE ?1 IS NULL OR serial > ?1 \
+             ORDER BY serial LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after.map(MeterSerial::as_str), limit], raw_meter)?;
+        rows.map(|r| meter_from_raw(r?)).collect()
+    }
+
     pub fn meter_count(&self) -> Result<u64> {
         let conn = self.conn();
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM meter", [], |r| r.get(0))?;

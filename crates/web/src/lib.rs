@@ -1,0 +1,200 @@
+//! Urja's REST API: `fn app(state) -> Router`, under `/api/v1`, with its OpenAPI 3 document at
+//! `/api/openapi.json`.
+//!
+//! - Every `/api/v1` route needs `Authorization: Bearer <token>` ([`auth`]); tokens have a role
+//!   (`admin` ⊇ `operator` ⊇ `reader`). A missing, unknown, expired or revoked token is 401; a
+//!   role that does not grant the call is 403. The OpenAPI document is public.
+//! - Times go out in ISO 8601 with the IST offset (`2026-12-01T00:15:00+05:30`) and come in as
+//!   RFC 3339 with any offset ([`time`]).
+//! - Errors are `{"code": "...", "message": "..."}` with a fitting status; internal details are
+//!   logged, never answered ([`error`]).
+//! - Every list pages: `limit` (default 100, at most 1000) and an opaque `cursor`;
+//!   `{"items": [...], "next_cursor": ...}` ([`paging`]).
+//!
+//! The store is synchronous; handlers call it on tokio's blocking pool ([`AppState::db`]).
+
+pub mod auth;
+pub mod commands;
+pub mod error;
+pub mod exceptions;
+pub mod extract;
+pub mod meters;
+pub mod openapi;
+pub mod paging;
+pub mod readings;
+pub mod time;
+pub mod tokens;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use hes::commands::Commands;
+use store::Store;
+
+use crate::error::ApiError;
+
+pub use auth::{Caller, IssuedToken, issue_token};
+
+/// Where "now" comes from (the system clock, or a fixed one in tests).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Request bodies are small JSON documents; a group command with a thousand serials is about
+/// 40 KB.
+const BODY_LIMIT: usize = 256 * 1024;
+
+/// What the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    commands: Option<Commands>,
+    clock: Clock,
+    firmware_dir: PathBuf,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("commands", &self.commands.is_some())
+            .field("firmware_dir", &self.firmware_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The API over `store`, on the system clock, without a command executor (command
+    /// endpoints answer 503), taking firmware images from `firmware/` beside the database.
+    pub fn new(store: Store) -> Self {
+        let firmware_dir = store
+            .path()
+            .parent()
+            .map(|p| p.join("firmware"))
+            .unwrap_or_else(|| PathBuf::from("firmware"));
+        AppState {
+            store,
+            commands: None,
+            clock: Arc::new(Utc::now),
+            firmware_dir,
+        }
+    }
+
+    /// Commands are sent to meters through `commands`.
+    pub fn with_commands(mut self, commands: Commands) -> Self {
+        self.commands = Some(commands);
+        self
+    }
+
+    /// "Now" comes from `clock` (token expiry, default time ranges, edit and close times).
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Firmware images named in upgrade commands are looked up in `dir` (and only there).
+    pub fn with_firmware_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.firmware_dir = dir.into();
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn firmware_dir(&self) -> &std::path::Path {
+        &self.firmware_dir
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// The command executor, or 503 when this process has none.
+    pub fn commands(&self) -> Result<&Commands, ApiError> {
+        self.commands.as_ref().ok_or_else(|| {
+            ApiError::unavailable(
+                "commands_unavailable",
+                "this server does not send commands to meters (no head-end runs in it)",
+            )
+        })
+    }
+
+    /// Runs `f` on the store on tokio's blocking pool.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> store::Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(e) => Err(ApiError::internal("a store task failed", &e)),
+        }
+    }
+}
+
+/// The whole API. (Data completeness, `GET /api/v1/meters/{serial}/completeness`, joins the
+/// meter routes with the store function that computes it.)
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/v1/meters", get(meters::list))
+        .route("/api/v1/meters/{serial}", get(meters::one))
+        .route(
+            "/api/v1/meters/{serial}/intervals",
+            get(readings::intervals),
+        )
+        .route(
+            "/api/v1/meters/{serial}/intervals/{end}",
+            get(readings::interval).put(readings::edit_interval),
+        )
+        .route(
+            "/api/v1/meters/{serial}/intervals/{end}/history",
+            get(readings::interval_history),
+        )
+        .route("/api/v1/meters/{serial}/daily", get(readings::daily))
+        .route("/api/v1/meters/{serial}/billing", get(readings::billing))
+        .route(
+            "/api/v1/meters/{serial}/instantaneous",
+            get(readings::instantaneous),
+        )
+        .route("/api/v1/meters/{serial}/events", get(readings::events))
+        .route("/api/v1/meters/{serial}/alarms", get(readings::alarms))
+        .route("/api/v1/exceptions", get(exceptions::list))
+        .route("/api/v1/exceptions/{id}/close", post(exceptions::close))
+        .route("/api/v1/commands", post(commands::submit))
+        .route("/api/v1/commands/{id}", get(commands::status))
+        .route("/api/v1/command-groups", post(commands::submit_group))
+        .route(
+            "/api/v1/command-groups/{batch}",
+            get(commands::group_status),
+        )
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; the API is described at /api/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see /api/openapi.json",
+    )
+}
+
+/// A serial from a path or body, checked.
+pub(crate) fn serial(s: &str) -> Result<model::MeterSerial, ApiError> {
+    model::MeterSerial::new(s)
+        .map_err(|e| ApiError::bad_request("invalid_serial", format!("meter serial {s:?}: {e}")))
+}

@@ -1,0 +1,79 @@
+//! The OpenAPI 3 document, generated from the handlers' and types' annotations and served
+//! (without authentication) at `GET /api/openapi.json`.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{commands, error, exceptions, meters, readings, tokens};
+
+/// The API's description.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Urja API",
+        description = "Urja's meter data management and head-end API. Every /api/v1 route needs \
+            `Authorization: Bearer <token>` (roles: admin ⊇ operator ⊇ reader). Times are ISO \
+            8601 with an offset (answers in IST, +05:30). Errors are {\"code\", \"message\"}. \
+            Lists page with `limit` (≤ 1000) and `cursor`, answering {\"items\", \"next_cursor\"}."
+    ),
+    paths(
+        meters::list,
+        meters::one,
+        readings::intervals,
+        readings::interval,
+        readings::edit_interval,
+        readings::interval_history,
+        readings::daily,
+        readings::billing,
+        readings::instantaneous,
+        readings::events,
+        readings::alarms,
+        exceptions::list,
+        exceptions::close,
+        commands::submit,
+        commands::status,
+        commands::submit_group,
+        commands::group_status,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
+    ),
+    components(schemas(error::ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "meters", description = "The head-end's meter registry"),
+        (name = "readings", description = "The MDM's readings, events and alarms of a meter"),
+        (name = "exceptions", description = "The VEE exception queue"),
+        (name = "commands", description = "Commands to meters through the head-end"),
+        (name = "tokens", description = "API tokens (admin)"),
+    )
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The document as JSON, made once.
+pub fn json() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into()))
+}
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json())
+}
