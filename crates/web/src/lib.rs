@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod commands;
+pub mod consumers;
 pub mod error;
 pub mod exceptions;
 pub mod extract;
@@ -137,8 +138,7 @@ impl AppState {
     }
 }
 
-/// The whole API. (Data completeness, `GET /api/v1/meters/{serial}/completeness`, joins the
-/// meter routes with the store function that computes it.)
+/// The whole API.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/openapi.json", get(openapi::document))
@@ -164,6 +164,19 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/meters/{serial}/events", get(readings::events))
         .route("/api/v1/meters/{serial}/alarms", get(readings::alarms))
+        .route(
+            "/api/v1/consumers/{consumer_no}/daily",
+            get(consumers::daily),
+        )
+        .route(
+            "/api/v1/consumers/{consumer_no}/determinants",
+            get(consumers::determinants),
+        )
+        .route("/api/v1/completeness", get(consumers::completeness))
+        .route(
+            "/api/v1/network/{node}/meters",
+            get(consumers::meters_below),
+        )
         .route("/api/v1/exceptions", get(exceptions::list))
         .route("/api/v1/exceptions/{id}/close", post(exceptions::close))
         .route("/api/v1/commands", post(commands::submit))

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{commands, error, exceptions, meters, readings, tokens};
+use crate::{commands, consumers, error, exceptions, meters, readings, tokens};
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
@@ -32,6 +32,10 @@ use crate::{commands, error, exceptions, meters, readings, tokens};
         readings::instantaneous,
         readings::events,
         readings::alarms,
+        consumers::daily,
+        consumers::determinants,
+        consumers::completeness,
+        consumers::meters_below,
         exceptions::list,
         exceptions::close,
         commands::submit,
@@ -47,6 +51,7 @@ use crate::{commands, error, exceptions, meters, readings, tokens};
     tags(
         (name = "meters", description = "The head-end's meter registry"),
         (name = "readings", description = "The MDM's readings, events and alarms of a meter"),
+        (name = "consumers", description = "What the MDM hands on (daily consumption, billing determinants), data completeness and the network"),
         (name = "exceptions", description = "The VEE exception queue"),
         (name = "commands", description = "Commands to meters through the head-end"),
         (name = "tokens", description = "API tokens (admin)"),
