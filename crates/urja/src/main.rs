@@ -9,6 +9,7 @@ mod bench_ingest;
 mod hes_cli;
 mod mdm_cli;
 mod up;
+mod web_cli;
 
 /// Decoding meter data makes many small allocations; mimalloc keeps them fast and steady
 /// (see `crates/dlms/benches/block_load.rs`).
@@ -38,6 +39,9 @@ enum Command {
     Hes(hes_cli::HesArgs),
     /// Print the head-end's failure report.
     Report(hes_cli::ReportArgs),
+    /// Administration: API tokens.
+    #[command(subcommand)]
+    Admin(web_cli::AdminCommand),
     /// Measure Urja's throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
             Command::Import(args) => hes_cli::import(args).await?,
             Command::Hes(args) => hes_cli::run(args, shutdown_signal()).await?,
             Command::Report(args) => hes_cli::report(args).await?,
+            Command::Admin(web_cli::AdminCommand::Token(args)) => web_cli::token(args)?,
             Command::Bench(bench::BenchCommand::Hes(args)) => bench::hes(args).await?,
             Command::Bench(bench::BenchCommand::Ingest(args)) => bench_ingest::ingest(args).await?,
         }
