@@ -29,7 +29,13 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataArgs {
     /// The data directory (created if missing): the database and the master key.
-    #[arg(long, env = "URJA_DATA", default_value = "./data", value_name = "DIR")]
+    #[arg(
+        long,
+        visible_alias = "data-dir",
+        env = "URJA_DATA",
+        default_value = "./data",
+        value_name = "DIR"
+    )]
     pub data: PathBuf,
 }
 
@@ -52,6 +58,9 @@ pub struct HesArgs {
     /// Sessions open at once (default: the head-end's, 256).
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Where the REST API listens (port 0: a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -176,7 +185,15 @@ pub async fn run(args: HesArgs, shutdown: impl Future<Output = ()>) -> Result<()
         push.local_addr().unwrap_or(args.push_listen),
         hes.config().concurrency
     );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api =
+        crate::web_cli::start(args.listen, &hes, &args.data.data, false, stopped(stop_rx)).await?;
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let served = serve(hes, Some(push), counts, shutdown).await;
+    api.finish().await;
     println!("MDM: {}", mdm.render());
     mdm.stop().await;
     served.map(|_| ())

@@ -9,6 +9,7 @@ mod bench_ingest;
 mod hes_cli;
 mod mdm_cli;
 mod up;
+mod web_cli;
 
 /// Decoding meter data makes many small allocations; mimalloc keeps them fast and steady
 /// (see `crates/dlms/benches/block_load.rs`).
@@ -41,6 +42,9 @@ enum Command {
     ImportNetwork(mdm_cli::ImportNetworkArgs),
     /// Print the head-end's failure report.
     Report(hes_cli::ReportArgs),
+    /// Administration: API tokens.
+    #[command(subcommand)]
+    Admin(web_cli::AdminCommand),
     /// Measure Urja's throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -66,6 +70,7 @@ fn main() -> Result<()> {
             Command::Hes(args) => hes_cli::run(args, shutdown_signal()).await?,
             Command::Report(args) => hes_cli::report(args).await?,
             Command::ImportNetwork(args) => mdm_cli::import_network(args).await?,
+            Command::Admin(web_cli::AdminCommand::Token(args)) => web_cli::token(args)?,
             Command::Bench(bench::BenchCommand::Hes(args)) => bench::hes(args).await?,
             Command::Bench(bench::BenchCommand::Ingest(args)) => bench_ingest::ingest(args).await?,
         }

@@ -2,8 +2,10 @@
 //! and master key), with `--simulate N` a simulated fleet whose key file is imported like any
 //! other, the push listener the fleet pushes to, the collector on its schedule, the outbox relay
 //! to an in-process bus, and the MDM's ingest on that bus storing everything in the same file.
-//! `--once` runs one catch-up round of every job over every meter, prints the failure report
-//! and exits.
+//! Beside them the REST API (`--listen`), with the head-end's command executor; on the first
+//! start of a data directory an admin token is created and printed once. `--once` runs one
+//! catch-up round of every job over every meter, prints the failure report and exits (without
+//! the API).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -47,6 +49,9 @@ pub struct UpArgs {
     /// Simulated meters never lose power on their own (see `urja sim --help`).
     #[arg(long)]
     pub no_outages: bool,
+    /// Where the REST API listens (port 0: a free port). Not served with `--once`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
 }
 
 fn parse_faults(s: &str) -> Result<FaultSpec, String> {
@@ -92,9 +97,7 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
         drop(push);
         once(&hes, &counts, &mdm).await
     } else {
-        hes_cli::serve(hes, Some(push), counts, shutdown)
-            .await
-            .map(|_| ())
+        serve(&args, hes, push, counts, shutdown).await
     };
     if !args.once {
         println!("MDM: {}", mdm.render());
@@ -104,6 +107,32 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
         fleet.stop().await;
     }
     result
+}
+
+/// Runs the head-end and the API until `shutdown`.
+async fn serve(
+    args: &UpArgs,
+    hes: HeadEnd,
+    push: tokio::net::TcpListener,
+    counts: MessageCounts,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api = crate::web_cli::start(
+        args.listen,
+        &hes,
+        &args.data.data,
+        true,
+        hes_cli::stopped(stop_rx),
+    )
+    .await?;
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let served = hes_cli::serve(hes, Some(push), counts, shutdown).await;
+    api.finish().await;
+    served.map(|_| ())
 }
 
 /// Starts the simulated fleet (pushing to `push_to`) and imports its key file.

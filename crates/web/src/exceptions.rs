@@ -167,7 +167,10 @@ pub async fn list(
         .await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        Some(paging::encode(CURSOR, &(offset + u64::from(limit))))
+        Some(paging::encode(
+            CURSOR,
+            &offset.saturating_add(u64::from(limit)),
+        ))
     } else {
         None
     };

@@ -211,3 +211,15 @@ pub(crate) fn serial(s: &str) -> Result<model::MeterSerial, ApiError> {
     model::MeterSerial::new(s)
         .map_err(|e| ApiError::bad_request("invalid_serial", format!("meter serial {s:?}: {e}")))
 }
+
+/// Serves the API on `listener` until `shutdown` completes (connections in flight are
+/// finished; idle ones are closed).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

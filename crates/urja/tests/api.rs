@@ -1,0 +1,214 @@
+//! `urja up` serves the REST API: on the first start of a data directory it prints an admin
+//! token once, then answers `GET /api/v1/meters` with that token over real HTTP (a plain
+//! HTTP/1.1 request on a `TcpStream`); `urja admin token` prints tokens that work too.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running `urja up` and the lines it prints.
+struct Up {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Up {
+    fn start(data: &Path) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_urja"))
+            .args([
+                "up",
+                "--simulate",
+                "5",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data)
+            .args([
+                "--base-address",
+                "127.49.0.1",
+                "--port",
+                "0",
+                "--no-outages",
+            ])
+            .env_remove("URJA_MASTER_KEY")
+            .env_remove("URJA_DATA")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("urja runs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Up {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line starting with `prefix` (waiting up to a minute for it).
+    fn line(&mut self, prefix: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+            return l.clone();
+        }
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line starting with {prefix:?}; printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The API's `host:port`.
+    fn api(&mut self) -> String {
+        let line = self.line("API: http://");
+        line["API: http://".len()..]
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `path` on `addr` with an optional bearer token: (status, body).
+fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("the API accepts connections");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    (status, body.to_string())
+}
+
+#[test]
+fn up_serves_the_api_with_the_admin_token_it_printed_once() {
+    let data = tempfile::tempdir().unwrap();
+    let mut up = Up::start(data.path());
+    let addr = up.api();
+    let token_line = up.line("admin token: ");
+    let token = token_line["admin token: ".len()..].trim().to_string();
+    assert!(token.starts_with("urja_"), "{token_line}");
+    assert!(
+        up.seen.iter().any(|l| l.contains("cannot be shown again")),
+        "{:?}",
+        up.seen
+    );
+
+    let (status, body) = get(&addr, "/api/v1/meters", Some(&token));
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 5, "{json}");
+    assert!(json["next_cursor"].is_null());
+    let (status, body) = get(&addr, "/api/v1/meters", None);
+    assert_eq!(status, 401);
+    let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["code"], "unauthorized");
+    let (status, _) = get(&addr, "/api/openapi.json", None);
+    assert_eq!(status, 200);
+    up.stop();
+
+    // only the hash is stored: the token is nowhere in the data directory
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "the token is in {}",
+                path.display()
+            );
+        }
+    }
+
+    // a token made on the command line works on the next start, which makes no new admin token
+    let out = Command::new(env!("CARGO_BIN_EXE_urja"))
+        .args([
+            "admin",
+            "token",
+            "--role",
+            "reader",
+            "--label",
+            "wall screen",
+            "--expires-days",
+            "7",
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("cannot be shown again"), "{stdout}");
+    let reader = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("urja_"))
+        .unwrap()
+        .to_string();
+    let mut up = Up::start(data.path());
+    let addr = up.api();
+    let (status, _) = get(&addr, "/api/v1/meters/nonexistent", Some(&reader));
+    assert_eq!(status, 404);
+    let (status, _) = get(&addr, "/api/v1/meters", Some(&token));
+    assert_eq!(status, 200);
+    assert!(
+        !up.seen.iter().any(|l| l.starts_with("admin token")),
+        "a second admin token: {:?}",
+        up.seen
+    );
+    up.stop();
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_urja"))
+        .args(["admin", "token", "--role", "root", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
