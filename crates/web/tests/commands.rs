@@ -3,143 +3,20 @@
 //! (requests through `oneshot`, no HTTP socket). A disconnect POSTed to the API reaches the
 //! simulated meter, and the API shows it succeeded with the relay read back.
 
-use std::net::Ipv4Addr;
-use std::time::Duration;
+mod support;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use bus::Bus;
+use std::net::Ipv4Addr;
+
+use axum::http::{Method, StatusCode};
 use dlms::Data;
 use dlms::apdu::{AttributeDescriptor, Mechanism};
 use dlms::association::{CosemObjects, RequestContext};
-use hes::commands::{Commands, CommandsConfig};
-use hes::keystore::{FileFormat, MasterKey, parse_key_file};
-use hes::plan::{RetryPolicy, WallClock};
-use hes::runtime::{HeadEnd, HesConfig};
-use meter_sim::{Fleet, FleetConfig, FleetHandle};
+use meter_sim::FleetHandle;
 use serde_json::{Value, json};
-use store::{Role, Store};
-use tempfile::TempDir;
-use tower::ServiceExt;
-use web::{AppState, app, issue_token};
+use support::{Options, System, start};
 
-struct Rig {
-    fleet: FleetHandle,
-    app: Router,
-    operator: String,
-    reader: String,
-    dir: TempDir,
-}
-
-async fn rig(base: Ipv4Addr, meters: u32) -> Rig {
-    let mut config = FleetConfig::new(meters, base, 0, 11);
-    config.scheduled_outages = false;
-    let fleet = Fleet::start(config).await.expect("fleet starts");
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
-    let hes_config = HesConfig {
-        response_timeout: Duration::from_secs(1),
-        operation_timeout: Duration::from_secs(30),
-        retry: RetryPolicy {
-            attempts: 3,
-            backoff: Duration::from_millis(100),
-            factor: 2,
-            max_backoff: Duration::from_millis(500),
-            window: Duration::from_secs(60),
-        },
-        ..HesConfig::default()
-    };
-    let head_end = HeadEnd::with_store(
-        store.clone(),
-        MasterKey::generate().unwrap(),
-        hes_config,
-        Bus::in_process(),
-        WallClock::system(),
-    )
-    .unwrap();
-    let key_file = dir.path().join("keys.json");
-    meter_sim::keys::write_key_file(
-        &key_file,
-        fleet.config().seed,
-        (0..fleet.meters()).map(|i| (i, fleet.endpoint(i))),
-    )
-    .unwrap();
-    let parsed = parse_key_file(&std::fs::read(&key_file).unwrap(), FileFormat::Auto).unwrap();
-    head_end.import(parsed).await.unwrap();
-    let relay = head_end.clone();
-    tokio::spawn(async move { relay.relay_outbox(std::future::pending()).await });
-    let commands = Commands::new(head_end, CommandsConfig::default());
-    commands.resume().await.unwrap();
-    let now = chrono::Utc::now();
-    let operator = issue_token(&store, Role::Operator, "ops", None, now)
-        .unwrap()
-        .secret;
-    let reader = issue_token(&store, Role::Reader, "viewer", None, now)
-        .unwrap()
-        .secret;
-    let app = app(AppState::new(store).with_commands(commands));
-    Rig {
-        fleet,
-        app,
-        operator,
-        reader,
-        dir,
-    }
-}
-
-impl Rig {
-    fn serial(&self, index: u32) -> String {
-        self.fleet.keys(index).serial
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        uri: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
-            .await
-            .unwrap();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (status, json)
-    }
-
-    /// GETs `uri` until `done` holds of the answer (two minutes at most).
-    async fn poll(&self, uri: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let (status, json) = self.send(Method::GET, uri, &self.reader, None).await;
-            assert_eq!(status, StatusCode::OK, "{uri}: {json}");
-            if done(&json) {
-                return json;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{uri} never got there: {json}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+async fn rig(base: Ipv4Addr, meters: u32) -> System {
+    start(Options::new(meters, base)).await
 }
 
 /// The output state of the simulated meter's disconnect control (true: supply connected), read

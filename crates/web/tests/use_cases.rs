@@ -83,7 +83,7 @@ fn network(sys: &System) -> NetworkImport {
 /// daily consumption and billing determinants, and they agree with the meter's own registers.
 #[tokio::test]
 async fn daily_and_monthly_data_reach_the_api_and_agree_with_the_meters_registers() {
-    let mut opts = Options::new(2, Ipv4Addr::new(127, 251, 0, 1));
+    let mut opts = Options::new(2, Ipv4Addr::new(127, 241, 0, 1));
     opts.mdm = true;
     // Far enough back to hold a billing date (the 1st of the month) and yesterday whole.
     opts.backfill = Duration::from_secs(40 * 86_400);
@@ -233,7 +233,7 @@ async fn daily_and_monthly_data_reach_the_api_and_agree_with_the_meters_register
 /// customer care.
 #[tokio::test]
 async fn tamper_outage_and_overload_alerts_are_stored_and_routed() {
-    let mut opts = Options::new(2, Ipv4Addr::new(127, 252, 0, 1));
+    let mut opts = Options::new(2, Ipv4Addr::new(127, 242, 0, 1));
     opts.mdm = true;
     opts.push = true;
     let sys = start(opts).await;
@@ -311,7 +311,7 @@ async fn tamper_outage_and_overload_alerts_are_stored_and_routed() {
 /// actual readings replace the estimates, which stay in each interval's history.
 #[tokio::test]
 async fn a_missed_range_is_estimated_then_reread_and_replaced_by_the_actuals() {
-    let mut opts = Options::new(1, Ipv4Addr::new(127, 253, 0, 1));
+    let mut opts = Options::new(1, Ipv4Addr::new(127, 243, 0, 1));
     opts.mdm = true;
     let sys = start(opts).await;
     let meter = sys.serial(0);
@@ -418,7 +418,7 @@ async fn a_missed_range_is_estimated_then_reread_and_replaced_by_the_actuals() {
 /// Use cases 11.1–11.2: a meter registered under a DCU hangs below it in the MDM's network.
 #[tokio::test]
 async fn a_meter_reached_through_a_dcu_hangs_below_it() {
-    let mut opts = Options::new(2, Ipv4Addr::new(127, 254, 0, 1));
+    let mut opts = Options::new(2, Ipv4Addr::new(127, 244, 0, 1));
     opts.mdm = true;
     opts.dcu_of_first = Some("DCU-7".into());
     let sys = start(opts).await;
