@@ -30,8 +30,8 @@ use rusqlite::Connection;
 
 pub use hes::{
     Announce, AttemptRecord, AttemptSummary, AuditRow, CommandRecord, Gap, GapChange, GapState,
-    Inserted, MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, RegistryChange,
-    SessionCommit, UnknownGapState, silently,
+    Inserted, MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, PendingMessage,
+    RegistryChange, SessionCommit, UnknownGapState, silently,
 };
 pub use mdm::{
     EventRow, ExceptionRow, ExceptionState, IngestCounts, IngestWrite, IntervalWrite,
