@@ -268,6 +268,55 @@ struct RelayCache {
     messages: std::sync::Mutex<HashMap<String, Arc<Envelope>>>,
 }
 
+type StoreRead = Box<dyn FnOnce(&Store) + Send>;
+
+/// Runs the short store reads of sessions (a meter's cursors and gaps before a collection)
+/// off the async workers, many to one blocking thread: the store has one connection, so a
+/// blocking thread per read only made hundreds of threads wait for it (each with its own
+/// allocator heap, stack and context switches). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StoreReader {
+    reads: mpsc::Sender<StoreRead>,
+}
+
+impl StoreReader {
+    /// Starts the reader of `store` (on the current tokio runtime).
+    fn start(store: Store) -> StoreReader {
+        const MAX_BATCH: usize = 256;
+        let (reads, mut rx) = mpsc::channel::<StoreRead>(4096);
+        tokio::spawn(async move {
+            let mut batch: Vec<StoreRead> = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (store, reads) = (store.clone(), std::mem::take(&mut batch));
+                // A read that panics drops the rest of its batch: their callers see the
+                // reader gone (`HesError::StoreClosed`) and the reader goes on.
+                let _ = tokio::task::spawn_blocking(move || {
+                    for read in reads {
+                        read(&store);
+                    }
+                })
+                .await;
+            }
+        });
+        StoreReader { reads }
+    }
+
+    /// Runs `read` on the store and returns what it returns.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Result<T, HesError> {
+        let (tx, rx) = oneshot::channel();
+        self.reads
+            .send(Box::new(move |store: &Store| {
+                let _ = tx.send(read(store));
+            }))
+            .await
+            .map_err(|_| HesError::StoreClosed)?;
+        rx.await.map_err(|_| HesError::StoreClosed)
+    }
+}
+
 /// Messages held for the relay at most; beyond that (a bus that does not keep up) they are read
 /// back from the store.
 const RELAY_CACHE_MAX: usize = 4096;
@@ -301,6 +350,7 @@ struct Inner {
     commits: mpsc::Sender<CommitRequest>,
     outbox_ready: Arc<Notify>,
     relay_cache: Arc<RelayCache>,
+    reader: StoreReader,
     metrics: Metrics,
 }
 
@@ -374,6 +424,7 @@ impl HeadEnd {
             commits,
             outbox_ready: outbox_ready.clone(),
             relay_cache: relay_cache.clone(),
+            reader: StoreReader::start(store.clone()),
             metrics: Metrics::default(),
         });
         let head_end = HeadEnd { inner };
@@ -417,6 +468,11 @@ impl HeadEnd {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Short store reads for sessions, batched off the async workers.
+    pub fn store_reader(&self) -> &StoreReader {
+        &self.inner.reader
     }
 
     pub fn bus(&self) -> &Bus {
