@@ -19,7 +19,7 @@ use crate::operations;
 use crate::plan::gaps::{self, Explanation, Range};
 use crate::plan::schedule::{self, Due, JobKind, Timetable};
 use crate::plan::{Next, delta};
-use crate::runtime::{HeadEnd, JobContext, JobDone, JobError};
+use crate::runtime::{HeadEnd, JobContext, JobDone, JobError, StoreReader};
 use crate::session::SessionError;
 
 /// Store names of the collected profiles (cursor and gap keys).
@@ -87,7 +87,7 @@ pub async fn collect(
         .join("+");
     let kinds = kinds.to_vec();
     let role = hes.config().roles.reading.into();
-    let store = hes.store().clone();
+    let store = hes.store_reader().clone();
     hes.run_session(serial, &job, role, attempt, move |ctx| {
         Box::pin(async move {
             // Read under the meter's session lock, so an alarm follow-up that moved an
@@ -126,24 +126,24 @@ pub async fn collect(
 
 /// The meter's collection cursors and, when asked, its open block-load gaps.
 async fn load_state(
-    store: &store::Store,
+    store: &StoreReader,
     serial: &MeterSerial,
     want_gaps: bool,
 ) -> Result<(Cursors, Vec<Gap>), SessionError> {
-    let store = store.clone();
     let serial = serial.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let cursors = Cursors {
-            at: store.cursors(&serial)?.into_iter().collect(),
-        };
-        let gaps = if want_gaps {
-            store.open_gaps(&serial, BLOCK_LOAD)?
-        } else {
-            Vec::new()
-        };
-        Ok::<_, store::StoreError>((cursors, gaps))
-    })
-    .await;
+    let loaded = store
+        .read(move |store| {
+            let cursors = Cursors {
+                at: store.cursors(&serial)?.into_iter().collect(),
+            };
+            let gaps = if want_gaps {
+                store.open_gaps(&serial, BLOCK_LOAD)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, store::StoreError>((cursors, gaps))
+        })
+        .await;
     match loaded {
         Ok(Ok(state)) => Ok(state),
         Ok(Err(e)) => Err(store_unavailable(e)),

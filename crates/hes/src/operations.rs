@@ -9,7 +9,9 @@
 //! naming what was refused.
 
 use chrono::{DateTime, Utc};
-use dlms::apdu::{ActionResult, AttributeDescriptor, MethodDescriptor, SelectiveAccess};
+use dlms::apdu::{
+    ActionResult, AttributeDescriptor, Conformance, MethodDescriptor, SelectiveAccess,
+};
 use dlms::datetime::ist;
 use dlms::security::GlobalKeys;
 use dlms::{Data, ObisCode};
@@ -225,11 +227,45 @@ pub async fn read_profile_layout(
         .ok_or_else(|| {
             SessionError::Unexpected(format!("IS 15959 names no scaler profile for {profile}"))
         })?;
-    let columns = read_capture_objects(session, profile).await?;
-    let scaler_columns = read_capture_objects(session, scaler_profile).await?;
-    let scaler_buffer = session
-        .get(attribute(CLASS_PROFILE_GENERIC, scaler_profile, 2), None)
-        .await?;
+    let captures = attribute(CLASS_PROFILE_GENERIC, profile, 3);
+    let scaler_captures = attribute(CLASS_PROFILE_GENERIC, scaler_profile, 3);
+    let scaler_row = attribute(CLASS_PROFILE_GENERIC, scaler_profile, 2);
+    let with_list = session
+        .negotiated()
+        .is_some_and(|n| n.conformance.has(Conformance::MULTIPLE_REFERENCES));
+    // One request where the meter takes lists (as for registers), three otherwise.
+    let (columns, scaler_columns, scaler_buffer) = if with_list {
+        let results = session
+            .get_with_list(vec![
+                (captures, None),
+                (scaler_captures, None),
+                (scaler_row, None),
+            ])
+            .await?;
+        let [columns, scaler_columns, scaler_buffer] =
+            <[_; 3]>::try_from(results).map_err(|r: Vec<_>| {
+                SessionError::Unexpected(format!(
+                    "profile layout: {} results for 3 attributes",
+                    r.len()
+                ))
+            })?;
+        let data = |r| match r {
+            dlms::apdu::GetDataResult::Data(d) => Ok(d),
+            dlms::apdu::GetDataResult::Error(e) => Err(SessionError::Refused(e)),
+        };
+        (data(columns)?, data(scaler_columns)?, data(scaler_buffer)?)
+    } else {
+        (
+            session.get(captures, None).await?,
+            session.get(scaler_captures, None).await?,
+            session.get(scaler_row, None).await?,
+        )
+    };
+    let captures = |v: &Data| {
+        capture_objects_from_data(v).map_err(|e| SessionError::Unexpected(e.to_string()))
+    };
+    let columns = captures(&columns)?;
+    let scaler_columns = captures(&scaler_columns)?;
     let scalers = ScalerMap::from_scaler_profile(&scaler_columns, &scaler_buffer)
         .map_err(|e| SessionError::Unexpected(e.to_string()))?;
     Ok(ProfileLayout {

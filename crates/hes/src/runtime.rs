@@ -250,7 +250,93 @@ pub struct JobDone<T> {
     pub clock_drift: chrono::Duration,
 }
 
-type CommitRequest = (SessionCommit, oneshot::Sender<Result<(), String>>);
+/// A commit for the store writer, with the messages of its outbox (in the same order) as the
+/// relay will publish them, and where to answer.
+struct CommitRequest {
+    commit: SessionCommit,
+    envelopes: Vec<Arc<Envelope>>,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// Messages a session commit wrote to the outbox, kept in memory by outbox key until the relay
+/// has delivered them, so the relay publishes them without reading and decoding the stored
+/// payload. An entry is added only for a message the commit actually wrote (not one whose key
+/// was already there), in the store's lock, so the relay never sees the row without it; what is
+/// not here (other writers, a restart, a full cache) is read back from the store.
+#[derive(Debug, Default)]
+struct RelayCache {
+    messages: std::sync::Mutex<HashMap<String, Arc<Envelope>>>,
+}
+
+type StoreRead = Box<dyn FnOnce(&Store) + Send>;
+
+/// Runs the short store reads of sessions (a meter's cursors and gaps before a collection)
+/// off the async workers, many to one blocking thread: the store has one connection, so a
+/// blocking thread per read only made hundreds of threads wait for it (each with its own
+/// allocator heap, stack and context switches). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StoreReader {
+    reads: mpsc::Sender<StoreRead>,
+}
+
+impl StoreReader {
+    /// Starts the reader of `store` (on the current tokio runtime).
+    fn start(store: Store) -> StoreReader {
+        const MAX_BATCH: usize = 256;
+        let (reads, mut rx) = mpsc::channel::<StoreRead>(4096);
+        tokio::spawn(async move {
+            let mut batch: Vec<StoreRead> = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (store, reads) = (store.clone(), std::mem::take(&mut batch));
+                // A read that panics drops the rest of its batch: their callers see the
+                // reader gone (`HesError::StoreClosed`) and the reader goes on.
+                let _ = tokio::task::spawn_blocking(move || {
+                    for read in reads {
+                        read(&store);
+                    }
+                })
+                .await;
+            }
+        });
+        StoreReader { reads }
+    }
+
+    /// Runs `read` on the store and returns what it returns.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Result<T, HesError> {
+        let (tx, rx) = oneshot::channel();
+        self.reads
+            .send(Box::new(move |store: &Store| {
+                let _ = tx.send(read(store));
+            }))
+            .await
+            .map_err(|_| HesError::StoreClosed)?;
+        rx.await.map_err(|_| HesError::StoreClosed)
+    }
+}
+
+/// Messages held for the relay at most; beyond that (a bus that does not keep up) they are read
+/// back from the store.
+const RELAY_CACHE_MAX: usize = 4096;
+
+impl RelayCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Envelope>>> {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the envelopes whose flag in `written` is set.
+    fn keep_written(&self, envelopes: &[Arc<Envelope>], written: &[bool]) {
+        let mut messages = self.lock();
+        for (envelope, _) in envelopes.iter().zip(written).filter(|(_, w)| **w) {
+            if messages.len() >= RELAY_CACHE_MAX {
+                break;
+            }
+            messages.insert(envelope.key.clone(), envelope.clone());
+        }
+    }
+}
 
 struct Inner {
     config: HesConfig,
@@ -263,6 +349,8 @@ struct Inner {
     gate: Semaphore,
     commits: mpsc::Sender<CommitRequest>,
     outbox_ready: Arc<Notify>,
+    relay_cache: Arc<RelayCache>,
+    reader: StoreReader,
     metrics: Metrics,
 }
 
@@ -323,6 +411,7 @@ impl HeadEnd {
     ) -> Result<HeadEnd, HesError> {
         let (commits, commit_rx) = mpsc::channel(4096);
         let outbox_ready = Arc::new(Notify::new());
+        let relay_cache = Arc::new(RelayCache::default());
         let inner = Arc::new(Inner {
             gate: Semaphore::new(config.concurrency.max(1)),
             config,
@@ -334,11 +423,13 @@ impl HeadEnd {
             by_system_title: RwLock::new(HashMap::new()),
             commits,
             outbox_ready: outbox_ready.clone(),
+            relay_cache: relay_cache.clone(),
+            reader: StoreReader::start(store.clone()),
             metrics: Metrics::default(),
         });
         let head_end = HeadEnd { inner };
         head_end.load_registry()?;
-        tokio::spawn(group_commit(store, commit_rx, outbox_ready));
+        tokio::spawn(group_commit(store, commit_rx, outbox_ready, relay_cache));
         Ok(head_end)
     }
 
@@ -377,6 +468,11 @@ impl HeadEnd {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Short store reads for sessions, batched off the async workers.
+    pub fn store_reader(&self) -> &StoreReader {
+        &self.inner.reader
     }
 
     pub fn bus(&self) -> &Bus {
@@ -584,6 +680,16 @@ impl HeadEnd {
             t0.elapsed(),
             result.as_ref().err().map(FailureKind::of),
         );
+        // The clock finding stands even when the job failed after it.
+        let relayed: Vec<HesMessage> = if ok {
+            std::mem::take(&mut output.messages)
+        } else {
+            std::mem::take(&mut output.messages)
+                .into_iter()
+                .filter(|m| matches!(m, HesMessage::ClockDrift { .. }))
+                .collect()
+        };
+        let (outbox, envelopes) = relayed.into_iter().map(outbox_entry).unzip();
         let commit = SessionCommit {
             meter: serial.clone(),
             invocation_counter: None,
@@ -609,21 +715,11 @@ impl HeadEnd {
             } else {
                 Vec::new()
             },
-            outbox: if ok {
-                output.messages.iter().map(outbox_message).collect()
-            } else {
-                // The clock finding stands even when the job failed after it.
-                output
-                    .messages
-                    .iter()
-                    .filter(|m| matches!(m, HesMessage::ClockDrift { .. }))
-                    .map(outbox_message)
-                    .collect()
-            },
+            outbox,
         };
         let messages = commit.outbox.len();
         let counter = Some(live.counters.invocation_counter.peek());
-        self.commit_with_counter(commit, counter)
+        self.commit_with_counter(commit, envelopes, counter)
             .await
             .map_err(JobError::Store)?;
         drop(live);
@@ -722,19 +818,26 @@ impl HeadEnd {
 
     /// Makes a commit durable (group commit with other sessions').
     pub async fn commit(&self, commit: SessionCommit) -> Result<(), String> {
-        self.commit_with_counter(commit, None).await
+        self.commit_with_counter(commit, Vec::new(), None).await
     }
 
+    /// Makes a commit durable; `envelopes`, if not empty, are its outbox messages in order, kept
+    /// for the relay.
     async fn commit_with_counter(
         &self,
         mut commit: SessionCommit,
+        envelopes: Vec<Arc<Envelope>>,
         counter: Option<u32>,
     ) -> Result<(), String> {
         commit.invocation_counter = counter;
-        let (tx, rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
         self.inner
             .commits
-            .send((commit, tx))
+            .send(CommitRequest {
+                commit,
+                envelopes,
+                reply,
+            })
             .await
             .map_err(|_| "the head-end's store writer stopped".to_string())?;
         rx.await
@@ -786,7 +889,12 @@ impl HeadEnd {
     /// One pass of the outbox relay: up to 512 messages. Returns how many were delivered.
     pub async fn relay_once(&self) -> usize {
         let store = self.inner.store.clone();
-        let rows = match tokio::task::spawn_blocking(move || store.outbox_pending(512)).await {
+        let cache = self.inner.relay_cache.clone();
+        let rows = match tokio::task::spawn_blocking(move || {
+            store.outbox_pending_lazy(512, |key| !cache.lock().contains_key(key))
+        })
+        .await
+        {
             Ok(Ok(rows)) => rows,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "reading the outbox failed");
@@ -797,36 +905,61 @@ impl HeadEnd {
         if rows.is_empty() {
             return 0;
         }
+        let envelopes: Vec<(i64, Arc<Envelope>)> = {
+            let cached = self.inner.relay_cache.lock();
+            rows.into_iter()
+                .filter_map(|row| match row.payload {
+                    // Held since its commit: the very message that was stored.
+                    None => match cached.get(&row.key) {
+                        Some(envelope) => Some((row.seq, envelope.clone())),
+                        // Gone since the row was read (another relay pass delivered it); the
+                        // row, if still pending, is read back next time.
+                        None => None,
+                    },
+                    Some(payload) => match serde_json::from_slice::<HesMessage>(&payload) {
+                        Ok(message) => Some((
+                            row.seq,
+                            Arc::new(Envelope {
+                                key: row.key,
+                                message,
+                            }),
+                        )),
+                        Err(e) => {
+                            // Written by us, so this is a bug; keep the row for a person to see.
+                            tracing::error!(seq = row.seq, error = %e, "undecodable outbox message");
+                            None
+                        }
+                    },
+                })
+                .collect()
+        };
         let bus = self.inner.bus.clone();
-        let publishes = rows.into_iter().map(|row| {
+        let publishes = envelopes.into_iter().map(|(seq, envelope)| {
             let bus = bus.clone();
             async move {
-                match serde_json::from_slice::<HesMessage>(&row.payload) {
-                    Ok(message) => {
-                        let envelope = Arc::new(Envelope {
-                            key: row.key,
-                            message,
-                        });
-                        bus.publish(envelope).await.ok().map(|_| row.seq)
-                    }
-                    Err(e) => {
-                        // Written by us, so this is a bug; keep the row for a person to see.
-                        tracing::error!(seq = row.seq, error = %e, "undecodable outbox message");
-                        None
-                    }
-                }
+                bus.publish(envelope.clone())
+                    .await
+                    .ok()
+                    .map(|_| (seq, envelope))
             }
         });
-        let delivered: Vec<i64> = futures::future::join_all(publishes)
+        let delivered: Vec<(i64, Arc<Envelope>)> = futures::future::join_all(publishes)
             .await
             .into_iter()
             .flatten()
             .collect();
         let n = delivered.len();
+        let seqs: Vec<i64> = delivered.iter().map(|(seq, _)| *seq).collect();
         let store = self.inner.store.clone();
         let now = self.inner.clock.now();
-        match tokio::task::spawn_blocking(move || store.outbox_delivered(&delivered, now)).await {
-            Ok(Ok(())) => n,
+        match tokio::task::spawn_blocking(move || store.outbox_delivered(&seqs, now)).await {
+            Ok(Ok(())) => {
+                let mut cached = self.inner.relay_cache.lock();
+                for (_, envelope) in &delivered {
+                    cached.remove(&envelope.key);
+                }
+                n
+            }
             _ => 0,
         }
     }
@@ -901,8 +1034,35 @@ pub fn outbox_message(message: &HesMessage) -> OutboxMessage {
     OutboxMessage {
         key: message.key(),
         kind: message.kind().to_string(),
-        // Serialising our own plain data types cannot fail.
-        payload: serde_json::to_vec(message).unwrap_or_default(),
+        payload: payload(message),
+    }
+}
+
+/// The outbox row of a message, and the message as the relay will publish it.
+fn outbox_entry(message: HesMessage) -> (OutboxMessage, Arc<Envelope>) {
+    let row = outbox_message(&message);
+    let envelope = Arc::new(Envelope {
+        key: row.key.clone(),
+        message,
+    });
+    (row, envelope)
+}
+
+/// A message's JSON, written into a buffer about its size (readings run to tens of kilobytes,
+/// which growing from empty would copy several times over).
+fn payload(message: &HesMessage) -> Vec<u8> {
+    let rows = match message {
+        HesMessage::BlockLoad { intervals, .. } => intervals.len(),
+        HesMessage::DailyProfile { days, .. } => days.len(),
+        HesMessage::BillingProfile { readings, .. } => 4 * readings.len(),
+        HesMessage::Events { events, .. } => events.len(),
+        _ => 0,
+    };
+    let mut out = Vec::with_capacity(256 + 320 * rows);
+    // Serialising our own plain data types cannot fail.
+    match serde_json::to_writer(&mut out, message) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
     }
 }
 
@@ -921,18 +1081,50 @@ async fn group_commit(
     store: Store,
     mut rx: mpsc::Receiver<CommitRequest>,
     outbox_ready: Arc<Notify>,
+    relay_cache: Arc<RelayCache>,
 ) {
     const MAX_BATCH: usize = 512;
     let mut batch: Vec<CommitRequest> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (commits, replies): (Vec<SessionCommit>, Vec<_>) = batch.drain(..).unzip();
+        let mut commits = Vec::with_capacity(batch.len());
+        let mut envelopes = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for r in batch.drain(..) {
+            // Only a commit whose envelopes match its outbox row for row can be held.
+            let matched = r.envelopes.len() == r.commit.outbox.len();
+            commits.push(r.commit);
+            envelopes.push(if matched { r.envelopes } else { Vec::new() });
+            replies.push(r.reply);
+        }
         let store2 = store.clone();
-        let results = tokio::task::spawn_blocking(move || match store2.commit_sessions(&commits) {
-            Ok(()) => vec![Ok(()); commits.len()],
-            Err(_) => commits
-                .iter()
-                .map(|c| store2.commit_session(c).map_err(|e| e.to_string()))
-                .collect(),
+        let cache = relay_cache.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            // Which of the written messages are held; `written` lists every outbox message of
+            // `commits` in order.
+            let hold =
+                |commits: &[SessionCommit], envelopes: &[Vec<Arc<Envelope>>], written: &[bool]| {
+                    let mut at = 0;
+                    for (c, e) in commits.iter().zip(envelopes) {
+                        let n = c.outbox.len();
+                        if let Some(w) = written.get(at..at + n).filter(|_| e.len() == n) {
+                            cache.keep_written(e, w);
+                        }
+                        at += n;
+                    }
+                };
+            match store2.commit_sessions_then(&commits, |w| hold(&commits, &envelopes, w)) {
+                Ok(()) => vec![Ok(()); commits.len()],
+                Err(_) => commits
+                    .iter()
+                    .zip(&envelopes)
+                    .map(|(c, e)| {
+                        let one = std::slice::from_ref(c);
+                        store2
+                            .commit_sessions_then(one, |w| hold(one, std::slice::from_ref(e), w))
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect(),
+            }
         })
         .await
         .unwrap_or_else(|e| vec![Err(format!("store writer failed: {e}")); replies.len()]);

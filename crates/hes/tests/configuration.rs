@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use chrono::{Duration as Span, Utc};
-use dlms::apdu::{ActionResult, SourceDiagnostic};
+use dlms::apdu::{ActionResult, Conformance, SourceDiagnostic};
 use dlms::association::client::{ClientError, ClientSecurityState};
 use dlms::security::GlobalKeys;
 use hes::operations::{self, TouCalendar};
@@ -329,6 +329,38 @@ async fn key_transfer_rotates_the_global_keys_for_the_next_association() {
         &event_codes(&fleet, 0, EventCategory::Transaction).await,
         164,
     );
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn profile_layouts_read_as_a_list_or_one_by_one_agree() {
+    let fleet = start(Ipv4Addr::new(127, 98, 0, 1), 1).await;
+    let mut counters = ClientSecurityState::default();
+    let creds = credentials(&fleet.keys(0));
+    let mut listing = config(&fleet, 0, Role::MeterReader, &creds);
+    let mut one_by_one = listing.clone();
+    one_by_one.client.conformance.0 &= !Conformance::MULTIPLE_REFERENCES;
+    listing.client.conformance.0 |= Conformance::MULTIPLE_REFERENCES;
+    for profile in [obis::BLOCK_LOAD_PROFILE, obis::DAILY_LOAD_PROFILE] {
+        let mut layouts = Vec::new();
+        for config in [&listing, &one_by_one] {
+            let mut s = Session::open(config, &mut counters)
+                .await
+                .expect("association");
+            let lists = s
+                .negotiated()
+                .is_some_and(|n| n.conformance.has(Conformance::MULTIPLE_REFERENCES));
+            assert_eq!(lists, std::ptr::eq(config, &listing));
+            layouts.push(
+                operations::read_profile_layout(&mut s, profile)
+                    .await
+                    .unwrap(),
+            );
+            close(s, &mut counters).await;
+        }
+        assert_eq!(layouts[0], layouts[1], "{profile}");
+        assert!(!layouts[0].columns.is_empty());
+    }
     fleet.stop().await;
 }
 

@@ -167,9 +167,12 @@ struct Row<'a> {
 
 const CLOCK: ObisCode = ObisCode::must("0.0.1.0.0.255");
 
-/// A logical name from one of the literals in this file (never from input).
-fn ln(s: &str) -> ObisCode {
-    ObisCode::must(s)
+/// A logical name from one of the literals in this file (never from input), parsed at compile
+/// time: these are looked up for every cell of every row.
+macro_rules! ln {
+    ($s:literal) => {
+        const { ObisCode::must($s) }
+    };
 }
 
 impl<'a> Row<'a> {
@@ -326,8 +329,8 @@ impl<'a> Row<'a> {
         Ok(Some(Demand { value, at }))
     }
 
-    fn three(&self, names: [&str; 3], unit: Unit) -> Result<Option<[f64; 3]>, ReadingError> {
-        let [a, b, c] = names.map(ln);
+    fn three(&self, names: [ObisCode; 3], unit: Unit) -> Result<Option<[f64; 3]>, ReadingError> {
+        let [a, b, c] = names;
         match (
             self.float(a, Some(unit))?,
             self.float(b, Some(unit))?,
@@ -384,25 +387,33 @@ impl<'a> BufferReader<'a> {
             .map(|r| {
                 let mut quality = Vec::new();
                 let interval_end = r.required(CLOCK, 2, r.time(CLOCK, 2, &mut quality)?)?;
-                let import = ln("1.0.1.29.0.255");
-                let import_va = ln("1.0.9.29.0.255");
+                let import = ln!("1.0.1.29.0.255");
+                let import_va = ln!("1.0.9.29.0.255");
                 Ok(IntervalReading {
                     meter: self.meter.clone(),
                     interval_end,
-                    avg_voltage_v: r.float(ln("1.0.12.27.0.255"), Some(Unit::VOLT))?,
-                    avg_current_a: r.float(ln("1.0.11.27.0.255"), Some(Unit::AMPERE))?,
+                    avg_voltage_v: r.float(ln!("1.0.12.27.0.255"), Some(Unit::VOLT))?,
+                    avg_current_a: r.float(ln!("1.0.11.27.0.255"), Some(Unit::AMPERE))?,
                     avg_phase_voltage_v: r.three(
-                        ["1.0.32.27.0.255", "1.0.52.27.0.255", "1.0.72.27.0.255"],
+                        [
+                            ln!("1.0.32.27.0.255"),
+                            ln!("1.0.52.27.0.255"),
+                            ln!("1.0.72.27.0.255"),
+                        ],
                         Unit::VOLT,
                     )?,
                     avg_phase_current_a: r.three(
-                        ["1.0.31.27.0.255", "1.0.51.27.0.255", "1.0.71.27.0.255"],
+                        [
+                            ln!("1.0.31.27.0.255"),
+                            ln!("1.0.51.27.0.255"),
+                            ln!("1.0.71.27.0.255"),
+                        ],
                         Unit::AMPERE,
                     )?,
                     import_wh: r.required(import, 2, r.energy(import)?)?,
                     import_vah: r.required(import_va, 2, r.energy(import_va)?)?,
-                    export_wh: r.energy(ln("1.0.2.29.0.255"))?,
-                    export_vah: r.energy(ln("1.0.10.29.0.255"))?,
+                    export_wh: r.energy(ln!("1.0.2.29.0.255"))?,
+                    export_vah: r.energy(ln!("1.0.10.29.0.255"))?,
                     quality,
                 })
             })
@@ -416,15 +427,15 @@ impl<'a> BufferReader<'a> {
             .map(|r| {
                 let mut quality = Vec::new();
                 let captured_at = r.required(CLOCK, 2, r.time(CLOCK, 2, &mut quality)?)?;
-                let import = ln("1.0.1.8.0.255");
-                let import_va = ln("1.0.9.8.0.255");
+                let import = ln!("1.0.1.8.0.255");
+                let import_va = ln!("1.0.9.8.0.255");
                 Ok(DailyReading {
                     meter: self.meter.clone(),
                     captured_at,
                     import_wh: r.required(import, 2, r.energy(import)?)?,
                     import_vah: r.required(import_va, 2, r.energy(import_va)?)?,
-                    export_wh: r.energy(ln("1.0.2.8.0.255"))?,
-                    export_vah: r.energy(ln("1.0.10.8.0.255"))?,
+                    export_wh: r.energy(ln!("1.0.2.8.0.255"))?,
+                    export_vah: r.energy(ln!("1.0.10.8.0.255"))?,
                     quality,
                 })
             })
@@ -438,7 +449,7 @@ impl<'a> BufferReader<'a> {
             .iter()
             .map(|r| {
                 let mut q = Vec::new();
-                let billing_date_ln = ln("0.0.0.1.2.255");
+                let billing_date_ln = ln!("0.0.0.1.2.255");
                 let billing_date = match r.time(billing_date_ln, 2, &mut q)? {
                     Some(t) => t,
                     None if r.find(billing_date_ln, 2).is_some() => {
@@ -488,7 +499,7 @@ impl<'a> BufferReader<'a> {
                 Ok(BillingReading {
                     meter: self.meter.clone(),
                     billing_date,
-                    avg_power_factor: r.float(ln("1.0.13.0.0.255"), None)?,
+                    avg_power_factor: r.float(ln!("1.0.13.0.0.255"), None)?,
                     import_wh: r.required(zone(1, 0), 2, r.energy(zone(1, 0))?)?,
                     tod_import_wh,
                     import_vah: r.required(zone(9, 0), 2, r.energy(zone(9, 0))?)?,
@@ -497,7 +508,7 @@ impl<'a> BufferReader<'a> {
                     tod_md_w,
                     md_va: r.demand(md_zone(9, 0), &mut q)?,
                     tod_md_va,
-                    power_on_minutes: r.whole(ln("0.0.94.91.13.255"))?,
+                    power_on_minutes: r.whole(ln!("0.0.94.91.13.255"))?,
                     export_wh: r.energy(zone(2, 0))?,
                     export_vah: r.energy(zone(10, 0))?,
                     reactive_q1_q4_varh,
@@ -519,37 +530,49 @@ impl<'a> BufferReader<'a> {
                 Ok(InstantaneousReading {
                     meter: self.meter.clone(),
                     at: r.time(CLOCK, 2, &mut q)?,
-                    voltage_v: r.float(ln("1.0.12.7.0.255"), Some(Unit::VOLT))?,
+                    voltage_v: r.float(ln!("1.0.12.7.0.255"), Some(Unit::VOLT))?,
                     phase_voltage_v: r.three(
-                        ["1.0.32.7.0.255", "1.0.52.7.0.255", "1.0.72.7.0.255"],
+                        [
+                            ln!("1.0.32.7.0.255"),
+                            ln!("1.0.52.7.0.255"),
+                            ln!("1.0.72.7.0.255"),
+                        ],
                         Unit::VOLT,
                     )?,
-                    current_a: r.float(ln("1.0.11.7.0.255"), Some(Unit::AMPERE))?,
+                    current_a: r.float(ln!("1.0.11.7.0.255"), Some(Unit::AMPERE))?,
                     phase_current_a: r.three(
-                        ["1.0.31.7.0.255", "1.0.51.7.0.255", "1.0.71.7.0.255"],
+                        [
+                            ln!("1.0.31.7.0.255"),
+                            ln!("1.0.51.7.0.255"),
+                            ln!("1.0.71.7.0.255"),
+                        ],
                         Unit::AMPERE,
                     )?,
-                    neutral_current_a: r.float(ln("1.0.91.7.0.255"), Some(Unit::AMPERE))?,
-                    power_factor: r.float(ln("1.0.13.7.0.255"), None)?,
+                    neutral_current_a: r.float(ln!("1.0.91.7.0.255"), Some(Unit::AMPERE))?,
+                    power_factor: r.float(ln!("1.0.13.7.0.255"), None)?,
                     phase_power_factor: r.three(
-                        ["1.0.33.7.0.255", "1.0.53.7.0.255", "1.0.73.7.0.255"],
+                        [
+                            ln!("1.0.33.7.0.255"),
+                            ln!("1.0.53.7.0.255"),
+                            ln!("1.0.73.7.0.255"),
+                        ],
                         Unit::COUNT,
                     )?,
-                    frequency_hz: r.float(ln("1.0.14.7.0.255"), Some(Unit::HERTZ))?,
-                    apparent_power_va: r.float(ln("1.0.9.7.0.255"), Some(Unit::VOLT_AMPERE))?,
-                    active_power_w: r.float(ln("1.0.1.7.0.255"), Some(Unit::WATT))?,
-                    import_wh: r.energy(ln("1.0.1.8.0.255"))?,
-                    import_vah: r.energy(ln("1.0.9.8.0.255"))?,
-                    export_wh: r.energy(ln("1.0.2.8.0.255"))?,
-                    export_vah: r.energy(ln("1.0.10.8.0.255"))?,
-                    md_w: r.demand(ln("1.0.1.6.0.255"), &mut q)?,
-                    md_va: r.demand(ln("1.0.9.6.0.255"), &mut q)?,
-                    power_on_minutes: r.whole(ln("0.0.94.91.14.255"))?,
-                    power_off_minutes: r.whole(ln("0.0.94.91.8.255"))?,
-                    power_failures: r.whole(ln("0.0.96.7.0.255"))?,
-                    tamper_count: r.whole(ln("0.0.94.91.0.255"))?,
-                    billing_count: r.whole(ln("0.0.0.1.0.255"))?,
-                    programming_count: r.whole(ln("0.0.96.2.0.255"))?,
+                    frequency_hz: r.float(ln!("1.0.14.7.0.255"), Some(Unit::HERTZ))?,
+                    apparent_power_va: r.float(ln!("1.0.9.7.0.255"), Some(Unit::VOLT_AMPERE))?,
+                    active_power_w: r.float(ln!("1.0.1.7.0.255"), Some(Unit::WATT))?,
+                    import_wh: r.energy(ln!("1.0.1.8.0.255"))?,
+                    import_vah: r.energy(ln!("1.0.9.8.0.255"))?,
+                    export_wh: r.energy(ln!("1.0.2.8.0.255"))?,
+                    export_vah: r.energy(ln!("1.0.10.8.0.255"))?,
+                    md_w: r.demand(ln!("1.0.1.6.0.255"), &mut q)?,
+                    md_va: r.demand(ln!("1.0.9.6.0.255"), &mut q)?,
+                    power_on_minutes: r.whole(ln!("0.0.94.91.14.255"))?,
+                    power_off_minutes: r.whole(ln!("0.0.94.91.8.255"))?,
+                    power_failures: r.whole(ln!("0.0.96.7.0.255"))?,
+                    tamper_count: r.whole(ln!("0.0.94.91.0.255"))?,
+                    billing_count: r.whole(ln!("0.0.0.1.0.255"))?,
+                    programming_count: r.whole(ln!("0.0.96.2.0.255"))?,
                     quality: q,
                 })
             })

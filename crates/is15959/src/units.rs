@@ -298,7 +298,24 @@ impl Decimal {
 
     /// The nearest `f64`.
     pub fn to_f64(&self) -> f64 {
-        // Parsing the exact decimal text rounds once, correctly; multiplying by 10^e would not.
+        // When the mantissa and 10^|e| are both exact in an f64 (|m| ≤ 2^53, |e| ≤ 22), one
+        // multiplication or division rounds once, correctly (Clinger's fast path): the same
+        // result as parsing the text, without making it. Meter values always take this path.
+        const EXACT: [f64; 23] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ];
+        let e = self.exponent.unsigned_abs() as usize;
+        if self.mantissa.unsigned_abs() <= 1 << 53 && e < EXACT.len() {
+            let m = self.mantissa as f64;
+            return if self.exponent >= 0 {
+                m * EXACT[e]
+            } else {
+                m / EXACT[e]
+            };
+        }
+        // Otherwise parsing the exact decimal text rounds once, correctly; multiplying by 10^e
+        // would not.
         self.to_string().parse().unwrap_or(f64::NAN)
     }
 }
@@ -341,6 +358,30 @@ pub(crate) fn describe(d: &Data) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_to_f64_matches_parsing_its_text() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200_000 {
+            let bits = next() % 64;
+            let mantissa =
+                (next() >> (63 - bits.min(62))) as i128 * if next() % 2 == 0 { 1 } else { -1 };
+            let exponent = (next() % 61) as i8 - 30;
+            let d = Decimal { mantissa, exponent };
+            let parsed: f64 = d.to_string().parse().unwrap();
+            assert_eq!(d.to_f64().to_bits(), parsed.to_bits(), "{d}");
+        }
+        for (mantissa, exponent) in [(1 << 53, -22), ((1 << 53) + 1, -3), (i64::MAX as i128, 5)] {
+            let d = Decimal { mantissa, exponent };
+            assert_eq!(d.to_f64(), d.to_string().parse::<f64>().unwrap(), "{d}");
+        }
+    }
 
     #[test]
     fn unit_symbols() {

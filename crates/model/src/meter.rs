@@ -8,9 +8,17 @@ use serde::{Deserialize, Serialize};
 ///
 /// Valid serials are non-empty, at most [`MeterSerial::MAX_LEN`] characters of printable ASCII
 /// (space to `~`), with no leading or trailing space.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct MeterSerial(String);
+
+/// Serialised as its text, borrowed (every interval reading carries the serial, so copying it
+/// for each, as `serde(into = "String")` does, costs an allocation per reading).
+impl Serialize for MeterSerial {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MeterSerialError {

@@ -33,8 +33,8 @@ use rusqlite::Connection;
 pub use auth::{ApiToken, Role, UnknownRole};
 pub use hes::{
     Announce, AttemptRecord, AttemptSummary, AuditRow, CommandRecord, Gap, GapChange, GapState,
-    Inserted, MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, RegistryChange,
-    SessionCommit, UnknownGapState, silently,
+    Inserted, MeterRecord, NetworkChange, OutboxMessage, OutboxRow, Outcome, PendingMessage,
+    RegistryChange, SessionCommit, UnknownGapState, silently,
 };
 pub use mdm::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,

@@ -328,6 +328,50 @@ fn the_same_outbox_key_twice_is_one_message() {
 }
 
 #[test]
+fn a_commit_says_which_messages_it_wrote_and_pending_payloads_are_read_on_request() {
+    let (_d, store) = open();
+    registered(&store, &["M-1", "M-2"]);
+    let mut first = session("M-1", "block_load", 1, "2026-11-25T10:00:00Z", Outcome::Ok);
+    first.outbox = vec![msg("a"), msg("b")];
+    store.commit_session(&first).unwrap();
+    // "b" is already there; "c" and "d" are new; a commit with no messages adds no flags.
+    let mut again = session("M-1", "block_load", 2, "2026-11-25T10:05:00Z", Outcome::Ok);
+    again.outbox = vec![msg("b"), msg("c")];
+    let quiet = session("M-2", "daily", 1, "2026-11-25T10:05:00Z", Outcome::Ok);
+    let mut other = session("M-2", "block_load", 1, "2026-11-25T10:05:00Z", Outcome::Ok);
+    other.outbox = vec![msg("d")];
+    let mut seen = None;
+    store
+        .commit_sessions_then(&[again, quiet, other], |w| seen = Some(w.to_vec()))
+        .unwrap();
+    assert_eq!(seen.as_deref(), Some(&[false, true, true][..]));
+
+    // A failing batch writes nothing and says nothing.
+    let mut stranger = session("M-9", "block_load", 1, "2026-11-25T10:05:00Z", Outcome::Ok);
+    stranger.outbox = vec![msg("e")];
+    let mut called = false;
+    assert!(
+        store
+            .commit_sessions_then(&[stranger], |_| called = true)
+            .is_err()
+    );
+    assert!(!called);
+
+    let full = store.outbox_pending(10).unwrap();
+    let lazy = store.outbox_pending_lazy(10, |key| key != "c").unwrap();
+    assert_eq!(lazy.len(), 4);
+    for (l, f) in lazy.iter().zip(&full) {
+        assert_eq!(
+            (l.seq, &l.key, &l.kind, l.created_at),
+            (f.seq, &f.key, &f.kind, f.created_at)
+        );
+        let expected = (f.key != "c").then(|| f.payload.clone());
+        assert_eq!(l.payload, expected, "{}", l.key);
+    }
+    assert_eq!(store.outbox_pending_lazy(2, |_| false).unwrap().len(), 2);
+}
+
+#[test]
 fn outbox_is_delivered_in_order_and_purged() {
     let (_d, store) = open();
     registered(&store, &["M-1"]);

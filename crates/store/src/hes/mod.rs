@@ -237,6 +237,17 @@ pub struct AttemptSummary {
     pub by_failure_kind: Vec<(String, u64)>,
 }
 
+/// A pending outbox message as [`Store::outbox_pending_lazy`] returns it: the payload only where
+/// the caller asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMessage {
+    pub seq: i64,
+    pub key: String,
+    pub kind: String,
+    pub payload: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A pending (or delivered) outbox message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {

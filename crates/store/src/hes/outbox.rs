@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::{OutboxMessage, OutboxRow};
+use super::{OutboxMessage, OutboxRow, PendingMessage};
 use crate::{Result, Store, from_ms, ms, narrow};
 
 impl Store {
@@ -37,6 +37,48 @@ impl Store {
             })
         })
         .collect()
+    }
+
+    /// Up to `limit` undelivered messages, oldest first, with the payload read only of those
+    /// whose key `want_payload` asks for (a relay that still holds a message in memory need not
+    /// read it back).
+    pub fn outbox_pending_lazy(
+        &self,
+        limit: usize,
+        mut want_payload: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<PendingMessage>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        let mut pending = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, key, kind, created_at FROM outbox \
+                 WHERE delivered_at IS NULL ORDER BY seq LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (seq, key, kind, created) = r?;
+                Ok(PendingMessage {
+                    seq,
+                    key,
+                    kind,
+                    payload: None,
+                    created_at: from_ms(created)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+        };
+        let mut stmt = conn.prepare_cached("SELECT payload FROM outbox WHERE seq = ?1")?;
+        for m in pending.iter_mut().filter(|m| want_payload(&m.key)) {
+            m.payload = Some(stmt.query_row([m.seq], |r| r.get::<_, Vec<u8>>(0))?);
+        }
+        Ok(pending)
     }
 
     /// Marks messages delivered (in one transaction); they are not returned as pending again.
@@ -87,6 +129,17 @@ impl Store {
 
 /// Writes messages to the outbox, dropping any whose key is already there (delivered or not).
 pub(super) fn insert_outbox(conn: &Connection, msgs: &[OutboxMessage], at: i64) -> Result<()> {
+    insert_outbox_noting(conn, msgs, at, &mut |_| {})
+}
+
+/// [`insert_outbox`], telling `written` for each message, in order, whether it was written
+/// (`false`: its key was already there).
+pub(super) fn insert_outbox_noting(
+    conn: &Connection,
+    msgs: &[OutboxMessage],
+    at: i64,
+    written: &mut dyn FnMut(bool),
+) -> Result<()> {
     if msgs.is_empty() {
         return Ok(());
     }
@@ -95,7 +148,7 @@ pub(super) fn insert_outbox(conn: &Connection, msgs: &[OutboxMessage], at: i64) 
          ON CONFLICT (key) DO NOTHING",
     )?;
     for m in msgs {
-        stmt.execute(params![m.key, m.kind, m.payload, at])?;
+        written(stmt.execute(params![m.key, m.kind, m.payload, at])? == 1);
     }
     Ok(())
 }

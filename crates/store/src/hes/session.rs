@@ -21,15 +21,30 @@ impl Store {
     /// Commits many sessions in one transaction: all or nothing. If any commit fails (an
     /// unknown meter or gap, an inverted range) none of the batch is written.
     pub fn commit_sessions(&self, cs: &[SessionCommit]) -> Result<()> {
+        self.commit_sessions_then(cs, |_| {})
+    }
+
+    /// [`Store::commit_sessions`], then, once the transaction has committed and before any
+    /// other call can read what it wrote, `after` with one flag per outbox message (in the
+    /// order of the commits and their messages): whether it was written (`false`: its key was
+    /// already in the outbox). The head-end's relay learns this way which of the messages it
+    /// holds in memory are the stored ones.
+    pub fn commit_sessions_then(
+        &self,
+        cs: &[SessionCommit],
+        after: impl FnOnce(&[bool]),
+    ) -> Result<()> {
         if cs.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let mut written = Vec::with_capacity(cs.iter().map(|c| c.outbox.len()).sum());
         for c in cs {
-            commit_in(&tx, c)?;
+            commit_in(&tx, c, &mut written)?;
         }
         tx.commit()?;
+        after(&written);
         Ok(())
     }
 
@@ -219,7 +234,7 @@ impl Store {
     }
 }
 
-fn commit_in(tx: &Connection, c: &SessionCommit) -> Result<()> {
+fn commit_in(tx: &Connection, c: &SessionCommit, written: &mut Vec<bool>) -> Result<()> {
     let meter = c.meter.as_str();
     let ended = ms(c.ended_at);
     require_meter(tx, &c.meter)?;
@@ -267,7 +282,7 @@ fn commit_in(tx: &Connection, c: &SessionCommit) -> Result<()> {
         detail,
         c.contacted
     ])?;
-    super::outbox::insert_outbox(tx, &c.outbox, ended)?;
+    super::outbox::insert_outbox_noting(tx, &c.outbox, ended, &mut |w| written.push(w))?;
     Ok(())
 }
 
