@@ -49,6 +49,10 @@ pub struct UpArgs {
     /// Simulated meters never lose power on their own (see `urja sim --help`).
     #[arg(long)]
     pub no_outages: bool,
+    /// On first contact, read this many days of history back from every meter (block load,
+    /// daily and billing profiles, event logs); later rounds continue from where they stopped.
+    #[arg(long, value_name = "DAYS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=45))]
+    pub backfill_days: u32,
     /// Where the REST API listens (port 0: a free port). Not served with `--once`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -62,10 +66,12 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
     if args.simulate == Some(0) {
         bail!("--simulate needs at least one meter");
     }
-    let config = HesConfig {
+    let mut config = HesConfig {
         concurrency: args.concurrency.max(1),
         ..HesConfig::default()
     };
+    config.schedule.default.backfill =
+        std::time::Duration::from_secs(u64::from(args.backfill_days) * 24 * 3600);
     let bus = Bus::in_process();
     let counts = MessageCounts::subscribe(&bus);
     let mdm_subscription = bus.subscribe("mdm", &[], 2 * mdm::ingest::DEFAULT_BATCH);

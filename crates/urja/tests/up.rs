@@ -16,6 +16,8 @@ fn up(data: &Path, base_address: &str) -> Output {
             "--port",
             "0",
             "--no-outages",
+            "--backfill-days",
+            "2",
         ])
         .env_remove("URJA_MASTER_KEY")
         .env_remove("URJA_DATA")
@@ -54,8 +56,8 @@ fn up_collects_from_every_simulated_meter_and_resumes_where_it_stopped() {
         "every meter must be read:\n{stdout}\n{stderr}"
     );
     let first = number_before(&stdout, "round ", "block-load intervals");
-    // A day of 15-minute intervals from each of 20 meters (the backfill window).
-    assert!(first >= 20 * 90, "{first} intervals:\n{stdout}");
+    // Two days of 15-minute intervals from each of 20 meters (the backfill window).
+    assert!(first >= 20 * 190, "{first} intervals:\n{stdout}");
     // Importing alone relays 20 network changes: the block load must be among the kinds.
     assert!(
         stdout.contains("block_load 20"),
