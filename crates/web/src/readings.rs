@@ -7,7 +7,7 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
-use model::{Demand, IntervalReading, MeterSerial, Quality};
+use model::{Demand, MeterSerial};
 use serde::{Deserialize, Serialize};
 use store::{Role, StoreError, StoredInterval};
 use utoipa::{IntoParams, ToSchema};
@@ -382,18 +382,6 @@ pub async fn edit_interval(
             format!("an edit needs a reason (1 to {MAX_NOTE} bytes)"),
         ));
     }
-    let energies = [
-        Some(edit.import_wh),
-        Some(edit.import_vah),
-        edit.export_wh,
-        edit.export_vah,
-    ];
-    if energies.into_iter().flatten().any(|e| e < 0) {
-        return Err(ApiError::unprocessable(
-            "invalid_edit",
-            "energies in an interval are not negative",
-        ));
-    }
     let stored = current_interval(&state, &meter, end)
         .await?
         .ok_or_else(|| no_interval(&meter, end))?;
@@ -409,22 +397,14 @@ pub async fn edit_interval(
     if stored.version != edit.version {
         return Err(stale());
     }
-    let mut quality: Vec<Quality> = stored
-        .reading
-        .quality
-        .iter()
-        .copied()
-        .filter(|q| !matches!(q, Quality::Estimated | Quality::Suspect | Quality::Edited))
-        .collect();
-    quality.push(Quality::Edited);
-    let reading = IntervalReading {
+    let values = mdm::vee::NewValues {
         import_wh: edit.import_wh,
         import_vah: edit.import_vah,
-        export_wh: edit.export_wh.or(stored.reading.export_wh),
-        export_vah: edit.export_vah.or(stored.reading.export_vah),
-        quality,
-        ..stored.reading.clone()
+        export_wh: edit.export_wh,
+        export_vah: edit.export_vah,
     };
+    let reading = mdm::vee::edit_interval(&stored.reading, &values)
+        .map_err(|e| ApiError::unprocessable("invalid_edit", e.to_string()))?;
     let now = state.now();
     let who = caller.who();
     let version = edit.version;

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::calendar::DayType;
 pub use config::{VeeConfig, VeeConfigs};
 pub use daily::validate_daily;
-pub use edit::{EditError, edit_interval};
+pub use edit::{EditError, NewValues, edit_interval};
 pub use estimate::{
     Estimate, EstimateContext, EstimationMethod, MAX_ESTIMATE_INTERVALS, estimate_gap,
 };
