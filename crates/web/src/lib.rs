@@ -20,6 +20,7 @@ pub mod error;
 pub mod exceptions;
 pub mod extract;
 pub mod meters;
+pub mod metrics;
 pub mod openapi;
 pub mod paging;
 pub mod readings;
@@ -142,6 +143,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::prometheus))
         .route("/api/v1/meters", get(meters::list))
         .route("/api/v1/meters/{serial}", get(meters::one))
         .route(

@@ -247,3 +247,36 @@ async fn commands_are_checked_before_anything_runs() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_head_ends_metrics_are_served_to_a_token_holder() {
+    let rig = rig(Ipv4Addr::new(127, 249, 0, 1), 1).await;
+    let meter = rig.serial(0);
+    let body = json!({"id": "ping-1", "meter": meter, "command": {"kind": "ping"}});
+    let (status, _) = rig
+        .send(Method::POST, "/api/v1/commands", &rig.operator, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    rig.poll("/api/v1/commands/ping-1", is_final).await;
+    let (status, _) = rig
+        .send(Method::GET, "/metrics", "urja_nonsense", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let req = axum::http::Request::get("/metrics")
+        .header("authorization", format!("Bearer {}", rig.reader))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(rig.app.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    assert!(
+        text.contains("# TYPE urja_hes_sessions_total counter"),
+        "{text}"
+    );
+    assert!(text.contains("result=\"ok\"} 1"), "{text}");
+}
