@@ -152,6 +152,17 @@ pub struct Interval {
     pub estimation_method: Option<String>,
     /// When this version was stored.
     pub received_at: String,
+    /// For a version made by an edit (in an interval's history): who made it, why and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edit: Option<EditNote>,
+}
+
+/// Who edited an interval, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EditNote {
+    pub edited_by: String,
+    pub reason: String,
+    pub edited_at: String,
 }
 
 impl From<&StoredInterval> for Interval {
@@ -171,6 +182,7 @@ impl From<&StoredInterval> for Interval {
             version: s.version,
             estimation_method: s.method.clone(),
             received_at: ist(s.received_at),
+            edit: None,
         }
     }
 }
@@ -301,13 +313,13 @@ pub async fn interval_history(
     let end = parse_time("end", &end)?;
     let limit = paging::limit(q.limit)?;
     let after = paging::decode::<u32>(HISTORY_CURSOR, q.cursor.as_deref())?;
-    let versions = state
+    let (versions, edits) = state
         .db({
             let meter = meter.clone();
             move |s| {
                 let mut all = s.mdm_interval_history(&meter, end)?;
                 all.extend(s.mdm_intervals(&meter, end, end)?);
-                Ok(all)
+                Ok((all, s.mdm_interval_edits(&meter, end)?))
             }
         })
         .await?;
@@ -315,8 +327,20 @@ pub async fn interval_history(
         return Err(no_interval(&meter, end));
     }
     let (items, next) = paging::page_after(versions, |v| v.version, after.as_ref(), limit);
+    let with_edit = |v: &StoredInterval| {
+        let mut out = Interval::from(v);
+        out.edit = edits
+            .iter()
+            .find(|e| e.version == v.version)
+            .map(|e| EditNote {
+                edited_by: e.edited_by.clone(),
+                reason: e.reason.clone(),
+                edited_at: ist(e.edited_at),
+            });
+        out
+    };
     Ok(Json(IntervalPage {
-        items: items.iter().map(Interval::from).collect(),
+        items: items.iter().map(with_edit).collect(),
         next_cursor: next.map(|k| paging::encode(HISTORY_CURSOR, &k)),
     }))
 }

@@ -711,6 +711,25 @@ async fn an_edit_makes_a_new_version_and_a_stale_edit_is_refused() {
         })
         .collect();
     assert_eq!(versions, [(1, 25), (2, 30)]);
+    // the edit says who made it and why; the meter's reading does not
+    let items = h.json["items"].as_array().unwrap();
+    assert!(items[0].get("edit").is_none(), "{}", items[0]);
+    assert_eq!(
+        items[1]["edit"]["reason"],
+        "meter swap, read from the old register"
+    );
+    assert!(
+        items[1]["edit"]["edited_by"]
+            .as_str()
+            .unwrap()
+            .contains("token")
+    );
+    assert!(
+        items[1]["edit"]["edited_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("+05:30")
+    );
 
     // the same edit again names a version that is gone
     let stale = r

@@ -48,6 +48,15 @@ pub struct StoredInterval {
     pub received_at: DateTime<Utc>,
 }
 
+/// Who edited an interval, and why: the version the edit created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntervalEditRecord {
+    pub version: u32,
+    pub edited_by: String,
+    pub reason: String,
+    pub edited_at: DateTime<Utc>,
+}
+
 /// One change to the interval data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IntervalWrite {
@@ -616,6 +625,30 @@ impl Store {
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(stored_interval(r)?);
+        }
+        Ok(out)
+    }
+
+    /// The edits of one interval (who, why, when), oldest first.
+    pub fn mdm_interval_edits(
+        &self,
+        meter: &MeterSerial,
+        interval_end: DateTime<Utc>,
+    ) -> Result<Vec<IntervalEditRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT version, edited_by, reason, edited_at FROM interval_edit \
+             WHERE meter = ?1 AND interval_end = ?2 ORDER BY version",
+        )?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(interval_end)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(IntervalEditRecord {
+                version: narrow(r.get(0)?, "interval version")?,
+                edited_by: r.get(1)?,
+                reason: r.get(2)?,
+                edited_at: from_ms(r.get(3)?)?,
+            });
         }
         Ok(out)
     }
