@@ -239,6 +239,34 @@ impl JobContext<'_> {
     }
 }
 
+impl JobContext<'_> {
+    /// Reads, in as few requests as the meter allows, the layouts of `profiles` not read
+    /// before, so a job that needs several (first contact) does not ask for each on its own.
+    /// A layout the meter refuses is left to [`JobContext::layout`], which reports it where
+    /// it is needed.
+    pub async fn prefetch_layouts(&mut self, profiles: &[ObisCode]) -> Result<(), SessionError> {
+        let mut missing: Vec<ObisCode> = Vec::with_capacity(profiles.len());
+        for p in profiles {
+            if !self.live.layouts.contains_key(p) && !missing.contains(p) {
+                missing.push(*p);
+            }
+        }
+        if missing.len() < 2 {
+            return Ok(());
+        }
+        match operations::read_profile_layouts(self.session, &missing).await {
+            Ok(layouts) => {
+                for layout in layouts {
+                    self.live.layouts.insert(layout.profile, layout);
+                }
+                Ok(())
+            }
+            Err(SessionError::Refused(_) | SessionError::Unexpected(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The future a job returns.
 pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SessionError>> + Send + 'a>>;
 
