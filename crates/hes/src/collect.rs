@@ -99,6 +99,25 @@ pub async fn collect(
             let start = |profile: &str| {
                 schedule::block_load_from(&schedule, cursors.at.get(profile).copied(), now)
             };
+            // The layouts this session will need (on first contact, all of them) in one go.
+            let mut profiles = Vec::new();
+            for kind in &kinds {
+                match kind {
+                    JobKind::BlockLoad => profiles.push(obis::BLOCK_LOAD_PROFILE),
+                    JobKind::GapReread if !open_gaps.is_empty() => {
+                        profiles.push(obis::BLOCK_LOAD_PROFILE)
+                    }
+                    JobKind::GapReread => {}
+                    JobKind::Daily => profiles.push(obis::DAILY_LOAD_PROFILE),
+                    JobKind::Billing => profiles.push(obis::BILLING_PROFILE),
+                    JobKind::Events => profiles.extend(
+                        EVENT_LOGS
+                            .iter()
+                            .map(|log| obis::event_log(log.log_index())),
+                    ),
+                }
+            }
+            ctx.prefetch_layouts(&profiles).await?;
             for kind in &kinds {
                 match kind {
                     JobKind::BlockLoad => {

@@ -219,61 +219,88 @@ pub async fn read_profile_layout(
     session: &mut Session,
     profile: ObisCode,
 ) -> Result<ProfileLayout, SessionError> {
-    let scaler_profile = Profiles::builtin()
-        .all()
-        .iter()
-        .find(|p| p.logical_name == profile)
-        .and_then(|p| p.scaler_profile)
-        .ok_or_else(|| {
-            SessionError::Unexpected(format!("IS 15959 names no scaler profile for {profile}"))
-        })?;
-    let captures = attribute(CLASS_PROFILE_GENERIC, profile, 3);
-    let scaler_captures = attribute(CLASS_PROFILE_GENERIC, scaler_profile, 3);
-    let scaler_row = attribute(CLASS_PROFILE_GENERIC, scaler_profile, 2);
-    let with_list = session
-        .negotiated()
-        .is_some_and(|n| n.conformance.has(Conformance::MULTIPLE_REFERENCES));
-    // One request where the meter takes lists (as for registers), three otherwise.
-    let (columns, scaler_columns, scaler_buffer) = if with_list {
-        let results = session
-            .get_with_list(vec![
-                (captures, None),
-                (scaler_captures, None),
-                (scaler_row, None),
-            ])
-            .await?;
-        let [columns, scaler_columns, scaler_buffer] =
-            <[_; 3]>::try_from(results).map_err(|r: Vec<_>| {
-                SessionError::Unexpected(format!(
-                    "profile layout: {} results for 3 attributes",
-                    r.len()
-                ))
+    let mut layouts = read_profile_layouts(session, &[profile]).await?;
+    layouts
+        .pop()
+        .ok_or_else(|| SessionError::Unexpected("profile layout: no result".into()))
+}
+
+/// Reads the layouts of several profiles, in order: in one GET-with-list where the meter
+/// negotiated multiple references (as registers are read), one GET per attribute otherwise.
+pub async fn read_profile_layouts(
+    session: &mut Session,
+    profiles: &[ObisCode],
+) -> Result<Vec<ProfileLayout>, SessionError> {
+    // Per profile: its capture objects, its scaler profile's capture objects and row.
+    let mut attributes = Vec::with_capacity(3 * profiles.len());
+    for &profile in profiles {
+        let scaler_profile = Profiles::builtin()
+            .all()
+            .iter()
+            .find(|p| p.logical_name == profile)
+            .and_then(|p| p.scaler_profile)
+            .ok_or_else(|| {
+                SessionError::Unexpected(format!("IS 15959 names no scaler profile for {profile}"))
             })?;
-        let data = |r| match r {
-            dlms::apdu::GetDataResult::Data(d) => Ok(d),
-            dlms::apdu::GetDataResult::Error(e) => Err(SessionError::Refused(e)),
-        };
-        (data(columns)?, data(scaler_columns)?, data(scaler_buffer)?)
+        attributes.extend([
+            attribute(CLASS_PROFILE_GENERIC, profile, 3),
+            attribute(CLASS_PROFILE_GENERIC, scaler_profile, 3),
+            attribute(CLASS_PROFILE_GENERIC, scaler_profile, 2),
+        ]);
+    }
+    let with_list = attributes.len() > 1
+        && session
+            .negotiated()
+            .is_some_and(|n| n.conformance.has(Conformance::MULTIPLE_REFERENCES));
+    let mut values = Vec::with_capacity(attributes.len());
+    if with_list {
+        // Whole profiles per request, at most MAX_LIST attributes each.
+        for chunk in attributes.chunks(MAX_LIST / 3 * 3) {
+            let results = session
+                .get_with_list(chunk.iter().map(|a| (*a, None)).collect())
+                .await?;
+            if results.len() != chunk.len() {
+                return Err(SessionError::Unexpected(format!(
+                    "profile layouts: {} results for {} attributes",
+                    results.len(),
+                    chunk.len()
+                )));
+            }
+            for r in results {
+                values.push(match r {
+                    dlms::apdu::GetDataResult::Data(d) => d,
+                    dlms::apdu::GetDataResult::Error(e) => return Err(SessionError::Refused(e)),
+                });
+            }
+        }
     } else {
-        (
-            session.get(captures, None).await?,
-            session.get(scaler_captures, None).await?,
-            session.get(scaler_row, None).await?,
-        )
-    };
+        for a in attributes {
+            values.push(session.get(a, None).await?);
+        }
+    }
     let captures = |v: &Data| {
         capture_objects_from_data(v).map_err(|e| SessionError::Unexpected(e.to_string()))
     };
-    let columns = captures(&columns)?;
-    let scaler_columns = captures(&scaler_columns)?;
-    let scalers = ScalerMap::from_scaler_profile(&scaler_columns, &scaler_buffer)
-        .map_err(|e| SessionError::Unexpected(e.to_string()))?;
-    Ok(ProfileLayout {
-        profile,
-        columns,
-        scalers,
-    })
+    profiles
+        .iter()
+        .zip(values.chunks_exact(3))
+        .map(|(&profile, v)| {
+            let columns = captures(&v[0])?;
+            let scaler_columns = captures(&v[1])?;
+            let scalers = ScalerMap::from_scaler_profile(&scaler_columns, &v[2])
+                .map_err(|e| SessionError::Unexpected(e.to_string()))?;
+            Ok(ProfileLayout {
+                profile,
+                columns,
+                scalers,
+            })
+        })
+        .collect()
 }
+
+/// Attributes asked in one GET-with-list at most (meters bound their lists; the simulator,
+/// like the `dlms` server, takes 64).
+const MAX_LIST: usize = 24;
 
 /// Block-load intervals ending in `from..=to`, read with the meter's block-load `layout`
 /// ([`read_profile_layout`] of the block load profile).

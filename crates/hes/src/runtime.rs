@@ -239,6 +239,34 @@ impl JobContext<'_> {
     }
 }
 
+impl JobContext<'_> {
+    /// Reads, in as few requests as the meter allows, the layouts of `profiles` not read
+    /// before, so a job that needs several (first contact) does not ask for each on its own.
+    /// A layout the meter refuses is left to [`JobContext::layout`], which reports it where
+    /// it is needed.
+    pub async fn prefetch_layouts(&mut self, profiles: &[ObisCode]) -> Result<(), SessionError> {
+        let mut missing: Vec<ObisCode> = Vec::with_capacity(profiles.len());
+        for p in profiles {
+            if !self.live.layouts.contains_key(p) && !missing.contains(p) {
+                missing.push(*p);
+            }
+        }
+        if missing.len() < 2 {
+            return Ok(());
+        }
+        match operations::read_profile_layouts(self.session, &missing).await {
+            Ok(layouts) => {
+                for layout in layouts {
+                    self.live.layouts.insert(layout.profile, layout);
+                }
+                Ok(())
+            }
+            Err(SessionError::Refused(_) | SessionError::Unexpected(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The future a job returns.
 pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SessionError>> + Send + 'a>>;
 
@@ -1132,5 +1160,138 @@ async fn group_commit(
             let _ = reply.send(result);
         }
         outbox_ready.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::DailyReading;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn daily(meter: &MeterSerial, import_wh: i64) -> HesMessage {
+        HesMessage::DailyProfile {
+            meter: meter.clone(),
+            days: vec![DailyReading {
+                meter: meter.clone(),
+                captured_at: at("2026-11-25T18:30:00Z"),
+                import_wh,
+                import_vah: import_wh + 1,
+                export_wh: None,
+                export_vah: None,
+                quality: Vec::new(),
+            }],
+        }
+    }
+
+    fn session(meter: &MeterSerial, outbox: Vec<OutboxMessage>) -> SessionCommit {
+        SessionCommit {
+            meter: meter.clone(),
+            job: "daily".into(),
+            attempt: 1,
+            started_at: at("2026-11-26T00:00:00Z"),
+            ended_at: at("2026-11-26T00:00:02Z"),
+            outcome: Outcome::Ok,
+            contacted: true,
+            cursors: Vec::new(),
+            gaps: Vec::new(),
+            outbox,
+            invocation_counter: None,
+        }
+    }
+
+    /// Publishes one relay pass, acknowledging every delivery; returns what was delivered.
+    async fn relay(hes: &HeadEnd, sub: &mut bus::Subscription) -> Vec<HesMessage> {
+        let pass = tokio::spawn({
+            let hes = hes.clone();
+            async move { hes.relay_once().await }
+        });
+        let mut got = Vec::new();
+        while !pass.is_finished() {
+            match sub.try_next() {
+                Some(d) => {
+                    got.push(d.envelope.message.clone());
+                    d.ack();
+                }
+                None => tokio::task::yield_now().await,
+            }
+        }
+        assert_eq!(pass.await.unwrap(), got.len());
+        got
+    }
+
+    #[tokio::test]
+    async fn the_relay_publishes_the_stored_message_of_each_key_from_memory_or_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
+        let serial = MeterSerial::new("M-1").unwrap();
+        let record = MeterRecord {
+            serial: serial.clone(),
+            kind: "single-phase".into(),
+            host: "127.0.0.1".into(),
+            port: 4059,
+            transport: "wrapper".into(),
+            server_address: 1,
+            dcu: None,
+            group: "default".into(),
+            system_title: *b"URJ\0\0\0\0\x01",
+        };
+        store
+            .upsert_meter(&record, at("2026-11-25T00:00:00Z"), &store::silently)
+            .unwrap();
+        let bus = Bus::in_process();
+        let mut sub = bus.subscribe("test", &[], 16);
+        let hes = HeadEnd::with_store(
+            store.clone(),
+            MasterKey::from_bytes([7; 32]),
+            HesConfig::default(),
+            bus,
+            WallClock::system(),
+        )
+        .unwrap();
+
+        // Two sessions report the same fact (same key) differently before the relay runs: the
+        // first is stored, and it is what is published, once.
+        let first = daily(&serial, 100);
+        let second = daily(&serial, 999);
+        assert_eq!(first.key(), second.key());
+        for m in [first.clone(), second] {
+            let (row, envelope) = outbox_entry(m);
+            hes.commit_with_counter(session(&serial, vec![row]), vec![envelope], None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(hes.inner.relay_cache.lock().len(), 1);
+        let stored = store.outbox_pending(10).unwrap();
+        assert_eq!(stored.len(), 1);
+        let decoded: HesMessage = serde_json::from_slice(&stored[0].payload).unwrap();
+        assert_eq!(decoded, first);
+        assert_eq!(relay(&hes, &mut sub).await, vec![first.clone()]);
+        assert!(hes.inner.relay_cache.lock().is_empty());
+        assert_eq!(store.outbox_counts().unwrap(), (0, 1));
+
+        // A message written without its envelope (another writer) is read back and decoded.
+        let other = MeterSerial::new("M-2").unwrap();
+        store
+            .upsert_meter(
+                &MeterRecord {
+                    serial: other.clone(),
+                    system_title: *b"URJ\0\0\0\0\x02",
+                    ..record
+                },
+                at("2026-11-25T00:00:00Z"),
+                &store::silently,
+            )
+            .unwrap();
+        let third = daily(&other, 7);
+        hes.commit(session(&other, vec![outbox_message(&third)]))
+            .await
+            .unwrap();
+        assert!(hes.inner.relay_cache.lock().is_empty());
+        assert_eq!(relay(&hes, &mut sub).await, vec![third]);
+        assert_eq!(store.outbox_counts().unwrap(), (0, 2));
     }
 }

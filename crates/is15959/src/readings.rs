@@ -10,7 +10,7 @@
 //! local time, converted to UTC with the deviation the meter sent, or IST when it sent none.
 //! A row that does not fit gives a [`ReadingError`] naming the row and column.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use dlms::{ClockStatus, Data, Date, ObisCode, Time};
@@ -59,7 +59,9 @@ pub enum ReadingError {
 /// Scaler/units by logical name, as read from a scaler profile (or the catalogue's defaults).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScalerMap {
-    map: HashMap<ObisCode, ScalerUnit>,
+    // Ordered, not hashed: looked up for every cell of every row, and a few dozen 6-byte keys
+    // compare faster than they hash.
+    map: BTreeMap<ObisCode, ScalerUnit>,
 }
 
 impl ScalerMap {
