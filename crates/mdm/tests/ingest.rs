@@ -174,13 +174,18 @@ fn an_actual_replaces_an_estimate_which_stays_in_the_history() {
     assert_eq!(history[0].reading, estimate);
 }
 
+fn other_reading(i: i64) -> IntervalReading {
+    let mut other = interval("M1", i);
+    other.import_wh += 500;
+    other
+}
+
 #[test]
 fn a_different_second_reading_is_kept_out_and_queued_as_an_overlap() {
     let (_dir, store) = open_store();
     let svc = Ingest::new(store.clone(), Routing::default());
     ingest(&svc, &[block("M1", 1, 4)]);
-    let mut other = interval("M1", 3);
-    other.import_wh += 500;
+    let other = other_reading(3);
     let report = ingest(
         &svc,
         &[HesMessage::BlockLoad {
@@ -189,12 +194,16 @@ fn a_different_second_reading_is_kept_out_and_queued_as_an_overlap() {
         }],
     );
     assert_eq!(report.written.intervals_new, 0);
-    assert_eq!(report.written.exceptions, 1);
+    assert_eq!(report.written.overlaps, 1);
     let end = interval("M1", 3).interval_end;
     assert_eq!(
         store.mdm_intervals(&serial("M1"), end, end).unwrap()[0].reading,
         interval("M1", 3)
     );
+    // The second reading is kept whole, every channel, out of force.
+    let kept = store.mdm_interval_overlaps(&serial("M1"), end).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].0, other_reading(3));
     let queue = store
         .mdm_exceptions(None, Some(ExceptionState::Open), 10, 0)
         .unwrap();

@@ -56,6 +56,29 @@ CREATE TABLE interval_history (
     PRIMARY KEY (meter, interval_end, version)
 ) WITHOUT ROWID;
 
+-- Readings of an interval that arrived while a different actual or edited value was in force:
+-- kept whole, not in force (the exception queue says so once per interval). The same second
+-- reading again is one row.
+CREATE TABLE interval_overlap (
+    meter        TEXT NOT NULL,
+    interval_end INTEGER NOT NULL,
+    import_wh    INTEGER NOT NULL,
+    import_vah   INTEGER NOT NULL,
+    export_wh    INTEGER,
+    export_vah   INTEGER,
+    voltage_v    REAL,
+    current_a    REAL,
+    voltage_r_v  REAL,
+    voltage_y_v  REAL,
+    voltage_b_v  REAL,
+    current_r_a  REAL,
+    current_y_a  REAL,
+    current_b_a  REAL,
+    quality      INTEGER NOT NULL,
+    received_at  INTEGER NOT NULL,
+    PRIMARY KEY (meter, interval_end, import_wh, import_vah)
+) WITHOUT ROWID;
+
 -- Who changed an interval by hand, and why (the edit is the version it created).
 CREATE TABLE interval_edit (
     meter        TEXT NOT NULL,

@@ -538,3 +538,92 @@ mod network_import {
         );
     }
 }
+
+/// Writers that read what was in force before another wrote: the store decides on what is
+/// there when it writes, so no reading is lost.
+#[test]
+fn a_writer_that_read_before_another_wrote_loses_nothing() {
+    let (_dir, store) = store();
+    let end = at("2026-12-01T10:00:00Z");
+    let now = end + Duration::hours(1);
+    let estimate = interval(end, 150, vec![Quality::Estimated]);
+    store
+        .mdm_write(
+            &IngestWrite {
+                intervals: vec![IntervalWrite::New {
+                    reading: estimate.clone(),
+                    method: Some("linear_interpolation".into()),
+                }],
+                ..IngestWrite::default()
+            },
+            now,
+        )
+        .unwrap();
+    // An operator edits the estimate (version 2) while a batch that saw version 1 is planned.
+    let edited = interval(end, 160, vec![Quality::Edited]);
+    store
+        .mdm_edit_interval(&edited, 1, "asha", "from the consumer's photo", now)
+        .unwrap();
+    let actual = interval(end, 171, vec![]);
+    let late = store
+        .mdm_write(
+            &IngestWrite {
+                intervals: vec![IntervalWrite::Replace {
+                    reading: actual.clone(),
+                    method: None,
+                    version: 1,
+                }],
+                ..IngestWrite::default()
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        (late.conflicts, late.overlaps, late.intervals_replaced),
+        (1, 1, 0)
+    );
+    // The edit stays in force, the actual is kept whole and queued.
+    assert_eq!(
+        store.mdm_intervals(&meter(), end, end).unwrap()[0].reading,
+        edited
+    );
+    assert_eq!(
+        store.mdm_interval_overlaps(&meter(), end).unwrap()[0].0,
+        actual
+    );
+    let queue = store.mdm_exceptions(Some(&meter()), None, 10, 0).unwrap();
+    assert_eq!(queue[0].rule, "overlap");
+
+    // An estimator that saw a gap writes after an actual arrived: the estimate is dropped.
+    let other_end = end + Duration::minutes(15);
+    let first = interval(other_end, 90, vec![]);
+    let planned_estimate = interval(other_end, 1, vec![Quality::Estimated]);
+    let write = |r: &IntervalReading| IngestWrite {
+        intervals: vec![IntervalWrite::New {
+            reading: r.clone(),
+            method: None,
+        }],
+        ..IngestWrite::default()
+    };
+    store.mdm_write(&write(&first), now).unwrap();
+    let dropped = store.mdm_write(&write(&planned_estimate), now).unwrap();
+    assert_eq!((dropped.conflicts, dropped.overlaps), (1, 0));
+    assert_eq!(
+        store.mdm_intervals(&meter(), other_end, other_end).unwrap()[0].reading,
+        first
+    );
+
+    // An ingest that saw the gap writes after the estimator filled it: the actual replaces.
+    let third_end = end + Duration::minutes(30);
+    store
+        .mdm_write(
+            &write(&interval(third_end, 2, vec![Quality::Estimated])),
+            now,
+        )
+        .unwrap();
+    let actual3 = interval(third_end, 95, vec![]);
+    let replaced = store.mdm_write(&write(&actual3), now).unwrap();
+    assert_eq!((replaced.conflicts, replaced.intervals_replaced), (1, 1));
+    let now3 = store.mdm_intervals(&meter(), third_end, third_end).unwrap();
+    assert_eq!((now3[0].reading.clone(), now3[0].version), (actual3, 2));
+}

@@ -4,10 +4,13 @@
 //!
 //! - Idempotent: a message seen before changes nothing (every row is keyed by meter and time;
 //!   an interval already stored with the same values is skipped).
-//! - Order-independent: late data and re-read gaps slot in by their time; an actual reading
-//!   replaces an estimate (the estimate moves to the history); a different value for an
-//!   interval that already has an actual one is not overwritten but goes to the exception queue
-//!   as an overlap; an edited interval keeps its edit.
+//! - Late data and re-read gaps slot in by their time; an actual reading replaces an estimate
+//!   (the estimate moves to the history); a different value for an interval that already has an
+//!   actual or edited one is not put in force but kept whole and queued as an overlap. What is
+//!   in force decides inside the write's transaction (see `store::IntervalWrite`), so the
+//!   estimator or an edit writing meanwhile cannot make a reading get lost. The stored readings
+//!   do not depend on the order messages come in; VEE findings can (a spike is judged against
+//!   the history known when it arrives).
 //! - New actual intervals are validated ([`crate::vee`]) with the meter's history and the
 //!   settings of its consumer's category: findings go to the exception queue, and the intervals
 //!   a finding marks suspect are stored flagged [`Quality::Suspect`] and kept out of the
@@ -30,6 +33,7 @@ use model::{
     DailyReading, HesMessage, IntervalReading, MeterSerial, MissedReason, NetworkChangeKind,
     OutageState, Quality,
 };
+use store::mdm::readings::same_measurement;
 use store::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
     IngestWrite, IntervalWrite, MissedRow, RoutedMessage, Store, StoreError, StoredInterval,
@@ -384,14 +388,16 @@ impl Ingest {
         let mut fresh: Vec<IntervalReading> = Vec::with_capacity(intervals.len());
         let mut replaces: Vec<Option<u32>> = Vec::with_capacity(intervals.len());
         let planned = plan.planned.get(meter);
+        // Readings that differ from an actual or edited value in force: the store keeps them
+        // out of force and queues them (see `IntervalWrite`).
+        let mut offered: Vec<IntervalReading> = Vec::new();
         for reading in intervals {
             // An earlier message of this batch already decided this interval.
             if let Some(&i) = planned.and_then(|p| p.get(&reading.interval_end)) {
-                let kept = written_reading(&plan.write.intervals[i]);
-                if same_values(kept, reading) {
+                if same_measurement(written_reading(&plan.write.intervals[i]), reading) {
                     plan.duplicates += 1;
                 } else {
-                    plan.overlaps.push((reading.clone(), kept.clone()));
+                    offered.push(reading.clone());
                 }
                 continue;
             }
@@ -400,20 +406,23 @@ impl Ingest {
                     fresh.push(reading.clone());
                     replaces.push(None);
                 }
-                Some(s) if s.reading.quality.contains(&Quality::Edited) => {
-                    if !same_values(&s.reading, reading) {
-                        plan.overlaps.push((reading.clone(), s.reading.clone()));
-                    }
-                }
-                Some(s) if s.reading.quality.contains(&Quality::Estimated) => {
+                Some(s)
+                    if s.reading.quality.contains(&Quality::Estimated)
+                        && !s.reading.quality.contains(&Quality::Edited) =>
+                {
                     fresh.push(reading.clone());
                     replaces.push(Some(s.version));
                 }
-                Some(s) if same_values(&s.reading, reading) => plan.duplicates += 1,
-                Some(s) => plan.overlaps.push((reading.clone(), s.reading.clone())),
+                Some(s) if same_measurement(&s.reading, reading) => plan.duplicates += 1,
+                Some(_) => offered.push(reading.clone()),
             }
         }
-        plan.flush_overlaps();
+        plan.write
+            .intervals
+            .extend(offered.into_iter().map(|reading| IntervalWrite::New {
+                reading,
+                method: None,
+            }));
         if fresh.is_empty() {
             return Ok(());
         }
@@ -576,18 +585,6 @@ pub fn channels(r: &IntervalReading) -> u64 {
         + 3 * present(r.avg_phase_current_a.is_some())
 }
 
-/// Whether two readings of one interval carry the same measured values (quality aside).
-fn same_values(a: &IntervalReading, b: &IntervalReading) -> bool {
-    a.import_wh == b.import_wh
-        && a.import_vah == b.import_vah
-        && a.export_wh == b.export_wh
-        && a.export_vah == b.export_vah
-        && a.avg_voltage_v == b.avg_voltage_v
-        && a.avg_current_a == b.avg_current_a
-        && a.avg_phase_voltage_v == b.avg_phase_voltage_v
-        && a.avg_phase_current_a == b.avg_phase_current_a
-}
-
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|e| format!(r#"{{"unserialisable":"{e}"}}"#))
 }
@@ -598,39 +595,11 @@ struct Plan {
     write: IngestWrite,
     /// Per meter, the interval ends this batch writes and where in `write.intervals`.
     planned: HashMap<MeterSerial, BTreeMap<DateTime<Utc>, usize>>,
-    /// Second readings that differ from the one kept: (incoming, kept).
-    overlaps: Vec<(IntervalReading, IntervalReading)>,
     duplicates: u64,
     reads: u64,
 }
 
 impl Plan {
-    /// Second, different values for intervals that have one: kept out, queued for people.
-    fn flush_overlaps(&mut self) {
-        for (incoming, kept) in std::mem::take(&mut self.overlaps) {
-            self.overlap(&incoming, &kept);
-        }
-    }
-
-    fn overlap(&mut self, incoming: &IntervalReading, kept: &IntervalReading) {
-        self.write.exceptions.push(ExceptionRow {
-            meter: incoming.meter.clone(),
-            rule: "overlap".into(),
-            from: incoming.interval_end,
-            to: incoming.interval_end,
-            severity: "warning".into(),
-            detail: format!(
-                "a second reading of this interval ({} Wh, {} VAh) differs from the one kept \
-                 ({} Wh, {} VAh)",
-                incoming.import_wh, incoming.import_vah, kept.import_wh, kept.import_vah
-            ),
-            state: ExceptionState::Open,
-            created_at: incoming.interval_end,
-            closed_by: None,
-            note: None,
-        });
-    }
-
     /// A validation finding worth a person's look (warnings and errors) goes to the queue.
     fn finding(&mut self, meter: &MeterSerial, f: &Finding) {
         if f.severity < vee::Severity::Warning {

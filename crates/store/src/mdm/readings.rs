@@ -57,16 +57,21 @@ pub struct IntervalEditRecord {
     pub edited_at: DateTime<Utc>,
 }
 
-/// One change to the interval data.
+/// One change to the interval data. What is in force when the write runs decides, inside the
+/// write's transaction (so a writer that read before another wrote cannot lose a reading):
+/// - an estimate never replaces anything but nothing (it is dropped if a value came first);
+/// - an actual or edited value replaces an estimate in force (which moves to the history);
+/// - an actual that differs from an actual or edited value in force is kept whole in
+///   `interval_overlap`, not in force, and queued as an `overlap` exception; the same values
+///   again change nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IntervalWrite {
-    /// A value for an interval end that has none; nothing happens if one is there already.
+    /// A value for an interval end the writer saw empty.
     New {
         reading: IntervalReading,
         method: Option<String>,
     },
-    /// Replaces the stored `version`, which moves to the history. Nothing happens if the stored
-    /// version is another (somebody replaced it first): counted as a conflict.
+    /// A value replacing the stored `version` the writer saw (which moves to the history).
     Replace {
         reading: IntervalReading,
         method: Option<String>,
@@ -218,6 +223,7 @@ impl IngestCounts {
         self.intervals_new += other.intervals_new;
         self.intervals_replaced += other.intervals_replaced;
         self.conflicts += other.conflicts;
+        self.overlaps += other.overlaps;
         self.daily += other.daily;
         self.billing += other.billing;
         self.instantaneous += other.instantaneous;
@@ -255,8 +261,11 @@ impl IngestWrite {
 pub struct IngestCounts {
     pub intervals_new: u64,
     pub intervals_replaced: u64,
-    /// Replacements skipped because the stored version had moved on.
+    /// Writes that found another value in force than the writer saw, and were decided again:
+    /// an estimate dropped, or an actual replacing an estimate or kept as an overlap.
     pub conflicts: u64,
+    /// Second, different actual readings kept out of force (and queued).
+    pub overlaps: u64,
     pub daily: u64,
     pub billing: u64,
     pub instantaneous: u64,
@@ -356,6 +365,117 @@ fn parse_kind(s: &str) -> Result<EventKind> {
     .ok_or_else(|| StoreError::Corrupt(format!("event kind {s}")))
 }
 
+/// The values of `INTERVAL_COLUMNS` for one interval row.
+fn interval_values(
+    r: &IntervalReading,
+    method: Option<&str>,
+    version: u32,
+    received_ms: i64,
+) -> [rusqlite::types::Value; 18] {
+    use rusqlite::types::Value;
+    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+    let real = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
+    [
+        Value::Text(r.meter.as_str().to_string()),
+        Value::Integer(ms(r.interval_end)),
+        Value::Integer(i64::from(version)),
+        Value::Integer(r.import_wh),
+        Value::Integer(r.import_vah),
+        int(r.export_wh),
+        int(r.export_vah),
+        real(r.avg_voltage_v),
+        real(r.avg_current_a),
+        real(phase(r.avg_phase_voltage_v, 0)),
+        real(phase(r.avg_phase_voltage_v, 1)),
+        real(phase(r.avg_phase_voltage_v, 2)),
+        real(phase(r.avg_phase_current_a, 0)),
+        real(phase(r.avg_phase_current_a, 1)),
+        real(phase(r.avg_phase_current_a, 2)),
+        Value::Integer(quality_bits(&r.quality)),
+        method.map_or(Value::Null, |m| Value::Text(m.to_string())),
+        Value::Integer(received_ms),
+    ]
+}
+
+/// The interval in force for `reading`'s meter and end, read inside the transaction.
+fn in_force(tx: &Transaction<'_>, reading: &IntervalReading) -> Result<Option<StoredInterval>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {INTERVAL_COLUMNS} FROM interval_reading WHERE meter = ?1 AND interval_end = ?2"
+    ))?;
+    let mut rows = stmt.query(params![reading.meter.as_str(), ms(reading.interval_end)])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(stored_interval(r)?)),
+        None => Ok(None),
+    }
+}
+
+/// Whether two readings of one interval carry the same measured values (quality aside; values
+/// as stored, where a non-finite float is NULL).
+pub fn same_measurement(a: &IntervalReading, b: &IntervalReading) -> bool {
+    let f = |x: Option<f64>| x.filter(|v| v.is_finite()).map(f64::to_bits);
+    let p = |x: Option<[f64; 3]>| x.map(|v| v.map(|c| f(Some(c))));
+    a.import_wh == b.import_wh
+        && a.import_vah == b.import_vah
+        && a.export_wh == b.export_wh
+        && a.export_vah == b.export_vah
+        && f(a.avg_voltage_v) == f(b.avg_voltage_v)
+        && f(a.avg_current_a) == f(b.avg_current_a)
+        && p(a.avg_phase_voltage_v) == p(b.avg_phase_voltage_v)
+        && p(a.avg_phase_current_a) == p(b.avg_phase_current_a)
+}
+
+/// Keeps a second, different actual reading whole, out of force, and queues an `overlap`
+/// exception for the interval. Returns 1 if it was new.
+fn keep_overlap(
+    tx: &Transaction<'_>,
+    incoming: &IntervalReading,
+    kept: &IntervalReading,
+    now_ms: i64,
+) -> Result<u64> {
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO interval_overlap (meter, interval_end, import_wh, import_vah, export_wh, \
+             export_vah, voltage_v, current_a, voltage_r_v, voltage_y_v, voltage_b_v, \
+             current_r_a, current_y_a, current_b_a, quality, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+             ON CONFLICT (meter, interval_end, import_wh, import_vah) DO NOTHING",
+        )?
+        .execute(params![
+            incoming.meter.as_str(),
+            ms(incoming.interval_end),
+            incoming.import_wh,
+            incoming.import_vah,
+            incoming.export_wh,
+            incoming.export_vah,
+            incoming.avg_voltage_v,
+            incoming.avg_current_a,
+            phase(incoming.avg_phase_voltage_v, 0),
+            phase(incoming.avg_phase_voltage_v, 1),
+            phase(incoming.avg_phase_voltage_v, 2),
+            phase(incoming.avg_phase_current_a, 0),
+            phase(incoming.avg_phase_current_a, 1),
+            phase(incoming.avg_phase_current_a, 2),
+            quality_bits(&incoming.quality),
+            now_ms
+        ])?;
+    tx.prepare_cached(
+        "INSERT INTO vee_exception (meter, rule, from_end, to_end, severity, detail, state, \
+         created_at) VALUES (?1, 'overlap', ?2, ?2, 'warning', ?3, 'open', ?4) \
+         ON CONFLICT (meter, rule, from_end, to_end) DO NOTHING",
+    )?
+    .execute(params![
+        incoming.meter.as_str(),
+        ms(incoming.interval_end),
+        format!(
+            "a second reading of this interval ({} Wh, {} VAh) differs from the one in force \
+             ({} Wh, {} VAh); it is kept, not in force",
+            incoming.import_wh, incoming.import_vah, kept.import_wh, kept.import_vah
+        ),
+        now_ms
+    ])?;
+    Ok(added as u64)
+}
+
 /// The writes of one batch inside the caller's transaction.
 fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Result<IngestCounts> {
     let now_ms = ms(now);
@@ -381,50 +501,51 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
         )?;
         for write in &w.intervals {
             let (reading, method, version) = match write {
-                IntervalWrite::New { reading, method } => (reading, method, 1),
+                IntervalWrite::New { reading, method } => (reading, method, None),
                 IntervalWrite::Replace {
                     reading,
                     method,
                     version,
-                } => (reading, method, *version),
+                } => (reading, method, Some(*version)),
             };
-            let values = params![
-                reading.meter.as_str(),
-                ms(reading.interval_end),
-                version,
-                reading.import_wh,
-                reading.import_vah,
-                reading.export_wh,
-                reading.export_vah,
-                reading.avg_voltage_v,
-                reading.avg_current_a,
-                phase(reading.avg_phase_voltage_v, 0),
-                phase(reading.avg_phase_voltage_v, 1),
-                phase(reading.avg_phase_voltage_v, 2),
-                phase(reading.avg_phase_current_a, 0),
-                phase(reading.avg_phase_current_a, 1),
-                phase(reading.avg_phase_current_a, 2),
-                quality_bits(&reading.quality),
-                method.as_deref(),
-                now_ms,
-            ];
-            match write {
-                IntervalWrite::New { .. } => {
-                    counts.intervals_new += insert.execute(values)? as u64;
+            let values =
+                |version: u32| interval_values(reading, method.as_deref(), version, now_ms);
+            let mut replace_at = |version: u32| -> Result<bool> {
+                archive.execute(params![
+                    reading.meter.as_str(),
+                    ms(reading.interval_end),
+                    now_ms,
+                    version
+                ])?;
+                Ok(replace.execute(rusqlite::params_from_iter(values(version)))? == 1)
+            };
+            let done = match version {
+                None => insert.execute(rusqlite::params_from_iter(values(1)))? == 1,
+                Some(v) => replace_at(v)?,
+            };
+            if done {
+                match version {
+                    None => counts.intervals_new += 1,
+                    Some(_) => counts.intervals_replaced += 1,
                 }
-                IntervalWrite::Replace { .. } => {
-                    archive.execute(params![
-                        reading.meter.as_str(),
-                        ms(reading.interval_end),
-                        now_ms,
-                        version
-                    ])?;
-                    if replace.execute(values)? == 1 {
-                        counts.intervals_replaced += 1;
-                    } else {
-                        counts.conflicts += 1;
-                    }
+                continue;
+            }
+            // Something else is in force than the writer saw: decide again on what is there.
+            counts.conflicts += 1;
+            let Some(current) = in_force(tx, reading)? else {
+                continue;
+            };
+            let incoming_estimate = reading.quality.contains(&Quality::Estimated);
+            let current_estimate = current.reading.quality.contains(&Quality::Estimated)
+                && !current.reading.quality.contains(&Quality::Edited);
+            if incoming_estimate {
+                // A value came first: the estimate is not needed.
+            } else if current_estimate {
+                if replace_at(current.version)? {
+                    counts.intervals_replaced += 1;
                 }
+            } else if !same_measurement(&current.reading, reading) {
+                counts.overlaps += keep_overlap(tx, reading, &current.reading, now_ms)?;
             }
         }
     }
@@ -625,6 +746,28 @@ impl Store {
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(stored_interval(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Readings of one interval kept out of force because a different one was in force.
+    pub fn mdm_interval_overlaps(
+        &self,
+        meter: &MeterSerial,
+        interval_end: DateTime<Utc>,
+    ) -> Result<Vec<(IntervalReading, DateTime<Utc>)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT meter, interval_end, 0, import_wh, import_vah, export_wh, export_vah, \
+             voltage_v, current_a, voltage_r_v, voltage_y_v, voltage_b_v, current_r_a, \
+             current_y_a, current_b_a, quality, NULL, received_at FROM interval_overlap \
+             WHERE meter = ?1 AND interval_end = ?2 ORDER BY received_at, import_wh",
+        )?;
+        let mut rows = stmt.query(params![meter.as_str(), ms(interval_end)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let s = stored_interval(r)?;
+            out.push((s.reading, s.received_at));
         }
         Ok(out)
     }
