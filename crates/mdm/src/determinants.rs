@@ -37,6 +37,9 @@ pub struct Figures {
     pub max_va: Option<PeakDemand>,
     pub intervals: u32,
     pub estimated_intervals: u32,
+    /// Intervals VEE flagged suspect: left out of the sums and peaks (a person decides, by
+    /// editing them, what they should have been).
+    pub suspect_intervals: u32,
 }
 
 impl Figures {
@@ -46,10 +49,14 @@ impl Figures {
     }
 
     fn add(&mut self, r: &IntervalReading, period_s: i64) {
-        self.import_wh += r.import_wh;
-        self.import_vah += r.import_vah;
-        self.export_wh += r.export_wh.unwrap_or(0);
-        self.export_vah += r.export_vah.unwrap_or(0);
+        if r.quality.contains(&Quality::Suspect) {
+            self.suspect_intervals += 1;
+            return;
+        }
+        self.import_wh = self.import_wh.saturating_add(r.import_wh);
+        self.import_vah = self.import_vah.saturating_add(r.import_vah);
+        self.export_wh = self.export_wh.saturating_add(r.export_wh.unwrap_or(0));
+        self.export_vah = self.export_vah.saturating_add(r.export_vah.unwrap_or(0));
         self.intervals += 1;
         if r.quality.contains(&Quality::Estimated) {
             self.estimated_intervals += 1;
@@ -191,10 +198,13 @@ pub fn billing_determinants(
     let (period_s, tod) = (metering.period_s, &metering.tod);
     let mut zone_import_wh = [0i64; 8];
     let mut zone_import_vah = [0i64; 8];
-    for r in intervals {
+    for r in intervals
+        .iter()
+        .filter(|r| !r.quality.contains(&Quality::Suspect))
+    {
         let z = usize::from(tod.zone_of(r.interval_end, period_s).clamp(1, 8) - 1);
-        zone_import_wh[z] += r.import_wh;
-        zone_import_vah[z] += r.import_vah;
+        zone_import_wh[z] = zone_import_wh[z].saturating_add(r.import_wh);
+        zone_import_vah[z] = zone_import_vah[z].saturating_add(r.import_vah);
     }
     let figures = figures(intervals, period_s);
     BillingDeterminants {
@@ -332,6 +342,38 @@ mod tests {
         assert_eq!(f.max_va.unwrap().value, 2400);
         assert!((f.average_pf().unwrap() - 1250.0 / 1420.0).abs() < 1e-12);
         assert_eq!(figures(&[], 900).average_pf(), None);
+    }
+
+    #[test]
+    fn suspect_intervals_are_not_billed_and_sums_do_not_overflow() {
+        let mut spike = reading("2026-12-01T00:45:00Z", 90_000, 90_000, 0, false);
+        spike.quality = vec![Quality::Suspect];
+        let rows = [
+            reading(
+                "2026-12-01T00:30:00Z",
+                i64::MAX - 10,
+                i64::MAX - 10,
+                0,
+                false,
+            ),
+            spike,
+            reading("2026-12-01T01:00:00Z", 100, 100, 0, false),
+        ];
+        let f = figures(&rows, 900);
+        assert_eq!(f.import_wh, i64::MAX);
+        assert_eq!((f.intervals, f.suspect_intervals), (2, 1));
+        let d = billing_determinants(
+            "C1",
+            "2026-11-30T18:30:00Z".parse().unwrap(),
+            "2026-12-01T18:30:00Z".parse().unwrap(),
+            vec![],
+            &rows,
+            &Metering::default(),
+            false,
+        );
+        assert_eq!(d.zone_import_wh[0], i64::MAX - 10);
+        // Zone 2 (from 06:00 IST) has the suspect 90 kWh and 100 Wh: only the 100 is billed.
+        assert_eq!(d.zone_import_wh[1], 100);
     }
 
     #[test]

@@ -630,3 +630,73 @@ fn a_gap_is_estimated_after_the_day_and_replaced_when_the_actuals_arrive() {
     assert_eq!(history[0].reading.import_wh, 150);
     assert_eq!(history[0].method.as_deref(), Some("linear_interpolation"));
 }
+
+#[test]
+fn a_dcu_the_head_end_announces_keeps_the_meter_in_the_tree_and_a_wrong_one_blocks_nothing() {
+    use model::NetworkChangeKind;
+    use store::mdm::{Child, NetworkNode, NodeKind};
+    let (_dir, store) = open_store();
+    let t0 = at("2026-01-01T00:00:00Z");
+    for (id, kind, parent) in [
+        ("SS", NodeKind::Substation, None),
+        ("F", NodeKind::Feeder, Some("SS")),
+        ("DT", NodeKind::Transformer, Some("F")),
+    ] {
+        store
+            .mdm_put_node(&NetworkNode {
+                id: id.into(),
+                kind,
+                name: id.into(),
+            })
+            .unwrap();
+        if let Some(p) = parent {
+            store
+                .mdm_link(&Child::Node(kind, id.into()), p, t0)
+                .unwrap();
+        }
+    }
+    for m in ["M1", "M2"] {
+        store.mdm_link(&Child::Meter(serial(m)), "DT", t0).unwrap();
+    }
+    let svc = Ingest::new(store.clone(), Routing::default());
+    let new = |meter: &str, dcu: &str| HesMessage::NetworkChange {
+        meter: serial(meter),
+        at: at("2026-11-01T00:00:00Z"),
+        change: NetworkChangeKind::New {
+            address: "10.1.1.1:4059".into(),
+            dcu: Some(dcu.into()),
+        },
+    };
+    // M1 is now reached through DCU-1; M2's change names the transformer as its DCU.
+    let report = ingest(
+        &svc,
+        &[new("M1", "DCU-1"), new("M2", "DT"), block("M3", 1, 2)],
+    );
+    assert_eq!(report.written.intervals_new, 2, "the batch landed");
+    let later = at("2026-11-02T00:00:00Z");
+    assert_eq!(
+        store
+            .mdm_parent_at(&Child::Meter(serial("M1")), later)
+            .unwrap()
+            .as_deref(),
+        Some("DCU-1")
+    );
+    assert_eq!(
+        store
+            .mdm_parent_at(&Child::Node(NodeKind::Dcu, "DCU-1".into()), later)
+            .unwrap()
+            .as_deref(),
+        Some("DT")
+    );
+    assert_eq!(
+        store.mdm_meters_under("SS", later).unwrap(),
+        vec![serial("M1"), serial("M2")]
+    );
+    assert_eq!(
+        store
+            .mdm_parent_at(&Child::Meter(serial("M2")), later)
+            .unwrap()
+            .as_deref(),
+        Some("DT")
+    );
+}

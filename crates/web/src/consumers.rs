@@ -79,6 +79,8 @@ pub struct Totals {
     pub average_pf: Option<f64>,
     pub intervals: u32,
     pub estimated_intervals: u32,
+    /// Intervals flagged suspect by VEE: not in the sums until a person edits them.
+    pub suspect_intervals: u32,
 }
 
 fn peak(p: &Option<PeakDemand>) -> Option<Peak> {
@@ -99,6 +101,7 @@ fn totals(f: &Figures) -> Totals {
         average_pf: f.average_pf(),
         intervals: f.intervals,
         estimated_intervals: f.estimated_intervals,
+        suspect_intervals: f.suspect_intervals,
     }
 }
 

@@ -47,6 +47,9 @@ use vee_state::VeeCache;
 /// Most messages taken into one transaction.
 pub const DEFAULT_BATCH: usize = 512;
 
+/// Failures on its own after which a message is kept as a dead letter.
+pub const STRIKES: u32 = 3;
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(transparent)]
@@ -178,8 +181,10 @@ impl Ingest {
     }
 
     /// Consumes `subscription` until it ends or `stop` resolves: each wait collects what is
-    /// queued (up to `batch`), ingests it, then acknowledges it. A batch that fails is not
-    /// acknowledged (the publisher sends it again) and the next is tried after a pause.
+    /// queued (up to `batch`), ingests it, then acknowledges it. When a batch fails, its
+    /// messages are taken one at a time, so one bad message cannot hold up the others; a
+    /// message that fails on its own is not acknowledged (the publisher sends it again) and,
+    /// after [`STRIKES`] failures, is kept as a dead letter and acknowledged.
     pub async fn run(
         &self,
         mut subscription: Subscription,
@@ -188,6 +193,8 @@ impl Ingest {
         mut on_batch: impl FnMut(&BatchReport),
     ) {
         tokio::pin!(stop);
+        // Failures so far of messages that failed on their own, by key.
+        let mut strikes: HashMap<String, u32> = HashMap::new();
         loop {
             let first = tokio::select! {
                 _ = &mut stop => break,
@@ -209,9 +216,29 @@ impl Ingest {
                     deliveries.into_iter().for_each(Delivery::ack);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, messages = deliveries.len(), "ingest batch failed; not acknowledged");
-                    drop(deliveries);
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    tracing::error!(error = %e, messages = deliveries.len(), "ingest batch failed; taking its messages one at a time");
+                    let mut failed = false;
+                    for d in deliveries {
+                        match self.ingest_deliveries(std::slice::from_ref(&d)).await {
+                            Ok(report) => {
+                                on_batch(&report);
+                                strikes.remove(&d.envelope.key);
+                                d.ack();
+                            }
+                            Err(e) => {
+                                failed = true;
+                                let n = strikes.entry(d.envelope.key.clone()).or_insert(0);
+                                *n += 1;
+                                if *n >= STRIKES && self.give_up(&d.envelope, &e).await {
+                                    strikes.remove(&d.envelope.key);
+                                    d.ack();
+                                }
+                            }
+                        }
+                    }
+                    if failed {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
                 }
             }
         }
@@ -221,6 +248,18 @@ impl Ingest {
             Ok(Err(e)) => tracing::warn!(error = %e, "writing the VEE state at stop failed"),
             Err(e) => tracing::warn!(error = %e, "writing the VEE state at stop failed"),
         }
+    }
+
+    /// Keeps a message that cannot be taken in as a dead letter; whether that worked.
+    async fn give_up(&self, envelope: &Arc<Envelope>, error: &IngestError) -> bool {
+        tracing::error!(key = %envelope.key, %error, "message failed {STRIKES} times; kept as a dead letter");
+        let mut plan = Plan::default();
+        plan.dead_letter(envelope, error.to_string());
+        let store = self.store.clone();
+        matches!(
+            tokio::task::spawn_blocking(move || store.mdm_write(&plan.write, Utc::now())).await,
+            Ok(Ok(_))
+        )
     }
 
     async fn ingest_deliveries(&self, deliveries: &[Delivery]) -> Result<BatchReport, IngestError> {

@@ -596,9 +596,11 @@ impl Store {
     }
 }
 
-/// Hangs `meter` below DCU `dcu` from `at` inside the caller's transaction (the DCU is added
-/// if new, named by its id). A change dated before the meter's latest is stale and ignored:
-/// returns whether anything changed.
+/// Hangs `meter` below DCU `dcu` from `at` inside the caller's transaction (a network change
+/// the head-end saw). A DCU not known yet is added, named by its id, below the node the meter
+/// hung from (so the meter stays in the tree). A change dated before the meter's latest is
+/// stale, and an id the network knows as another kind of node cannot be the meter's DCU: both
+/// change nothing. Returns whether anything changed.
 pub(crate) fn link_meter_to_dcu(
     tx: &Transaction<'_>,
     meter: &MeterSerial,
@@ -618,13 +620,21 @@ pub(crate) fn link_meter_to_dcu(
                 "INSERT INTO network_node (id, kind, name) VALUES (?1, 'dcu', ?1)",
                 params![dcu],
             )?;
+            let previous = tx
+                .query_row(
+                    "SELECT l.parent, n.kind FROM network_link l \
+                     JOIN network_node n ON n.id = l.parent \
+                     WHERE l.child_kind = 'meter' AND l.child = ?1 AND l.valid_to IS NULL",
+                    params![meter.as_str()],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()?;
+            if let Some((parent, _)) = previous.filter(|(_, kind)| kind == "transformer") {
+                NETWORK_LINK.set(tx, &["dcu", dcu], &parent, at)?;
+            }
         }
         Some("dcu") => {}
-        Some(other) => {
-            return Err(StoreError::Conflict(format!(
-                "{dcu} is a {other}, not a dcu"
-            )));
-        }
+        Some(_) => return Ok(false),
     }
     match NETWORK_LINK.set(tx, &["meter", meter.as_str()], dcu, at) {
         Err(StoreError::Invalid(_)) => Ok(false),
