@@ -154,6 +154,32 @@ impl fmt::Display for DayType {
     }
 }
 
+/// The interval ends of local day `day` that lie inside any of `ranges` (interval ends, both
+/// included): each end counted once however the ranges overlap, and none of another day.
+pub(crate) fn ends_within_day(
+    period: Period,
+    day: NaiveDate,
+    ranges: impl IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>,
+) -> std::collections::BTreeSet<i64> {
+    let (first, last) = period.day_ends(day);
+    let mut out = std::collections::BTreeSet::new();
+    for (from, to) in ranges {
+        let from = period.ceil(from.timestamp().max(first));
+        let to = period.floor(to.timestamp().min(last));
+        let mut t = from;
+        while t <= to {
+            out.insert(t);
+            t += period.secs();
+        }
+    }
+    out
+}
+
+/// The IST date of an instant.
+pub fn ist_date(t: DateTime<Utc>) -> NaiveDate {
+    (t + chrono::Duration::seconds(IST_OFFSET_S)).date_naive()
+}
+
 /// A time as people read it in findings: IST.
 pub(crate) fn ist(t: DateTime<Utc>) -> impl fmt::Display {
     let offset = FixedOffset::east_opt(IST_OFFSET_S as i32).expect("+05:30 is a valid offset");
@@ -194,6 +220,25 @@ pub(crate) fn runs(mut ends: Vec<DateTime<Utc>>, period: Period) -> Vec<Run> {
 mod tests {
     use super::*;
     use crate::vee::testing::{quarter, t};
+
+    #[test]
+    fn ends_within_a_day_are_counted_once_and_never_of_the_day_before() {
+        let p = quarter();
+        let day = NaiveDate::from_ymd_opt(2024, 5, 10).unwrap();
+        // An outage from 23:45 the day before to 01:00, and an overlapping one to 00:30.
+        let ends = ends_within_day(
+            p,
+            day,
+            [
+                (t("2024-05-09 23:45"), t("2024-05-10 01:00")),
+                (t("2024-05-10 00:15"), t("2024-05-10 00:30")),
+            ],
+        );
+        // 00:15, 00:30, 00:45, 01:00: not 00:00, which ends the day before.
+        assert_eq!(ends.len(), 4);
+        assert_eq!(ends.first(), Some(&t("2024-05-10 00:15").timestamp()));
+        assert_eq!(ist_date(t("2024-05-10 00:00")), day);
+    }
 
     #[test]
     fn periods_must_divide_the_day() {

@@ -10,7 +10,7 @@ use model::MeterSerial;
 use serde::{Deserialize, Serialize};
 use store::{MeterDayCounts, MissedRow, Store, StoreError};
 
-use crate::calendar::{Period, day_bounds};
+use crate::calendar::{Period, day_bounds, ends_within_day};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -71,7 +71,7 @@ pub fn assess(
     power_off: &[MissedRow],
     cfg: &CompletenessConfig,
 ) -> DayCompleteness {
-    let (start, end) = day_bounds(day);
+    let (_, end) = day_bounds(day);
     let deadline = end + chrono::Duration::hours(cfg.on_time_hours.max(0));
     let period = Period::new(cfg.period_s).unwrap_or(Period::QUARTER_HOUR);
     let expected = u32::try_from(period.slots_per_day()).unwrap_or(u32::MAX);
@@ -88,16 +88,16 @@ pub fn assess(
         short: Vec::new(),
     };
     for c in counts {
-        let explained: u32 = power_off
-            .iter()
-            .filter(|m| m.meter == c.meter)
-            .map(|m| {
-                let (from, to) = (m.from.max(start).timestamp(), m.to.min(end).timestamp());
-                let n = period.count(period.ceil(from), period.floor(to));
-                u32::try_from(n).unwrap_or(u32::MAX)
-            })
-            .sum::<u32>()
-            .min(expected);
+        let explained = ends_within_day(
+            period,
+            day,
+            power_off
+                .iter()
+                .filter(|m| m.meter == c.meter)
+                .map(|m| (m.from, m.to)),
+        )
+        .len();
+        let explained = u32::try_from(explained).unwrap_or(u32::MAX).min(expected);
         let have = c.actual.saturating_add(explained);
         let full = have >= expected;
         let daily = c.daily_received.is_some();
@@ -217,6 +217,32 @@ mod tests {
             ]
         );
         assert_eq!(c.deadline, day_bounds(day()).1 + chrono::Duration::hours(8));
+    }
+
+    #[test]
+    fn an_outage_from_before_midnight_explains_only_the_days_own_intervals() {
+        let (start, _) = day_bounds(day());
+        // Off from 23:45 the day before to 01:00: the day's intervals ending 00:15..01:00 (4)
+        // are explained, twice over by an overlapping report; one more is simply missing.
+        let off = |from: i64, to: i64| MissedRow {
+            meter: meter("M1"),
+            profile: "block_load".into(),
+            from: start + chrono::Duration::minutes(from),
+            to: start + chrono::Duration::minutes(to),
+            reason: "power_off".into(),
+            detail: "{}".into(),
+        };
+        let c = assess(
+            day(),
+            &[counts("M1", 91, 91, Some(1))],
+            &[off(-15, 60), off(15, 45)],
+            &CompletenessConfig::default(),
+        );
+        assert_eq!(c.full_block_load, 0);
+        assert_eq!(
+            (c.short[0].missing_intervals, c.short[0].explained_intervals),
+            (1, 4)
+        );
     }
 
     #[test]

@@ -230,7 +230,7 @@ pub fn simulated_network(meters: &[model::MeterSerial], now: DateTime<Utc>) -> N
 
 /// The last two local days whose data is past its on-time deadline at `now`.
 fn overdue_days(now: DateTime<Utc>, cfg: &CompletenessConfig) -> Vec<chrono::NaiveDate> {
-    let today = (now + chrono::Duration::seconds(mdm::calendar::IST_OFFSET_S)).date_naive();
+    let today = mdm::calendar::ist_date(now);
     [today - chrono::Days::new(2), today - chrono::Days::new(1)]
         .into_iter()
         .filter(|d| {

@@ -212,10 +212,7 @@ fn day(q: Option<&str>, now: DateTime<Utc>) -> Result<NaiveDate, ApiError> {
         Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
             ApiError::bad_request("invalid_day", format!("day {s:?} is not YYYY-MM-DD"))
         }),
-        None => Ok(
-            (now + Duration::seconds(mdm::calendar::IST_OFFSET_S)).date_naive()
-                - chrono::Days::new(1),
-        ),
+        None => Ok(mdm::calendar::ist_date(now) - chrono::Days::new(1)),
     }
 }
 

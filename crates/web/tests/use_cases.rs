@@ -19,10 +19,8 @@ use store::mdm::{Connection, Consumer, NetworkImport, NetworkNode, NodeKind, Ser
 use store::{GapChange, SessionCommit};
 use support::{Options, System, start};
 
-const IST: i64 = 19_800;
-
 fn yesterday() -> NaiveDate {
-    (Utc::now() + chrono::Duration::seconds(IST)).date_naive() - Days::new(1)
+    mdm::calendar::ist_date(Utc::now()) - Days::new(1)
 }
 
 /// A day's IST midnights.

@@ -14,8 +14,11 @@ use model::{IntervalReading, MeterSerial, Quality};
 use store::{IngestWrite, IntervalWrite};
 
 use super::{Ingest, IngestError};
-use crate::calendar::{Period, at, day_bounds, runs};
+use crate::calendar::{Period, at, day_bounds, ends_within_day, runs};
 use crate::vee::{self, EstimateContext, EstimationMethod};
+
+/// Meters estimated per transaction.
+const ESTIMATE_CHUNK: usize = 2000;
 
 /// What an estimation pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,9 +65,30 @@ impl Ingest {
             .collect();
         let power_off = self.store.mdm_missed_between("block_load", start, end)?;
         let mut report = EstimationReport::default();
+        // A chunk of meters at a time: the ingest waits for the VEE state at most one chunk,
+        // and each chunk's estimates are one transaction of bounded size.
+        for chunk in short.chunks(ESTIMATE_CHUNK) {
+            self.estimate_chunk(day, chunk, &power_off, now, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    fn estimate_chunk(
+        &self,
+        day: NaiveDate,
+        meters: &[MeterSerial],
+        power_off: &[store::MissedRow],
+        now: DateTime<Utc>,
+        report: &mut EstimationReport,
+    ) -> Result<(), IngestError> {
+        let Some(period) = Period::new(self.config.period_s) else {
+            return Ok(());
+        };
+        let (start, end) = day_bounds(day);
+        let expected = u32::try_from(period.slots_per_day()).unwrap_or(u32::MAX);
         let mut write = IngestWrite::default();
         let mut cache = self.vee.lock().unwrap_or_else(|e| e.into_inner());
-        for meter in short {
+        for meter in meters.iter().cloned() {
             report.meters += 1;
             // The day and the interval either side of it, for neighbours.
             let p = Duration::seconds(period.secs());
@@ -74,17 +98,20 @@ impl Ingest {
                 .into_iter()
                 .map(|s| (s.reading.interval_end, s.reading))
                 .collect();
-            let explained: Vec<(DateTime<Utc>, DateTime<Utc>)> = power_off
-                .iter()
-                .filter(|m| m.meter == meter && m.reason == "power_off")
-                .map(|m| (m.from, m.to))
-                .collect();
+            let explained = ends_within_day(
+                period,
+                day,
+                power_off
+                    .iter()
+                    .filter(|m| m.meter == meter && m.reason == "power_off")
+                    .map(|m| (m.from, m.to)),
+            );
             let (first_end, last_end) = period.day_ends(day);
             let missing: Vec<DateTime<Utc>> = (0..i64::from(expected))
                 .filter_map(|i| at(first_end + i * period.secs()))
                 .filter(|t| t.timestamp() <= last_end)
                 .filter(|t| !stored.contains_key(t))
-                .filter(|t| !explained.iter().any(|(a, b)| a <= t && t <= b))
+                .filter(|t| !explained.contains(&t.timestamp()))
                 .collect();
             let gaps = runs(missing, period);
             let register_delta = if gaps.len() == 1 {
@@ -92,7 +119,7 @@ impl Ingest {
             } else {
                 None
             };
-            let state = cache.get(&self.store, &meter, self.config.period_s, now)?;
+            let state = self.vee_state(&mut cache, &meter, now)?;
             let cfg = self
                 .config
                 .vee
@@ -120,11 +147,12 @@ impl Ingest {
                     }));
             }
         }
-        drop(cache);
+        // Written under the lock: an ingest batch planned meanwhile sees the estimates.
         if !write.is_empty() {
             self.store.mdm_write(&write, now)?;
         }
-        Ok(report)
+        drop(cache);
+        Ok(())
     }
 
     /// The register advance over the day that its actual intervals do not account for:

@@ -39,7 +39,7 @@ use store::{
     IngestWrite, IntervalWrite, MissedRow, RoutedMessage, Store, StoreError, StoredInterval,
 };
 
-use crate::calendar::{IST_OFFSET_S, Period, day_bounds};
+use crate::calendar::{Period, day_bounds, ist_date};
 use crate::events::{Notice, Routing, classify};
 use crate::vee::{self, Context, Finding, VeeConfigs};
 use vee_state::VeeCache;
@@ -144,11 +144,8 @@ impl Ingest {
         for envelope in messages {
             self.plan_message(&mut plan, &mut cache, envelope, now)?;
         }
-        plan.write.vee_states = cache.due_for_saving(
-            now,
-            chrono::Duration::seconds(self.config.save_every_s.max(0)),
-            self.config.cache_meters.max(1),
-        );
+        plan.write.vee_states =
+            cache.due_for_saving(now, self.save_every(), self.config.cache_meters.max(1));
         let written = self.store.mdm_write(&plan.write, now)?;
         Ok(BatchReport {
             messages: messages.len() as u64,
@@ -173,6 +170,26 @@ impl Ingest {
             self.store.mdm_write(&write, now)?;
         }
         Ok(())
+    }
+
+    /// The VEE state of `meter`, loaded on first use.
+    fn vee_state<'c>(
+        &self,
+        cache: &'c mut VeeCache,
+        meter: &MeterSerial,
+        now: DateTime<Utc>,
+    ) -> Result<&'c mut vee_state::MeterVee, StoreError> {
+        cache.get(
+            &self.store,
+            meter,
+            self.config.period_s,
+            now,
+            self.save_every(),
+        )
+    }
+
+    fn save_every(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.config.save_every_s.max(0))
     }
 
     /// Meters whose VEE state is in memory.
@@ -300,7 +317,14 @@ impl Ingest {
                 }
             }
             HesMessage::Instantaneous { meter, reading } => {
-                if &reading.meter != meter {
+                if reading.at.is_none() {
+                    // Keyed by its time: without the meter's time it could not be told apart
+                    // from the next one, nor found again.
+                    plan.dead_letter(
+                        envelope,
+                        "an instantaneous reading without the meter's time".into(),
+                    );
+                } else if &reading.meter != meter {
                     plan.dead_letter(envelope, format!("a reading of {} inside", reading.meter));
                 } else {
                     plan.write.instantaneous.push((**reading).clone());
@@ -352,7 +376,7 @@ impl Ingest {
                 corrected,
             } => {
                 // A corrected clock is right again; an uncorrected one makes its data doubtful.
-                let state = cache.get(&self.store, meter, self.config.period_s, now)?;
+                let state = self.vee_state(cache, meter, now)?;
                 state.clock_drift_s = (!corrected).then_some(*drift_s);
                 plan.write.alarms.push(AlarmRow {
                     meter: meter.clone(),
@@ -467,7 +491,7 @@ impl Ingest {
         }
         // Validate with the meter's history, flag what is suspect, and let the history learn
         // from the rest (it skips suspect rows itself).
-        let state = cache.get(&self.store, meter, self.config.period_s, now)?;
+        let state = self.vee_state(cache, meter, now)?;
         let cfg = self
             .config
             .vee
@@ -562,8 +586,7 @@ impl Ingest {
         Ok(())
     }
 
-    /// Midnight register snapshots: kept, remembered by the meter's history, and the days they
-    /// open and close checked.
+    /// Midnight register snapshots: kept, and the days they open and close checked.
     fn plan_daily(
         &self,
         plan: &mut Plan,
@@ -575,11 +598,11 @@ impl Ingest {
         plan.write.daily.extend(days.iter().cloned());
         let mut touched = BTreeSet::new();
         for d in days {
-            let local = (d.captured_at + chrono::Duration::seconds(IST_OFFSET_S)).date_naive();
+            let local = ist_date(d.captured_at);
             touched.insert(local);
             touched.extend(local.pred_opt());
         }
-        let state = cache.get(&self.store, meter, self.config.period_s, now)?;
+        let state = self.vee_state(cache, meter, now)?;
         state.history.absorb_daily(days);
         state.dirty = true;
         let cfg = self

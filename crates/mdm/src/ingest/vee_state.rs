@@ -25,6 +25,19 @@ pub(super) struct MeterVee {
     used: u64,
 }
 
+/// Most histories written back with one batch because they came due (evicted ones are always
+/// written).
+const SAVES_PER_BATCH: usize = 1024;
+
+/// A stable share of `every` for `meter`.
+fn spread(meter: &MeterSerial, every: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meter.hash(&mut h);
+    let secs = every.num_seconds().max(1) as u64;
+    Duration::seconds((h.finish() % secs) as i64)
+}
+
 #[derive(Debug, Default)]
 pub(super) struct VeeCache {
     meters: HashMap<MeterSerial, MeterVee>,
@@ -39,6 +52,7 @@ impl VeeCache {
         meter: &MeterSerial,
         period_s: i64,
         now: DateTime<Utc>,
+        save_every: Duration,
     ) -> Result<&mut MeterVee, StoreError> {
         self.tick += 1;
         if !self.meters.contains_key(meter) {
@@ -55,7 +69,9 @@ impl VeeCache {
                     category,
                     clock_drift_s: None,
                     dirty: false,
-                    saved_at: now,
+                    // Spread over the save interval, so meters loaded together do not all come
+                    // due in one batch.
+                    saved_at: now - spread(meter, save_every),
                     used: 0,
                 },
             );
@@ -80,6 +96,9 @@ impl VeeCache {
     ) -> Vec<(MeterSerial, String)> {
         let mut out = Vec::new();
         for (meter, state) in &mut self.meters {
+            if out.len() >= SAVES_PER_BATCH {
+                break;
+            }
             if state.dirty && now - state.saved_at >= save_every {
                 out.extend(save(meter, state, now));
             }

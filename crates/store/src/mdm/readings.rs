@@ -1148,23 +1148,23 @@ impl Store {
         let conn = self.conn();
         let estimated = quality_bits(&[Quality::Estimated]);
         let mut stmt = conn.prepare_cached(
+            // Per meter, counted through the (meter, interval_end) key: one short range each,
+            // never a scan of the whole table.
             "WITH meters (meter) AS ( \
                  SELECT serial FROM meter \
                  UNION SELECT meter FROM meter_installation \
-                 WHERE valid_from < ?2 AND (valid_to IS NULL OR valid_to > ?1)), \
-             counts AS ( \
-                 SELECT meter, \
-                     SUM(CASE WHEN (quality & ?4) = 0 THEN 1 ELSE 0 END) AS actual, \
-                     SUM(CASE WHEN (quality & ?4) = 0 AND received_at <= ?3 THEN 1 ELSE 0 END) \
-                         AS on_time, \
-                     SUM(CASE WHEN (quality & ?4) <> 0 THEN 1 ELSE 0 END) AS estimated \
-                 FROM interval_reading WHERE interval_end > ?1 AND interval_end <= ?2 \
-                 GROUP BY meter) \
-             SELECT m.meter, COALESCE(c.actual, 0), COALESCE(c.on_time, 0), \
-                 COALESCE(c.estimated, 0), d.received_at \
-             FROM meters m LEFT JOIN counts c ON c.meter = m.meter \
-             LEFT JOIN daily_reading d ON d.meter = m.meter AND d.captured_at = ?2 \
-             ORDER BY m.meter",
+                 WHERE valid_from < ?2 AND (valid_to IS NULL OR valid_to > ?1)) \
+             SELECT m.meter, \
+                 (SELECT COUNT(*) FROM interval_reading i WHERE i.meter = m.meter \
+                     AND i.interval_end > ?1 AND i.interval_end <= ?2 AND (i.quality & ?4) = 0), \
+                 (SELECT COUNT(*) FROM interval_reading i WHERE i.meter = m.meter \
+                     AND i.interval_end > ?1 AND i.interval_end <= ?2 AND (i.quality & ?4) = 0 \
+                     AND i.received_at <= ?3), \
+                 (SELECT COUNT(*) FROM interval_reading i WHERE i.meter = m.meter \
+                     AND i.interval_end > ?1 AND i.interval_end <= ?2 AND (i.quality & ?4) <> 0), \
+                 (SELECT d.received_at FROM daily_reading d WHERE d.meter = m.meter \
+                     AND d.captured_at = ?2) \
+             FROM meters m ORDER BY m.meter",
         )?;
         let mut rows = stmt.query(params![ms(day_start), ms(day_end), ms(deadline), estimated])?;
         let mut out = Vec::new();
