@@ -579,6 +579,17 @@ pub struct Collector {
     hes: HeadEnd,
 }
 
+/// Every periodic job of meter `i`, due at `now` (catching up from the cursor or the backfill).
+fn schedule_first_round(table: &mut Timetable, i: usize, now: DateTime<Utc>) {
+    for kind in PERIODIC {
+        table.push(Due {
+            meter_index: i,
+            kind,
+            at: now,
+        });
+    }
+}
+
 type Finished = (
     usize,
     Vec<JobKind>,
@@ -601,23 +612,15 @@ impl Collector {
     ) -> CollectorStats {
         let hes = &self.hes;
         let clock = *hes.clock();
-        let meters = hes.meters();
+        let mut meters = hes.meters();
         let now = clock.now();
         let mut table = Timetable::with_capacity(meters.len() * 4);
-        for (i, _) in meters.iter().enumerate() {
-            for kind in [
-                JobKind::BlockLoad,
-                JobKind::Daily,
-                JobKind::Billing,
-                JobKind::Events,
-            ] {
-                table.push(Due {
-                    meter_index: i,
-                    kind,
-                    at: now,
-                });
-            }
+        for i in 0..meters.len() {
+            schedule_first_round(&mut table, i, now);
         }
+        let mut refresh =
+            tokio::time::interval(hes.config().registry_refresh.max(Duration::from_millis(10)));
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cycles: HashMap<(usize, JobKind), Cycle> = HashMap::new();
         let mut running: JoinSet<Finished> = JoinSet::new();
         let mut busy: HashMap<usize, Vec<JobKind>> = HashMap::new();
@@ -627,6 +630,20 @@ impl Collector {
             let next = table.next_at().map(|t| clock.instant_at(t));
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = refresh.tick() => {
+                    // Meters another process imported: collected from now on, first round first.
+                    match hes.take_new_meters() {
+                        Ok(added) => {
+                            let now = clock.now();
+                            for entry in added {
+                                tracing::info!(meter = %entry.serial, "new meter taken into service");
+                                schedule_first_round(&mut table, meters.len(), now);
+                                meters.push(entry);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "looking for newly imported meters failed"),
+                    }
+                }
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     let Ok((i, kinds, attempt, result)) = done else { continue };
                     busy.remove(&i);

@@ -58,6 +58,10 @@ pub struct HesConfig {
     /// Session attempt records (the failure reports' source) are kept this long.
     #[serde(with = "crate::plan::duration")]
     pub attempt_retention: Duration,
+    /// How often the running collector looks for meters another process (`urja import`)
+    /// added to the store, and takes them into service.
+    #[serde(with = "crate::plan::duration")]
+    pub registry_refresh: Duration,
 }
 
 impl Default for HesConfig {
@@ -74,6 +78,7 @@ impl Default for HesConfig {
             gap_attempts: 3,
             outbox_retention: Duration::from_secs(7 * 24 * 3600),
             attempt_retention: Duration::from_secs(90 * 24 * 3600),
+            registry_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -459,6 +464,42 @@ impl HeadEnd {
         head_end.load_registry()?;
         tokio::spawn(group_commit(store, commit_rx, outbox_ready, relay_cache));
         Ok(head_end)
+    }
+
+    /// Takes into service the meters recorded in the store (by another process: `urja
+    /// import`) since the registry was loaded, and returns them. Nothing is read beyond a count
+    /// when there are none.
+    pub fn take_new_meters(&self) -> Result<Vec<Arc<MeterEntry>>, HesError> {
+        let store = &self.inner.store;
+        let known = read(&self.inner.meters).len() as u64;
+        if store.meter_count()? <= known {
+            return Ok(Vec::new());
+        }
+        let keys: HashMap<MeterSerial, (u32, Vec<u8>)> = store
+            .all_active_keys()?
+            .into_iter()
+            .map(|(m, v, k)| (m, (v, k)))
+            .collect();
+        let counters: HashMap<MeterSerial, u32> =
+            store.all_invocation_counters()?.into_iter().collect();
+        let mut added = Vec::new();
+        for record in store.meters()? {
+            if read(&self.inner.meters).contains_key(&record.serial) {
+                continue;
+            }
+            let Some((version, sealed)) = keys.get(&record.serial) else {
+                continue;
+            };
+            let credentials = keystore::open(&self.inner.master, &record.serial, *version, sealed)?;
+            let counter = counters.get(&record.serial).copied();
+            let title = record.system_title;
+            let entry = Arc::new(entry(record, credentials, counter));
+            write(&self.inner.by_system_title).insert(title, entry.serial.clone());
+            write(&self.inner.meters).insert(entry.serial.clone(), entry.clone());
+            added.push(entry);
+        }
+        added.sort_by(|a, b| a.serial.cmp(&b.serial));
+        Ok(added)
     }
 
     fn load_registry(&self) -> Result<(), HesError> {

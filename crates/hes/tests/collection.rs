@@ -338,3 +338,81 @@ async fn a_restarted_head_end_collects_incrementally_and_keeps_its_counters() {
     drop(messages);
     fleet.stop().await;
 }
+
+/// A meter imported by another process (as `urja import` does) while the collector runs is
+/// taken into service and collected without a restart.
+#[tokio::test]
+async fn a_meter_imported_while_the_collector_runs_is_collected() {
+    use hes::keystore::{FileFormat, parse_key_file};
+    let mut fc = fleet_config(2, "");
+    fc.base_address = "127.22.0.1".parse().unwrap();
+    fc.scheduled_outages = false;
+    let fleet = Fleet::start(fc).await.unwrap();
+    let master = MasterKey::from_bytes([7; 32]);
+    let mut config = config();
+    config.registry_refresh = Duration::from_millis(100);
+    let (hes, dir) = common::head_end(config.clone(), master.clone(), Bus::in_process());
+    let mut key_file = Vec::new();
+    meter_sim::keys::write_keys(
+        &mut key_file,
+        false,
+        fleet.config().seed,
+        (0..fleet.meters()).map(|i| (i, fleet.endpoint(i))),
+    )
+    .unwrap();
+    let mut meters = parse_key_file(&key_file, FileFormat::Auto).unwrap();
+    let second = meters.split_off(1);
+    hes.import(meters).await.unwrap();
+    let collector = Collector::new(hes.clone());
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let running = tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            collector
+                .run(
+                    async move {
+                        let _ = stop_rx.changed().await;
+                    },
+                    |serial, _, result| {
+                        if result.is_ok() {
+                            seen.lock().unwrap().insert(serial.clone());
+                        }
+                    },
+                )
+                .await
+        }
+    });
+    // Another head-end process on the same database imports the second meter.
+    let other = HeadEnd::with_store(
+        Store::open(dir.path().join("urja.sqlite")).unwrap(),
+        master,
+        config,
+        Bus::in_process(),
+        WallClock::system(),
+    )
+    .unwrap();
+    other.import(second).await.unwrap();
+    let newcomer = MeterSerial::new(meter_sim::keys::serial(1)).unwrap();
+    for _ in 0..300 {
+        if seen.lock().unwrap().contains(&newcomer) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).unwrap();
+    running.await.unwrap();
+    assert!(
+        seen.lock().unwrap().contains(&newcomer),
+        "the newly imported meter was never collected: {:?}",
+        seen.lock().unwrap()
+    );
+    assert!(hes.meter(&newcomer).is_some());
+    assert!(
+        hes.store()
+            .cursor(&newcomer, collect::BLOCK_LOAD)
+            .unwrap()
+            .is_some(),
+        "its block load was collected"
+    );
+}
