@@ -235,7 +235,7 @@ fn daily_events_exceptions_and_routed_messages_are_idempotent() {
     let open = store
         .mdm_exceptions(None, Some(ExceptionState::Open), 10, 0)
         .unwrap();
-    assert_eq!(open, vec![exception.clone()]);
+    assert!(open.contains(&exception), "{open:?}");
     store
         .mdm_close_exception(
             &meter(),

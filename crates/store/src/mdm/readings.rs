@@ -476,6 +476,24 @@ fn keep_overlap(
     Ok(added as u64)
 }
 
+/// Queues a `register_overlap` exception: a second, different register reading (midnight
+/// snapshot or billing row) for a time that has one; the first is kept.
+fn queue_register_overlap(
+    tx: &Transaction<'_>,
+    meter: &MeterSerial,
+    at: DateTime<Utc>,
+    detail: String,
+    now_ms: i64,
+) -> Result<u64> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO vee_exception (meter, rule, from_end, to_end, severity, detail, state, \
+             created_at) VALUES (?1, 'register_overlap', ?2, ?2, 'warning', ?3, 'open', ?4) \
+             ON CONFLICT (meter, rule, from_end, to_end) DO NOTHING",
+        )?
+        .execute(params![meter.as_str(), ms(at), detail, now_ms])? as u64)
+}
+
 /// The writes of one batch inside the caller's transaction.
 fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Result<IngestCounts> {
     let now_ms = ms(now);
@@ -556,7 +574,7 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
              ON CONFLICT (meter, captured_at) DO NOTHING",
         )?;
         for d in &w.daily {
-            counts.daily += daily.execute(params![
+            let added = daily.execute(params![
                 d.meter.as_str(),
                 ms(d.captured_at),
                 d.import_wh,
@@ -565,19 +583,59 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
                 d.export_vah,
                 quality_bits(&d.quality),
                 now_ms
-            ])? as u64;
+            ])?;
+            counts.daily += added as u64;
+            if added == 0 {
+                let kept: (i64, i64, Option<i64>, Option<i64>) = tx.query_row(
+                    "SELECT import_wh, import_vah, export_wh, export_vah FROM daily_reading \
+                     WHERE meter = ?1 AND captured_at = ?2",
+                    params![d.meter.as_str(), ms(d.captured_at)],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
+                if kept != (d.import_wh, d.import_vah, d.export_wh, d.export_vah) {
+                    counts.exceptions += queue_register_overlap(
+                        tx,
+                        &d.meter,
+                        d.captured_at,
+                        format!(
+                            "a second midnight snapshot ({} Wh, {} VAh) differs from the one kept \
+                             ({} Wh, {} VAh)",
+                            d.import_wh, d.import_vah, kept.0, kept.1
+                        ),
+                        now_ms,
+                    )?;
+                }
+            }
         }
         let mut billing = tx.prepare_cached(
             "INSERT INTO billing_reading (meter, billing_date, reading, received_at) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT (meter, billing_date) DO NOTHING",
         )?;
         for b in &w.billing {
-            counts.billing += billing.execute(params![
-                b.meter.as_str(),
-                ms(b.billing_date),
-                json(b)?,
-                now_ms
-            ])? as u64;
+            let text = json(b)?;
+            let added =
+                billing.execute(params![b.meter.as_str(), ms(b.billing_date), text, now_ms])?;
+            counts.billing += added as u64;
+            if added == 0 {
+                let kept: String = tx.query_row(
+                    "SELECT reading FROM billing_reading WHERE meter = ?1 AND billing_date = ?2",
+                    params![b.meter.as_str(), ms(b.billing_date)],
+                    |r| r.get(0),
+                )?;
+                if kept != text {
+                    counts.exceptions += queue_register_overlap(
+                        tx,
+                        &b.meter,
+                        b.billing_date,
+                        format!(
+                            "a second billing row for this billing date ({} Wh) differs from the \
+                             one kept",
+                            b.import_wh
+                        ),
+                        now_ms,
+                    )?;
+                }
+            }
         }
         let mut instantaneous = tx.prepare_cached(
             "INSERT INTO instantaneous_reading (meter, at, reading, received_at) \
