@@ -34,6 +34,23 @@ pub enum EventClass {
     Unknown,
 }
 
+impl EventClass {
+    /// The stable snake_case name (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventClass::Tamper => "tamper",
+            EventClass::Outage => "outage",
+            EventClass::LoadViolation => "load_violation",
+            EventClass::Relay => "relay",
+            EventClass::VoltageQuality => "voltage_quality",
+            EventClass::CurrentQuality => "current_quality",
+            EventClass::Configuration => "configuration",
+            EventClass::PaymentMode => "payment_mode",
+            EventClass::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {

@@ -127,6 +127,8 @@ CREATE TABLE meter_event (
     code        INTEGER NOT NULL,
     category    TEXT NOT NULL,
     kind        TEXT NOT NULL,
+    -- the MDM's class: tamper, outage, load_violation, relay, voltage_quality, …
+    class       TEXT NOT NULL,
     severity    TEXT NOT NULL,
     description TEXT NOT NULL,
     quality     INTEGER NOT NULL,

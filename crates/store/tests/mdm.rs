@@ -195,6 +195,7 @@ fn daily_events_exceptions_and_routed_messages_are_idempotent() {
         }],
         events: vec![EventRow {
             event: event.clone(),
+            class: "tamper".into(),
             severity: "critical".into(),
         }],
         exceptions: vec![exception.clone()],

@@ -716,6 +716,9 @@ pub struct Event {
     pub category: String,
     /// `occurrence`, `restoration` or `single`.
     pub kind: String,
+    /// The MDM's class: `tamper`, `outage`, `load_violation`, `relay`, `voltage_quality`,
+    /// `current_quality`, `configuration`, `payment_mode` or `unknown`.
+    pub class: String,
     /// From the MDM's catalogue.
     pub severity: String,
     pub description: String,
@@ -770,6 +773,7 @@ pub async fn events(
                 code: r.event.code,
                 category: name(&r.event.category),
                 kind: name(&r.event.kind),
+                class: r.class,
                 severity: r.severity,
                 description: r.event.description,
                 quality: names(&r.event.quality),

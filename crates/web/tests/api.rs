@@ -505,6 +505,7 @@ async fn paging_walks_a_long_list_exactly_once() {
                 description: format!("event {k}"),
                 quality: vec![],
             },
+            class: "unknown".into(),
             severity: "low".into(),
         })
         .collect();
@@ -850,6 +851,7 @@ async fn daily_billing_instantaneous_events_and_alarms_answer_what_was_stored() 
             description: "magnet tamper".into(),
             quality: vec![Quality::ClockDoubtful],
         },
+        class: "tamper".into(),
         severity: "high".into(),
     };
     let alarm = AlarmRow {

@@ -256,6 +256,9 @@ async fn tamper_outage_and_overload_alerts_are_stored_and_routed() {
         .await;
     let cover = items(&events).iter().find(|e| e["code"] == 251).unwrap();
     assert_eq!(cover["severity"], "critical", "{cover}");
+    assert_eq!(cover["class"], "tamper", "{cover}");
+    let overload = items(&events).iter().find(|e| e["code"] == 215).unwrap();
+    assert_eq!(overload["class"], "load_violation", "{overload}");
     let outage = sys
         .poll(&format!("/api/v1/meters/{m1}/alarms?from={from}"), |v| {
             items(v).iter().any(|a| a["kind"] == "outage_started")

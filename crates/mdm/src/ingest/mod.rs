@@ -338,9 +338,10 @@ impl Ingest {
                     }
                 }
                 for event in events {
-                    let (_, severity) = classify(event.code, event.kind);
+                    let (class, severity) = classify(event.code, event.kind);
                     plan.write.events.push(EventRow {
                         event: event.clone(),
+                        class: class.as_str().to_string(),
                         severity: severity.as_str().to_string(),
                     });
                     for (destination, notice) in self.routing.route(event) {

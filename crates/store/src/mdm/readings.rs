@@ -83,6 +83,8 @@ pub enum IntervalWrite {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub event: MeterEvent,
+    /// The MDM's class (tamper, outage, load_violation, …).
+    pub class: String,
     pub severity: String,
 }
 
@@ -650,9 +652,9 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
             ])? as u64;
         }
         let mut event = tx.prepare_cached(
-            "INSERT INTO meter_event (meter, at, code, category, kind, severity, \
-             description, quality, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (meter, at, code) DO NOTHING",
+            "INSERT INTO meter_event (meter, at, code, category, kind, class, severity, \
+             description, quality, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+             ?10) ON CONFLICT (meter, at, code) DO NOTHING",
         )?;
         for e in &w.events {
             let ev = &e.event;
@@ -662,6 +664,7 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
                 ev.code,
                 category_name(ev.category),
                 kind_name(ev.kind),
+                e.class,
                 e.severity,
                 ev.description,
                 quality_bits(&ev.quality),
@@ -983,7 +986,8 @@ impl Store {
     ) -> Result<Vec<EventRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT at, code, category, kind, severity, description, quality FROM meter_event \
+            "SELECT at, code, category, kind, severity, description, quality, class \
+             FROM meter_event \
              WHERE meter = ?1 AND at BETWEEN ?2 AND ?3 ORDER BY at, code",
         )?;
         let mut rows = stmt.query(params![meter.as_str(), ms(from), ms(to)])?;
@@ -999,6 +1003,7 @@ impl Store {
                     description: r.get(5)?,
                     quality: quality_from_bits(r.get(6)?),
                 },
+                class: r.get(7)?,
                 severity: r.get(4)?,
             });
         }
