@@ -38,8 +38,8 @@ pub use hes::{
 };
 pub use mdm::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
-    IngestWrite, IntervalEditRecord, IntervalWrite, MeterDayCounts, MissedRow, RoutedMessage,
-    StoredInterval,
+    IngestWrite, IntervalEditRecord, IntervalWrite, MeterDayCounts, MissedRow, NoticeRow,
+    RoutedMessage, StoredInterval,
 };
 
 /// How long a writer waits for another connection's lock before giving up.

@@ -398,3 +398,88 @@ pub async fn meters_below(
         next_cursor: next.map(|k| paging::encode(SERIAL_CURSOR, &k)),
     }))
 }
+
+/// Notices for one part, or all.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NoticeQuery {
+    /// `wfm`, `billing`, `crm`, `oms`, …; all when absent.
+    pub destination: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// A notice the MDM routed to another part (site inspection, tamper flag, outage, load
+/// violation, supply status).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoticeView {
+    /// Idempotency key.
+    pub key: String,
+    pub meter: String,
+    pub destination: String,
+    /// The notice (`{"notice": "site_inspection", ...}`).
+    #[schema(value_type = Object)]
+    pub notice: serde_json::Value,
+    pub created_at: String,
+    /// When the destination took it; null while pending.
+    pub delivered_at: Option<String>,
+}
+
+/// A page of notices, in the order they were routed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoticePage {
+    pub items: Vec<NoticeView>,
+    pub next_cursor: Option<String>,
+}
+
+const NOTICE_CURSOR: &str = "notice";
+
+/// The notices the MDM routed from events (use cases 5.3, 5.6, 7.3, 9.1), oldest first: what
+/// field work, billing, CRM and OMS are told, kept until those parts take them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notices",
+    tag = "consumers",
+    params(NoticeQuery),
+    responses(
+        (status = 200, description = "Notices, oldest first", body = NoticePage),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn notices(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(q): Query<NoticeQuery>,
+) -> Result<Json<NoticePage>, ApiError> {
+    caller.require(Role::Reader)?;
+    let limit = paging::limit(q.limit)?;
+    let after = paging::decode::<i64>(NOTICE_CURSOR, q.cursor.as_deref())?.unwrap_or(0);
+    let destination = q.destination.clone();
+    let rows = state
+        .db(move |s| s.mdm_notices(destination.as_deref(), after, limit + 1))
+        .await?;
+    let more = rows.len() > limit as usize;
+    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+    let next = if more {
+        rows.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    Ok(Json(NoticePage {
+        items: rows
+            .into_iter()
+            .map(|r| NoticeView {
+                key: r.message.key,
+                meter: r.message.meter.to_string(),
+                destination: r.message.destination,
+                notice: serde_json::from_str(&r.message.payload)
+                    .unwrap_or(serde_json::Value::String(r.message.payload)),
+                created_at: ist(r.created_at),
+                delivered_at: r.delivered_at.map(ist),
+            })
+            .collect(),
+        next_cursor: next.map(|k| paging::encode(NOTICE_CURSOR, &k)),
+    }))
+}

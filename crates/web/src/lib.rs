@@ -175,6 +175,7 @@ pub fn app(state: AppState) -> Router {
             get(consumers::determinants),
         )
         .route("/api/v1/completeness", get(consumers::completeness))
+        .route("/api/v1/notices", get(consumers::notices))
         .route(
             "/api/v1/network/{node}/meters",
             get(consumers::meters_below),

@@ -36,6 +36,7 @@ use crate::{commands, consumers, error, exceptions, meters, readings, tokens};
         consumers::determinants,
         consumers::completeness,
         consumers::meters_below,
+        consumers::notices,
         exceptions::list,
         exceptions::close,
         commands::submit,

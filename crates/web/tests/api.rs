@@ -1102,6 +1102,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/consumers/{consumer_no}/determinants"),
     ("get", "/api/v1/completeness"),
     ("get", "/api/v1/network/{node}/meters"),
+    ("get", "/api/v1/notices"),
     ("get", "/api/v1/exceptions"),
     ("post", "/api/v1/exceptions/{id}/close"),
     ("post", "/api/v1/commands"),

@@ -298,6 +298,14 @@ async fn tamper_outage_and_overload_alerts_are_stored_and_routed() {
             .iter()
             .any(|v| is(v, &m1, "outage") && v.1["state"] == "started")
     );
+    // The same notices through the API, a page at a time.
+    let first = sys.get("/api/v1/notices?destination=wfm&limit=1").await;
+    assert_eq!(items(&first).len(), 1);
+    assert_eq!(items(&first)[0]["notice"]["notice"], "site_inspection");
+    assert_eq!(items(&first)[0]["delivered_at"], Value::Null);
+    let all = sys.get("/api/v1/notices?limit=1000").await;
+    assert!(items(&all).iter().any(|n| n["destination"] == "oms"));
+    assert!(all["next_cursor"].is_null());
     // Nothing is routed twice, though the alert and the event log both told of the cover.
     let wfm = routed("wfm");
     assert_eq!(

@@ -18,6 +18,6 @@ pub use network::{
 
 pub use readings::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
-    IngestWrite, IntervalEditRecord, IntervalWrite, MeterDayCounts, MissedRow, RoutedMessage,
-    StoredInterval, quality_bits, quality_from_bits,
+    IngestWrite, IntervalEditRecord, IntervalWrite, MeterDayCounts, MissedRow, NoticeRow,
+    RoutedMessage, StoredInterval, quality_bits, quality_from_bits,
 };

@@ -198,6 +198,15 @@ pub struct MeterDayCounts {
     pub daily_received: Option<DateTime<Utc>>,
 }
 
+/// A routed notice as stored, with its place in the order they were written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoticeRow {
+    pub seq: i64,
+    pub message: RoutedMessage,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
 /// Everything one ingest batch changes; [`Store::mdm_write`] writes it in one transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestWrite {
@@ -1265,6 +1274,37 @@ impl Store {
                 to: from_ms(r.get(2)?)?,
                 reason: r.get(3)?,
                 detail: r.get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Routed notices after `after_seq`, oldest first, for one destination or all.
+    pub fn mdm_notices(
+        &self,
+        destination: Option<&str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<NoticeRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, key, meter, destination, payload, created_at, delivered_at \
+             FROM routed_message WHERE (?1 IS NULL OR destination = ?1) AND seq > ?2 \
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![destination, after_seq, limit])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(NoticeRow {
+                seq: r.get(0)?,
+                message: RoutedMessage {
+                    key: r.get(1)?,
+                    meter: serial(r.get(2)?)?,
+                    destination: r.get(3)?,
+                    payload: r.get(4)?,
+                },
+                created_at: from_ms(r.get(5)?)?,
+                delivered_at: crate::from_ms_opt(r.get(6)?)?,
             });
         }
         Ok(out)
