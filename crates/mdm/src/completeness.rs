@@ -15,7 +15,8 @@ use crate::calendar::{Period, day_bounds, ends_within_day};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CompletenessConfig {
-    /// Capture period of the block-load profile, seconds.
+    /// Capture period of the block-load profile of meters whose data has not shown theirs yet,
+    /// seconds.
     pub period_s: i64,
     /// Data received within this many hours after the day's end is on time.
     pub on_time_hours: i64,
@@ -73,8 +74,7 @@ pub fn assess(
 ) -> DayCompleteness {
     let (_, end) = day_bounds(day);
     let deadline = end + chrono::Duration::hours(cfg.on_time_hours.max(0));
-    let period = Period::new(cfg.period_s).unwrap_or(Period::QUARTER_HOUR);
-    let expected = u32::try_from(period.slots_per_day()).unwrap_or(u32::MAX);
+    let default_period = Period::new(cfg.period_s).unwrap_or(Period::QUARTER_HOUR);
     let mut out = DayCompleteness {
         day,
         meters: counts.len() as u32,
@@ -88,6 +88,9 @@ pub fn assess(
         short: Vec::new(),
     };
     for c in counts {
+        // Each meter on its own capture period (as its data showed it).
+        let period = c.period_s.and_then(Period::new).unwrap_or(default_period);
+        let expected = u32::try_from(period.slots_per_day()).unwrap_or(u32::MAX);
         let explained = ends_within_day(
             period,
             day,
@@ -166,6 +169,7 @@ mod tests {
             actual,
             actual_on_time: on_time,
             estimated: 96 - actual.min(96),
+            period_s: None,
             daily_received: daily_after_h.map(|h| end + chrono::Duration::hours(h)),
         }
     }

@@ -11,6 +11,8 @@
 //! Demand is the average over a capture interval (energy × 3600 / period), as IS 15959 meters
 //! integrate it over the demand integration period, 15 or 30 minutes like the block load.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use model::{IntervalReading, MeterSerial, Quality};
 use serde::{Deserialize, Serialize};
@@ -185,33 +187,65 @@ pub struct BillingDeterminants {
     pub estimated_intervals: u32,
 }
 
-/// Monthly determinants from `intervals` (each tagged with the capture period).
+/// The intervals that measured a consumer's supply over a span, with each meter's capture
+/// period.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measured {
+    /// The meters, in the order they were installed.
+    pub meters: Vec<MeterSerial>,
+    /// Oldest first.
+    pub intervals: Vec<IntervalReading>,
+    /// Capture period per meter, seconds; meters not listed use `Metering::period_s`.
+    pub periods: HashMap<MeterSerial, i64>,
+    /// How many intervals the span holds at the meters' periods.
+    pub expected: u32,
+}
+
+impl Measured {
+    fn period(&self, meter: &MeterSerial, metering: &Metering) -> i64 {
+        self.periods
+            .get(meter)
+            .copied()
+            .unwrap_or(metering.period_s)
+    }
+
+    /// Sums and peaks, each interval at its meter's period.
+    pub fn figures(&self, metering: &Metering) -> Figures {
+        let mut f = Figures::default();
+        for r in &self.intervals {
+            f.add(r, self.period(&r.meter, metering));
+        }
+        f
+    }
+}
+
+/// Monthly determinants from the intervals that measured the consumer.
 pub fn billing_determinants(
     consumer_no: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    meters: Vec<MeterSerial>,
-    intervals: &[IntervalReading],
+    measured: &Measured,
     metering: &Metering,
     net_metered: bool,
 ) -> BillingDeterminants {
-    let (period_s, tod) = (metering.period_s, &metering.tod);
     let mut zone_import_wh = [0i64; 8];
     let mut zone_import_vah = [0i64; 8];
-    for r in intervals
+    for r in measured
+        .intervals
         .iter()
         .filter(|r| !r.quality.contains(&Quality::Suspect))
     {
-        let z = usize::from(tod.zone_of(r.interval_end, period_s).clamp(1, 8) - 1);
+        let period_s = measured.period(&r.meter, metering);
+        let z = usize::from(metering.tod.zone_of(r.interval_end, period_s).clamp(1, 8) - 1);
         zone_import_wh[z] = zone_import_wh[z].saturating_add(r.import_wh);
         zone_import_vah[z] = zone_import_vah[z].saturating_add(r.import_vah);
     }
-    let figures = figures(intervals, period_s);
+    let figures = measured.figures(metering);
     BillingDeterminants {
         consumer_no: consumer_no.to_string(),
         from,
         to,
-        meters,
+        meters: measured.meters.clone(),
         zone_import_wh,
         zone_import_vah,
         average_pf: figures.average_pf(),
@@ -223,26 +257,41 @@ pub fn billing_determinants(
 }
 
 /// The intervals that measured `consumer_no`'s supply in `[from, to)`, each meter's within its
-/// own installation span, and the meters.
+/// own installation span, with the meters and their capture periods.
 fn consumer_intervals(
     store: &Store,
     consumer_no: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<(Vec<MeterSerial>, Vec<IntervalReading>), StoreError> {
-    let installations = store.mdm_meters_of_consumer(consumer_no, from, to)?;
-    let mut meters = Vec::new();
-    let mut intervals = Vec::new();
-    for i in installations {
+    metering: &Metering,
+) -> Result<Measured, StoreError> {
+    let mut measured = Measured::default();
+    for i in store.mdm_meters_of_consumer(consumer_no, from, to)? {
+        let period_s = match measured.periods.get(&i.meter) {
+            Some(p) => *p,
+            None => {
+                let p = store
+                    .mdm_capture_period(&i.meter)?
+                    .unwrap_or(metering.period_s);
+                measured.periods.insert(i.meter.clone(), p);
+                p
+            }
+        };
         // An interval belongs to the span its energy was counted in: ends in (from, to].
         let rows = store.mdm_intervals(&i.meter, i.from + chrono::Duration::seconds(1), i.to)?;
-        intervals.extend(rows.into_iter().map(|s| s.reading));
-        if !meters.contains(&i.meter) {
-            meters.push(i.meter);
+        measured
+            .intervals
+            .extend(rows.into_iter().map(|s| s.reading));
+        let span = (i.to - i.from).num_seconds().max(0);
+        measured.expected = measured
+            .expected
+            .saturating_add(u32::try_from(span / period_s.max(1)).unwrap_or(u32::MAX));
+        if !measured.meters.contains(&i.meter) {
+            measured.meters.push(i.meter);
         }
     }
-    intervals.sort_by_key(|r| r.interval_end);
-    Ok((meters, intervals))
+    measured.intervals.sort_by_key(|r| r.interval_end);
+    Ok(measured)
 }
 
 /// The daily consumption of `consumer_no` on `day`, or `None` for an unknown consumer.
@@ -252,21 +301,20 @@ pub fn daily_for_consumer(
     day: NaiveDate,
     metering: &Metering,
 ) -> Result<Option<DailyConsumption>, StoreError> {
-    let period_s = metering.period_s;
     if store.mdm_consumer(consumer_no)?.is_none() {
         return Ok(None);
     }
     let (start, end) = day_bounds(day);
-    let (meters, intervals) = consumer_intervals(store, consumer_no, start, end)?;
-    let figures = figures(&intervals, period_s);
-    let expected = u32::try_from(86_400 / period_s.max(1)).unwrap_or(u32::MAX);
+    let measured = consumer_intervals(store, consumer_no, start, end, metering)?;
+    let figures = measured.figures(metering);
+    let stored = figures.intervals + figures.suspect_intervals;
     Ok(Some(DailyConsumption {
         consumer_no: consumer_no.to_string(),
         day,
-        meters,
+        meters: measured.meters,
         average_pf: figures.average_pf(),
         estimated: figures.estimated_intervals > 0,
-        missing_intervals: expected.saturating_sub(figures.intervals),
+        missing_intervals: measured.expected.saturating_sub(stored),
         figures,
     }))
 }
@@ -283,13 +331,12 @@ pub fn determinants_for_consumer(
     let Some(consumer) = store.mdm_consumer(consumer_no)? else {
         return Ok(None);
     };
-    let (meters, intervals) = consumer_intervals(store, consumer_no, from, to)?;
+    let measured = consumer_intervals(store, consumer_no, from, to, metering)?;
     Ok(Some(billing_determinants(
         consumer_no,
         from,
         to,
-        meters,
-        &intervals,
+        &measured,
         metering,
         consumer.net_metered,
     )))
@@ -362,12 +409,15 @@ mod tests {
         let f = figures(&rows, 900);
         assert_eq!(f.import_wh, i64::MAX);
         assert_eq!((f.intervals, f.suspect_intervals), (2, 1));
+        let measured = Measured {
+            intervals: rows.to_vec(),
+            ..Measured::default()
+        };
         let d = billing_determinants(
             "C1",
             "2026-11-30T18:30:00Z".parse().unwrap(),
             "2026-12-01T18:30:00Z".parse().unwrap(),
-            vec![],
-            &rows,
+            &measured,
             &Metering::default(),
             false,
         );
@@ -401,14 +451,18 @@ mod tests {
             "2026-12-31T18:30:00Z".parse().unwrap(),
         );
         let metering = Metering::default();
-        let d = billing_determinants("C1", from, to, vec![], &rows, &metering, true);
+        let measured = Measured {
+            intervals: rows.to_vec(),
+            ..Measured::default()
+        };
+        let d = billing_determinants("C1", from, to, &measured, &metering, true);
         assert_eq!(d.zone_import_wh, [100, 200, 0, 400, 0, 0, 0, 0]);
         assert_eq!(d.zone_import_vah, [110, 220, 0, 450, 0, 0, 0, 0]);
         assert_eq!(d.figures.import_wh, 700);
         assert_eq!(d.export_wh, Some(10));
         assert_eq!(d.estimated_intervals, 1);
         assert_eq!(d.figures.max_w.unwrap().value, 1600);
-        let plain = billing_determinants("C1", from, to, vec![], &rows, &metering, false);
+        let plain = billing_determinants("C1", from, to, &measured, &metering, false);
         assert_eq!((plain.export_wh, plain.export_vah), (None, None));
     }
 }

@@ -700,3 +700,92 @@ fn a_dcu_the_head_end_announces_keeps_the_meter_in_the_tree_and_a_wrong_one_bloc
         Some("DT")
     );
 }
+
+/// A meter capturing every 30 minutes is judged on its own period: its 48 intervals make a
+/// complete day, nothing is estimated into the quarter hours it never had, and its demand is
+/// energy over 30 minutes.
+#[test]
+fn a_half_hourly_meter_is_judged_on_its_own_period() {
+    use mdm::completeness::{CompletenessConfig, for_day};
+    use mdm::determinants::{Metering, daily_for_consumer};
+    use store::mdm::{Connection, Consumer, NetworkImport, NetworkNode, NodeKind, ServicePoint};
+    let (_dir, store) = open_store();
+    let since = day_start() - Duration::days(30);
+    store
+        .mdm_import_network(
+            &NetworkImport {
+                nodes: vec![(
+                    NetworkNode {
+                        id: "DT".into(),
+                        kind: NodeKind::Transformer,
+                        name: "DT".into(),
+                    },
+                    None,
+                )],
+                connections: vec![Connection {
+                    consumer: Consumer {
+                        consumer_no: "C-30".into(),
+                        name: "Half-hourly".into(),
+                        category: "commercial".into(),
+                        net_metered: false,
+                    },
+                    service_point: ServicePoint {
+                        id: "SP-30".into(),
+                        address: "Hazratganj".into(),
+                        sanctioned_load_w: 10_000,
+                    },
+                    meter: serial("M30"),
+                    parent: "DT".into(),
+                    since,
+                }],
+                since,
+            },
+            day_start(),
+        )
+        .unwrap();
+    let svc = Ingest::new(store.clone(), Routing::default());
+    let half_hours = HesMessage::BlockLoad {
+        meter: serial("M30"),
+        intervals: (1..=48)
+            .map(|i| {
+                let mut r = interval("M30", 2 * i);
+                r.import_wh = 500;
+                r.import_vah = 520;
+                r
+            })
+            .collect(),
+    };
+    let now = day_start() + Duration::days(1) + Duration::hours(1);
+    ingest_at(
+        &svc,
+        &[
+            half_hours,
+            snapshot("M30", 0, 10_000),
+            snapshot("M30", 1, 34_000),
+        ],
+        now,
+    );
+    assert_eq!(
+        store.mdm_capture_period(&serial("M30")).unwrap(),
+        Some(1800)
+    );
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let c = for_day(&store, day, &CompletenessConfig::default()).unwrap();
+    assert_eq!((c.meters, c.full_block_load), (1, 1), "{c:?}");
+    let report = svc.estimate_day(day, now).unwrap();
+    assert_eq!(report.estimated, 0, "{report:?}");
+    let d = daily_for_consumer(&store, "C-30", day, &Metering::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.missing_intervals, 0);
+    assert_eq!(d.figures.import_wh, 48 * 500);
+    // 500 Wh in half an hour is 1 kW.
+    assert_eq!(d.figures.max_w.unwrap().value, 1000);
+    // The day's registers advance by its intervals: no sum-check finding.
+    assert!(
+        store
+            .mdm_exceptions(Some(&serial("M30")), None, 10, 0)
+            .unwrap()
+            .is_empty()
+    );
+}

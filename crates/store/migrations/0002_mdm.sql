@@ -90,6 +90,13 @@ CREATE TABLE interval_edit (
     PRIMARY KEY (meter, interval_end, version)
 );
 
+-- Each meter's block-load capture period as its data shows it (15 or 30 minutes).
+CREATE TABLE meter_capture (
+    meter      TEXT PRIMARY KEY NOT NULL,
+    period_s   INTEGER NOT NULL CHECK (period_s > 0),
+    updated_at INTEGER NOT NULL
+);
+
 -- Midnight snapshots of the cumulative registers (daily load profile).
 CREATE TABLE daily_reading (
     meter       TEXT NOT NULL,

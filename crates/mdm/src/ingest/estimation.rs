@@ -51,16 +51,16 @@ impl Ingest {
         day: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<EstimationReport, IngestError> {
-        let Some(period) = Period::new(self.config.period_s) else {
-            return Ok(EstimationReport::default());
-        };
         let (start, end) = day_bounds(day);
-        let expected = u32::try_from(period.slots_per_day()).unwrap_or(u32::MAX);
+        let expected = |period_s: Option<i64>| {
+            Period::new(period_s.unwrap_or(self.config.period_s))
+                .map_or(0, |p| u32::try_from(p.slots_per_day()).unwrap_or(u32::MAX))
+        };
         let short: Vec<MeterSerial> = self
             .store
             .mdm_day_counts(start, end, end)?
             .into_iter()
-            .filter(|c| c.actual.saturating_add(c.estimated) < expected)
+            .filter(|c| c.actual.saturating_add(c.estimated) < expected(c.period_s))
             .map(|c| c.meter)
             .collect();
         let power_off = self.store.mdm_missed_between("block_load", start, end)?;
@@ -81,14 +81,16 @@ impl Ingest {
         now: DateTime<Utc>,
         report: &mut EstimationReport,
     ) -> Result<(), IngestError> {
-        let Some(period) = Period::new(self.config.period_s) else {
-            return Ok(());
-        };
         let (start, end) = day_bounds(day);
-        let expected = u32::try_from(period.slots_per_day()).unwrap_or(u32::MAX);
         let mut write = IngestWrite::default();
         let mut cache = self.vee.lock().unwrap_or_else(|e| e.into_inner());
         for meter in meters.iter().cloned() {
+            // Each meter on its own capture period.
+            let Some(period) = Period::new(self.vee_state(&mut cache, &meter, now)?.period_s)
+            else {
+                continue;
+            };
+            let expected = u32::try_from(period.slots_per_day()).unwrap_or(u32::MAX);
             report.meters += 1;
             // The day and the interval either side of it, for neighbours.
             let p = Duration::seconds(period.secs());

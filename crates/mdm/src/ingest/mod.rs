@@ -493,12 +493,22 @@ impl Ingest {
         // Validate with the meter's history, flag what is suspect, and let the history learn
         // from the rest (it skips suspect rows itself).
         let state = self.vee_state(cache, meter, now)?;
+        // The meter's capture period as this message shows it (the closest two ends); a
+        // change starts its history afresh and is recorded.
+        if let Some(shown) = capture_period(intervals)
+            && shown != state.period_s
+        {
+            state.period_s = shown;
+            state.history = vee::History::new(shown);
+            plan.write.capture_periods.push((meter.clone(), shown));
+        }
+        let period_s = state.period_s;
         let cfg = self
             .config
             .vee
             .for_category(state.category.as_deref().unwrap_or(""))
             .clone();
-        let mut ctx = Context::new(self.config.period_s, now, &state.history);
+        let mut ctx = Context::new(period_s, now, &state.history);
         ctx.clock_drift_s = state.clock_drift_s;
         for f in vee::validate_intervals(&fresh, &ctx, &cfg) {
             if f.suspect {
@@ -515,7 +525,7 @@ impl Ingest {
         }
         state.history.absorb(&fresh);
         state.dirty = true;
-        let period = Period::new(self.config.period_s);
+        let period = Period::new(period_s);
         let touched: BTreeSet<NaiveDate> = fresh
             .iter()
             .filter_map(|r| period.and_then(|p| p.slot_of(r.interval_end)))
@@ -537,7 +547,7 @@ impl Ingest {
                 },
             });
         }
-        self.check_days(plan, meter, &touched, &cfg, now)
+        self.check_days(plan, meter, period_s, &touched, &cfg, now)
     }
 
     /// Checks the local days in `days` whose two midnight register snapshots are known (stored
@@ -549,11 +559,12 @@ impl Ingest {
         &self,
         plan: &mut Plan,
         meter: &MeterSerial,
+        period_s: i64,
         days: &BTreeSet<NaiveDate>,
         cfg: &vee::VeeConfig,
         now: DateTime<Utc>,
     ) -> Result<(), IngestError> {
-        let blank = vee::History::new(self.config.period_s);
+        let blank = vee::History::new(period_s);
         for day in days {
             let (start, end) = day_bounds(*day);
             let mut snapshots: Vec<DailyReading> = self.store.mdm_daily(meter, start, end)?;
@@ -579,7 +590,7 @@ impl Ingest {
                 }
             }
             let intervals: Vec<IntervalReading> = by_end.into_values().collect();
-            let ctx = Context::new(self.config.period_s, now, &blank);
+            let ctx = Context::new(period_s, now, &blank);
             for f in vee::validate_daily(&snapshots, &intervals, &ctx, cfg) {
                 plan.finding(meter, &f);
             }
@@ -604,13 +615,12 @@ impl Ingest {
             touched.extend(local.pred_opt());
         }
         let state = self.vee_state(cache, meter, now)?;
-        state.history.absorb_daily(days);
-        state.dirty = true;
+        let period_s = state.period_s;
         let cfg = self
             .config
             .vee
             .for_category(state.category.as_deref().unwrap_or(""));
-        self.check_days(plan, meter, &touched, cfg, now)
+        self.check_days(plan, meter, period_s, &touched, cfg, now)
     }
 }
 
@@ -618,6 +628,17 @@ fn written_reading(w: &IntervalWrite) -> &IntervalReading {
     match w {
         IntervalWrite::New { reading, .. } | IntervalWrite::Replace { reading, .. } => reading,
     }
+}
+
+/// The capture period a message's intervals show: the smallest step between consecutive
+/// interval ends, when that is a period a day divides into (15 or 30 minutes, …).
+fn capture_period(intervals: &[IntervalReading]) -> Option<i64> {
+    let step = intervals
+        .windows(2)
+        .map(|w| (w[1].interval_end - w[0].interval_end).num_seconds())
+        .filter(|s| *s > 0)
+        .min()?;
+    Period::new(step).map(Period::secs)
 }
 
 /// A block-load message must hold only its own meter's intervals, in strictly increasing order.

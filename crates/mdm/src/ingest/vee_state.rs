@@ -17,6 +17,8 @@ use crate::vee::History;
 #[derive(Debug)]
 pub(super) struct MeterVee {
     pub history: History,
+    /// The meter's block-load capture period, seconds.
+    pub period_s: i64,
     pub category: Option<String>,
     pub clock_drift_s: Option<i64>,
     /// Absorbed since it was last written.
@@ -45,17 +47,19 @@ pub(super) struct VeeCache {
 }
 
 impl VeeCache {
-    /// The state of `meter`, loaded from the store on first use.
+    /// The state of `meter`, loaded from the store on first use (its capture period as its
+    /// data showed it, else `default_period_s`).
     pub fn get(
         &mut self,
         store: &Store,
         meter: &MeterSerial,
-        period_s: i64,
+        default_period_s: i64,
         now: DateTime<Utc>,
         save_every: Duration,
     ) -> Result<&mut MeterVee, StoreError> {
         self.tick += 1;
         if !self.meters.contains_key(meter) {
+            let period_s = store.mdm_capture_period(meter)?.unwrap_or(default_period_s);
             let history = store
                 .mdm_vee_state(meter)?
                 .and_then(|json| serde_json::from_str::<History>(&json).ok())
@@ -66,6 +70,7 @@ impl VeeCache {
                 meter.clone(),
                 MeterVee {
                     history,
+                    period_s,
                     category,
                     clock_drift_s: None,
                     dirty: false,

@@ -194,6 +194,8 @@ pub struct MeterDayCounts {
     pub actual_on_time: u32,
     /// Estimated intervals ending in the day.
     pub estimated: u32,
+    /// The meter's capture period as its data showed it, seconds (`None`: not known yet).
+    pub period_s: Option<i64>,
     /// When the midnight snapshot closing the day was received, if it was.
     pub daily_received: Option<DateTime<Utc>>,
 }
@@ -226,6 +228,8 @@ pub struct IngestWrite {
     pub dead_letters: Vec<DeadLetter>,
     /// Meters seen under a DCU (network changes), from when.
     pub dcu_links: Vec<(MeterSerial, String, DateTime<Utc>)>,
+    /// Meters whose capture period (seconds) their data shows is new or changed.
+    pub capture_periods: Vec<(MeterSerial, i64)>,
 }
 
 impl IngestCounts {
@@ -264,6 +268,7 @@ impl IngestWrite {
             && self.command_results.is_empty()
             && self.dead_letters.is_empty()
             && self.dcu_links.is_empty()
+            && self.capture_periods.is_empty()
     }
 }
 
@@ -774,6 +779,14 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
             now_ms
         ])? as u64;
     }
+    for (meter, period) in &w.capture_periods {
+        tx.prepare_cached(
+            "INSERT INTO meter_capture (meter, period_s, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (meter) DO UPDATE SET period_s = excluded.period_s, \
+             updated_at = excluded.updated_at",
+        )?
+        .execute(params![meter.as_str(), period, now_ms])?;
+    }
     for (meter, dcu, at) in &w.dcu_links {
         counts.dcu_links += u64::from(super::network::link_meter_to_dcu(tx, meter, dcu, *at)?);
     }
@@ -840,6 +853,15 @@ impl Store {
             out.push((s.reading, s.received_at));
         }
         Ok(out)
+    }
+
+    /// `meter`'s capture period as its data showed it, seconds.
+    pub fn mdm_capture_period(&self, meter: &MeterSerial) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT period_s FROM meter_capture WHERE meter = ?1")?
+            .query_row(params![meter.as_str()], |r| r.get(0))
+            .optional()?)
     }
 
     /// The edits of one interval (who, why, when), oldest first.
@@ -1235,7 +1257,8 @@ impl Store {
                  (SELECT COUNT(*) FROM interval_reading i WHERE i.meter = m.meter \
                      AND i.interval_end > ?1 AND i.interval_end <= ?2 AND (i.quality & ?4) <> 0), \
                  (SELECT d.received_at FROM daily_reading d WHERE d.meter = m.meter \
-                     AND d.captured_at = ?2) \
+                     AND d.captured_at = ?2), \
+                 (SELECT c.period_s FROM meter_capture c WHERE c.meter = m.meter) \
              FROM meters m ORDER BY m.meter",
         )?;
         let mut rows = stmt.query(params![ms(day_start), ms(day_end), ms(deadline), estimated])?;
@@ -1247,6 +1270,7 @@ impl Store {
                 actual_on_time: narrow(r.get(2)?, "interval count")?,
                 estimated: narrow(r.get(3)?, "interval count")?,
                 daily_received: crate::from_ms_opt(r.get(4)?)?,
+                period_s: r.get(5)?,
             });
         }
         Ok(out)
