@@ -8,6 +8,7 @@
 pub mod command;
 pub mod message;
 pub mod meter;
+pub mod money;
 pub mod reading;
 
 pub use command::{
@@ -15,6 +16,7 @@ pub use command::{
 };
 pub use message::{Alarm, HesMessage, MissedReason, NetworkChangeKind, OutageState};
 pub use meter::{MeterKind, MeterSerial, MeterSerialError, PaymentMode, RelayState};
+pub use money::Paise;
 pub use reading::{
     BillingReading, DailyReading, Demand, EventCategory, EventKind, InstantaneousReading,
     IntervalReading, MeterEvent, Quality,

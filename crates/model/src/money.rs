@@ -1,0 +1,82 @@
+//! Money: integer paise (1 rupee = 100 paise), never floats. Sums are checked: an amount beyond
+//! ±9.2 × 10^16 rupees is an error, not a wrapped number.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An amount of money in paise; negative for a debt.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Paise(pub i64);
+
+impl Paise {
+    pub const ZERO: Paise = Paise(0);
+
+    pub fn from_rupees(rupees: i64) -> Option<Paise> {
+        rupees.checked_mul(100).map(Paise)
+    }
+
+    pub fn checked_add(self, other: Paise) -> Option<Paise> {
+        self.0.checked_add(other.0).map(Paise)
+    }
+
+    pub fn checked_sub(self, other: Paise) -> Option<Paise> {
+        self.0.checked_sub(other.0).map(Paise)
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+}
+
+impl fmt::Display for Paise {
+    /// `₹1,23,456.78` in the Indian grouping (lakhs and crores), `-₹300.00` for a debt.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let (rupees, paise) = (abs / 100, abs % 100);
+        let digits = rupees.to_string();
+        let grouped = if digits.len() <= 3 {
+            digits
+        } else {
+            let (head, last3) = digits.split_at(digits.len() - 3);
+            let mut parts: Vec<&str> = Vec::new();
+            let mut rest = head;
+            while rest.len() > 2 {
+                let (h, t) = rest.split_at(rest.len() - 2);
+                parts.push(t);
+                rest = h;
+            }
+            if !rest.is_empty() {
+                parts.push(rest);
+            }
+            parts.reverse();
+            format!("{},{last3}", parts.join(","))
+        };
+        write!(f, "{sign}₹{grouped}.{paise:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_print_in_indian_grouping() {
+        assert_eq!(Paise(12_345_678).to_string(), "₹1,23,456.78");
+        assert_eq!(Paise(-30_000).to_string(), "-₹300.00");
+        assert_eq!(Paise(5).to_string(), "₹0.05");
+        assert_eq!(Paise(100_000_000_000).to_string(), "₹1,00,00,00,000.00");
+        assert_eq!(Paise(i64::MIN).to_string(), "-₹92,23,37,20,36,85,47,758.08");
+    }
+
+    #[test]
+    fn sums_are_checked() {
+        assert_eq!(Paise(i64::MAX).checked_add(Paise(1)), None);
+        assert_eq!(Paise::from_rupees(300), Some(Paise(30_000)));
+        assert_eq!(Paise::from_rupees(i64::MAX), None);
+    }
+}

@@ -1,0 +1,13 @@
+//! The prepaid engine (issue 5). So far its rules, as plain functions over data:
+//!
+//! - [`tariff`]: tariffs as data (fixed charge per kW per day, telescopic energy slabs over the
+//!   month to date, duty) and the daily charge, built so that a month of daily charges adds up
+//!   exactly to the month's bill for the same consumption;
+//! - [`policy`]: when a prepaid connection may be disconnected (balance under a threshold, never
+//!   inside a protected window: night hours, Sundays, holidays, a grace period after migration,
+//!   emergency credit, small sanctioned loads), and the first moment it may.
+//!
+//! Money is integer paise; rates are exact decimals in milli-paise; no floats.
+
+pub mod policy;
+pub mod tariff;
