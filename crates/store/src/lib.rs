@@ -21,6 +21,7 @@ pub mod auth;
 pub mod hes;
 pub mod mdm;
 pub mod migrate;
+pub mod prepaid;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_auth",
         sql: include_str!("../migrations/0003_auth.sql"),
     },
+    Migration {
+        name: "0004_prepaid",
+        sql: include_str!("../migrations/0004_prepaid.sql"),
+    },
 ];
 
 /// The schema version this program writes.
