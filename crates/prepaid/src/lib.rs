@@ -7,7 +7,11 @@
 //!   inside a protected window: night hours, Sundays, holidays, a grace period after migration,
 //!   emergency credit, small sanctioned loads), and the first moment it may.
 //!
+//! - [`charging`]: the daily charge run, one itemised debit per consumer per day into the
+//!   wallet (`store::prepaid`), in order within a month, never twice.
+//!
 //! Money is integer paise; rates are exact decimals in milli-paise; no floats.
 
+pub mod charging;
 pub mod policy;
 pub mod tariff;

@@ -155,6 +155,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The entries whose cause starts with `prefix` (e.g. `daily/2026-12-`), oldest first.
+    pub fn wallet_entries_by_cause(
+        &self,
+        consumer_no: &str,
+        prefix: &str,
+    ) -> Result<Vec<WalletEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM wallet_entry WHERE consumer_no = ?1 \
+             AND substr(cause, 1, length(?2)) = ?2 ORDER BY n"
+        ))?;
+        let mut rows = stmt.query(params![consumer_no, prefix])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(entry(r)?);
+        }
+        Ok(out)
+    }
+
     /// Whether the kept balance equals the ledger's sum and the last entry's balance.
     pub fn wallet_check(&self, consumer_no: &str) -> Result<bool> {
         let conn = self.conn();
