@@ -7,11 +7,13 @@
 //!   inside a protected window: night hours, Sundays, holidays, a grace period after migration,
 //!   emergency credit, small sanctioned loads), and the first moment it may.
 //!
+//! - [`alerts`]: low-balance alerts at shares of the last recharge, once each per cycle;
 //! - [`charging`]: the daily charge run, one itemised debit per consumer per day into the
 //!   wallet (`store::prepaid`), in order within a month, never twice.
 //!
 //! Money is integer paise; rates are exact decimals in milli-paise; no floats.
 
+pub mod alerts;
 pub mod charging;
 pub mod policy;
 pub mod tariff;
