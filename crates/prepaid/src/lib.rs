@@ -7,6 +7,8 @@
 //!   inside a protected window: night hours, Sundays, holidays, a grace period after migration,
 //!   emergency credit, small sanctioned loads), and the first moment it may.
 //!
+//! - [`recharge`]: a confirmed payment credited once (its id is the ledger cause), within the
+//!   utility's amount rules;
 //! - [`alerts`]: low-balance alerts at shares of the last recharge, once each per cycle;
 //! - [`charging`]: the daily charge run, one itemised debit per consumer per day into the
 //!   wallet (`store::prepaid`), in order within a month, never twice.
@@ -16,4 +18,5 @@
 pub mod alerts;
 pub mod charging;
 pub mod policy;
+pub mod recharge;
 pub mod tariff;
