@@ -26,6 +26,7 @@ pub mod paging;
 pub mod readings;
 pub mod time;
 pub mod tokens;
+pub mod wallets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -176,6 +177,14 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/completeness", get(consumers::completeness))
         .route("/api/v1/notices", get(consumers::notices))
+        .route(
+            "/api/v1/consumers/{consumer_no}/wallet",
+            get(wallets::wallet),
+        )
+        .route(
+            "/api/v1/consumers/{consumer_no}/ledger",
+            get(wallets::ledger),
+        )
         .route(
             "/api/v1/network/{node}/meters",
             get(consumers::meters_below),

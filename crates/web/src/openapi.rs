@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{commands, consumers, error, exceptions, meters, readings, tokens};
+use crate::{commands, consumers, error, exceptions, meters, readings, tokens, wallets};
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
@@ -37,6 +37,8 @@ use crate::{commands, consumers, error, exceptions, meters, readings, tokens};
         consumers::completeness,
         consumers::meters_below,
         consumers::notices,
+        wallets::wallet,
+        wallets::ledger,
         exceptions::list,
         exceptions::close,
         commands::submit,

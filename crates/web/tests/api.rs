@@ -1103,6 +1103,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/completeness"),
     ("get", "/api/v1/network/{node}/meters"),
     ("get", "/api/v1/notices"),
+    ("get", "/api/v1/consumers/{consumer_no}/wallet"),
+    ("get", "/api/v1/consumers/{consumer_no}/ledger"),
     ("get", "/api/v1/exceptions"),
     ("post", "/api/v1/exceptions/{id}/close"),
     ("post", "/api/v1/commands"),
@@ -1163,4 +1165,61 @@ async fn the_openapi_document_is_public_and_lists_every_route() {
         let a = r.send(m, &uri, None, Some(json!({}))).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
     }
+}
+
+#[tokio::test]
+async fn a_prepaid_wallet_and_its_ledger_page_by_page() {
+    use store::prepaid::NewEntry;
+    let r = rig();
+    let t = at("2026-12-01T04:30:00Z");
+    r.store.wallet_open("C-9", t).unwrap();
+    for (i, amount) in [50_000i64, -1_234, -1_250, -1_300].iter().enumerate() {
+        let cause = format!("cause/{i}");
+        r.store
+            .wallet_post(
+                &NewEntry {
+                    consumer_no: "C-9",
+                    cause: &cause,
+                    kind: if *amount > 0 {
+                        "recharge"
+                    } else {
+                        "daily_charge"
+                    },
+                    amount: model::Paise(*amount),
+                    detail: r#"{"day":"2026-12-01"}"#,
+                },
+                t,
+            )
+            .unwrap();
+    }
+    let w = r.get("/api/v1/consumers/C-9/wallet").await;
+    assert_eq!(w.status, StatusCode::OK, "{}", w.json);
+    assert_eq!(w.json["balance_paise"], 46_216);
+    assert_eq!(w.json["balance"], "₹462.16");
+    assert_eq!(w.json["ledger_checks"], true);
+    let page = r.get("/api/v1/consumers/C-9/ledger?limit=3").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let items = page.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["kind"], "recharge");
+    assert_eq!(items[1]["amount"], "-₹12.34");
+    assert_eq!(items[1]["detail"]["day"], "2026-12-01");
+    assert!(items[0]["at"].as_str().unwrap().ends_with("+05:30"));
+    let cursor = page.json["next_cursor"].as_str().unwrap();
+    let rest = r
+        .get(&format!(
+            "/api/v1/consumers/C-9/ledger?limit=3&cursor={cursor}"
+        ))
+        .await;
+    let rest = rest.json["items"].as_array().unwrap().clone();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0]["balance_after_paise"], 46_216);
+    assert_eq!(
+        r.get("/api/v1/consumers/C-404/wallet").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        r.get("/api/v1/consumers/C-404/ledger").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
