@@ -142,3 +142,84 @@ pub fn charge_through(
     report.balance = store.wallet_balance(&account.consumer_no)?;
     Ok(report)
 }
+
+/// What a true-up did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrueUp {
+    /// Debit (negative) or credit (positive) posted; zero when the charges stood.
+    pub adjustment: Paise,
+    pub balance: Option<Paise>,
+}
+
+/// Trues up `until`'s month so far: the charged days' consumption is read again (`usage`, as
+/// the MDM has it now: estimates replaced by actuals, edits), the month-to-date bill recomputed,
+/// and the difference from what was charged for the month (daily charges and earlier true-ups)
+/// posted as one adjustment. Running it again on the same figures finds nothing to adjust, and
+/// after it the month's charges equal the bill for the figures as they stand.
+pub fn true_up_month(
+    store: &Store,
+    book: &TariffBook,
+    account: &Account,
+    until: NaiveDate,
+    usage: impl Fn(NaiveDate) -> Option<DayUse>,
+) -> Result<TrueUp, ChargeError> {
+    let month = format!("{:04}-{:02}", until.year(), until.month());
+    let days = store.wallet_entries_by_cause(&account.consumer_no, &format!("daily/{month}-"))?;
+    let earlier =
+        store.wallet_entries_by_cause(&account.consumer_no, &format!("trueup/{month}/"))?;
+    let charged: i64 = days.iter().chain(earlier.iter()).map(|e| -e.amount.0).sum();
+    let mut details = Vec::with_capacity(days.len());
+    for e in &days {
+        let d: DailyChargeDetail =
+            serde_json::from_str(&e.detail).map_err(|err| ChargeError::Corrupt {
+                consumer_no: account.consumer_no.clone(),
+                detail: format!("{}: {err}", e.cause),
+            })?;
+        details.push(d);
+    }
+    let Some(last) = details.iter().map(|d| d.day).max() else {
+        return Ok(TrueUp {
+            adjustment: Paise::ZERO,
+            balance: store.wallet_balance(&account.consumer_no)?,
+        });
+    };
+    let tariff = book.in_force(&account.category, last)?;
+    let mut units = 0i64;
+    for d in &details {
+        let now = usage(d.day).map_or(d.units, |u| match tariff.unit {
+            BillingUnit::Kwh => u.import_wh.max(0),
+            BillingUnit::Kvah => u.import_vah.max(0),
+        });
+        units = units.saturating_add(now);
+    }
+    let bill = tariff
+        .month_to_date(units, last.day(), account.sanctioned_w)
+        .total();
+    let adjustment = Paise(charged - bill.0);
+    if adjustment == Paise::ZERO {
+        return Ok(TrueUp {
+            adjustment,
+            balance: store.wallet_balance(&account.consumer_no)?,
+        });
+    }
+    // Numbered: two runs at once on the same figures make the same cause, so one posts.
+    let cause = format!("trueup/{month}/{}", earlier.len() + 1);
+    let detail = format!(
+        r#"{{"month":"{month}","units":{units},"bill":{},"charged":{charged}}}"#,
+        bill.0
+    );
+    store.wallet_post(
+        &NewEntry {
+            consumer_no: &account.consumer_no,
+            cause: &cause,
+            kind: "adjustment",
+            amount: adjustment,
+            detail: &detail,
+        },
+        Utc::now(),
+    )?;
+    Ok(TrueUp {
+        adjustment,
+        balance: store.wallet_balance(&account.consumer_no)?,
+    })
+}

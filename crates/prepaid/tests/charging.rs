@@ -145,3 +145,59 @@ proptest! {
         prop_assert!(store.wallet_check("C-1").unwrap());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Days charged on estimates and trued up when the actuals come: afterwards the month's
+    /// charges equal the bill for the actual consumption, and a second true-up posts nothing.
+    #[test]
+    fn a_true_up_leaves_the_month_charged_at_the_actuals(
+        estimated in proptest::collection::vec(0i64..25_000, 10),
+        actual in proptest::collection::vec(0i64..25_000, 10),
+    ) {
+        let (_dir, store) = wallet(100_000);
+        let by = |v: &Vec<i64>| {
+            let v = v.clone();
+            move |d: NaiveDate| {
+                v.get(d.day0() as usize).map(|wh| DayUse {
+                    import_wh: *wh,
+                    import_vah: *wh,
+                    estimated: false,
+                })
+            }
+        };
+        charge_through(&store, &book(), &account(), dec(10), by(&estimated)).unwrap();
+        let first = prepaid::charging::true_up_month(&store, &book(), &account(), dec(10), by(&actual)).unwrap();
+        let again = prepaid::charging::true_up_month(&store, &book(), &account(), dec(10), by(&actual)).unwrap();
+        prop_assert_eq!(again.adjustment, Paise(0));
+        let month_debits: i64 = store
+            .wallet_entries("C-1", 0, 1000)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind != "recharge")
+            .map(|e| -e.amount.0)
+            .sum();
+        let bill = book().versions[0]
+            .month_to_date(actual.iter().sum(), 10, 2000)
+            .total();
+        prop_assert_eq!(Paise(month_debits), bill);
+        prop_assert!(store.wallet_check("C-1").unwrap());
+        if estimated == actual {
+            prop_assert_eq!(first.adjustment, Paise(0));
+        }
+        // The figures change back to the estimates: trued up again, to those.
+        prepaid::charging::true_up_month(&store, &book(), &account(), dec(10), by(&estimated)).unwrap();
+        let debits: i64 = store
+            .wallet_entries("C-1", 0, 1000)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind != "recharge")
+            .map(|e| -e.amount.0)
+            .sum();
+        let bill = book().versions[0]
+            .month_to_date(estimated.iter().sum(), 10, 2000)
+            .total();
+        prop_assert_eq!(Paise(debits), bill);
+    }
+}
