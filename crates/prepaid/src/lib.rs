@@ -1,17 +1,19 @@
-//! The prepaid engine (issue 5). So far its rules, as plain functions over data:
+//! The prepaid engine (issue 5, in progress): its rules as plain functions over data, and the
+//! wallet operations over the store.
 //!
 //! - [`tariff`]: tariffs as data (fixed charge per kW per day, telescopic energy slabs over the
 //!   month to date, duty) and the daily charge, built so that a month of daily charges adds up
 //!   exactly to the month's bill for the same consumption;
-//! - [`policy`]: when a prepaid connection may be disconnected (balance under a threshold, never
-//!   inside a protected window: night hours, Sundays, holidays, a grace period after migration,
-//!   emergency credit, small sanctioned loads), and the first moment it may.
-//!
+//! - [`charging`]: the daily charge run, one itemised debit per consumer per day into the
+//!   wallet (`store::prepaid`), in order within a month, never twice; the month's true-up once
+//!   estimates are replaced;
 //! - [`recharge`]: a confirmed payment credited once (its id is the ledger cause), within the
 //!   utility's amount rules;
 //! - [`alerts`]: low-balance alerts at shares of the last recharge, once each per cycle;
-//! - [`charging`]: the daily charge run, one itemised debit per consumer per day into the
-//!   wallet (`store::prepaid`), in order within a month, never twice.
+//! - [`policy`]: when a prepaid connection may be disconnected (balance under a threshold, never
+//!   inside a protected window: night hours, Sundays, holidays, a grace period after migration,
+//!   emergency credit, small sanctioned loads), the first moment it may, and the next step for a
+//!   short connection (warn, wait for the notice, disconnect).
 //!
 //! Money is integer paise; rates are exact decimals in milli-paise; no floats.
 

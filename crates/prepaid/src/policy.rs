@@ -297,6 +297,63 @@ mod tests {
         assert_eq!(next_unprotected(&p, at("2026-12-04T11:00:00+05:30")), None);
     }
 
+    #[test]
+    fn a_warning_comes_first_and_the_cut_only_after_the_notice() {
+        let p = DisconnectionPolicy::default();
+        let notice = Duration::hours(24);
+        let monday = at("2026-12-07T10:00:00+05:30");
+        // Not warned yet: warn now, for Tuesday 10:00 (a day's notice, inside office hours).
+        assert_eq!(
+            next_step(&p, &owing(), monday, notice, None),
+            Step::Warn {
+                at: at("2026-12-08T10:00:00+05:30")
+            }
+        );
+        // Warned an hour ago: wait until the notice has run.
+        let warned = monday - Duration::hours(1);
+        assert_eq!(
+            next_step(&p, &owing(), monday, notice, Some(warned)),
+            Step::Wait {
+                until: Some(at("2026-12-08T09:00:00+05:30")),
+                reason: None
+            }
+        );
+        // Warned a day ago: cut.
+        assert_eq!(
+            next_step(&p, &owing(), monday, notice, Some(monday - notice)),
+            Step::Disconnect
+        );
+        // A recharge since: keep.
+        let paid = Connection {
+            balance: Paise(10_000),
+            ..owing()
+        };
+        assert_eq!(
+            next_step(&p, &paid, monday, notice, Some(monday - notice)),
+            Step::Keep(Protection::BalanceAboveThreshold)
+        );
+    }
+
+    proptest! {
+        /// A disconnection is never decided inside a protected window, nor less than the
+        /// notice after the warning.
+        #[test]
+        fn never_cut_without_notice_or_inside_a_window(
+            secs in 1_700_000_000i64..1_900_000_000,
+            warned_ago_h in proptest::option::of(0i64..100),
+            notice_h in 0i64..72,
+        ) {
+            let now = DateTime::from_timestamp(secs, 0).unwrap();
+            let p = DisconnectionPolicy::default();
+            let notice = Duration::hours(notice_h);
+            let warned = warned_ago_h.map(|h| now - Duration::hours(h));
+            if next_step(&p, &owing(), now, notice, warned) == Step::Disconnect {
+                prop_assert!(protected_at(&p, now).is_none());
+                prop_assert!(warned.is_some_and(|w| now - w >= notice));
+            }
+        }
+    }
+
     proptest! {
         /// No disconnection is ever decided inside a protected window, and the time given as
         /// the window's end is outside every window and not before now.
@@ -328,5 +385,55 @@ mod tests {
                 _ => {}
             }
         }
+    }
+}
+
+/// What to do next about one connection whose balance is short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Tell the consumer the supply will be cut from `at` unless they recharge (use case 3.2).
+    Warn { at: DateTime<Utc> },
+    /// Cut the supply now (the warning went out long enough ago).
+    Disconnect,
+    /// Nothing yet: look again at `until` (a protected window ends, or the notice runs out).
+    Wait {
+        until: Option<DateTime<Utc>>,
+        reason: Option<Protection>,
+    },
+    /// Not for balance.
+    Keep(Protection),
+}
+
+/// The next step for `connection` at `now`, given when the consumer was last warned of this
+/// shortfall (`warned_at`): a disconnection is only ever decided outside the protected windows
+/// and at least `notice` after the warning.
+pub fn next_step(
+    policy: &DisconnectionPolicy,
+    connection: &Connection,
+    now: DateTime<Utc>,
+    notice: Duration,
+    warned_at: Option<DateTime<Utc>>,
+) -> Step {
+    match decide(policy, connection, now) {
+        Decision::Keep(p) => Step::Keep(p),
+        Decision::NotBefore { reason, from } => match (warned_at, from) {
+            (None, Some(from)) => Step::Warn {
+                at: from.max(now + notice),
+            },
+            (_, from) => Step::Wait {
+                until: from,
+                reason: Some(reason),
+            },
+        },
+        Decision::Disconnect => match warned_at {
+            None => Step::Warn {
+                at: next_unprotected(policy, now + notice).unwrap_or(now + notice),
+            },
+            Some(w) if now - w < notice => Step::Wait {
+                until: next_unprotected(policy, w + notice),
+                reason: None,
+            },
+            Some(_) => Step::Disconnect,
+        },
     }
 }
