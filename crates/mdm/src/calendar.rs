@@ -14,6 +14,10 @@ use std::fmt;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
+/// The usual block-load capture period (15 minutes): the default until a meter's data shows
+/// its own.
+pub const DEFAULT_PERIOD_S: i64 = 900;
+
 /// IST, +05:30, in seconds.
 pub const IST_OFFSET_S: i64 = 19_800;
 const DAY_S: i64 = 86_400;
@@ -36,7 +40,7 @@ pub(crate) struct Slot {
 
 impl Period {
     /// Fifteen minutes, the usual block-load capture period.
-    pub(crate) const QUARTER_HOUR: Period = Period(900);
+    pub(crate) const QUARTER_HOUR: Period = Period(DEFAULT_PERIOD_S);
 
     /// `None` unless the period is whole minutes, at most a day, and divides the day.
     pub(crate) fn new(period_s: i64) -> Option<Period> {

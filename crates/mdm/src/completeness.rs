@@ -25,7 +25,7 @@ pub struct CompletenessConfig {
 impl Default for CompletenessConfig {
     fn default() -> Self {
         CompletenessConfig {
-            period_s: 900,
+            period_s: crate::calendar::DEFAULT_PERIOD_S,
             on_time_hours: 8,
         }
     }

@@ -76,18 +76,6 @@ fn raise(peak: &mut Option<PeakDemand>, value: i64, at: DateTime<Utc>) {
     }
 }
 
-/// Sums and peaks of `intervals` (capture period `period_s`).
-pub fn figures<'a>(
-    intervals: impl IntoIterator<Item = &'a IntervalReading>,
-    period_s: i64,
-) -> Figures {
-    let mut f = Figures::default();
-    for r in intervals {
-        f.add(r, period_s);
-    }
-    f
-}
-
 /// A TOD tariff day: where each zone starts (IST hour and minute), zones 1..=8. A zone lasts
 /// until the next start; the last wraps past midnight to the first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,7 +137,7 @@ pub struct Metering {
 impl Default for Metering {
     fn default() -> Self {
         Metering {
-            period_s: 900,
+            period_s: crate::calendar::DEFAULT_PERIOD_S,
             tod: TodZones::default(),
         }
     }
@@ -366,6 +354,15 @@ mod tests {
         }
     }
 
+    /// Sums and peaks of `rows`, all at the default 15-minute period.
+    fn figures(rows: &[IntervalReading]) -> Figures {
+        Measured {
+            intervals: rows.to_vec(),
+            ..Measured::default()
+        }
+        .figures(&Metering::default())
+    }
+
     #[test]
     fn sums_peaks_and_power_factor() {
         // 15-minute intervals: 250 Wh in a quarter hour is 1 kW.
@@ -374,7 +371,7 @@ mod tests {
             reading("2026-12-01T00:45:00Z", 500, 520, 10, true),
             reading("2026-12-01T01:00:00Z", 500, 600, 0, false),
         ];
-        let f = figures(&rows, 900);
+        let f = figures(&rows);
         assert_eq!((f.import_wh, f.import_vah, f.export_wh), (1250, 1420, 10));
         assert_eq!(f.intervals, 3);
         assert_eq!(f.estimated_intervals, 1);
@@ -388,7 +385,7 @@ mod tests {
         );
         assert_eq!(f.max_va.unwrap().value, 2400);
         assert!((f.average_pf().unwrap() - 1250.0 / 1420.0).abs() < 1e-12);
-        assert_eq!(figures(&[], 900).average_pf(), None);
+        assert_eq!(figures(&[]).average_pf(), None);
     }
 
     #[test]
@@ -406,7 +403,7 @@ mod tests {
             spike,
             reading("2026-12-01T01:00:00Z", 100, 100, 0, false),
         ];
-        let f = figures(&rows, 900);
+        let f = figures(&rows);
         assert_eq!(f.import_wh, i64::MAX);
         assert_eq!((f.intervals, f.suspect_intervals), (2, 1));
         let measured = Measured {

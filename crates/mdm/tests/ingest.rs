@@ -116,10 +116,10 @@ fn dump(store: &Store, meters: &[&str]) -> Vec<String> {
     }
     for d in ["wfm", "billing", "crm", "oms"] {
         let mut keys: Vec<String> = store
-            .mdm_routed_pending(d, 1000)
+            .mdm_notices(Some(d), 0, 1000)
             .unwrap()
             .into_iter()
-            .map(|r| r.key)
+            .map(|r| r.message.key)
             .collect();
         keys.sort();
         out.extend(keys);
@@ -232,13 +232,18 @@ fn a_tamper_event_is_stored_with_its_severity_and_routed() {
         .unwrap();
     assert_eq!(events[0].severity, "critical");
     assert_eq!(events[1].severity, "major");
-    let wfm = store.mdm_routed_pending("wfm", 10).unwrap();
+    let wfm = store.mdm_notices(Some("wfm"), 0, 10).unwrap();
     assert_eq!(wfm.len(), 1);
-    assert!(wfm[0].payload.contains(r#""notice":"site_inspection""#));
-    assert!(wfm[0].payload.contains(r#""code":251"#));
-    assert_eq!(store.mdm_routed_pending("billing", 10).unwrap().len(), 1);
-    assert_eq!(store.mdm_routed_pending("oms", 10).unwrap().len(), 1);
-    assert_eq!(store.mdm_routed_pending("crm", 10).unwrap().len(), 2);
+    assert!(
+        wfm[0]
+            .message
+            .payload
+            .contains(r#""notice":"site_inspection""#)
+    );
+    assert!(wfm[0].message.payload.contains(r#""code":251"#));
+    assert_eq!(store.mdm_notices(Some("billing"), 0, 10).unwrap().len(), 1);
+    assert_eq!(store.mdm_notices(Some("oms"), 0, 10).unwrap().len(), 1);
+    assert_eq!(store.mdm_notices(Some("crm"), 0, 10).unwrap().len(), 2);
 }
 
 #[test]

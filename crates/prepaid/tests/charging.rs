@@ -59,6 +59,17 @@ fn wallet(rupees: i64) -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// Everything the wallet was charged (daily charges and adjustments; recharges left out).
+fn debits(store: &Store) -> i64 {
+    store
+        .wallet_entries("C-1", 0, 1000)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind != "recharge")
+        .map(|e| -e.amount.0)
+        .sum()
+}
+
 fn dec(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
 }
@@ -131,13 +142,7 @@ proptest! {
         for until in runs.iter().chain([31].iter()) {
             charge_through(&store, &book(), &account(), dec(*until), usage).unwrap();
         }
-        let charged: i64 = store
-            .wallet_entries("C-1", 0, 1000)
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind == "daily_charge")
-            .map(|e| -e.amount.0)
-            .sum();
+        let charged = debits(&store);
         let month: i64 = daily_wh.iter().sum();
         let bill = book().versions[0].month_to_date(month, 31, 2000).total();
         prop_assert_eq!(Paise(charged), bill);
@@ -171,13 +176,7 @@ proptest! {
         let first = prepaid::charging::true_up_month(&store, &book(), &account(), dec(10), by(&actual)).unwrap();
         let again = prepaid::charging::true_up_month(&store, &book(), &account(), dec(10), by(&actual)).unwrap();
         prop_assert_eq!(again.adjustment, Paise(0));
-        let month_debits: i64 = store
-            .wallet_entries("C-1", 0, 1000)
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind != "recharge")
-            .map(|e| -e.amount.0)
-            .sum();
+        let month_debits = debits(&store);
         let bill = book().versions[0]
             .month_to_date(actual.iter().sum(), 10, 2000)
             .total();
@@ -188,13 +187,7 @@ proptest! {
         }
         // The figures change back to the estimates: trued up again, to those.
         prepaid::charging::true_up_month(&store, &book(), &account(), dec(10), by(&estimated)).unwrap();
-        let debits: i64 = store
-            .wallet_entries("C-1", 0, 1000)
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind != "recharge")
-            .map(|e| -e.amount.0)
-            .sum();
+        let debits = debits(&store);
         let bill = book().versions[0]
             .month_to_date(estimated.iter().sum(), 10, 2000)
             .total();

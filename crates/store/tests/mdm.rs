@@ -229,8 +229,8 @@ fn daily_events_exceptions_and_routed_messages_are_idempotent() {
     assert_eq!(events[0].event, event);
     assert_eq!(events[0].severity, "critical");
     assert_eq!(store.mdm_daily(&meter(), t, t).unwrap().len(), 1);
-    assert_eq!(store.mdm_routed_pending("wfm", 10).unwrap().len(), 1);
-    assert!(store.mdm_routed_pending("oms", 10).unwrap().is_empty());
+    assert_eq!(store.mdm_notices(Some("wfm"), 0, 10).unwrap().len(), 1);
+    assert!(store.mdm_notices(Some("oms"), 0, 10).unwrap().is_empty());
 
     // The queue: open, then resolved by a person with a note.
     let open = store

@@ -269,13 +269,13 @@ async fn tamper_outage_and_overload_alerts_are_stored_and_routed() {
 
     let routed = |to: &str| -> Vec<(String, Value)> {
         sys.store
-            .mdm_routed_pending(to, 100)
+            .mdm_notices(Some(to), 0, 100)
             .unwrap()
             .into_iter()
             .map(|m| {
                 (
-                    m.meter.to_string(),
-                    serde_json::from_str(&m.payload).unwrap(),
+                    m.message.meter.to_string(),
+                    serde_json::from_str(&m.message.payload).unwrap(),
                 )
             })
             .collect()

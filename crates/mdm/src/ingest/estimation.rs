@@ -86,7 +86,8 @@ impl Ingest {
         let mut cache = self.vee.lock().unwrap_or_else(|e| e.into_inner());
         for meter in meters.iter().cloned() {
             // Each meter on its own capture period.
-            let Some(period) = Period::new(self.vee_state(&mut cache, &meter, now)?.period_s)
+            let Some(period) =
+                Period::new(self.vee_state(&mut cache, &meter, now)?.history.period_s())
             else {
                 continue;
             };

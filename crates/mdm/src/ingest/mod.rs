@@ -75,7 +75,7 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
-            period_s: 900,
+            period_s: crate::calendar::DEFAULT_PERIOD_S,
             vee: VeeConfigs::default(),
             cache_meters: 50_000,
             save_every_s: 600,
@@ -496,21 +496,19 @@ impl Ingest {
         // The meter's capture period as this message shows it (the closest two ends); a
         // change starts its history afresh and is recorded.
         if let Some(shown) = capture_period(intervals)
-            && shown != state.period_s
+            && shown != state.history.period_s()
         {
-            state.period_s = shown;
             state.history = vee::History::new(shown);
             plan.write.capture_periods.push((meter.clone(), shown));
         }
-        let period_s = state.period_s;
+        let period_s = state.history.period_s();
         let cfg = self
             .config
             .vee
-            .for_category(state.category.as_deref().unwrap_or(""))
-            .clone();
+            .for_category(state.category.as_deref().unwrap_or(""));
         let mut ctx = Context::new(period_s, now, &state.history);
         ctx.clock_drift_s = state.clock_drift_s;
-        for f in vee::validate_intervals(&fresh, &ctx, &cfg) {
+        for f in vee::validate_intervals(&fresh, &ctx, cfg) {
             if f.suspect {
                 for r in fresh.iter_mut() {
                     if r.interval_end >= f.from
@@ -547,7 +545,7 @@ impl Ingest {
                 },
             });
         }
-        self.check_days(plan, meter, period_s, &touched, &cfg, now)
+        self.check_days(plan, meter, period_s, &touched, cfg, now)
     }
 
     /// Checks the local days in `days` whose two midnight register snapshots are known (stored
@@ -615,7 +613,7 @@ impl Ingest {
             touched.extend(local.pred_opt());
         }
         let state = self.vee_state(cache, meter, now)?;
-        let period_s = state.period_s;
+        let period_s = state.history.period_s();
         let cfg = self
             .config
             .vee

@@ -16,9 +16,8 @@ use crate::vee::History;
 /// One meter's VEE state.
 #[derive(Debug)]
 pub(super) struct MeterVee {
+    /// Kept on the meter's capture period (`History::period_s`).
     pub history: History,
-    /// The meter's block-load capture period, seconds.
-    pub period_s: i64,
     pub category: Option<String>,
     pub clock_drift_s: Option<i64>,
     /// Absorbed since it was last written.
@@ -70,7 +69,6 @@ impl VeeCache {
                 meter.clone(),
                 MeterVee {
                     history,
-                    period_s,
                     category,
                     clock_drift_s: None,
                     dirty: false,

@@ -1333,24 +1333,4 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Routed messages not yet delivered to `destination`, oldest first.
-    pub fn mdm_routed_pending(&self, destination: &str, limit: u32) -> Result<Vec<RoutedMessage>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key, meter, destination, payload FROM routed_message \
-             WHERE destination = ?1 AND delivered_at IS NULL ORDER BY seq LIMIT ?2",
-        )?;
-        let mut rows = stmt.query(params![destination, limit])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(RoutedMessage {
-                key: r.get(0)?,
-                meter: serial(r.get(1)?)?,
-                destination: r.get(2)?,
-                payload: r.get(3)?,
-            });
-        }
-        Ok(out)
-    }
 }
