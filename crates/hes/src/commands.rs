@@ -1179,6 +1179,18 @@ async fn perform(ctx: &mut JobContext<'_>, work: Work) -> Result<Finding, Sessio
                 format!("{got:?}").to_lowercase(),
             ))
         }
+        CommandKind::SetBalance { paise } => {
+            let got = operations::set_balance(ctx.session, paise).await?;
+            Ok(Finding::checked(
+                got == paise,
+                format!(
+                    "balance set to {}; read back {}",
+                    model::Paise(paise),
+                    model::Paise(got)
+                ),
+                got.to_string(),
+            ))
+        }
         CommandKind::MdReset => {
             operations::md_reset(ctx.session).await?;
             Ok(Finding::confirmed("maximum demand reset".into()))

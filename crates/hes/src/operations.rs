@@ -852,6 +852,62 @@ pub async fn read_payment_mode(session: &mut Session) -> Result<PaymentMode, Ses
     }
 }
 
+/// Writes the prepaid balance the meter shows (current balance amount 0.0.94.96.24.255, a
+/// currency register) in paise, and reads it back. The meter's own scaler is read first; a
+/// balance its scaler cannot hold exactly is refused rather than rounded.
+pub async fn set_balance(session: &mut Session, paise: i64) -> Result<i64, SessionError> {
+    let before = read_register(session, obis::CURRENT_BALANCE).await?;
+    let raw = paise_to_raw(paise, before.scaler_unit.scaler).ok_or_else(|| {
+        SessionError::InvalidRequest(format!(
+            "a balance of {paise} paise does not fit the meter's register (scaler {})",
+            before.scaler_unit.scaler
+        ))
+    })?;
+    // The meter's own data type for the value, widened only when the balance needs it.
+    let value = match before.raw {
+        Data::DoubleLong(_) | Data::DoubleLongUnsigned(_) | Data::Long(_) | Data::Integer(_) => {
+            i32::try_from(raw).map_or(Data::Long64(raw), Data::DoubleLong)
+        }
+        _ => Data::Long64(raw),
+    };
+    write(
+        session,
+        "write the current balance",
+        attribute(CLASS_REGISTER, obis::CURRENT_BALANCE, 2),
+        value,
+    )
+    .await?;
+    let after = read_register(session, obis::CURRENT_BALANCE).await?;
+    after
+        .raw
+        .as_i64()
+        .and_then(|raw| raw_to_paise(raw, after.scaler_unit.scaler))
+        .ok_or_else(|| malformed("current balance", &after.raw))
+}
+
+/// Paise as the raw value of a rupee register with `scaler` (value = raw × 10^scaler rupees),
+/// if exact.
+fn paise_to_raw(paise: i64, scaler: i8) -> Option<i64> {
+    let shift = i32::from(scaler) + 2;
+    if shift <= 0 {
+        paise.checked_mul(10i64.checked_pow(shift.unsigned_abs())?)
+    } else {
+        let d = 10i64.checked_pow(shift.unsigned_abs())?;
+        (paise % d == 0).then_some(paise / d)
+    }
+}
+
+/// A rupee register's raw value as paise, if it fits.
+fn raw_to_paise(raw: i64, scaler: i8) -> Option<i64> {
+    let shift = i32::from(scaler) + 2;
+    if shift >= 0 {
+        raw.checked_mul(10i64.checked_pow(shift.unsigned_abs())?)
+    } else {
+        let d = 10i64.checked_pow(shift.unsigned_abs())?;
+        (raw % d == 0).then_some(raw / d)
+    }
+}
+
 /// Resets the maximum demand registers (MD reset script table 0.0.10.0.1.255, method 1,
 /// script 1).
 pub async fn md_reset(session: &mut Session) -> Result<(), SessionError> {
@@ -903,6 +959,18 @@ pub async fn key_transfer(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn balances_convert_exactly_or_not_at_all() {
+        assert_eq!(super::paise_to_raw(12_345, -2), Some(12_345));
+        assert_eq!(super::paise_to_raw(-12_345, -3), Some(-123_450));
+        assert_eq!(super::paise_to_raw(12_300, 0), Some(123));
+        assert_eq!(super::paise_to_raw(12_345, 0), None);
+        assert_eq!(super::paise_to_raw(i64::MAX, -3), None);
+        assert_eq!(super::raw_to_paise(123, 0), Some(12_300));
+        assert_eq!(super::raw_to_paise(-123_450, -3), Some(-12_345));
+        assert_eq!(super::raw_to_paise(123_451, -3), None);
+    }
+
     use super::*;
 
     fn calendar(zones: Vec<((u8, u8), u8)>) -> TouCalendar {

@@ -304,6 +304,19 @@ async fn payment_mode_changes_from_prepaid_to_postpaid() {
 }
 
 #[tokio::test]
+async fn the_prepaid_balance_is_written_and_read_back() {
+    let rig = rig(Ipv4Addr::new(127, 165, 0, 1), 1).await;
+    for (id, paise) in [("bal-1", 123_456), ("bal-2", -30_050)] {
+        let done = rig.run(id, 0, CommandKind::SetBalance { paise }).await;
+        assert_succeeded(&done);
+        assert_eq!(
+            outcome_of(&done).read_back.as_deref(),
+            Some(paise.to_string().as_str())
+        );
+    }
+}
+
+#[tokio::test]
 async fn firmware_upgrade_is_confirmed_by_the_version_read_back() {
     let rig = rig(Ipv4Addr::new(127, 66, 0, 1), 1).await;
     let image: Vec<u8> = (0..30_000u32).map(|i| (i * 17 % 253) as u8).collect();

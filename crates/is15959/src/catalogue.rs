@@ -352,6 +352,7 @@ pub mod obis {
     pub const PROFILE_CAPTURE_PERIOD: ObisCode = ObisCode::must("1.0.0.8.4.255");
     pub const METERING_MODE: ObisCode = ObisCode::must("0.0.94.96.19.255");
     pub const PAYMENT_MODE: ObisCode = ObisCode::must("0.0.94.96.20.255");
+    pub const CURRENT_BALANCE: ObisCode = ObisCode::must("0.0.94.96.24.255");
     pub const BILLING_DATE: ObisCode = ObisCode::must("0.0.0.1.2.255");
     pub const BILLING_COUNT: ObisCode = ObisCode::must("0.0.0.1.0.255");
 

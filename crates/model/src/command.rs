@@ -50,6 +50,9 @@ pub enum CommandKind {
     SetBillingDate { day: u8 },
     /// The "engineering token" of 13.5 and 14.6: prepaid ↔ postpaid in the meter.
     SetPaymentMode { mode: PaymentMode },
+    /// The prepaid balance the meter shows (current balance amount 0.0.94.96.24.255), paise,
+    /// written after a recharge or a charge so the meter's display agrees with the wallet.
+    SetBalance { paise: i64 },
     /// Maximum-demand reset (script 0.0.10.0.1.255).
     MdReset,
     /// Firmware upgrade (8.1) by image transfer, activation and version read-back.
@@ -80,6 +83,7 @@ impl CommandKind {
             CommandKind::SetCapturePeriod { .. } => "set_capture_period",
             CommandKind::SetBillingDate { .. } => "set_billing_date",
             CommandKind::SetPaymentMode { .. } => "set_payment_mode",
+            CommandKind::SetBalance { .. } => "set_balance",
             CommandKind::MdReset => "md_reset",
             CommandKind::FirmwareUpgrade { .. } => "firmware_upgrade",
             CommandKind::RotateKeys => "rotate_keys",

@@ -47,7 +47,7 @@ pub struct CommandSubmission {
     /// `read_instantaneous`, `read_block_load`/`read_daily`/`read_billing` (`from`, `to`),
     /// `read_events` (`log`, `from`, `to`), `set_load_limit` (`watts`), `set_capture_period`
     /// (`seconds`: 900 or 1800), `set_billing_date` (`day`: 1–28), `set_payment_mode` (`mode`:
-    /// `prepaid`/`postpaid`), `md_reset`, `set_tou_calendar` (`name`, `switches`,
+    /// `prepaid`/`postpaid`), `set_balance` (`paise`), `md_reset`, `set_tou_calendar` (`name`, `switches`,
     /// `activate_at`), `firmware_upgrade` (`image_path`: a file name in the server's firmware
     /// directory, `identifier`, `expected_version`), `rotate_keys`.
     #[schema(value_type = Object, example = json!({"kind": "disconnect"}))]
