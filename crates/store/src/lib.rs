@@ -22,6 +22,7 @@ pub mod hes;
 pub mod mdm;
 pub mod migrate;
 pub mod prepaid;
+pub mod prepaid_ops;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

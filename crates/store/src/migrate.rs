@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_prepaid",
         sql: include_str!("../migrations/0004_prepaid.sql"),
     },
+    Migration {
+        name: "0007_prepaid_ops",
+        sql: include_str!("../migrations/0007_prepaid_ops.sql"),
+    },
 ];
 
 /// The schema version this program writes.

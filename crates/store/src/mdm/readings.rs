@@ -1304,6 +1304,16 @@ impl Store {
     }
 
     /// Routed notices after `after_seq`, oldest first, for one destination or all.
+    /// Routes a message to another part (billing, CIS, …) outside an ingest batch, once per
+    /// key; false if the key was routed before.
+    pub fn mdm_route(&self, m: &RoutedMessage, at: DateTime<Utc>) -> Result<bool> {
+        Ok(self.conn().execute(
+            "INSERT INTO routed_message (key, meter, destination, payload, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO NOTHING",
+            params![m.key, m.meter.as_str(), m.destination, m.payload, ms(at)],
+        )? == 1)
+    }
+
     pub fn mdm_notices(
         &self,
         destination: Option<&str>,
