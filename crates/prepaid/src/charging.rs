@@ -25,7 +25,7 @@ pub enum ChargeError {
 }
 
 /// A consumer's consumption on one day, as the MDM hands it on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayUse {
     pub import_wh: i64,
     pub import_vah: i64,

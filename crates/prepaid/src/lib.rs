@@ -1,4 +1,4 @@
-//! The prepaid engine (issue 5, in progress): its rules as plain functions over data, and the
+//! The prepaid engine : its rules as plain functions over data, and the
 //! wallet operations over the store.
 //!
 //! - [`tariff`]: tariffs as data (fixed charge per kW per day, telescopic energy slabs over the
@@ -13,12 +13,18 @@
 //! - [`policy`]: when a prepaid connection may be disconnected (balance under a threshold, never
 //!   inside a protected window: night hours, Sundays, holidays, a grace period after migration,
 //!   emergency credit, small sanctioned loads), the first moment it may, and the next step for a
-//!   short connection (warn, wait for the notice, disconnect).
+//!   short connection (warn, wait for the notice, disconnect);
+//! - [`gateway`]: the payment gateway's signed webhook (HMAC-SHA256 with a timestamp);
+//! - [`service`]: the engine at work over the store and the head-end's commands: payments
+//!   credited and pushed to the meter, the daily charge run with its alerts, emergency credit,
+//!   the disconnection cases and the payment-mode migrations.
 //!
 //! Money is integer paise; rates are exact decimals in milli-paise; no floats.
 
 pub mod alerts;
 pub mod charging;
+pub mod gateway;
 pub mod policy;
 pub mod recharge;
+pub mod service;
 pub mod tariff;

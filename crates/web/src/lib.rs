@@ -23,11 +23,13 @@ pub mod meters;
 pub mod metrics;
 pub mod openapi;
 pub mod paging;
+pub mod prepaid;
 pub mod readings;
 pub mod time;
 pub mod tokens;
 pub mod wallets;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,6 +59,29 @@ pub struct AppState {
     commands: Option<Commands>,
     clock: Clock,
     firmware_dir: PathBuf,
+    prepaid: Option<::prepaid::service::Prepaid>,
+    /// Payment gateways by name, with the secret each signs its webhooks with.
+    gateways: Arc<HashMap<String, GatewaySecret>>,
+}
+
+/// A secret shared with a payment gateway; never printed.
+#[derive(Clone)]
+pub struct GatewaySecret(Vec<u8>);
+
+impl GatewaySecret {
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        GatewaySecret(secret.into())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for GatewaySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewaySecret(…)")
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,6 +90,8 @@ impl std::fmt::Debug for AppState {
             .field("store", &self.store)
             .field("commands", &self.commands.is_some())
             .field("firmware_dir", &self.firmware_dir)
+            .field("prepaid", &self.prepaid.is_some())
+            .field("gateways", &self.gateways.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -83,12 +110,26 @@ impl AppState {
             commands: None,
             clock: Arc::new(Utc::now),
             firmware_dir,
+            prepaid: None,
+            gateways: Arc::new(HashMap::new()),
         }
     }
 
     /// Commands are sent to meters through `commands`.
     pub fn with_commands(mut self, commands: Commands) -> Self {
         self.commands = Some(commands);
+        self
+    }
+
+    /// The prepaid engine behind the prepaid routes (without it they answer 503).
+    pub fn with_prepaid(mut self, engine: ::prepaid::service::Prepaid) -> Self {
+        self.prepaid = Some(engine);
+        self
+    }
+
+    /// Accepts payment confirmations from gateway `name`, signed with `secret`.
+    pub fn with_gateway(mut self, name: impl Into<String>, secret: GatewaySecret) -> Self {
+        Arc::make_mut(&mut self.gateways).insert(name.into(), secret);
         self
     }
 
@@ -185,6 +226,26 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/consumers/{consumer_no}/ledger",
             get(wallets::ledger),
         )
+        .route(
+            "/api/v1/consumers/{consumer_no}/payments",
+            get(prepaid::payments),
+        )
+        .route(
+            "/api/v1/consumers/{consumer_no}/emergency-credit",
+            post(prepaid::emergency_credit),
+        )
+        .route("/api/v1/payments/{gateway}/webhook", post(prepaid::webhook))
+        .route(
+            "/api/v1/tariffs",
+            get(prepaid::tariffs).post(prepaid::put_tariff),
+        )
+        .route("/api/v1/disconnections", get(prepaid::cases))
+        .route("/api/v1/disconnections/{id}", get(prepaid::case))
+        .route(
+            "/api/v1/migrations",
+            get(prepaid::migrations).post(prepaid::start_migration),
+        )
+        .route("/api/v1/migrations/{id}", get(prepaid::migration))
         .route(
             "/api/v1/network/{node}/meters",
             get(consumers::meters_below),

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{commands, consumers, error, exceptions, meters, readings, tokens, wallets};
+use crate::{commands, consumers, error, exceptions, meters, prepaid, readings, tokens, wallets};
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
@@ -39,6 +39,16 @@ use crate::{commands, consumers, error, exceptions, meters, readings, tokens, wa
         consumers::notices,
         wallets::wallet,
         wallets::ledger,
+        prepaid::webhook,
+        prepaid::payments,
+        prepaid::emergency_credit,
+        prepaid::tariffs,
+        prepaid::put_tariff,
+        prepaid::cases,
+        prepaid::case,
+        prepaid::start_migration,
+        prepaid::migrations,
+        prepaid::migration,
         exceptions::list,
         exceptions::close,
         commands::submit,
@@ -56,6 +66,7 @@ use crate::{commands, consumers, error, exceptions, meters, readings, tokens, wa
         (name = "readings", description = "The MDM's readings, events and alarms of a meter"),
         (name = "consumers", description = "What the MDM hands on (daily consumption, billing determinants), data completeness and the network"),
         (name = "exceptions", description = "The VEE exception queue"),
+        (name = "prepaid", description = "The prepaid engine: payments, emergency credit, tariffs, disconnection cases, payment-mode migrations"),
         (name = "commands", description = "Commands to meters through the head-end"),
         (name = "tokens", description = "API tokens (admin)"),
     )

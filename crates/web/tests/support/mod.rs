@@ -57,6 +57,7 @@ pub struct System {
     pub hes: HeadEnd,
     pub store: Store,
     pub ingest: Option<Ingest>,
+    pub commands: Commands,
     pub app: Router,
     pub operator: String,
     pub reader: String,
@@ -139,12 +140,13 @@ pub async fn start(opts: Options) -> System {
     let reader = issue_token(&store, Role::Reader, "viewer", None, now)
         .unwrap()
         .secret;
-    let app = app(AppState::new(store.clone()).with_commands(commands));
+    let app = app(AppState::new(store.clone()).with_commands(commands.clone()));
     System {
         fleet,
         hes,
         store,
         ingest,
+        commands,
         app,
         operator,
         reader,

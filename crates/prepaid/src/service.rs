@@ -1,0 +1,1027 @@
+//! The prepaid engine at work: payments credited and pushed to the meter, the daily charge run
+//! with its low-balance alerts, emergency credit, the disconnection cases (warn, disconnect at
+//! the first unprotected moment, reconnect within the regulator's two hours after a recharge)
+//! and the payment-mode migrations, each step through the head-end's commands with the meter's
+//! answer read back.
+//!
+//! State lives in the store (`store::prepaid_ops`), so the engine can stop at any point and
+//! carry on: every command has an id derived from its case and attempt, and the head-end runs an
+//! id once.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use hes::commands::{CommandError, CommandStatus, Commands};
+use model::command::{CommandId, CommandKind, CommandRequest, CommandState};
+use model::{MeterSerial, Paise, PaymentMode, RelayState};
+use notify::Notice;
+use serde::{Deserialize, Serialize};
+use store::prepaid::{NewEntry, Posted};
+use store::prepaid_ops::{
+    CaseState, MigrationState, ModeMigration, Payment, PrepaidAccount, SupplyCase,
+};
+use store::{RoutedMessage, Store, StoreError};
+
+use crate::alerts::{AlertPolicy, alerts_due};
+use crate::charging::{Account, ChargeError, DayUse, charge_through};
+use crate::policy::{Connection, DisconnectionPolicy, Protection, Step, next_step};
+use crate::recharge::{RechargeError, RechargePolicy, recharge};
+use crate::tariff::{Tariff, TariffBook};
+
+/// Emergency credit: a small advance a consumer may take once per recharge cycle when the
+/// balance runs low, recovered from the next recharge; the supply is protected while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyCreditPolicy {
+    pub amount: Paise,
+    /// How long the supply is protected after a grant.
+    pub days: u32,
+    /// Granted only when the balance is below this.
+    pub below: Paise,
+}
+
+impl Default for EmergencyCreditPolicy {
+    /// ₹100 for three days, once the balance is under ₹50.
+    fn default() -> Self {
+        EmergencyCreditPolicy {
+            amount: Paise(10_000),
+            days: 3,
+            below: Paise(5_000),
+        }
+    }
+}
+
+/// A utility's prepaid rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrepaidConfig {
+    pub alerts: AlertPolicy,
+    pub disconnection: DisconnectionPolicy,
+    pub recharge: RechargePolicy,
+    pub emergency: EmergencyCreditPolicy,
+    /// How long before a disconnection the consumer is warned (use case 3.2), minutes.
+    pub notice_minutes: u32,
+    /// The regulator's limit for reconnection after a recharge, minutes.
+    pub reconnect_limit_minutes: u32,
+    /// Write the balance to the meter after a recharge (meters with the prepaid objects).
+    pub push_balance: bool,
+}
+
+impl Default for PrepaidConfig {
+    fn default() -> Self {
+        PrepaidConfig {
+            alerts: AlertPolicy::default(),
+            disconnection: DisconnectionPolicy::default(),
+            recharge: RechargePolicy::default(),
+            emergency: EmergencyCreditPolicy::default(),
+            notice_minutes: 180,
+            reconnect_limit_minutes: 120,
+            push_balance: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepaidError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Charge(#[from] ChargeError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("{0}")]
+    Notify(#[from] notify::NotifyError),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts the consumer's state (already prepaid, no meter, …).
+    #[error("{0}")]
+    Refused(String),
+    #[error("stored tariff {category} {from} is unreadable: {detail}")]
+    Tariff {
+        category: String,
+        from: NaiveDate,
+        detail: String,
+    },
+}
+
+/// A payment the gateway confirmed (signature checked by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentConfirmation {
+    pub gateway: String,
+    pub payment_id: String,
+    pub consumer_no: String,
+    pub amount: Paise,
+    pub paid_at: DateTime<Utc>,
+    /// The confirmation as received, kept whole.
+    pub body: String,
+}
+
+/// What became of a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentResult {
+    /// `credited`, `refused` (to be refunded) or `unmatched` (no such prepaid consumer).
+    pub status: String,
+    pub reason: Option<String>,
+    pub balance: Option<Paise>,
+    /// False when this payment was seen before (a replayed confirmation): nothing was done.
+    pub new: bool,
+}
+
+/// What one look at the cases did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub opened: usize,
+    pub warned: usize,
+    pub disconnect_sent: usize,
+    pub disconnected: usize,
+    pub reconnect_sent: usize,
+    pub reconnected: usize,
+    pub closed: usize,
+    pub failed_commands: usize,
+    pub migrations_advanced: usize,
+}
+
+/// What a day's charge run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayRunReport {
+    pub consumers: usize,
+    pub charged_days: u32,
+    pub waiting: usize,
+    pub alerts: usize,
+    /// Consumers that could not be charged, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The engine: the store, the head-end's commands (without them, nothing is sent to meters)
+/// and the utility's rules.
+#[derive(Clone)]
+pub struct Prepaid {
+    store: Store,
+    commands: Option<Commands>,
+    config: PrepaidConfig,
+}
+
+impl std::fmt::Debug for Prepaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepaid")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+const REQUESTED_BY: &str = "prepaid";
+const PAGE: u32 = 500;
+
+impl Prepaid {
+    pub fn new(store: Store, commands: Option<Commands>, config: PrepaidConfig) -> Self {
+        Prepaid {
+            store,
+            commands,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &PrepaidConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The tariff versions stored.
+    pub fn tariff_book(&self) -> Result<TariffBook, PrepaidError> {
+        let mut versions = Vec::new();
+        for v in self.store.tariff_versions()? {
+            let t: Tariff = serde_json::from_str(&v.body).map_err(|e| PrepaidError::Tariff {
+                category: v.category.clone(),
+                from: v.effective_from,
+                detail: e.to_string(),
+            })?;
+            versions.push(t);
+        }
+        Ok(TariffBook { versions })
+    }
+
+    // --- payments (use case 17.5)
+
+    /// Credits a confirmed payment once: kept whole first, then credited (a negative balance
+    /// and outstanding emergency credit recovered first), the consumer told (17.6), the balance
+    /// written to the meter, and a disconnected supply reconnected.
+    pub async fn payment_confirmed(
+        &self,
+        p: PaymentConfirmation,
+        now: DateTime<Utc>,
+    ) -> Result<PaymentResult, PrepaidError> {
+        let kept = self.store.payment_receive(&Payment {
+            gateway: p.gateway.clone(),
+            payment_id: p.payment_id.clone(),
+            consumer_no: p.consumer_no.clone(),
+            amount: p.amount,
+            status: "received".into(),
+            reason: None,
+            body: p.body.clone(),
+            paid_at: p.paid_at,
+            received_at: now,
+            settled_at: None,
+            balance: None,
+        })?;
+        if kept.status != "received" {
+            return Ok(PaymentResult {
+                status: kept.status,
+                reason: kept.reason,
+                balance: kept.balance,
+                new: false,
+            });
+        }
+        // From here every step is idempotent: a crash before settling is finished by a replay.
+        let settle = |status: &str, reason: Option<String>, balance: Option<Paise>| {
+            self.store.payment_settle(
+                &kept.gateway,
+                &kept.payment_id,
+                status,
+                reason.as_deref(),
+                balance,
+                now,
+            )?;
+            Ok::<_, PrepaidError>(PaymentResult {
+                status: status.to_string(),
+                reason,
+                balance,
+                new: true,
+            })
+        };
+        let account = match self.store.prepaid_account(&kept.consumer_no)? {
+            Some(a) if a.prepaid => a,
+            _ => {
+                return settle(
+                    "unmatched",
+                    Some(format!("{} is not a prepaid consumer", kept.consumer_no)),
+                    None,
+                );
+            }
+        };
+        match recharge(
+            &self.store,
+            &self.config.recharge,
+            &account.consumer_no,
+            &kept.payment_id,
+            kept.amount,
+            now,
+        ) {
+            Ok(_) => {}
+            Err(RechargeError::Refused { why, .. }) => return settle("refused", Some(why), None),
+            Err(RechargeError::Store(e)) => return Err(e.into()),
+        };
+        let cause = format!("recharge/{}", kept.payment_id);
+        if let Some(entry) = self
+            .store
+            .wallet_entries_by_cause(&account.consumer_no, &cause)?
+            .into_iter()
+            .find(|e| e.cause == cause)
+        {
+            self.store
+                .prepaid_recharged(&account.consumer_no, kept.amount, entry.n, now)?;
+        }
+        if account.emergency_outstanding > Paise::ZERO {
+            self.post(
+                &account.consumer_no,
+                &format!("emergency-recovery/{}", kept.payment_id),
+                "emergency_recovery",
+                Paise(-account.emergency_outstanding.0),
+                &format!(r#"{{"payment_id":{:?}}}"#, kept.payment_id),
+                now,
+            )?;
+            self.store.prepaid_emergency(
+                &account.consumer_no,
+                Paise(-account.emergency_outstanding.0),
+                None,
+                now,
+            )?;
+        }
+        let balance = self.balance(&account.consumer_no)?;
+        notify::enqueue(
+            &self.store,
+            &account.consumer_no,
+            &cause,
+            &Notice::RechargeConfirmed {
+                payment_id: kept.payment_id.clone(),
+                amount: kept.amount,
+                balance,
+                at: now,
+            },
+            now,
+        )?;
+        let result = settle("credited", None, Some(balance))?;
+        self.balance_changed(&account.consumer_no, &cause, now)
+            .await?;
+        Ok(result)
+    }
+
+    /// After a credit: the balance written to the meter, and an open case moved on (closed if
+    /// the supply is still on, reconnection sent if it is off).
+    async fn balance_changed(
+        &self,
+        consumer_no: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), PrepaidError> {
+        let balance = self.balance(consumer_no)?;
+        if self.config.push_balance
+            && let Some((meter, _)) = self.store.prepaid_supply(consumer_no, now)?
+        {
+            self.send(
+                format!("balance/{consumer_no}/{why}"),
+                &meter,
+                CommandKind::SetBalance { paise: balance.0 },
+                None,
+            )
+            .await?;
+        }
+        if let Some(mut case) = self.store.supply_case_open_for(consumer_no)? {
+            self.advance_case(&mut case, now, &mut TickReport::default())
+                .await?;
+        }
+        Ok(())
+    }
+
+    // --- emergency credit
+
+    /// Grants emergency credit, once per recharge cycle, when the balance is low.
+    pub async fn grant_emergency_credit(
+        &self,
+        consumer_no: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Paise, PrepaidError> {
+        let account = self.prepaid(consumer_no)?;
+        let policy = &self.config.emergency;
+        let balance = self.balance(consumer_no)?;
+        if balance >= policy.below {
+            return Err(PrepaidError::Refused(format!(
+                "emergency credit is for balances below {}; the balance is {balance}",
+                policy.below
+            )));
+        }
+        let cause = format!("emergency/{}", account.cycle);
+        match self.post(
+            consumer_no,
+            &cause,
+            "emergency_credit",
+            policy.amount,
+            &format!(r#"{{"cycle":{}}}"#, account.cycle),
+            now,
+        )? {
+            Posted::Already(_) => {
+                return Err(PrepaidError::Refused(
+                    "emergency credit was granted in this recharge cycle already; recharge to \
+                     restore it"
+                        .into(),
+                ));
+            }
+            Posted::New(_) => {}
+        }
+        let until = now + Duration::days(i64::from(policy.days));
+        self.store
+            .prepaid_emergency(consumer_no, policy.amount, Some(until), now)?;
+        notify::enqueue(
+            &self.store,
+            consumer_no,
+            &cause,
+            &Notice::EmergencyCredit {
+                amount: policy.amount,
+                until,
+            },
+            now,
+        )?;
+        self.balance_changed(consumer_no, &cause, now).await?;
+        self.balance(consumer_no)
+    }
+
+    // --- the daily charge run (use case 1.4)
+
+    /// Charges every prepaid consumer up to `day` (catching up missed days of the month) from
+    /// the day's consumption `usage` gives, then sends the low-balance alerts due.
+    pub fn charge_day(
+        &self,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+        usage: impl Fn(&str, NaiveDate) -> Option<DayUse>,
+    ) -> Result<DayRunReport, PrepaidError> {
+        let book = self.tariff_book()?;
+        let mut report = DayRunReport::default();
+        let mut after = String::new();
+        loop {
+            let page = self.store.prepaid_accounts(&after, PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.consumer_no.clone();
+            for account in page {
+                report.consumers += 1;
+                match self.charge_one(&book, &account, day, now, &usage) {
+                    Ok((days, waiting, alerts)) => {
+                        report.charged_days += days;
+                        report.waiting += usize::from(waiting);
+                        report.alerts += alerts;
+                    }
+                    Err(e) => report
+                        .failed
+                        .push((account.consumer_no.clone(), e.to_string())),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn charge_one(
+        &self,
+        book: &TariffBook,
+        account: &PrepaidAccount,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+        usage: &impl Fn(&str, NaiveDate) -> Option<DayUse>,
+    ) -> Result<(u32, bool, usize), PrepaidError> {
+        let consumer = self
+            .store
+            .mdm_consumer(&account.consumer_no)?
+            .ok_or_else(|| PrepaidError::NotFound(format!("consumer {}", account.consumer_no)))?;
+        let sanctioned_w = self
+            .store
+            .prepaid_supply(&account.consumer_no, now)?
+            .map_or(0, |(_, w)| w);
+        let charged = charge_through(
+            &self.store,
+            book,
+            &Account {
+                consumer_no: account.consumer_no.clone(),
+                category: consumer.category,
+                sanctioned_w,
+            },
+            day,
+            |d| {
+                // Never charge a day before the consumer became prepaid.
+                let since = crate::policy::ist_date(account.since);
+                if d < since {
+                    Some(DayUse::default())
+                } else {
+                    usage(&account.consumer_no, d)
+                }
+            },
+        )?;
+        let alerts = self.send_alerts(account, now)?;
+        Ok((charged.days_charged, charged.waiting_for.is_some(), alerts))
+    }
+
+    /// The low-balance alerts due for `account` in its recharge cycle, sent once each.
+    fn send_alerts(
+        &self,
+        account: &PrepaidAccount,
+        now: DateTime<Utc>,
+    ) -> Result<usize, PrepaidError> {
+        let balance = self.balance(&account.consumer_no)?;
+        let announced = self
+            .store
+            .low_balance_alerts(&account.consumer_no, account.cycle)?;
+        let due = alerts_due(
+            &self.config.alerts,
+            account.last_recharge,
+            balance,
+            &announced,
+        );
+        // The most urgent only: one message, not three, when a day skips thresholds.
+        let Some(&most_urgent) = due.first() else {
+            return Ok(0);
+        };
+        for pct in &due {
+            self.store.low_balance_alert(
+                &account.consumer_no,
+                account.cycle,
+                *pct,
+                balance,
+                now,
+            )?;
+        }
+        notify::enqueue(
+            &self.store,
+            &account.consumer_no,
+            &format!("low/{}/{most_urgent}", account.cycle),
+            &Notice::LowBalance {
+                percent: most_urgent,
+                balance,
+                at: now,
+            },
+            now,
+        )?;
+        Ok(1)
+    }
+
+    // --- disconnection and reconnection (use cases 3 and 4)
+
+    /// One look at every short connection and open case: cases opened for balances below the
+    /// threshold, warnings sent, disconnections sent at the first unprotected moment after the
+    /// notice, command outcomes taken in (relay state confirmed), reconnections sent after a
+    /// recharge, and payment-mode migrations moved on.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, PrepaidError> {
+        let mut report = TickReport::default();
+        let threshold = self.config.disconnection.threshold;
+        let mut after = String::new();
+        loop {
+            let page = self.store.prepaid_short(threshold, &after, PAGE)?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            for (consumer_no, balance) in page {
+                if self.store.supply_case_open_for(&consumer_no)?.is_some() {
+                    continue;
+                }
+                let Some((meter, _)) = self.store.prepaid_supply(&consumer_no, now)? else {
+                    tracing::warn!(consumer_no, "short of balance but no meter installed");
+                    continue;
+                };
+                self.store
+                    .supply_case_open(&consumer_no, &meter, balance, now)?;
+                report.opened += 1;
+            }
+        }
+        let mut after = 0;
+        loop {
+            let page = self.store.supply_cases(None, None, after, PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for mut case in page.into_iter().filter(|c| c.state != CaseState::Closed) {
+                if let Err(e) = self.advance_case(&mut case, now, &mut report).await {
+                    tracing::warn!(case = case.id, error = %e, "disconnection case not advanced");
+                }
+            }
+        }
+        let mut after = 0;
+        loop {
+            let page = self.store.mode_migrations(true, after, PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for mut m in page {
+                let before = m.state;
+                if let Err(e) = self.advance_migration(&mut m, now).await {
+                    tracing::warn!(migration = m.id, error = %e, "migration not advanced");
+                }
+                report.migrations_advanced += usize::from(m.state != before);
+            }
+        }
+        Ok(report)
+    }
+
+    fn connection(
+        &self,
+        case: &SupplyCase,
+        now: DateTime<Utc>,
+    ) -> Result<Connection, PrepaidError> {
+        let account = self.prepaid(&case.consumer_no)?;
+        let sanctioned_w = self
+            .store
+            .prepaid_supply(&case.consumer_no, now)?
+            .map_or(0, |(_, w)| w);
+        Ok(Connection {
+            balance: self.balance(&case.consumer_no)?,
+            sanctioned_w,
+            migrated_at: account.migrated_at,
+            emergency_credit_until: account.emergency_until,
+        })
+    }
+
+    async fn advance_case(
+        &self,
+        case: &mut SupplyCase,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), PrepaidError> {
+        let still_prepaid = self
+            .store
+            .prepaid_account(&case.consumer_no)?
+            .is_some_and(|a| a.prepaid);
+        let balance = self.balance(&case.consumer_no)?;
+        let recharged = balance >= self.config.disconnection.threshold || !still_prepaid;
+        let before = case.clone();
+        match case.state {
+            CaseState::Short if recharged => {
+                self.close(case, "recharged_before_disconnection", now);
+                report.closed += 1;
+            }
+            CaseState::Short => {
+                let connection = self.connection(case, now)?;
+                let notice = Duration::minutes(i64::from(self.config.notice_minutes));
+                match next_step(
+                    &self.config.disconnection,
+                    &connection,
+                    now,
+                    notice,
+                    case.warned_at,
+                ) {
+                    Step::Warn { at } => {
+                        notify::enqueue(
+                            &self.store,
+                            &case.consumer_no,
+                            &format!("disconnection-notice/{}", case.id),
+                            &Notice::DisconnectionNotice { balance, from: at },
+                            now,
+                        )?;
+                        case.warned_at = Some(now);
+                        case.disconnect_from = Some(at);
+                        report.warned += 1;
+                    }
+                    Step::Disconnect => {
+                        case.attempts += 1;
+                        let id = format!("case/{}/disconnect/{}", case.id, case.attempts);
+                        let batch = format!("prepaid-disconnect/{}", now.format("%Y%m%dT%H%M"));
+                        self.send(
+                            id.clone(),
+                            &case.meter,
+                            CommandKind::Disconnect,
+                            Some(batch),
+                        )
+                        .await?;
+                        case.disconnect_command = Some(id);
+                        case.disconnect_sent_at = Some(now);
+                        case.state = CaseState::Disconnecting;
+                        report.disconnect_sent += 1;
+                    }
+                    Step::Keep(Protection::BalanceAboveThreshold) => {
+                        self.close(case, "recharged_before_disconnection", now);
+                        report.closed += 1;
+                    }
+                    Step::Keep(p) => case.last_error = Some(format!("protected: {p:?}")),
+                    Step::Wait { .. } => {}
+                }
+            }
+            CaseState::Disconnecting => {
+                if let Some(status) = self
+                    .command_status(case.disconnect_command.as_deref())
+                    .await?
+                {
+                    match confirmed_relay(&status) {
+                        Some(RelayState::Disconnected) => {
+                            case.state = CaseState::Disconnected;
+                            // The engine's clock, as every time of the case (at most one look late).
+                            case.disconnected_at = Some(now);
+                            case.last_error = None;
+                            notify::enqueue(
+                                &self.store,
+                                &case.consumer_no,
+                                &format!("disconnected/{}", case.id),
+                                &Notice::Disconnected { balance, at: now },
+                                now,
+                            )?;
+                            report.disconnected += 1;
+                            if recharged {
+                                self.reconnect(case, now, report).await?;
+                            }
+                        }
+                        _ if status.state.is_final() => {
+                            // Not confirmed: decided again at the next look, as a new command.
+                            case.state = CaseState::Short;
+                            case.last_error = Some(failure(&status));
+                            report.failed_commands += 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            CaseState::Disconnected if recharged => self.reconnect(case, now, report).await?,
+            CaseState::Disconnected => {}
+            CaseState::Reconnecting => {
+                if let Some(status) = self
+                    .command_status(case.reconnect_command.as_deref())
+                    .await?
+                {
+                    match confirmed_relay(&status) {
+                        Some(RelayState::Connected) => {
+                            case.reconnected_at = Some(now);
+                            case.last_error = None;
+                            self.close(case, "reconnected", now);
+                            notify::enqueue(
+                                &self.store,
+                                &case.consumer_no,
+                                &format!("reconnected/{}", case.id),
+                                &Notice::Reconnected { balance, at: now },
+                                now,
+                            )?;
+                            report.reconnected += 1;
+                        }
+                        _ if status.state.is_final() => {
+                            // The two-hour limit runs: try again at once.
+                            case.last_error = Some(failure(&status));
+                            report.failed_commands += 1;
+                            self.reconnect(case, now, report).await?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            CaseState::Closed => {}
+        }
+        if *case != before {
+            case.updated_at = now;
+            self.store.supply_case_save(case)?;
+        }
+        Ok(())
+    }
+
+    async fn reconnect(
+        &self,
+        case: &mut SupplyCase,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), PrepaidError> {
+        if case.recharged_at.is_none() {
+            case.recharged_at = Some(now);
+            case.reconnect_due_by =
+                Some(now + Duration::minutes(i64::from(self.config.reconnect_limit_minutes)));
+        }
+        case.attempts += 1;
+        let id = format!("case/{}/reconnect/{}", case.id, case.attempts);
+        self.send(id.clone(), &case.meter, CommandKind::Reconnect, None)
+            .await?;
+        case.reconnect_command = Some(id);
+        case.reconnect_sent_at = Some(now);
+        case.state = CaseState::Reconnecting;
+        report.reconnect_sent += 1;
+        Ok(())
+    }
+
+    fn close(&self, case: &mut SupplyCase, outcome: &str, now: DateTime<Utc>) {
+        case.state = CaseState::Closed;
+        case.closed_at = Some(now);
+        case.outcome = Some(outcome.to_string());
+    }
+
+    // --- payment-mode migrations (use cases 13 and 14)
+
+    /// Starts moving `consumer_no` to prepaid with `opening` balance (a deposit less arrears,
+    /// may be negative), or to postpaid carrying the wallet's balance over. The steps run through
+    /// the head-end: the payment mode written and read back, a verification read, then the
+    /// wallet opened or closed and the completion reported to billing and CIS.
+    pub async fn start_migration(
+        &self,
+        consumer_no: &str,
+        to_prepaid: bool,
+        opening: Paise,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ModeMigration, PrepaidError> {
+        if self.store.mdm_consumer(consumer_no)?.is_none() {
+            return Err(PrepaidError::NotFound(format!("consumer {consumer_no}")));
+        }
+        let (meter, _) = self
+            .store
+            .prepaid_supply(consumer_no, now)?
+            .ok_or_else(|| {
+                PrepaidError::Refused(format!("{consumer_no} has no meter installed"))
+            })?;
+        let prepaid = self
+            .store
+            .prepaid_account(consumer_no)?
+            .is_some_and(|a| a.prepaid);
+        if prepaid == to_prepaid {
+            return Err(PrepaidError::Refused(format!(
+                "{consumer_no} is {} already",
+                if prepaid { "prepaid" } else { "postpaid" }
+            )));
+        }
+        let balance = if to_prepaid {
+            opening
+        } else {
+            self.balance(consumer_no)?
+        };
+        let mut m = self.store.mode_migration_start(
+            consumer_no,
+            &meter,
+            to_prepaid,
+            balance,
+            requested_by,
+            now,
+        )?;
+        self.advance_migration(&mut m, now).await?;
+        Ok(m)
+    }
+
+    async fn advance_migration(
+        &self,
+        m: &mut ModeMigration,
+        now: DateTime<Utc>,
+    ) -> Result<(), PrepaidError> {
+        let before = m.clone();
+        let mode = if m.to_prepaid {
+            PaymentMode::Prepaid
+        } else {
+            PaymentMode::Postpaid
+        };
+        match m.state {
+            MigrationState::Requested => {
+                let id = format!("migration/{}/mode", m.id);
+                self.send(
+                    id.clone(),
+                    &m.meter,
+                    CommandKind::SetPaymentMode { mode },
+                    None,
+                )
+                .await?;
+                m.mode_command = Some(id);
+                m.state = MigrationState::ModeSent;
+            }
+            MigrationState::ModeSent => {
+                if let Some(status) = self.command_status(m.mode_command.as_deref()).await? {
+                    if status.state == CommandState::Succeeded {
+                        let id = format!("migration/{}/verify", m.id);
+                        self.send(id.clone(), &m.meter, CommandKind::ReadInstantaneous, None)
+                            .await?;
+                        m.verify_command = Some(id);
+                        m.state = MigrationState::Verifying;
+                    } else if status.state.is_final() {
+                        m.state = MigrationState::Failed;
+                        m.last_error = Some(failure(&status));
+                    }
+                }
+            }
+            MigrationState::Verifying => {
+                if let Some(status) = self.command_status(m.verify_command.as_deref()).await? {
+                    if status.state == CommandState::Succeeded {
+                        m.reading = status.outcome.as_ref().map(|o| o.detail.clone());
+                        self.complete_migration(m, now).await?;
+                    } else if status.state.is_final() {
+                        m.state = MigrationState::Failed;
+                        m.last_error = Some(failure(&status));
+                    }
+                }
+            }
+            MigrationState::Completed | MigrationState::Failed => {}
+        }
+        if *m != before {
+            m.updated_at = now;
+            self.store.mode_migration_save(m)?;
+        }
+        Ok(())
+    }
+
+    async fn complete_migration(
+        &self,
+        m: &mut ModeMigration,
+        now: DateTime<Utc>,
+    ) -> Result<(), PrepaidError> {
+        let opening = format!("migration/{}", m.id);
+        if m.to_prepaid {
+            self.store.prepaid_enrol(&m.consumer_no, now, Some(now))?;
+            self.post(
+                &m.consumer_no,
+                &opening,
+                "opening_balance",
+                m.balance,
+                &format!(r#"{{"migration":{}}}"#, m.id),
+                now,
+            )?;
+        } else {
+            // The closing statement: the wallet emptied into the postpaid account.
+            let balance = self.balance(&m.consumer_no)?;
+            m.balance = balance;
+            self.post(
+                &m.consumer_no,
+                &opening,
+                "closing_balance",
+                Paise(-balance.0),
+                &format!(
+                    r#"{{"migration":{},"carried_to_postpaid":{}}}"#,
+                    m.id, balance.0
+                ),
+                now,
+            )?;
+            self.store.prepaid_leave(&m.consumer_no, now)?;
+        }
+        m.state = MigrationState::Completed;
+        m.completed_at = Some(now);
+        let mode = if m.to_prepaid { "prepaid" } else { "postpaid" };
+        let payload = serde_json::json!({
+            "kind": "payment_mode_changed",
+            "consumer_no": m.consumer_no,
+            "meter": m.meter.as_str(),
+            "mode": mode,
+            "balance_paise": m.balance.0,
+            "verification": m.reading,
+            "completed_at": now.to_rfc3339(),
+        })
+        .to_string();
+        for destination in ["billing", "cis"] {
+            self.store.mdm_route(
+                &RoutedMessage {
+                    key: format!("{opening}/{destination}"),
+                    meter: m.meter.clone(),
+                    destination: destination.to_string(),
+                    payload: payload.clone(),
+                },
+                now,
+            )?;
+        }
+        notify::enqueue(
+            &self.store,
+            &m.consumer_no,
+            &opening,
+            &Notice::PaymentModeChanged {
+                mode: if m.to_prepaid {
+                    PaymentMode::Prepaid
+                } else {
+                    PaymentMode::Postpaid
+                },
+                balance: m.balance,
+                at: now,
+            },
+            now,
+        )?;
+        if m.to_prepaid {
+            self.balance_changed(&m.consumer_no, &opening, now).await?;
+        }
+        Ok(())
+    }
+
+    // --- helpers
+
+    fn prepaid(&self, consumer_no: &str) -> Result<PrepaidAccount, PrepaidError> {
+        match self.store.prepaid_account(consumer_no)? {
+            Some(a) if a.prepaid => Ok(a),
+            _ => Err(PrepaidError::NotFound(format!(
+                "{consumer_no} is not a prepaid consumer"
+            ))),
+        }
+    }
+
+    fn balance(&self, consumer_no: &str) -> Result<Paise, PrepaidError> {
+        self.store
+            .wallet_balance(consumer_no)?
+            .ok_or_else(|| PrepaidError::NotFound(format!("wallet of {consumer_no}")))
+    }
+
+    fn post(
+        &self,
+        consumer_no: &str,
+        cause: &str,
+        kind: &str,
+        amount: Paise,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Posted, PrepaidError> {
+        Ok(self.store.wallet_post(
+            &NewEntry {
+                consumer_no,
+                cause,
+                kind,
+                amount,
+                detail,
+            },
+            now,
+        )?)
+    }
+
+    async fn send(
+        &self,
+        id: String,
+        meter: &MeterSerial,
+        kind: CommandKind,
+        batch: Option<String>,
+    ) -> Result<(), PrepaidError> {
+        let Some(commands) = &self.commands else {
+            tracing::warn!(id, "no head-end: command not sent");
+            return Ok(());
+        };
+        commands
+            .submit(CommandRequest {
+                id: CommandId(id),
+                meter: meter.clone(),
+                kind,
+                requested_by: REQUESTED_BY.into(),
+                batch,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn command_status(
+        &self,
+        id: Option<&str>,
+    ) -> Result<Option<CommandStatus>, PrepaidError> {
+        let (Some(commands), Some(id)) = (&self.commands, id) else {
+            return Ok(None);
+        };
+        Ok(commands.status(&CommandId(id.to_string())).await?)
+    }
+}
+
+/// The relay state a succeeded relay command read back.
+fn confirmed_relay(status: &CommandStatus) -> Option<RelayState> {
+    (status.state == CommandState::Succeeded)
+        .then(|| status.outcome.as_ref().and_then(|o| o.relay))
+        .flatten()
+}
+
+fn failure(status: &CommandStatus) -> String {
+    status.outcome.as_ref().map_or_else(
+        || format!("command {} {}", status.id, status.state.name()),
+        |o| {
+            format!(
+                "command {} {}: {}",
+                status.id,
+                status.state.name(),
+                o.detail
+            )
+        },
+    )
+}

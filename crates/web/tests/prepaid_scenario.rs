@@ -1,0 +1,402 @@
+//! The prepaid engine end to end against a simulated meter over real TCP (use cases 3, 4, 13,
+//! 17): a consumer moved to prepaid through the head-end, a recharge credited and written to
+//! the meter, daily charges with an alert at each threshold, a warning, the disconnection at the
+//! first unprotected moment after the notice with the open relay read back, a recharge through
+//! the gateway's signed webhook, and the reconnection with the closed relay read back.
+//!
+//! The engine takes "now" from the test (the protected windows are about the clock); the meter
+//! and the head-end run in real time.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use chrono::{DateTime, NaiveDate, Utc};
+use model::Paise;
+use model::command::{CommandId, CommandState};
+use prepaid::charging::DayUse;
+use prepaid::gateway;
+use prepaid::policy::DisconnectionPolicy;
+use prepaid::service::{PaymentConfirmation, Prepaid, PrepaidConfig};
+use prepaid::tariff::{BillingUnit, Rate, Slab, Tariff};
+use serde_json::{Value, json};
+use store::mdm::{Consumer, ServicePoint};
+use store::prepaid_ops::{CaseState, MigrationState, TariffVersion};
+use store::{Role, Store};
+use tower::ServiceExt;
+use web::{AppState, GatewaySecret, app, issue_token};
+
+const SECRET: &[u8] = b"whsec_test_only";
+const CONSUMER: &str = "C-100";
+
+fn ist(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&format!("{s}+05:30"))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// ₹10 a kWh flat, no fixed charge, no duty: the charges are easy to follow by hand.
+fn flat_tariff() -> Tariff {
+    Tariff {
+        code: "TEST-FLAT".into(),
+        category: "residential".into(),
+        effective_from: NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        unit: BillingUnit::Kwh,
+        fixed_per_kw_day: Rate::parse("0").unwrap(),
+        slabs: vec![Slab {
+            up_to_kwh: None,
+            rate: Rate::parse("10").unwrap(),
+        }],
+        duty_bp: 0,
+    }
+}
+
+fn seed(store: &Store, meter: &str, at: DateTime<Utc>) {
+    store
+        .mdm_put_consumer(
+            &Consumer {
+                consumer_no: CONSUMER.into(),
+                name: "Asha Devi".into(),
+                category: "residential".into(),
+                net_metered: false,
+            },
+            at,
+        )
+        .unwrap();
+    store
+        .mdm_put_service_point(&ServicePoint {
+            id: "SP-100".into(),
+            address: "12 Civil Lines, Lucknow".into(),
+            sanctioned_load_w: 3000,
+        })
+        .unwrap();
+    store.mdm_connect_consumer("SP-100", CONSUMER, at).unwrap();
+    store
+        .mdm_install_meter(&model::MeterSerial::new(meter).unwrap(), "SP-100", at)
+        .unwrap();
+    let t = flat_tariff();
+    store
+        .tariff_put(
+            &TariffVersion {
+                category: t.category.clone(),
+                effective_from: t.effective_from,
+                code: t.code.clone(),
+                body: serde_json::to_string(&t).unwrap(),
+                created_by: "test".into(),
+                created_at: at,
+            },
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        )
+        .unwrap();
+}
+
+struct Scenario {
+    system: support::System,
+    engine: Prepaid,
+    api: axum::Router,
+    clock: Arc<AtomicI64>,
+    operator: String,
+}
+
+impl Scenario {
+    fn set_now(&self, t: DateTime<Utc>) {
+        self.clock.store(t.timestamp_millis(), Ordering::SeqCst);
+    }
+
+    /// Waits until the head-end has finished command `id`.
+    async fn finished(&self, id: &str) -> hes::commands::CommandStatus {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self
+                .system
+                .commands
+                .status(&CommandId(id.into()))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("no command {id}"));
+            if s.state.is_final() {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn case(&self) -> store::prepaid_ops::SupplyCase {
+        self.system
+            .store
+            .supply_cases(None, Some(CONSUMER), 0, 10)
+            .unwrap()
+            .pop()
+            .expect("a case")
+    }
+
+    async fn webhook(&self, body: &[u8], at: DateTime<Utc>) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/payments/pg/webhook")
+            .header("content-type", "application/json")
+            .header(gateway::SIGNATURE_HEADER, gateway::sign(SECRET, body, at))
+            .body(Body::from(body.to_vec()))
+            .unwrap();
+        let res = self.api.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, uri: &str) -> Value {
+        let req = Request::builder()
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", self.operator))
+            .body(Body::empty())
+            .unwrap();
+        let res = self.api.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}
+
+async fn scenario() -> Scenario {
+    let system = support::start(support::Options::new(1, Ipv4Addr::new(127, 181, 0, 1))).await;
+    let meter = system.serial(0);
+    seed(&system.store, &meter, ist("2026-11-01T00:00:00"));
+    let config = PrepaidConfig {
+        disconnection: DisconnectionPolicy {
+            grace_after_migration_days: 0,
+            ..DisconnectionPolicy::default()
+        },
+        ..PrepaidConfig::default()
+    };
+    let engine = Prepaid::new(system.store.clone(), Some(system.commands.clone()), config);
+    let clock = Arc::new(AtomicI64::new(0));
+    let reading = clock.clone();
+    let api = app(AppState::new(system.store.clone())
+        .with_commands(system.commands.clone())
+        .with_prepaid(engine.clone())
+        .with_gateway("pg", GatewaySecret::new(SECRET.to_vec()))
+        .with_clock(move || {
+            DateTime::from_timestamp_millis(reading.load(Ordering::SeqCst)).unwrap()
+        }));
+    let operator = issue_token(&system.store, Role::Operator, "ops", None, Utc::now())
+        .unwrap()
+        .secret;
+    // Issued "now": valid for the synthetic clock too (no expiry).
+    Scenario {
+        system,
+        engine,
+        api,
+        clock,
+        operator,
+    }
+}
+
+fn payment_body(id: &str, paise: i64, at: DateTime<Utc>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "event": "payment.captured",
+        "payment": {"id": id, "amount": paise, "currency": "INR",
+                    "consumer_no": CONSUMER, "captured_at": at.to_rfc3339()}
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
+    let s = scenario().await;
+    let store = s.system.store.clone();
+
+    // Use case 13: postpaid → prepaid through the head-end, opening balance zero.
+    let t0 = ist("2026-11-30T10:00:00");
+    let m = s
+        .engine
+        .start_migration(CONSUMER, true, Paise::ZERO, "test", t0)
+        .await
+        .unwrap();
+    assert_eq!(m.state, MigrationState::ModeSent);
+    let mode = s.finished(m.mode_command.as_deref().unwrap()).await;
+    assert_eq!(mode.state, CommandState::Succeeded);
+    assert_eq!(
+        mode.outcome.unwrap().read_back.as_deref(),
+        Some("prepaid"),
+        "the meter reads back prepaid"
+    );
+    s.engine.tick(t0).await.unwrap();
+    let m = store.mode_migration(m.id).unwrap().unwrap();
+    assert_eq!(m.state, MigrationState::Verifying);
+    s.finished(m.verify_command.as_deref().unwrap()).await;
+    s.engine.tick(t0).await.unwrap();
+    let m = store.mode_migration(m.id).unwrap().unwrap();
+    assert_eq!(m.state, MigrationState::Completed, "{m:?}");
+    assert!(store.prepaid_account(CONSUMER).unwrap().unwrap().prepaid);
+    let reports = store.mdm_notices(Some("billing"), 0, 10).unwrap();
+    assert_eq!(reports.len(), 1, "completion reported to billing");
+
+    // Use case 17.5: ₹500 recharged; the balance is written to the meter and read back.
+    let t1 = ist("2026-11-30T11:00:00");
+    let paid = s
+        .engine
+        .payment_confirmed(
+            PaymentConfirmation {
+                gateway: "pg".into(),
+                payment_id: "pay_A".into(),
+                consumer_no: CONSUMER.into(),
+                amount: Paise(50_000),
+                paid_at: t1,
+                body: "{}".into(),
+            },
+            t1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(paid.status, "credited");
+    assert_eq!(paid.balance, Some(Paise(50_000)));
+    let pushed = s
+        .finished(&format!("balance/{CONSUMER}/recharge/pay_A"))
+        .await;
+    assert_eq!(pushed.state, CommandState::Succeeded, "{pushed:?}");
+    assert_eq!(pushed.outcome.unwrap().read_back.as_deref(), Some("50000"));
+
+    // Use case 1.4: daily charges of ₹360, ₹100, ₹100 take the balance through 30 %, 10 %
+    // and 0 % of the recharge; each alert once.
+    let kwh = |d: u32| match d {
+        1 => 36_000,
+        _ => 10_000,
+    };
+    let usage = move |_: &str, day: NaiveDate| {
+        use chrono::Datelike;
+        (day.month() == 12 && day.day() <= 3).then(|| DayUse {
+            import_wh: kwh(day.day()),
+            import_vah: kwh(day.day()),
+            estimated: false,
+        })
+    };
+    let mut balances = Vec::new();
+    for (day, at) in [
+        (1, "2026-12-02T06:00:00"),
+        (2, "2026-12-03T06:00:00"),
+        (3, "2026-12-04T06:00:00"),
+    ] {
+        let day = NaiveDate::from_ymd_opt(2026, 12, day).unwrap();
+        let r = s.engine.charge_day(day, ist(at), usage).unwrap();
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert_eq!(r.alerts, 1, "one alert on {day}");
+        // Re-running the day charges nothing and alerts nothing.
+        let again = s.engine.charge_day(day, ist(at), usage).unwrap();
+        assert_eq!((again.charged_days, again.alerts), (0, 0));
+        balances.push(store.wallet_balance(CONSUMER).unwrap().unwrap());
+    }
+    assert_eq!(
+        balances,
+        vec![Paise(14_000), Paise(4_000), Paise(-6_000)],
+        "₹500 − ₹360 − ₹100 − ₹100"
+    );
+    let cycle = store.prepaid_account(CONSUMER).unwrap().unwrap().cycle;
+    assert_eq!(
+        store.low_balance_alerts(CONSUMER, cycle).unwrap(),
+        vec![0, 10, 30]
+    );
+    assert!(store.wallet_check(CONSUMER).unwrap());
+
+    // Use case 3.2: at 06:00 IST (protected until 08:00) the consumer is warned; the
+    // disconnection is announced for the later of 08:00 and the notice (3 h): 09:00.
+    s.engine.tick(ist("2026-12-04T06:00:00")).await.unwrap();
+    let case = s.case().await;
+    assert_eq!(case.state, CaseState::Short);
+    assert_eq!(case.warned_at, Some(ist("2026-12-04T06:00:00")));
+    assert_eq!(case.disconnect_from, Some(ist("2026-12-04T09:00:00")));
+    assert!(case.disconnect_command.is_none());
+    // 08:30: outside the night window but inside the notice: nothing is sent.
+    s.engine.tick(ist("2026-12-04T08:30:00")).await.unwrap();
+    assert_eq!(s.case().await.state, CaseState::Short);
+    assert!(s.case().await.disconnect_command.is_none());
+
+    // Use cases 3.3–3.6: at 09:00 the disconnection goes to the meter; the open relay is read
+    // back before the case says so.
+    s.engine.tick(ist("2026-12-04T09:00:00")).await.unwrap();
+    let case = s.case().await;
+    assert_eq!(case.state, CaseState::Disconnecting);
+    let cut = s
+        .finished(case.disconnect_command.as_deref().unwrap())
+        .await;
+    assert_eq!(cut.state, CommandState::Succeeded, "{cut:?}");
+    s.engine.tick(ist("2026-12-04T09:01:00")).await.unwrap();
+    let case = s.case().await;
+    assert_eq!(case.state, CaseState::Disconnected);
+    assert_eq!(
+        cut.outcome.unwrap().relay,
+        Some(model::RelayState::Disconnected)
+    );
+
+    // Use case 4: a recharge through the gateway's signed webhook reconnects.
+    let t2 = ist("2026-12-04T10:00:00");
+    s.set_now(t2);
+    let body = payment_body("pay_B", 50_000, t2);
+    let (status, answer) = s.webhook(&body, t2).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "credited");
+    assert_eq!(answer["balance_paise"], 44_000, "₹−60 recovered first");
+    assert_eq!(answer["first_time"], true);
+    // A replayed confirmation credits nothing.
+    let (status, replay) = s.webhook(&body, t2).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replay["first_time"], false);
+    assert_eq!(store.wallet_balance(CONSUMER).unwrap(), Some(Paise(44_000)));
+    // A forged one is refused and kept nowhere.
+    let forged = payment_body("pay_C", 9_900_000, t2);
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/payments/pg/webhook")
+        .header(
+            gateway::SIGNATURE_HEADER,
+            gateway::sign(b"guess", &forged, t2),
+        )
+        .body(Body::from(forged))
+        .unwrap();
+    assert_eq!(
+        s.api.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(store.payment("pg", "pay_C").unwrap().is_none());
+
+    let case = s.case().await;
+    assert_eq!(case.state, CaseState::Reconnecting);
+    assert_eq!(case.recharged_at, Some(t2));
+    assert_eq!(case.reconnect_due_by, Some(ist("2026-12-04T12:00:00")));
+    let restored = s.finished(case.reconnect_command.as_deref().unwrap()).await;
+    assert_eq!(restored.state, CommandState::Succeeded, "{restored:?}");
+    assert_eq!(
+        restored.outcome.unwrap().relay,
+        Some(model::RelayState::Connected)
+    );
+    s.engine.tick(ist("2026-12-04T10:02:00")).await.unwrap();
+    let closed = s.get(&format!("/api/v1/disconnections/{}", case.id)).await;
+    assert_eq!(closed["state"], "closed", "{closed}");
+    assert_eq!(closed["outcome"], "reconnected");
+    assert_eq!(closed["overdue"], false);
+    assert!(closed["reconnection_minutes"].as_i64().unwrap() <= 120);
+
+    // The API shows the payments and the ledger agrees with the balance.
+    let payments = s
+        .get(&format!("/api/v1/consumers/{CONSUMER}/payments"))
+        .await;
+    assert_eq!(payments.as_array().unwrap().len(), 2);
+    let wallet = s.get(&format!("/api/v1/consumers/{CONSUMER}/wallet")).await;
+    assert_eq!(wallet["balance_paise"], 44_000);
+    assert_eq!(wallet["ledger_checks"], true);
+}
