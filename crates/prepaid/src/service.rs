@@ -537,14 +537,21 @@ impl Prepaid {
                 report.opened += 1;
             }
         }
-        let mut after = 0;
-        loop {
-            let page = self.store.supply_cases(None, None, after, PAGE)?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            for mut case in page.into_iter().filter(|c| c.state != CaseState::Closed) {
-                if let Err(e) = self.advance_case(&mut case, now, &mut report).await {
-                    tracing::warn!(case = case.id, error = %e, "disconnection case not advanced");
+        for state in [
+            CaseState::Short,
+            CaseState::Disconnecting,
+            CaseState::Disconnected,
+            CaseState::Reconnecting,
+        ] {
+            let mut after = 0;
+            loop {
+                let page = self.store.supply_cases(Some(state), None, after, PAGE)?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for mut case in page {
+                    if let Err(e) = self.advance_case(&mut case, now, &mut report).await {
+                        tracing::warn!(case = case.id, error = %e, "disconnection case not advanced");
+                    }
                 }
             }
         }

@@ -20,6 +20,8 @@ pub enum TariffError {
     Rate(String),
     #[error("the slabs of tariff {0} must rise and end with an open slab")]
     Slabs(String),
+    #[error("not a list of tariffs: {0}")]
+    Json(String),
     #[error("no tariff for category {category} on {date}")]
     NoneInForce { category: String, date: NaiveDate },
 }
@@ -230,7 +232,22 @@ pub struct TariffBook {
     pub versions: Vec<Tariff>,
 }
 
+/// The tariffs a new data directory starts with (`tariffs/default.json`): one version for each
+/// common category, shaped like a state's schedule. A utility replaces them with its own through
+/// the API; they are examples, not any commission's order.
+pub const DEFAULT_TARIFFS: &str = include_str!("../tariffs/default.json");
+
 impl TariffBook {
+    /// The tariffs in `json` (an array of tariffs), each checked.
+    pub fn from_json(json: &str) -> Result<TariffBook, TariffError> {
+        let versions: Vec<Tariff> =
+            serde_json::from_str(json).map_err(|e| TariffError::Json(e.to_string()))?;
+        for t in &versions {
+            t.check()?;
+        }
+        Ok(TariffBook { versions })
+    }
+
     /// The version of `category`'s tariff in force on `date`: the latest that started by then.
     pub fn in_force(&self, category: &str, date: NaiveDate) -> Result<&Tariff, TariffError> {
         self.versions
@@ -246,6 +263,15 @@ impl TariffBook {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_default_tariffs_parse_and_check() {
+        let book = TariffBook::from_json(DEFAULT_TARIFFS).unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        for category in ["residential", "commercial", "industrial", "agricultural"] {
+            assert!(book.in_force(category, day).is_ok(), "{category}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

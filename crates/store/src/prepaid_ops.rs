@@ -384,7 +384,9 @@ impl Store {
             params![consumer_no, ms(at)],
         )?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("prepaid account {consumer_no}")));
+            return Err(StoreError::NotFound(format!(
+                "prepaid account {consumer_no}"
+            )));
         }
         Ok(())
     }
@@ -410,7 +412,12 @@ impl Store {
     }
 
     /// Prepaid consumers whose balance is below `below`, with the balance, a page at a time.
-    pub fn prepaid_short(&self, below: Paise, after: &str, limit: u32) -> Result<Vec<(String, Paise)>> {
+    pub fn prepaid_short(
+        &self,
+        below: Paise,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Paise)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT w.consumer_no, w.balance FROM wallet w \
@@ -628,8 +635,9 @@ impl Store {
 
     pub fn supply_case(&self, id: u64) -> Result<Option<SupplyCase>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {CASE_COLUMNS} FROM supply_case WHERE id = ?1"))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {CASE_COLUMNS} FROM supply_case WHERE id = ?1"
+        ))?;
         stmt.query_row(params![i64::try_from(id).unwrap_or(-1)], |r| Ok(case(r)))
             .optional()?
             .transpose()
@@ -737,13 +745,20 @@ impl Store {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {MIGRATION_COLUMNS} FROM mode_migration WHERE id = ?1"
         ))?;
-        stmt.query_row(params![i64::try_from(id).unwrap_or(-1)], |r| Ok(migration(r)))
-            .optional()?
-            .transpose()
+        stmt.query_row(params![i64::try_from(id).unwrap_or(-1)], |r| {
+            Ok(migration(r))
+        })
+        .optional()?
+        .transpose()
     }
 
     /// Migrations after id `after`, oldest first; `active` only those in progress.
-    pub fn mode_migrations(&self, active: bool, after: u64, limit: u32) -> Result<Vec<ModeMigration>> {
+    pub fn mode_migrations(
+        &self,
+        active: bool,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<ModeMigration>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {MIGRATION_COLUMNS} FROM mode_migration WHERE id > ?1 \

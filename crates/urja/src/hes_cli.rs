@@ -187,7 +187,7 @@ pub async fn run(args: HesArgs, shutdown: impl Future<Output = ()>) -> Result<()
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let api =
-        crate::web_cli::start(args.listen, &hes, &args.data.data, false, stopped(stop_rx)).await?;
+        crate::web_cli::start(args.listen, &hes, &args.data.data, false, &[], stop_rx).await?;
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);

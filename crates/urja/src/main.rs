@@ -8,6 +8,7 @@ mod bench;
 mod bench_ingest;
 mod hes_cli;
 mod mdm_cli;
+mod prepaid_cli;
 mod up;
 mod web_cli;
 

@@ -81,9 +81,12 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
         .await
         .with_context(|| format!("listening for pushes on {}", args.push_listen))?;
     let push_addr = push.local_addr().context("the push listener's address")?;
-    let fleet = match args.simulate {
-        Some(n) => Some(simulate(&args, n, push_addr, &hes).await?),
-        None => None,
+    let (fleet, simulated) = match args.simulate {
+        Some(n) => {
+            let (fleet, consumers) = simulate(&args, n, push_addr, &hes).await?;
+            (Some(fleet), consumers)
+        }
+        None => (None, Vec::new()),
     };
     let meters = hes.meters().len();
     if meters == 0 {
@@ -103,7 +106,7 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
         drop(push);
         once(&hes, &counts, &mdm).await
     } else {
-        serve(&args, hes, push, counts, shutdown).await
+        serve(&args, &simulated, hes, push, counts, shutdown).await
     };
     if !args.once {
         println!("MDM: {}", mdm.render());
@@ -118,6 +121,7 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
 /// Runs the head-end and the API until `shutdown`.
 async fn serve(
     args: &UpArgs,
+    to_prepaid: &[String],
     hes: HeadEnd,
     push: tokio::net::TcpListener,
     counts: MessageCounts,
@@ -129,7 +133,8 @@ async fn serve(
         &hes,
         &args.data.data,
         true,
-        hes_cli::stopped(stop_rx),
+        to_prepaid,
+        stop_rx,
     )
     .await?;
     let shutdown = async move {
@@ -141,13 +146,14 @@ async fn serve(
     served.map(|_| ())
 }
 
-/// Starts the simulated fleet (pushing to `push_to`) and imports its key file.
+/// Starts the simulated fleet (pushing to `push_to`), imports its key file and gives it a
+/// network; answers the fleet and its consumers.
 async fn simulate(
     args: &UpArgs,
     meters: u32,
     push_to: SocketAddr,
     hes: &HeadEnd,
-) -> Result<FleetHandle> {
+) -> Result<(FleetHandle, Vec<String>)> {
     let started = Instant::now();
     let seed = 1;
     let mut config = FleetConfig::new(meters, args.base_address, args.port, seed);
@@ -193,6 +199,11 @@ async fn simulate(
     // The MDM's side: a network and a consumer for every simulated meter.
     let serials: Vec<model::MeterSerial> = hes.meters().iter().map(|m| m.serial.clone()).collect();
     let network = mdm_cli::simulated_network(&serials, chrono::Utc::now());
+    let consumers = network
+        .connections
+        .iter()
+        .map(|c| c.consumer.consumer_no.clone())
+        .collect();
     let store = hes.store().clone();
     let counts =
         tokio::task::spawn_blocking(move || store.mdm_import_network(&network, chrono::Utc::now()))
@@ -202,7 +213,7 @@ async fn simulate(
         "the simulated meters' network: {} node(s), {} consumer(s)",
         counts.nodes, counts.connections
     );
-    Ok(fleet)
+    Ok((fleet, consumers))
 }
 
 /// One catch-up round of every job over every meter, the relay drained, the report.

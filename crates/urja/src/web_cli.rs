@@ -1,7 +1,6 @@
 //! The REST API in the binary: `urja admin token`, and the API served beside the head-end by
 //! `urja up` and `urja hes` (with the head-end's command executor, resumed at start).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -10,10 +9,13 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use hes::commands::{Commands, CommandsConfig};
 use hes::runtime::{DataDir, HeadEnd};
+use model::Paise;
 use store::{Role, Store};
-use web::AppState;
+use tokio::sync::watch;
+use web::{AppState, GatewaySecret};
 
-use crate::hes_cli::{DataArgs, ist};
+use crate::hes_cli::{DataArgs, ist, stopped};
+use crate::prepaid_cli;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
@@ -77,17 +79,20 @@ pub fn token(args: TokenArgs) -> Result<()> {
 #[derive(Debug)]
 pub struct Api {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    prepaid: prepaid_cli::PrepaidTasks,
 }
 
-/// Binds `listen`, starts the command executor on `hes` (resuming what a previous run left),
-/// and serves the API until `stop` completes. With `bootstrap`, a data directory that has
-/// never had a token gets an admin token, printed once.
+/// Binds `listen`, starts the command executor on `hes` (resuming what a previous run left)
+/// and the prepaid engine on it, and serves the API until `stop` turns true. With `bootstrap`,
+/// a data directory that has never had a token gets an admin token, printed once. The
+/// consumers in `to_prepaid` (a simulated fleet's) are moved to prepaid if they are not yet.
 pub async fn start(
     listen: SocketAddr,
     hes: &HeadEnd,
     data_dir: &Path,
     bootstrap: bool,
-    stop: impl Future<Output = ()> + Send + 'static,
+    to_prepaid: &[String],
+    stop: watch::Receiver<bool>,
 ) -> Result<Api> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -139,18 +144,33 @@ pub async fn start(
             );
         }
     }
+    let (engine, secret, prepaid) =
+        prepaid_cli::start(store.clone(), commands.clone(), data_dir, stop.clone()).await?;
+    let moving = prepaid_cli::migrate_simulated(&engine, to_prepaid, SIMULATED_OPENING).await;
+    if moving > 0 {
+        println!(
+            "prepaid: moving {moving} simulated consumer(s) to prepaid through the head-end, \
+             opening balance {SIMULATED_OPENING}"
+        );
+    }
     let state = AppState::new(store)
         .with_commands(commands)
+        .with_prepaid(engine)
+        .with_gateway(prepaid_cli::GATEWAY, GatewaySecret::new(secret))
         .with_firmware_dir(data_dir.join("firmware"));
-    let task = tokio::spawn(web::serve(listener, state, stop));
+    let task = tokio::spawn(web::serve(listener, state, stopped(stop)));
     println!("API: http://{addr}/api/v1 (OpenAPI: http://{addr}/api/openapi.json)");
-    Ok(Api { task })
+    Ok(Api { task, prepaid })
 }
+
+/// What a simulated consumer starts prepaid with.
+const SIMULATED_OPENING: Paise = Paise(50_000);
 
 impl Api {
     /// Waits for the server to finish after its stop signal (at most a few seconds: a client
     /// holding a request open does not keep the process alive).
     pub async fn finish(self) {
+        self.prepaid.finish().await;
         let abort = self.task.abort_handle();
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Ok(()))) => {}

@@ -77,8 +77,15 @@ impl ApiError {
 impl From<store::StoreError> for ApiError {
     /// A store error nobody expected: an internal error. Handlers map the ones they expect
     /// (not found, conflict) themselves.
+    /// What the caller asked for contradicts what is stored (409), is not there (404) or is
+    /// inconsistent (422): said as it is. Anything else is the server's problem.
     fn from(e: store::StoreError) -> Self {
-        ApiError::internal("store", &e)
+        match e {
+            store::StoreError::Conflict(m) => ApiError::conflict("conflict", m),
+            store::StoreError::NotFound(m) => ApiError::not_found(m),
+            store::StoreError::Invalid(m) => ApiError::unprocessable("invalid", m),
+            e => ApiError::internal("store", &e),
+        }
     }
 }
 

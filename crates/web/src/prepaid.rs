@@ -68,8 +68,7 @@ pub struct WebhookAnswer {
     responses(
         (status = 200, description = "Kept; what became of it", body = WebhookAnswer),
         (status = 400, description = "Signed, but not a payment confirmation", body = ErrorBody),
-        (status = 401, description = "Bad, missing or stale signature", body = ErrorBody),
-        (status = 404, description = "No such gateway", body = ErrorBody),
+        (status = 401, description = "Unknown gateway; bad, missing or stale signature", body = ErrorBody),
     )
 )]
 pub async fn webhook(
@@ -78,11 +77,10 @@ pub async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookAnswer>, ApiError> {
-    let engine = engine(&state)?.clone();
-    let secret = state
-        .gateways
-        .get(&gateway_name)
-        .ok_or_else(|| ApiError::not_found(format!("no payment gateway {gateway_name:?}")))?;
+    // Unknown to us is unauthenticated: the same answer as a bad signature.
+    let secret = state.gateways.get(&gateway_name).ok_or_else(|| {
+        ApiError::unauthorized(format!("no payment gateway {gateway_name:?} is configured"))
+    })?;
     let header = headers
         .get(gateway::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
@@ -106,7 +104,9 @@ pub async fn webhook(
             return Err(ApiError::unauthorized(e.to_string()));
         }
     };
-    let done = engine.payment_confirmed(confirmation, now).await?;
+    let done = engine(&state)?
+        .payment_confirmed(confirmation, now)
+        .await?;
     Ok(Json(WebhookAnswer {
         status: done.status,
         reason: done.reason,

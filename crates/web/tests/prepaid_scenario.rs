@@ -399,4 +399,36 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
     let wallet = s.get(&format!("/api/v1/consumers/{CONSUMER}/wallet")).await;
     assert_eq!(wallet["balance_paise"], 44_000);
     assert_eq!(wallet["ledger_checks"], true);
+
+    // Use case 14: back to postpaid. The meter's mode is changed and read back, a
+    // verification read follows, and the closing statement carries ₹440 to billing.
+    let t3 = ist("2026-12-04T11:00:00");
+    let back = s
+        .engine
+        .start_migration(CONSUMER, false, Paise::ZERO, "test", t3)
+        .await
+        .unwrap();
+    assert_eq!(back.balance, Paise(44_000));
+    let mode = s.finished(back.mode_command.as_deref().unwrap()).await;
+    assert_eq!(mode.outcome.unwrap().read_back.as_deref(), Some("postpaid"));
+    s.engine.tick(t3).await.unwrap();
+    let back = store.mode_migration(back.id).unwrap().unwrap();
+    s.finished(back.verify_command.as_deref().unwrap()).await;
+    s.engine.tick(t3).await.unwrap();
+    let back = store.mode_migration(back.id).unwrap().unwrap();
+    assert_eq!(back.state, MigrationState::Completed);
+    assert!(!store.prepaid_account(CONSUMER).unwrap().unwrap().prepaid);
+    assert_eq!(store.wallet_balance(CONSUMER).unwrap(), Some(Paise::ZERO));
+    assert!(store.wallet_check(CONSUMER).unwrap());
+    let billing = store.mdm_notices(Some("billing"), 0, 10).unwrap();
+    assert_eq!(billing.len(), 2);
+    let closing: Value = serde_json::from_str(&billing[1].message.payload).unwrap();
+    assert_eq!(closing["mode"], "postpaid");
+    assert_eq!(closing["balance_paise"], 44_000);
+    // A postpaid consumer's payment is not credited to a wallet: kept as unmatched.
+    let body = payment_body("pay_D", 10_000, t3);
+    s.set_now(t3);
+    let (_, answer) = s.webhook(&body, t3).await;
+    assert_eq!(answer["status"], "unmatched");
+    assert_eq!(store.wallet_balance(CONSUMER).unwrap(), Some(Paise::ZERO));
 }

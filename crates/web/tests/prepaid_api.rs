@@ -1,0 +1,465 @@
+//! The prepaid routes over a real store, without a head-end: the gateway's webhook and what it
+//! refuses, payments kept whatever became of them, emergency credit, tariff versions, the
+//! disconnection case list and the migration requests' checks.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use model::{MeterSerial, Paise};
+use prepaid::gateway;
+use prepaid::service::{Prepaid, PrepaidConfig};
+use serde_json::{Value, json};
+use store::prepaid_ops::CaseState;
+use store::{Role, Store};
+use tower::ServiceExt;
+use web::{AppState, GatewaySecret, app, issue_token};
+
+const SECRET: &[u8] = b"whsec_api_tests";
+const NOW: &str = "2026-12-01T06:30:00Z";
+
+fn now() -> DateTime<Utc> {
+    NOW.parse().unwrap()
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Store,
+    app: Router,
+    admin: String,
+    operator: String,
+    reader: String,
+}
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
+    let t = now();
+    let token = |role| {
+        issue_token(&store, role, "t", None, t - Duration::days(1))
+            .unwrap()
+            .secret
+    };
+    let (admin, operator, reader) = (
+        token(Role::Admin),
+        token(Role::Operator),
+        token(Role::Reader),
+    );
+    let engine = Prepaid::new(store.clone(), None, PrepaidConfig::default());
+    let app = app(AppState::new(store.clone())
+        .with_prepaid(engine)
+        .with_gateway("pg", GatewaySecret::new(SECRET.to_vec()))
+        .with_clock(move || t));
+    Rig {
+        _dir: dir,
+        store,
+        app,
+        admin,
+        operator,
+        reader,
+    }
+}
+
+impl Rig {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn webhook(
+        &self,
+        gateway_name: &str,
+        body: &[u8],
+        sig: Option<String>,
+    ) -> (StatusCode, Value) {
+        let headers: Vec<(&str, String)> = sig
+            .map(|s| vec![(gateway::SIGNATURE_HEADER, s)])
+            .unwrap_or_default();
+        self.call(
+            Method::POST,
+            &format!("/api/v1/payments/{gateway_name}/webhook"),
+            None,
+            &headers,
+            body.to_vec(),
+        )
+        .await
+    }
+
+    async fn pay(&self, id: &str, consumer: &str, paise: i64) -> Value {
+        let body = payment(id, consumer, paise);
+        let (status, answer) = self
+            .webhook("pg", &body, Some(gateway::sign(SECRET, &body, now())))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    }
+
+    async fn json(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.call(
+            method,
+            uri,
+            Some(token),
+            &[("content-type", "application/json".into())],
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+}
+
+fn payment(id: &str, consumer: &str, paise: i64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "event": "payment.captured",
+        "payment": {"id": id, "amount": paise, "currency": "INR",
+                    "consumer_no": consumer, "captured_at": NOW}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_webhook_credits_signed_confirmations_once_and_keeps_every_one() {
+    let r = rig();
+    r.store.prepaid_enrol("C-1", now(), None).unwrap();
+    let body = payment("pay_1", "C-1", 20_000);
+
+    // Refused before anything is kept: no gateway, no signature, a wrong or stale one.
+    assert_eq!(
+        r.webhook("other", &body, Some(gateway::sign(SECRET, &body, now())))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        r.webhook("pg", &body, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        r.webhook("pg", &body, Some(gateway::sign(b"wrong", &body, now())))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let stale = gateway::sign(SECRET, &body, now() - Duration::minutes(10));
+    assert_eq!(
+        r.webhook("pg", &body, Some(stale)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let garbage = b"{\"event\": \"payment.captured\", \"payment\": {\"id\": 1}}".to_vec();
+    let (status, err) = r
+        .webhook("pg", &garbage, Some(gateway::sign(SECRET, &garbage, now())))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["code"], "bad_confirmation");
+    assert!(r.store.payment("pg", "pay_1").unwrap().is_none());
+    assert_eq!(r.store.wallet_balance("C-1").unwrap(), Some(Paise::ZERO));
+
+    // Another event is acknowledged and ignored.
+    let refund = serde_json::to_vec(&json!({"event": "refund.created", "payment": {"id": "x", "amount": 1, "currency": "INR", "consumer_no": "C-1", "captured_at": NOW}})).unwrap();
+    let (status, answer) = r
+        .webhook("pg", &refund, Some(gateway::sign(SECRET, &refund, now())))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["status"], "ignored");
+
+    // Credited once; the replay is answered the same and credits nothing.
+    let first = r.pay("pay_1", "C-1", 20_000).await;
+    assert_eq!(first["status"], "credited");
+    assert_eq!(first["balance_paise"], 20_000);
+    assert_eq!(first["first_time"], true);
+    let again = r.pay("pay_1", "C-1", 20_000).await;
+    assert_eq!(again["first_time"], false);
+    assert_eq!(again["balance_paise"], 20_000);
+    assert_eq!(r.store.wallet_balance("C-1").unwrap(), Some(Paise(20_000)));
+
+    // Below the minimum: refused (to be refunded), kept with the reason.
+    let small = r.pay("pay_2", "C-1", 5_000).await;
+    assert_eq!(small["status"], "refused");
+    assert!(small["reason"].as_str().unwrap().contains("minimum"));
+    // Nobody's: kept as unmatched for reconciliation.
+    let stray = r.pay("pay_3", "C-404", 20_000).await;
+    assert_eq!(stray["status"], "unmatched");
+    assert_eq!(
+        r.store.payment("pg", "pay_3").unwrap().unwrap().consumer_no,
+        "C-404"
+    );
+
+    let (status, list) = r
+        .call(
+            Method::GET,
+            "/api/v1/consumers/C-1/payments",
+            Some(&r.reader),
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let statuses: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 2);
+    assert!(statuses.contains(&"credited") && statuses.contains(&"refused"));
+    assert!(r.store.wallet_check("C-1").unwrap());
+}
+
+#[tokio::test]
+async fn emergency_credit_once_per_cycle_and_recovered_by_the_next_recharge() {
+    let r = rig();
+    r.store.prepaid_enrol("C-2", now(), None).unwrap();
+    r.pay("pay_a", "C-2", 20_000).await;
+    let uri = "/api/v1/consumers/C-2/emergency-credit";
+    assert_eq!(
+        r.json(Method::POST, uri, &r.reader, json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // ₹200 is not low.
+    let (status, err) = r.json(Method::POST, uri, &r.operator, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    // Spend it down to ₹20.
+    r.store
+        .wallet_post(
+            &store::prepaid::NewEntry {
+                consumer_no: "C-2",
+                cause: "daily/2026-11-30",
+                kind: "daily_charge",
+                amount: Paise(-18_000),
+                detail: "{}",
+            },
+            now(),
+        )
+        .unwrap();
+    let (status, granted) = r.json(Method::POST, uri, &r.operator, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    assert_eq!(granted["balance_paise"], 12_000);
+    let account = r.store.prepaid_account("C-2").unwrap().unwrap();
+    assert_eq!(account.emergency_outstanding, Paise(10_000));
+    assert!(account.emergency_until.unwrap() > now());
+    // Not twice in a cycle.
+    assert_eq!(
+        r.json(Method::POST, uri, &r.operator, json!({})).await.0,
+        StatusCode::CONFLICT
+    );
+    // The next recharge pays it back.
+    let paid = r.pay("pay_b", "C-2", 20_000).await;
+    assert_eq!(
+        paid["balance_paise"], 22_000,
+        "₹120 + ₹200 − ₹100 recovered"
+    );
+    let account = r.store.prepaid_account("C-2").unwrap().unwrap();
+    assert_eq!(account.emergency_outstanding, Paise::ZERO);
+    assert!(account.emergency_until.is_none());
+    assert!(r.store.wallet_check("C-2").unwrap());
+}
+
+#[tokio::test]
+async fn tariff_versions_are_added_by_admins_and_never_rewritten_once_in_force() {
+    let r = rig();
+    let tariff = |from: &str, rate: &str| {
+        json!({"code": "DOM-2", "category": "residential", "effective_from": from,
+               "unit": "kwh", "fixed_per_kw_day": "3.5",
+               "slabs": [{"up_to_kwh": 100, "rate": rate}, {"up_to_kwh": null, "rate": "7"}],
+               "duty_bp": 500})
+    };
+    let uri = "/api/v1/tariffs";
+    assert_eq!(
+        r.json(Method::POST, uri, &r.operator, tariff("2026-11-01", "5"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        r.json(Method::POST, uri, &r.admin, tariff("2026-11-01", "5"))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    // The same again is fine; a change to a version in force is not.
+    assert_eq!(
+        r.json(Method::POST, uri, &r.admin, tariff("2026-11-01", "5"))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, err) = r
+        .json(Method::POST, uri, &r.admin, tariff("2026-11-01", "4"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    // A future version can be corrected until it starts.
+    for rate in ["6", "6.25"] {
+        assert_eq!(
+            r.json(Method::POST, uri, &r.admin, tariff("2027-04-01", rate))
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+    }
+    // Not a tariff: slabs that do not end open, a rate with too many decimals.
+    let mut bad = tariff("2027-05-01", "6");
+    bad["slabs"] = json!([{"up_to_kwh": 100, "rate": "5"}]);
+    assert_eq!(
+        r.json(Method::POST, uri, &r.admin, bad).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        r.json(
+            Method::POST,
+            uri,
+            &r.admin,
+            tariff("2027-05-01", "5.123456")
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (status, list) = r.call(Method::GET, uri, Some(&r.reader), &[], vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["effective_from"], "2026-11-01");
+    assert_eq!(list[1]["tariff"]["slabs"][0]["rate"], "6.25");
+    assert!(
+        list[1]["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("token ")
+    );
+}
+
+#[tokio::test]
+async fn disconnection_cases_list_by_state_and_migrations_check_their_request() {
+    let r = rig();
+    let meter = MeterSerial::new("M-7").unwrap();
+    let t = now();
+    let mut c = r
+        .store
+        .supply_case_open("C-7", &meter, Paise(-500), t)
+        .unwrap();
+    // The same consumer has one open case.
+    assert_eq!(
+        r.store
+            .supply_case_open("C-7", &meter, Paise(-900), t)
+            .unwrap()
+            .id,
+        c.id
+    );
+    c.state = CaseState::Disconnected;
+    c.recharged_at = Some(t - Duration::hours(3));
+    c.reconnect_due_by = Some(t - Duration::hours(1));
+    r.store.supply_case_save(&c).unwrap();
+    let (status, page) = r
+        .call(
+            Method::GET,
+            "/api/v1/disconnections?state=disconnected",
+            Some(&r.reader),
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["consumer_no"], "C-7");
+    assert_eq!(
+        items[0]["overdue"], true,
+        "past the 2-hour limit and not reconnected"
+    );
+    let (_, none) = r
+        .call(
+            Method::GET,
+            "/api/v1/disconnections?state=closed",
+            Some(&r.reader),
+            &[],
+            vec![],
+        )
+        .await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+    assert_eq!(
+        r.call(
+            Method::GET,
+            "/api/v1/disconnections?state=off",
+            Some(&r.reader),
+            &[],
+            vec![]
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        r.call(
+            Method::GET,
+            "/api/v1/disconnections/999",
+            Some(&r.reader),
+            &[],
+            vec![]
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let uri = "/api/v1/migrations";
+    let (status, _) = r
+        .json(
+            Method::POST,
+            uri,
+            &r.operator,
+            json!({"consumer_no": "C-7", "to": "sideways"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // This server sends no commands to meters: a migration cannot run here.
+    let (status, err) = r
+        .json(
+            Method::POST,
+            uri,
+            &r.operator,
+            json!({"consumer_no": "C-7", "to": "prepaid"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    assert_eq!(
+        r.json(
+            Method::POST,
+            uri,
+            &r.reader,
+            json!({"consumer_no": "C-7", "to": "prepaid"})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+}
