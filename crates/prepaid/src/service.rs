@@ -11,6 +11,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use hes::commands::{CommandError, CommandStatus, Commands};
 use model::command::{CommandId, CommandKind, CommandRequest, CommandState};
+use model::reading::EventCategory;
 use model::{MeterSerial, Paise, PaymentMode, RelayState};
 use notify::Notice;
 use serde::{Deserialize, Serialize};
@@ -757,9 +758,10 @@ impl Prepaid {
     // --- payment-mode migrations (use cases 13 and 14)
 
     /// Starts moving `consumer_no` to prepaid with `opening` balance (a deposit less arrears,
-    /// may be negative), or to postpaid carrying the wallet's balance over. The steps run through
-    /// the head-end: the payment mode written and read back, a verification read, then the
-    /// wallet opened or closed and the completion reported to billing and CIS.
+    /// may be negative), or to postpaid carrying the wallet's balance over. The steps
+    /// ([`migration_steps`]) run through the head-end one after the other, each confirmed by the
+    /// meter; then the wallet is opened or closed and the completion reported to billing and
+    /// CIS.
     pub async fn start_migration(
         &self,
         consumer_no: &str,
@@ -810,50 +812,39 @@ impl Prepaid {
         now: DateTime<Utc>,
     ) -> Result<(), PrepaidError> {
         let before = m.clone();
-        let mode = if m.to_prepaid {
-            PaymentMode::Prepaid
-        } else {
-            PaymentMode::Postpaid
-        };
-        match m.state {
-            MigrationState::Requested => {
-                let id = format!("migration/{}/mode", m.id);
-                self.send(
-                    id.clone(),
-                    &m.meter,
-                    CommandKind::SetPaymentMode { mode },
-                    None,
-                )
-                .await?;
-                m.mode_command = Some(id);
-                m.state = MigrationState::ModeSent;
-            }
-            MigrationState::ModeSent => {
-                if let Some(status) = self.command_status(m.mode_command.as_deref()).await? {
-                    if status.state == CommandState::Succeeded {
-                        let id = format!("migration/{}/verify", m.id);
-                        self.send(id.clone(), &m.meter, CommandKind::ReadInstantaneous, None)
-                            .await?;
-                        m.verify_command = Some(id);
-                        m.state = MigrationState::Verifying;
-                    } else if status.state.is_final() {
-                        m.state = MigrationState::Failed;
-                        m.last_error = Some(failure(&status));
-                    }
+        let steps = migration_steps(m.to_prepaid);
+        if m.state == MigrationState::Requested {
+            m.state = MigrationState::Running;
+            m.step = 0;
+            self.send_step(m, &steps, now).await?;
+        } else if m.state == MigrationState::Running
+            && let Some(status) = self.command_status(m.command.as_deref()).await?
+            && status.state.is_final()
+        {
+            let name = steps.get(m.step as usize).map_or("?", |s| s.name);
+            let mut log: Vec<serde_json::Value> = serde_json::from_str(&m.log).unwrap_or_default();
+            log.push(serde_json::json!({
+                "step": name,
+                "command": status.id.0,
+                "state": status.state.name(),
+                "detail": status.outcome.as_ref().map(|o| o.detail.clone()),
+                "read_back": status.outcome.as_ref().and_then(|o| o.read_back.clone()),
+                "relay": status.outcome.as_ref().and_then(|o| o.relay),
+                "at": now.to_rfc3339(),
+            }));
+            m.log = serde_json::Value::Array(log).to_string();
+            if status.state == CommandState::Succeeded {
+                m.step += 1;
+                if (m.step as usize) < steps.len() {
+                    self.send_step(m, &steps, now).await?;
+                } else {
+                    m.command = None;
+                    self.complete_migration(m, now).await?;
                 }
+            } else {
+                m.state = MigrationState::Failed;
+                m.last_error = Some(format!("step {name}: {}", failure(&status)));
             }
-            MigrationState::Verifying => {
-                if let Some(status) = self.command_status(m.verify_command.as_deref()).await? {
-                    if status.state == CommandState::Succeeded {
-                        m.reading = status.outcome.as_ref().map(|o| o.detail.clone());
-                        self.complete_migration(m, now).await?;
-                    } else if status.state.is_final() {
-                        m.state = MigrationState::Failed;
-                        m.last_error = Some(failure(&status));
-                    }
-                }
-            }
-            MigrationState::Completed | MigrationState::Failed => {}
         }
         if *m != before {
             m.updated_at = now;
@@ -862,17 +853,33 @@ impl Prepaid {
         Ok(())
     }
 
+    async fn send_step(
+        &self,
+        m: &mut ModeMigration,
+        steps: &[MigrationStep],
+        now: DateTime<Utc>,
+    ) -> Result<(), PrepaidError> {
+        let Some(step) = steps.get(m.step as usize) else {
+            return Ok(());
+        };
+        let id = format!("migration/{}/{}", m.id, step.name);
+        self.send(id.clone(), &m.meter, (step.kind)(now), None)
+            .await?;
+        m.command = Some(id);
+        Ok(())
+    }
+
     async fn complete_migration(
         &self,
         m: &mut ModeMigration,
         now: DateTime<Utc>,
     ) -> Result<(), PrepaidError> {
-        let opening = format!("migration/{}", m.id);
+        let cause = format!("migration/{}", m.id);
         if m.to_prepaid {
             self.store.prepaid_enrol(&m.consumer_no, now, Some(now))?;
             self.post(
                 &m.consumer_no,
-                &opening,
+                &cause,
                 "opening_balance",
                 m.balance,
                 &format!(r#"{{"migration":{}}}"#, m.id),
@@ -884,7 +891,7 @@ impl Prepaid {
             m.balance = balance;
             self.post(
                 &m.consumer_no,
-                &opening,
+                &cause,
                 "closing_balance",
                 Paise(-balance.0),
                 &format!(
@@ -897,21 +904,26 @@ impl Prepaid {
         }
         m.state = MigrationState::Completed;
         m.completed_at = Some(now);
-        let mode = if m.to_prepaid { "prepaid" } else { "postpaid" };
+        let mode = if m.to_prepaid {
+            PaymentMode::Prepaid
+        } else {
+            PaymentMode::Postpaid
+        };
+        let log: serde_json::Value = serde_json::from_str(&m.log).unwrap_or_default();
         let payload = serde_json::json!({
             "kind": "payment_mode_changed",
             "consumer_no": m.consumer_no,
             "meter": m.meter.as_str(),
-            "mode": mode,
+            "mode": if m.to_prepaid { "prepaid" } else { "postpaid" },
             "balance_paise": m.balance.0,
-            "verification": m.reading,
+            "steps": log,
             "completed_at": now.to_rfc3339(),
         })
         .to_string();
         for destination in ["billing", "cis"] {
             self.store.mdm_route(
                 &RoutedMessage {
-                    key: format!("{opening}/{destination}"),
+                    key: format!("{cause}/{destination}"),
                     meter: m.meter.clone(),
                     destination: destination.to_string(),
                     payload: payload.clone(),
@@ -922,20 +934,16 @@ impl Prepaid {
         notify::enqueue(
             &self.store,
             &m.consumer_no,
-            &opening,
+            &cause,
             &Notice::PaymentModeChanged {
-                mode: if m.to_prepaid {
-                    PaymentMode::Prepaid
-                } else {
-                    PaymentMode::Postpaid
-                },
+                mode,
                 balance: m.balance,
                 at: now,
             },
             now,
         )?;
         if m.to_prepaid {
-            self.balance_changed(&m.consumer_no, &opening, now).await?;
+            self.balance_changed(&m.consumer_no, &cause, now).await?;
         }
         Ok(())
     }
@@ -1031,4 +1039,81 @@ fn failure(status: &CommandStatus) -> String {
             )
         },
     )
+}
+
+/// One head-end step of a migration: a name (part of its command id) and the command.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationStep {
+    pub name: &'static str,
+    pub kind: fn(DateTime<Utc>) -> CommandKind,
+}
+
+/// The last day's intervals and events, read to verify the meter after a change.
+fn last_day(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (now - Duration::days(1), now)
+}
+
+/// The steps of a migration, in order. To prepaid (use case 13): the prepaid mode written and
+/// read back (13.5–13.6), then instantaneous, interval and event data read (13.7–13.8). To
+/// postpaid (14): the final read (14.2–14.3), the supply switched off and confirmed (14.4–14.5),
+/// the postpaid mode written and read back (14.6–14.7), the supply switched back on and
+/// confirmed, and the verification read (14.8–14.9).
+pub fn migration_steps(to_prepaid: bool) -> Vec<MigrationStep> {
+    let instantaneous = |name| MigrationStep {
+        name,
+        kind: |_| CommandKind::ReadInstantaneous,
+    };
+    let intervals = |name| MigrationStep {
+        name,
+        kind: |now| {
+            let (from, to) = last_day(now);
+            CommandKind::ReadBlockLoad { from, to }
+        },
+    };
+    let events = MigrationStep {
+        name: "verify-events",
+        kind: |now| {
+            let (from, to) = last_day(now);
+            CommandKind::ReadEvents {
+                log: EventCategory::Other,
+                from,
+                to,
+            }
+        },
+    };
+    if to_prepaid {
+        vec![
+            MigrationStep {
+                name: "mode",
+                kind: |_| CommandKind::SetPaymentMode {
+                    mode: PaymentMode::Prepaid,
+                },
+            },
+            instantaneous("verify-instantaneous"),
+            intervals("verify-intervals"),
+            events,
+        ]
+    } else {
+        vec![
+            instantaneous("final-instantaneous"),
+            intervals("final-intervals"),
+            MigrationStep {
+                name: "disconnect",
+                kind: |_| CommandKind::Disconnect,
+            },
+            MigrationStep {
+                name: "mode",
+                kind: |_| CommandKind::SetPaymentMode {
+                    mode: PaymentMode::Postpaid,
+                },
+            },
+            MigrationStep {
+                name: "reconnect",
+                kind: |_| CommandKind::Reconnect,
+            },
+            instantaneous("verify-instantaneous"),
+            intervals("verify-intervals"),
+            events,
+        ]
+    }
 }

@@ -96,23 +96,24 @@ CREATE TABLE supply_case (
 CREATE UNIQUE INDEX supply_case_open ON supply_case (consumer_no) WHERE state <> 'closed';
 CREATE INDEX supply_case_active ON supply_case (state) WHERE state <> 'closed';
 
--- Postpaid → prepaid (use case 13) and back (14), step by step through the head-end.
--- state: 'requested' → 'mode_sent' → 'verifying' → 'completed' | 'failed'
+-- Postpaid → prepaid (use case 13) and back (14): an ordered list of head-end steps (reads,
+-- switch, payment mode), each a command whose outcome is logged before the next is sent.
+-- state: 'requested' → 'running' → 'completed' | 'failed'
 CREATE TABLE mode_migration (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     consumer_no    TEXT NOT NULL,
     meter          TEXT NOT NULL,
     target         TEXT NOT NULL CHECK (target IN ('prepaid', 'postpaid')),
-    state          TEXT NOT NULL CHECK (state IN
-                     ('requested', 'mode_sent', 'verifying', 'completed', 'failed')),
+    state          TEXT NOT NULL CHECK (state IN ('requested', 'running', 'completed', 'failed')),
     -- to prepaid: the opening balance (deposit less arrears); to postpaid: the closing balance
     balance        INTEGER NOT NULL,
     requested_by   TEXT NOT NULL,
     requested_at   INTEGER NOT NULL,
-    mode_command   TEXT,
-    verify_command TEXT,
-    -- the final/verification read: JSON of the register snapshot
-    reading        TEXT,
+    -- the step under way (0-based) and its command
+    step           INTEGER NOT NULL DEFAULT 0,
+    command        TEXT,
+    -- JSON array: each step's name, command, state and what the meter answered
+    log            TEXT NOT NULL DEFAULT '[]',
     completed_at   INTEGER,
     last_error     TEXT,
     updated_at     INTEGER NOT NULL

@@ -123,8 +123,7 @@ pub struct SupplyCase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MigrationState {
     Requested,
-    ModeSent,
-    Verifying,
+    Running,
     Completed,
     Failed,
 }
@@ -133,8 +132,7 @@ impl MigrationState {
     pub fn name(self) -> &'static str {
         match self {
             MigrationState::Requested => "requested",
-            MigrationState::ModeSent => "mode_sent",
-            MigrationState::Verifying => "verifying",
+            MigrationState::Running => "running",
             MigrationState::Completed => "completed",
             MigrationState::Failed => "failed",
         }
@@ -143,8 +141,7 @@ impl MigrationState {
     pub fn parse(s: &str) -> Option<MigrationState> {
         [
             MigrationState::Requested,
-            MigrationState::ModeSent,
-            MigrationState::Verifying,
+            MigrationState::Running,
             MigrationState::Completed,
             MigrationState::Failed,
         ]
@@ -170,10 +167,11 @@ pub struct ModeMigration {
     pub balance: Paise,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
-    pub mode_command: Option<String>,
-    pub verify_command: Option<String>,
-    /// What the verification read found, for the completion report.
-    pub reading: Option<String>,
+    /// The step under way (0-based) and its command.
+    pub step: u32,
+    pub command: Option<String>,
+    /// JSON array of the steps done: name, command, state, what the meter answered.
+    pub log: String,
     pub completed_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub updated_at: DateTime<Utc>,
@@ -250,7 +248,7 @@ fn case(r: &Row<'_>) -> Result<SupplyCase> {
 }
 
 const MIGRATION_COLUMNS: &str = "id, consumer_no, meter, target, state, balance, requested_by, \
-     requested_at, mode_command, verify_command, reading, completed_at, last_error, updated_at";
+     requested_at, step, command, log, completed_at, last_error, updated_at";
 
 fn migration(r: &Row<'_>) -> Result<ModeMigration> {
     let target: String = r.get(3)?;
@@ -265,9 +263,9 @@ fn migration(r: &Row<'_>) -> Result<ModeMigration> {
         balance: Paise(r.get(5)?),
         requested_by: r.get(6)?,
         requested_at: from_ms(r.get(7)?)?,
-        mode_command: r.get(8)?,
-        verify_command: r.get(9)?,
-        reading: r.get(10)?,
+        step: narrow(r.get(8)?, "migration step")?,
+        command: r.get(9)?,
+        log: r.get(10)?,
         completed_at: from_ms_opt(r.get(11)?)?,
         last_error: r.get(12)?,
         updated_at: from_ms(r.get(13)?)?,
@@ -774,16 +772,15 @@ impl Store {
     /// Writes a migration as it now stands.
     pub fn mode_migration_save(&self, m: &ModeMigration) -> Result<()> {
         let n = self.conn().execute(
-            "UPDATE mode_migration SET state = ?2, balance = ?3, mode_command = ?4, \
-             verify_command = ?5, reading = ?6, completed_at = ?7, last_error = ?8, \
-             updated_at = ?9 WHERE id = ?1",
+            "UPDATE mode_migration SET state = ?2, balance = ?3, step = ?4, command = ?5, \
+             log = ?6, completed_at = ?7, last_error = ?8, updated_at = ?9 WHERE id = ?1",
             params![
                 i64::try_from(m.id).unwrap_or(-1),
                 m.state.name(),
                 m.balance.0,
-                m.mode_command,
-                m.verify_command,
-                m.reading,
+                m.step,
+                m.command,
+                m.log,
                 m.completed_at.map(ms),
                 m.last_error,
                 ms(m.updated_at),

@@ -104,9 +104,7 @@ pub async fn webhook(
             return Err(ApiError::unauthorized(e.to_string()));
         }
     };
-    let done = engine(&state)?
-        .payment_confirmed(confirmation, now)
-        .await?;
+    let done = engine(&state)?.payment_confirmed(confirmation, now).await?;
     Ok(Json(WebhookAnswer {
         status: done.status,
         reason: done.reason,
@@ -461,15 +459,18 @@ pub struct MigrationView {
     pub meter: String,
     /// `prepaid` or `postpaid`.
     pub to: String,
-    /// `requested`, `mode_sent`, `verifying`, `completed` or `failed`.
+    /// `requested`, `running`, `completed` or `failed`.
     pub state: String,
     /// To prepaid: the opening balance; to postpaid: the closing balance carried over.
     pub balance_paise: i64,
     pub requested_by: String,
     pub requested_at: String,
-    pub mode_command: Option<String>,
-    pub verify_command: Option<String>,
-    pub verification: Option<String>,
+    /// The step under way (0-based) and its command.
+    pub step: u32,
+    pub command: Option<String>,
+    /// The steps done: name, command, state, what the meter answered.
+    #[schema(value_type = Vec<Object>)]
+    pub steps: serde_json::Value,
     pub completed_at: Option<String>,
     pub last_error: Option<String>,
 }
@@ -485,9 +486,9 @@ impl From<ModeMigration> for MigrationView {
             balance_paise: m.balance.0,
             requested_by: m.requested_by,
             requested_at: ist(m.requested_at),
-            mode_command: m.mode_command,
-            verify_command: m.verify_command,
-            verification: m.reading,
+            step: m.step,
+            command: m.command,
+            steps: serde_json::from_str(&m.log).unwrap_or_default(),
             completed_at: ist_opt(m.completed_at),
             last_error: m.last_error,
         }
@@ -504,10 +505,13 @@ pub struct MigrationRequest {
     pub opening_balance_paise: i64,
 }
 
-/// Moves a consumer between postpaid and prepaid (use cases 13 and 14): the payment mode is
-/// written to the meter and read back, a verification read follows, then the wallet is opened
-/// with its opening balance (or closed, its balance carried to the postpaid account) and the
-/// completion reported to billing and CIS. Poll the migration for its progress.
+/// Moves a consumer between postpaid and prepaid (use cases 13 and 14) through the head-end,
+/// one confirmed step after another. To prepaid: the mode written and read back, then
+/// instantaneous, interval and event data read. To postpaid: the final read, the supply off
+/// (confirmed), the mode written and read back, the supply on (confirmed), the verification
+/// read. Then the wallet is opened with its opening balance (or closed, its balance carried to
+/// the postpaid account) and the completion reported to billing and CIS. Poll the migration for
+/// its progress.
 #[utoipa::path(
     post,
     path = "/api/v1/migrations",

@@ -130,6 +130,21 @@ impl Scenario {
         }
     }
 
+    /// Looks at a migration until it is over (each step's command finished first).
+    async fn migrate(&self, id: u64, now: DateTime<Utc>) -> store::prepaid_ops::ModeMigration {
+        for _ in 0..20 {
+            let m = self.system.store.mode_migration(id).unwrap().unwrap();
+            if m.state.is_final() {
+                return m;
+            }
+            if let Some(command) = &m.command {
+                self.finished(command).await;
+            }
+            self.engine.tick(now).await.unwrap();
+        }
+        panic!("migration {id} never finished");
+    }
+
     async fn case(&self) -> store::prepaid_ops::SupplyCase {
         self.system
             .store
@@ -221,28 +236,31 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
     let s = scenario().await;
     let store = s.system.store.clone();
 
-    // Use case 13: postpaid → prepaid through the head-end, opening balance zero.
+    // Use case 13: postpaid → prepaid through the head-end, opening balance zero: the mode
+    // written and read back, then instantaneous, interval and event data read.
     let t0 = ist("2026-11-30T10:00:00");
     let m = s
         .engine
         .start_migration(CONSUMER, true, Paise::ZERO, "test", t0)
         .await
         .unwrap();
-    assert_eq!(m.state, MigrationState::ModeSent);
-    let mode = s.finished(m.mode_command.as_deref().unwrap()).await;
-    assert_eq!(mode.state, CommandState::Succeeded);
+    let m = s.migrate(m.id, t0).await;
+    assert_eq!(m.state, MigrationState::Completed, "{m:?}");
+    let steps: Vec<Value> = serde_json::from_str(&m.log).unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
     assert_eq!(
-        mode.outcome.unwrap().read_back.as_deref(),
-        Some("prepaid"),
+        names,
+        [
+            "mode",
+            "verify-instantaneous",
+            "verify-intervals",
+            "verify-events"
+        ]
+    );
+    assert_eq!(
+        steps[0]["read_back"], "prepaid",
         "the meter reads back prepaid"
     );
-    s.engine.tick(t0).await.unwrap();
-    let m = store.mode_migration(m.id).unwrap().unwrap();
-    assert_eq!(m.state, MigrationState::Verifying);
-    s.finished(m.verify_command.as_deref().unwrap()).await;
-    s.engine.tick(t0).await.unwrap();
-    let m = store.mode_migration(m.id).unwrap().unwrap();
-    assert_eq!(m.state, MigrationState::Completed, "{m:?}");
     assert!(store.prepaid_account(CONSUMER).unwrap().unwrap().prepaid);
     let reports = store.mdm_notices(Some("billing"), 0, 10).unwrap();
     assert_eq!(reports.len(), 1, "completion reported to billing");
@@ -409,14 +427,26 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
         .await
         .unwrap();
     assert_eq!(back.balance, Paise(44_000));
-    let mode = s.finished(back.mode_command.as_deref().unwrap()).await;
-    assert_eq!(mode.outcome.unwrap().read_back.as_deref(), Some("postpaid"));
-    s.engine.tick(t3).await.unwrap();
-    let back = store.mode_migration(back.id).unwrap().unwrap();
-    s.finished(back.verify_command.as_deref().unwrap()).await;
-    s.engine.tick(t3).await.unwrap();
-    let back = store.mode_migration(back.id).unwrap().unwrap();
-    assert_eq!(back.state, MigrationState::Completed);
+    let back = s.migrate(back.id, t3).await;
+    assert_eq!(back.state, MigrationState::Completed, "{back:?}");
+    let steps: Vec<Value> = serde_json::from_str(&back.log).unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "final-instantaneous",
+            "final-intervals",
+            "disconnect",
+            "mode",
+            "reconnect",
+            "verify-instantaneous",
+            "verify-intervals",
+            "verify-events"
+        ]
+    );
+    assert_eq!(steps[2]["relay"], "disconnected");
+    assert_eq!(steps[3]["read_back"], "postpaid");
+    assert_eq!(steps[4]["relay"], "connected");
     assert!(!store.prepaid_account(CONSUMER).unwrap().unwrap().prepaid);
     assert_eq!(store.wallet_balance(CONSUMER).unwrap(), Some(Paise::ZERO));
     assert!(store.wallet_check(CONSUMER).unwrap());
