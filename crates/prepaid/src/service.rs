@@ -168,6 +168,11 @@ impl std::fmt::Debug for Prepaid {
 }
 
 const REQUESTED_BY: &str = "prepaid";
+/// After a disconnection the meter did not confirm, the next try waits this long.
+const DISCONNECT_RETRY: Duration = Duration::minutes(10);
+/// After a reconnection the meter did not confirm, the next try waits this long (the
+/// regulator's two hours run).
+const RECONNECT_RETRY: Duration = Duration::minutes(1);
 const PAGE: u32 = 500;
 
 impl Prepaid {
@@ -630,6 +635,10 @@ impl Prepaid {
                         case.disconnect_from = Some(at);
                         report.warned += 1;
                     }
+                    Step::Disconnect
+                        if case
+                            .disconnect_sent_at
+                            .is_some_and(|sent| now - sent < DISCONNECT_RETRY) => {}
                     Step::Disconnect => {
                         case.attempts += 1;
                         let id = format!("case/{}/disconnect/{}", case.id, case.attempts);
@@ -709,10 +718,18 @@ impl Prepaid {
                             report.reconnected += 1;
                         }
                         _ if status.state.is_final() => {
-                            // The two-hour limit runs: try again at once.
+                            // The two-hour limit runs: try again soon (the head-end has
+                            // retried within the command already).
+                            if case.last_error.is_none() {
+                                report.failed_commands += 1;
+                            }
                             case.last_error = Some(failure(&status));
-                            report.failed_commands += 1;
-                            self.reconnect(case, now, report).await?;
+                            if case
+                                .reconnect_sent_at
+                                .is_none_or(|sent| now - sent >= RECONNECT_RETRY)
+                            {
+                                self.reconnect(case, now, report).await?;
+                            }
                         }
                         _ => {}
                     }

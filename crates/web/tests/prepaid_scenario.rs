@@ -462,3 +462,90 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
     assert_eq!(answer["status"], "unmatched");
     assert_eq!(store.wallet_balance(CONSUMER).unwrap(), Some(Paise::ZERO));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnection_the_meter_does_not_confirm_is_tried_again_later() {
+    let system = support::start(support::Options::new(1, Ipv4Addr::new(127, 182, 0, 1))).await;
+    let store = system.store.clone();
+    let meter = system.serial(0);
+    seed(&store, &meter, ist("2026-11-01T00:00:00"));
+    store
+        .prepaid_enrol(CONSUMER, ist("2026-11-01T00:00:00"), None)
+        .unwrap();
+    store
+        .wallet_post(
+            &store::prepaid::NewEntry {
+                consumer_no: CONSUMER,
+                cause: "daily/2026-12-06",
+                kind: "daily_charge",
+                amount: Paise(-2_500),
+                detail: "{}",
+            },
+            ist("2026-12-07T06:00:00"),
+        )
+        .unwrap();
+    let engine = Prepaid::new(
+        store.clone(),
+        Some(system.commands.clone()),
+        PrepaidConfig::default(),
+    );
+    let finished = |id: String| {
+        let commands = system.commands.clone();
+        async move {
+            for _ in 0..3000 {
+                let s = commands
+                    .status(&CommandId(id.clone()))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if s.state.is_final() {
+                    return s;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("{id} never finished");
+        }
+    };
+    let case = || store.supply_case_open_for(CONSUMER).unwrap().unwrap();
+
+    // Monday 7 December, 10:00 IST: warned for 13:00.
+    engine.tick(ist("2026-12-07T10:00:00")).await.unwrap();
+    assert_eq!(case().disconnect_from, Some(ist("2026-12-07T13:00:00")));
+    // The meter stops answering; the disconnection at 13:00 is not confirmed.
+    system.fleet.set_fault(
+        0,
+        meter_sim::FaultKind::NoAnswer,
+        Some(meter_sim::Fault::new(meter_sim::FaultKind::NoAnswer)),
+    );
+    engine.tick(ist("2026-12-07T13:00:00")).await.unwrap();
+    let first = case().disconnect_command.unwrap();
+    assert_ne!(finished(first.clone()).await.state, CommandState::Succeeded);
+    engine.tick(ist("2026-12-07T13:01:00")).await.unwrap();
+    let c = case();
+    assert_eq!(
+        c.state,
+        CaseState::Short,
+        "not disconnected without the relay read back"
+    );
+    assert!(c.last_error.is_some());
+    // Not hammered: nothing new within ten minutes.
+    engine.tick(ist("2026-12-07T13:05:00")).await.unwrap();
+    assert_eq!(case().disconnect_command.as_deref(), Some(first.as_str()));
+    // The meter answers again; the next try is confirmed.
+    system
+        .fleet
+        .set_fault(0, meter_sim::FaultKind::NoAnswer, None);
+    engine.tick(ist("2026-12-07T13:11:00")).await.unwrap();
+    let second = case().disconnect_command.unwrap();
+    assert_ne!(second, first);
+    let done = finished(second).await;
+    assert_eq!(
+        done.outcome.as_ref().unwrap().relay,
+        Some(model::RelayState::Disconnected)
+    );
+    engine.tick(ist("2026-12-07T13:12:00")).await.unwrap();
+    let c = case();
+    assert_eq!(c.state, CaseState::Disconnected);
+    assert_eq!(c.attempts, 2);
+    assert!(c.last_error.is_none());
+}
