@@ -21,6 +21,7 @@ pub mod auth;
 pub mod hes;
 pub mod mdm;
 pub mod migrate;
+pub mod notify;
 pub mod prepaid;
 pub mod prepaid_ops;
 

@@ -1,0 +1,296 @@
+//! Notifications to consumers (migration `0006_notify`): their addresses (`consumer_contact`)
+//! and the outbox of SMS and email (`notification`), one row per notice and channel, written once
+//! per key, sent by the dispatcher with retries.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Result, Store, StoreError, from_ms, from_ms_opt, ms, narrow};
+
+/// Where a consumer is told things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub consumer_no: String,
+    /// `+91` and ten digits.
+    pub mobile: Option<String>,
+    pub email: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A channel of the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+impl Channel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Channel> {
+        match s {
+            "sms" => Ok(Channel::Sms),
+            "email" => Ok(Channel::Email),
+            other => Err(StoreError::Corrupt(format!("channel {other}"))),
+        }
+    }
+}
+
+/// A message to write to the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification<'a> {
+    pub key: &'a str,
+    pub channel: Channel,
+    pub consumer_no: &'a str,
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+}
+
+/// A message in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub seq: u64,
+    pub key: String,
+    pub channel: Channel,
+    pub consumer_no: String,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub body: String,
+    /// `pending`, `sent` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    /// The SMS operator's message id, or the SMTP server's answer.
+    pub provider_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "seq, key, channel, consumer_no, kind, recipient, subject, body, state, \
+     attempts, next_attempt_at, last_error, provider_id, created_at, sent_at";
+
+fn notification(r: &Row<'_>) -> Result<Notification> {
+    Ok(Notification {
+        seq: narrow(r.get(0)?, "notification seq")?,
+        key: r.get(1)?,
+        channel: Channel::parse(&r.get::<_, String>(2)?)?,
+        consumer_no: r.get(3)?,
+        kind: r.get(4)?,
+        recipient: r.get(5)?,
+        subject: r.get(6)?,
+        body: r.get(7)?,
+        state: r.get(8)?,
+        attempts: narrow(r.get(9)?, "attempts")?,
+        next_attempt_at: from_ms(r.get(10)?)?,
+        last_error: r.get(11)?,
+        provider_id: r.get(12)?,
+        created_at: from_ms(r.get(13)?)?,
+        sent_at: from_ms_opt(r.get(14)?)?,
+    })
+}
+
+/// An Indian mobile number as SMS gateways take it: `+91` and ten digits starting 6–9.
+pub fn valid_mobile(s: &str) -> bool {
+    s.strip_prefix("+91").is_some_and(|d| {
+        d.len() == 10
+            && d.bytes().all(|b| b.is_ascii_digit())
+            && matches!(d.as_bytes()[0], b'6'..=b'9')
+    })
+}
+
+/// A plausible email address: one `@`, something before it, a dotted domain after, no spaces
+/// or angle brackets (which would break an SMTP command).
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && s.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+}
+
+impl Store {
+    /// Sets a consumer's addresses (either may be `None`), checked.
+    pub fn contact_put(
+        &self,
+        consumer_no: &str,
+        mobile: Option<&str>,
+        email: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if let Some(m) = mobile.filter(|m| !valid_mobile(m)) {
+            return Err(StoreError::Invalid(format!(
+                "mobile {m:?} is not +91 and ten digits"
+            )));
+        }
+        if let Some(e) = email.filter(|e| !valid_email(e)) {
+            return Err(StoreError::Invalid(format!(
+                "email {e:?} is not an address"
+            )));
+        }
+        self.conn().execute(
+            "INSERT INTO consumer_contact (consumer_no, mobile, email, updated_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (consumer_no) DO UPDATE SET \
+             mobile = excluded.mobile, email = excluded.email, updated_at = excluded.updated_at",
+            params![consumer_no, mobile, email, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn contact(&self, consumer_no: &str) -> Result<Option<Contact>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT mobile, email, updated_at FROM consumer_contact WHERE consumer_no = ?1",
+        )?;
+        stmt.query_row(params![consumer_no], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?
+        .map(|(mobile, email, at)| {
+            Ok(Contact {
+                consumer_no: consumer_no.to_string(),
+                mobile,
+                email,
+                updated_at: from_ms(at)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Writes a message to the outbox, once per (key, channel); false if it was there.
+    pub fn notification_put(&self, n: &NewNotification<'_>, now: DateTime<Utc>) -> Result<bool> {
+        Ok(self.conn().execute(
+            "INSERT INTO notification (key, channel, consumer_no, kind, recipient, subject, body, \
+             state, next_attempt_at, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8) \
+             ON CONFLICT (key, channel) DO NOTHING",
+            params![
+                n.key,
+                n.channel.name(),
+                n.consumer_no,
+                n.kind,
+                n.recipient,
+                n.subject,
+                n.body,
+                ms(now)
+            ],
+        )? == 1)
+    }
+
+    /// Pending messages due at `now`, oldest first.
+    pub fn notifications_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Notification>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM notification WHERE state = 'pending' \
+             AND next_attempt_at <= ?1 ORDER BY next_attempt_at, seq LIMIT ?2"
+        ))?;
+        let mut rows = stmt.query(params![ms(now), limit])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(notification(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Marks a message sent, with the provider's id for it.
+    pub fn notification_sent(&self, seq: u64, provider_id: &str, now: DateTime<Utc>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE notification SET state = 'sent', attempts = attempts + 1, sent_at = ?2, \
+             provider_id = ?3, last_error = NULL WHERE seq = ?1",
+            params![i64::try_from(seq).unwrap_or(-1), ms(now), provider_id],
+        )?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: tried again at `retry_at`, or given up (`None`).
+    pub fn notification_failed(
+        &self,
+        seq: u64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE notification SET attempts = attempts + 1, last_error = ?2, \
+             state = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'pending' END, \
+             next_attempt_at = COALESCE(?3, next_attempt_at) WHERE seq = ?1",
+            params![i64::try_from(seq).unwrap_or(-1), error, retry_at.map(ms)],
+        )?;
+        Ok(())
+    }
+
+    /// Messages after `after_seq`, oldest first, optionally one consumer's or in one state.
+    pub fn notifications(
+        &self,
+        consumer_no: Option<&str>,
+        state: Option<&str>,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Notification>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM notification WHERE seq > ?1 \
+             AND (?2 IS NULL OR consumer_no = ?2) AND (?3 IS NULL OR state = ?3) \
+             ORDER BY seq LIMIT ?4"
+        ))?;
+        let mut rows = stmt.query(params![
+            i64::try_from(after_seq).unwrap_or(i64::MAX),
+            consumer_no,
+            state,
+            limit
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(notification(r)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked() {
+        assert!(valid_mobile("+919876543210"));
+        for bad in [
+            "9876543210",
+            "+91987654321",
+            "+915876543210",
+            "+91987654321x",
+            "",
+        ] {
+            assert!(!valid_mobile(bad), "{bad}");
+        }
+        assert!(valid_email("asha@example.in"));
+        for bad in [
+            "asha",
+            "@example.in",
+            "asha@",
+            "asha@example",
+            "a b@x.in",
+            "a@x.in>",
+            "a@b@c.in",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}
