@@ -332,7 +332,11 @@ mod tests {
         );
         assert_eq!(r.subject, "Recharge of ₹500.00 received (C-100)");
         assert!(r.email.contains("Your balance is now ₹1,23,456.78."));
-        assert!(r.email.lines().all(|l| l.chars().count() <= 72), "{}", r.email);
+        assert!(
+            r.email.lines().all(|l| l.chars().count() <= 72),
+            "{}",
+            r.email
+        );
         let cut = render(
             "C-100",
             &Notice::DisconnectionNotice {

@@ -21,6 +21,7 @@ pub mod exceptions;
 pub mod extract;
 pub mod meters;
 pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod paging;
 pub mod prepaid;
@@ -235,6 +236,11 @@ pub fn app(state: AppState) -> Router {
             post(prepaid::emergency_credit),
         )
         .route("/api/v1/payments/{gateway}/webhook", post(prepaid::webhook))
+        .route(
+            "/api/v1/consumers/{consumer_no}/contact",
+            get(notifications::contact).put(notifications::put_contact),
+        )
+        .route("/api/v1/notifications", get(notifications::list))
         .route(
             "/api/v1/tariffs",
             get(prepaid::tariffs).post(prepaid::put_tariff),

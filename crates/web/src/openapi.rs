@@ -8,7 +8,10 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{commands, consumers, error, exceptions, meters, prepaid, readings, tokens, wallets};
+use crate::{
+    commands, consumers, error, exceptions, meters, notifications, prepaid, readings, tokens,
+    wallets,
+};
 
 /// The API's description.
 #[derive(Debug, OpenApi)]
@@ -39,6 +42,9 @@ use crate::{commands, consumers, error, exceptions, meters, prepaid, readings, t
         consumers::notices,
         wallets::wallet,
         wallets::ledger,
+        notifications::contact,
+        notifications::put_contact,
+        notifications::list,
         prepaid::webhook,
         prepaid::payments,
         prepaid::emergency_credit,

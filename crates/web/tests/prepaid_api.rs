@@ -463,3 +463,87 @@ async fn disconnection_cases_list_by_state_and_migrations_check_their_request() 
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn contacts_are_checked_and_what_consumers_were_told_is_listed() {
+    let r = rig();
+    r.store
+        .mdm_put_consumer(
+            &store::mdm::Consumer {
+                consumer_no: "C-5".into(),
+                name: "Ravi".into(),
+                category: "residential".into(),
+                net_metered: false,
+            },
+            now(),
+        )
+        .unwrap();
+    let uri = "/api/v1/consumers/C-5/contact";
+    assert_eq!(
+        r.call(Method::GET, uri, Some(&r.reader), &[], vec![])
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let good = json!({"mobile": "+919812345678", "email": "ravi@example.in"});
+    assert_eq!(
+        r.json(Method::PUT, uri, &r.reader, good.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    for bad in [
+        json!({"mobile": "98123 45678", "email": null}),
+        json!({"mobile": null, "email": "ravi at example"}),
+    ] {
+        let (status, err) = r.json(Method::PUT, uri, &r.operator, bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    }
+    assert_eq!(
+        r.json(
+            Method::PUT,
+            "/api/v1/consumers/C-404/contact",
+            &r.operator,
+            good.clone()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        r.json(Method::PUT, uri, &r.operator, good.clone()).await.0,
+        StatusCode::OK
+    );
+    let (_, stored) = r.call(Method::GET, uri, Some(&r.reader), &[], vec![]).await;
+    assert_eq!(stored, good);
+
+    // A recharge is told by SMS and email, listed with its state.
+    r.store.prepaid_enrol("C-5", now(), None).unwrap();
+    r.pay("pay_5", "C-5", 30_000).await;
+    let (status, page) = r
+        .call(
+            Method::GET,
+            "/api/v1/notifications?consumer_no=C-5&state=pending",
+            Some(&r.reader),
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["kind"], "recharge_confirmed");
+    assert_eq!(items[0]["channel"], "sms");
+    assert!(items[0]["body"].as_str().unwrap().contains("Rs 300.00"));
+    assert_eq!(items[1]["recipient"], "ravi@example.in");
+    assert_eq!(
+        r.call(
+            Method::GET,
+            "/api/v1/notifications?state=lost",
+            Some(&r.reader),
+            &[],
+            vec![]
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+}

@@ -77,6 +77,9 @@ fn seed(store: &Store, meter: &str, at: DateTime<Utc>) {
         .unwrap();
     store.mdm_connect_consumer("SP-100", CONSUMER, at).unwrap();
     store
+        .contact_put(CONSUMER, Some("+919812345678"), Some("asha@example.in"), at)
+        .unwrap();
+    store
         .mdm_install_meter(&model::MeterSerial::new(meter).unwrap(), "SP-100", at)
         .unwrap();
     let t = flat_tariff();
@@ -455,6 +458,35 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
     let closing: Value = serde_json::from_str(&billing[1].message.payload).unwrap();
     assert_eq!(closing["mode"], "postpaid");
     assert_eq!(closing["balance_paise"], 44_000);
+    // Every step was told to the consumer, by SMS and by email, once.
+    let told: Vec<(String, String)> = store
+        .notifications(Some(CONSUMER), None, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.kind, n.channel.name().to_string()))
+        .collect();
+    let sms: Vec<&str> = told
+        .iter()
+        .filter(|(_, c)| c == "sms")
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        sms,
+        [
+            "payment_mode_changed",
+            "recharge_confirmed",
+            "low_balance",
+            "low_balance",
+            "low_balance",
+            "disconnection_notice",
+            "disconnected",
+            "recharge_confirmed",
+            "reconnected",
+            "payment_mode_changed"
+        ]
+    );
+    assert_eq!(told.len(), 2 * sms.len(), "each by email too");
+
     // A postpaid consumer's payment is not credited to a wallet: kept as unmatched.
     let body = payment_body("pay_D", 10_000, t3);
     s.set_now(t3);
