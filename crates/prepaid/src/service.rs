@@ -523,10 +523,21 @@ impl Prepaid {
     /// notice, command outcomes taken in (relay state confirmed), reconnections sent after a
     /// recharge, and payment-mode migrations moved on.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, PrepaidError> {
+        self.look(now, true).await
+    }
+
+    /// A look at what waits for the head-end only: commands sent for cases and migrations,
+    /// their outcomes taken in and the next step sent. Cheap enough to run every few seconds;
+    /// [`Prepaid::tick`] does this and the rest.
+    pub async fn follow_commands(&self, now: DateTime<Utc>) -> Result<TickReport, PrepaidError> {
+        self.look(now, false).await
+    }
+
+    async fn look(&self, now: DateTime<Utc>, full: bool) -> Result<TickReport, PrepaidError> {
         let mut report = TickReport::default();
         let threshold = self.config.disconnection.threshold;
         let mut after = String::new();
-        loop {
+        while full {
             let page = self.store.prepaid_short(threshold, &after, PAGE)?;
             let Some((last, _)) = page.last() else { break };
             after = last.clone();
@@ -543,12 +554,17 @@ impl Prepaid {
                 report.opened += 1;
             }
         }
-        for state in [
-            CaseState::Short,
-            CaseState::Disconnecting,
-            CaseState::Disconnected,
-            CaseState::Reconnecting,
-        ] {
+        let states: &[CaseState] = if full {
+            &[
+                CaseState::Short,
+                CaseState::Disconnecting,
+                CaseState::Disconnected,
+                CaseState::Reconnecting,
+            ]
+        } else {
+            &[CaseState::Disconnecting, CaseState::Reconnecting]
+        };
+        for &state in states {
             let mut after = 0;
             loop {
                 let page = self.store.supply_cases(Some(state), None, after, PAGE)?;

@@ -43,6 +43,9 @@ enum Command {
     ImportNetwork(mdm_cli::ImportNetworkArgs),
     /// Print the head-end's failure report.
     Report(hes_cli::ReportArgs),
+    /// The payment gateway's stand-in: sign a payment confirmation with the data directory's
+    /// gateway secret and post it to the running API's webhook.
+    Pay(prepaid_cli::PayArgs),
     /// Administration: API tokens.
     #[command(subcommand)]
     Admin(web_cli::AdminCommand),
@@ -72,6 +75,7 @@ fn main() -> Result<()> {
             Command::Report(args) => hes_cli::report(args).await?,
             Command::ImportNetwork(args) => mdm_cli::import_network(args).await?,
             Command::Admin(web_cli::AdminCommand::Token(args)) => web_cli::token(args)?,
+            Command::Pay(args) => prepaid_cli::pay(args).await?,
             Command::Bench(bench::BenchCommand::Hes(args)) => bench::hes(args).await?,
             Command::Bench(bench::BenchCommand::Ingest(args)) => bench_ingest::ingest(args).await?,
         }

@@ -1,8 +1,10 @@
 //! The prepaid engine in the binary, beside the head-end and the API: the utility's rules
 //! (`<data dir>/prepaid.json`, defaults otherwise), the tariffs a new data directory starts with,
 //! the payment gateway's webhook secret (`<data dir>/gateway.secret`, generated with mode 0600),
-//! a look at the disconnection cases and migrations every few seconds, and every hour the daily
-//! charge run for the last days from the MDM's figures. `urja pay` is the gateway's stand-in: it
+//! the commands of disconnection cases and migrations followed every 2 s and every short
+//! balance looked at every 30 s, every hour the daily
+//! charge run for the last days from the MDM's figures, and the dispatcher telling consumers
+//! (`<data dir>/notify.json`: the SMS operator and the mail relay). `urja pay` is the gateway's stand-in: it
 //! signs a payment confirmation with that secret and posts it to the webhook, as a gateway does.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use chrono::{NaiveDate, Utc};
 use hes::commands::Commands;
 use mdm::determinants::{Metering, daily_for_consumer};
 use model::Paise;
+use notify::dispatch::{DispatchConfig, Dispatcher, SmsConfig, SmsGateway, SmtpConfig, SmtpMailer};
+use notify::standin::{SmsOperator, SmtpSink};
 use prepaid::charging::DayUse;
 use prepaid::policy::ist_date;
 use prepaid::service::{Prepaid, PrepaidConfig};
@@ -27,17 +31,22 @@ use crate::hes_cli::stopped;
 pub const GATEWAY: &str = "pg";
 const SECRET_FILE: &str = "gateway.secret";
 const CONFIG_FILE: &str = "prepaid.json";
-/// How often the cases and migrations are looked at.
-const TICK: Duration = Duration::from_secs(15);
+const NOTIFY_FILE: &str = "notify.json";
+/// How often the commands sent for cases and migrations are followed up.
+const FOLLOW: Duration = Duration::from_secs(2);
+/// How often every short balance and open case is looked at (in follow-ups).
+const FULL_LOOK_EVERY: u32 = 15;
 /// How often the daily charge run looks for days to charge.
 const CHARGE_EVERY: Duration = Duration::from_secs(3600);
 /// How many days back the charge run looks (catching up after a stop).
 const CHARGE_DAYS_BACK: i64 = 3;
 
-/// The running engine's tasks.
+/// The running engine's tasks (and, for a simulated fleet, the stand-ins it tells consumers
+/// through).
 #[derive(Debug)]
 pub struct PrepaidTasks {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    _standins: Option<(SmtpSink, SmsOperator)>,
 }
 
 impl PrepaidTasks {
@@ -49,11 +58,14 @@ impl PrepaidTasks {
 }
 
 /// Loads the rules, seeds the default tariffs into a store that has none, loads (or creates)
-/// the gateway secret, and starts the engine's loops until `stop` turns true.
+/// the gateway secret, and starts the engine's loops and the notification dispatcher until
+/// `stop` turns true. With `simulated` consumers (a simulated fleet's), they are given
+/// addresses and told through local stand-ins of an SMS operator and a mail relay.
 pub async fn start(
     store: Store,
     commands: Commands,
     data_dir: &Path,
+    simulated: &[String],
     stop: watch::Receiver<bool>,
 ) -> Result<(Prepaid, Vec<u8>, PrepaidTasks)> {
     let config = load_config(data_dir)?;
@@ -73,12 +85,128 @@ pub async fn start(
         path.display(),
         if created { " (new)" } else { "" }
     );
+    let (dispatcher, standins) = if simulated.is_empty() {
+        (notify_from_config(&store, data_dir)?, None)
+    } else {
+        let (dispatcher, standins) = notify_standins(&store, simulated).await?;
+        (dispatcher, Some(standins))
+    };
     let engine = Prepaid::new(store, Some(commands), config);
     let tasks = vec![
         tokio::spawn(look_at_cases(engine.clone(), stopped(stop.clone()))),
-        tokio::spawn(charge_days(engine.clone(), stopped(stop))),
+        tokio::spawn(charge_days(engine.clone(), stopped(stop.clone()))),
+        tokio::spawn(dispatcher.run(stopped(stop))),
     ];
-    Ok((engine, secret, PrepaidTasks { tasks }))
+    Ok((
+        engine,
+        secret,
+        PrepaidTasks {
+            tasks,
+            _standins: standins,
+        },
+    ))
+}
+
+/// Where notifications go (`<data dir>/notify.json`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NotifyFile {
+    sms: Option<SmsConfig>,
+    smtp: Option<SmtpConfig>,
+    dispatch: DispatchConfig,
+}
+
+fn notify_from_config(store: &Store, data_dir: &Path) -> Result<Dispatcher> {
+    let path = data_dir.join(NOTIFY_FILE);
+    let file: NotifyFile = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("reading the notification settings in {}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => NotifyFile::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let sms = file
+        .sms
+        .map(SmsGateway::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("the SMS operator in {}: {e}", path.display()))?;
+    let smtp = file
+        .smtp
+        .as_ref()
+        .map(SmtpMailer::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("the mail relay in {}: {e}", path.display()))?;
+    println!(
+        "notifications: SMS {}, email {} (settings: {})",
+        if sms.is_some() { "on" } else { "off" },
+        if smtp.is_some() { "on" } else { "off" },
+        path.display()
+    );
+    Ok(Dispatcher::new(store.clone(), sms, smtp, file.dispatch))
+}
+
+/// A simulated fleet's consumers get addresses, and their messages go to local stand-ins of an
+/// SMS operator and a mail relay (what they received is in `/api/v1/notifications`).
+async fn notify_standins(
+    store: &Store,
+    consumers: &[String],
+) -> Result<(Dispatcher, (SmtpSink, SmsOperator))> {
+    let sink = SmtpSink::start()
+        .await
+        .context("starting the SMTP stand-in")?;
+    let key = "standin-key";
+    let operator = SmsOperator::start(key)
+        .await
+        .context("starting the SMS operator stand-in")?;
+    let sms = SmsGateway::new(SmsConfig {
+        url: operator.url(),
+        api_key: key.into(),
+        sender_id: "URJAPW".into(),
+        templates: Default::default(),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let smtp = SmtpMailer::new(&SmtpConfig {
+        host: sink.addr().ip().to_string(),
+        port: sink.addr().port(),
+        from: "Urja <noreply@urja.invalid>".into(),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let contacts: Vec<(String, String, String)> = consumers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                c.clone(),
+                format!("+9190{:08}", i % 100_000_000),
+                format!("{}@consumers.urja.invalid", c.to_ascii_lowercase()),
+            )
+        })
+        .collect();
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = Utc::now();
+        for (c, mobile, email) in &contacts {
+            if s.contact(c)?.is_none() {
+                s.contact_put(c, Some(mobile), Some(email), now)?;
+            }
+        }
+        Ok::<_, store::StoreError>(())
+    })
+    .await??;
+    println!(
+        "notifications: simulated consumers are told through stand-ins (SMS operator {}, \
+         mail relay {})",
+        operator.url(),
+        sink.addr()
+    );
+    Ok((
+        Dispatcher::new(
+            store.clone(),
+            Some(sms),
+            Some(smtp),
+            DispatchConfig::default(),
+        ),
+        (sink, operator),
+    ))
 }
 
 fn load_config(data_dir: &Path) -> Result<PrepaidConfig> {
@@ -157,13 +285,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 async fn look_at_cases(engine: Prepaid, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
-    let mut every = tokio::time::interval(TICK);
+    let mut every = tokio::time::interval(FOLLOW);
+    let mut n: u32 = 0;
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = every.tick() => {}
         }
-        match engine.tick(Utc::now()).await {
+        let look = if n.is_multiple_of(FULL_LOOK_EVERY) {
+            engine.tick(Utc::now()).await
+        } else {
+            engine.follow_commands(Utc::now()).await
+        };
+        n = n.wrapping_add(1);
+        match look {
             Ok(r) => {
                 if r != Default::default() {
                     tracing::info!(?r, "prepaid cases");
@@ -251,4 +386,96 @@ pub async fn migrate_simulated(engine: &Prepaid, consumers: &[String], opening: 
         }
     }
     started
+}
+
+/// `urja pay`: the payment gateway's stand-in.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PayArgs {
+    #[command(flatten)]
+    pub data: crate::hes_cli::DataArgs,
+    /// The consumer number paid for.
+    #[arg(long)]
+    pub consumer: String,
+    /// Rupees, e.g. 500 or 499.50.
+    #[arg(long, value_parser = parse_rupees)]
+    pub amount: Paise,
+    /// The gateway's payment id (default: a new one). The same id again is a replayed
+    /// confirmation.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Where the API listens.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+}
+
+fn parse_rupees(s: &str) -> Result<Paise, String> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let bad = || format!("{s:?} is not an amount in rupees (e.g. 500 or 499.50)");
+    if frac.len() > 2 || whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().map_err(|_| bad())?
+    };
+    whole
+        .checked_mul(100)
+        .and_then(|p| p.checked_add(frac))
+        .map(Paise)
+        .ok_or_else(bad)
+}
+
+/// Signs a payment confirmation with the data directory's gateway secret and posts it to the
+/// webhook, as the gateway does when a payment is captured; prints the answer.
+pub async fn pay(args: PayArgs) -> Result<()> {
+    let path = args.data.data.join(SECRET_FILE);
+    let secret = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading the gateway secret in {} (run `urja up` first)",
+            path.display()
+        )
+    })?;
+    let now = Utc::now();
+    let id = args.id.unwrap_or_else(|| {
+        let mut bytes = [0u8; 8];
+        let _ = getrandom::fill(&mut bytes);
+        format!("pay_{}", hex::encode(bytes))
+    });
+    let body = serde_json::to_vec(&prepaid::gateway::WebhookBody {
+        event: "payment.captured".into(),
+        payment: prepaid::gateway::WebhookPayment {
+            id: id.clone(),
+            amount: args.amount.0,
+            currency: "INR".into(),
+            consumer_no: args.consumer.clone(),
+            captured_at: now,
+        },
+    })?;
+    let signature = prepaid::gateway::sign(secret.trim().as_bytes(), &body, now);
+    let url = format!(
+        "{}/api/v1/payments/{GATEWAY}/webhook",
+        args.api.trim_end_matches('/')
+    );
+    let answer = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?
+        .post(&url)
+        .header(prepaid::gateway::SIGNATURE_HEADER, signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("posting to {url}"))?;
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    println!(
+        "payment {id} of {} for {}: HTTP {status} {text}",
+        args.amount, args.consumer
+    );
+    if !status.is_success() {
+        bail!("the webhook refused the confirmation");
+    }
+    Ok(())
 }

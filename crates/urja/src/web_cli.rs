@@ -85,13 +85,14 @@ pub struct Api {
 /// Binds `listen`, starts the command executor on `hes` (resuming what a previous run left)
 /// and the prepaid engine on it, and serves the API until `stop` turns true. With `bootstrap`,
 /// a data directory that has never had a token gets an admin token, printed once. The
-/// consumers in `to_prepaid` (a simulated fleet's) are moved to prepaid if they are not yet.
+/// `simulated` consumers (a simulated fleet's) are moved to prepaid if they are not yet, and
+/// told things through local stand-ins.
 pub async fn start(
     listen: SocketAddr,
     hes: &HeadEnd,
     data_dir: &Path,
     bootstrap: bool,
-    to_prepaid: &[String],
+    simulated: &[String],
     stop: watch::Receiver<bool>,
 ) -> Result<Api> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -144,9 +145,15 @@ pub async fn start(
             );
         }
     }
-    let (engine, secret, prepaid) =
-        prepaid_cli::start(store.clone(), commands.clone(), data_dir, stop.clone()).await?;
-    let moving = prepaid_cli::migrate_simulated(&engine, to_prepaid, SIMULATED_OPENING).await;
+    let (engine, secret, prepaid) = prepaid_cli::start(
+        store.clone(),
+        commands.clone(),
+        data_dir,
+        simulated,
+        stop.clone(),
+    )
+    .await?;
+    let moving = prepaid_cli::migrate_simulated(&engine, simulated, SIMULATED_OPENING).await;
     if moving > 0 {
         println!(
             "prepaid: moving {moving} simulated consumer(s) to prepaid through the head-end, \

@@ -1,6 +1,8 @@
 //! `urja up` serves the REST API: on the first start of a data directory it prints an admin
 //! token once, then answers `GET /api/v1/meters` with that token over real HTTP (a plain
-//! HTTP/1.1 request on a `TcpStream`); `urja admin token` prints tokens that work too.
+//! HTTP/1.1 request on a `TcpStream`); `urja admin token` prints tokens that work too. The
+//! prepaid engine runs in it: the simulated consumers are moved to prepaid through the
+//! head-end, and `urja pay` (the gateway's stand-in) recharges one through the signed webhook.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -18,6 +20,11 @@ struct Up {
 
 impl Up {
     fn start(data: &Path) -> Up {
+        Up::start_at(data, "127.49.0.1")
+    }
+
+    /// `urja up --simulate 5` with the first simulated meter at `base`.
+    fn start_at(data: &Path, base: &str) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_urja"))
             .args([
                 "up",
@@ -28,13 +35,7 @@ impl Up {
                 "--data-dir",
             ])
             .arg(data)
-            .args([
-                "--base-address",
-                "127.49.0.1",
-                "--port",
-                "0",
-                "--no-outages",
-            ])
+            .args(["--base-address", base, "--port", "0", "--no-outages"])
             .env_remove("URJA_MASTER_KEY")
             .env_remove("URJA_DATA")
             .stdout(Stdio::piped())
@@ -211,4 +212,104 @@ fn up_serves_the_api_with_the_admin_token_it_printed_once() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+}
+
+/// GETs `path` until `done` holds of its JSON (`secs` at most).
+fn poll(
+    addr: &str,
+    path: &str,
+    token: &str,
+    secs: u64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (status, body) = get(addr, path, Some(token));
+        assert_eq!(status, 200, "{path}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if done(&json) {
+            return json;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never got there: {json}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn pay(data: &Path, api: &str, consumer: &str, rupees: &str, id: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_urja"))
+        .args([
+            "pay",
+            "--consumer",
+            consumer,
+            "--amount",
+            rupees,
+            "--id",
+            id,
+            "--api",
+        ])
+        .arg(format!("http://{api}"))
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn up_runs_prepaid_and_urja_pay_recharges_through_the_signed_webhook() {
+    let data = tempfile::tempdir().unwrap();
+    let mut up = Up::start_at(data.path(), "127.50.0.1");
+    let addr = up.api();
+    let token_line = up.line("admin token: ");
+    let token = token_line["admin token: ".len()..].trim().to_string();
+    // The simulated consumers become prepaid through the head-end (mode, then reads).
+    let done = poll(&addr, "/api/v1/migrations", &token, 90, |j| {
+        let items = j["items"].as_array().unwrap();
+        items.len() == 5 && items.iter().all(|m| m["state"] == "completed")
+    });
+    let consumer = done["items"][0]["consumer_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wallet = format!("/api/v1/consumers/{consumer}/wallet");
+    let (_, body) = get(&addr, &wallet, Some(&token));
+    assert!(body.contains("\"balance_paise\":50000"), "{body}");
+
+    // The utility takes whole rupees: ₹250.50 is kept, refused (to be refunded).
+    let (ok, out) = pay(data.path(), &addr, &consumer, "250.50", "pay_cli_0");
+    assert!(ok, "{out}");
+    assert!(out.contains("\"status\":\"refused\""), "{out}");
+    let (ok, out) = pay(data.path(), &addr, &consumer, "250", "pay_cli_1");
+    assert!(ok, "{out}");
+    assert!(out.contains("\"status\":\"credited\""), "{out}");
+    let (ok, out) = pay(data.path(), &addr, &consumer, "250", "pay_cli_1");
+    assert!(ok, "{out}");
+    assert!(out.contains("\"first_time\":false"), "{out}");
+    let (_, body) = get(&addr, &wallet, Some(&token));
+    assert!(body.contains("\"balance_paise\":75000"), "{body}");
+    assert!(body.contains("\"ledger_checks\":true"), "{body}");
+    // A made-up amount is refused by the CLI before anything is sent.
+    let (ok, out) = pay(data.path(), &addr, &consumer, "12.345", "pay_cli_2");
+    assert!(!ok, "{out}");
+
+    // The consumer is told through the stand-ins: the recharge SMS and email are sent.
+    let path = format!("/api/v1/notifications?consumer_no={consumer}");
+    poll(&addr, &path, &token, 30, |j| {
+        j["items"].as_array().unwrap().iter().any(|n| {
+            n["kind"] == "recharge_confirmed" && n["channel"] == "sms" && n["state"] == "sent"
+        }) && j["items"].as_array().unwrap().iter().any(|n| {
+            n["kind"] == "recharge_confirmed" && n["channel"] == "email" && n["state"] == "sent"
+        })
+    });
+    up.stop();
 }
