@@ -533,13 +533,16 @@ impl Prepaid {
         self.look(now, false).await
     }
 
-    async fn look(&self, now: DateTime<Utc>, full: bool) -> Result<TickReport, PrepaidError> {
-        let mut report = TickReport::default();
+    /// Opens a case for every prepaid consumer short of the threshold without one; how many.
+    fn open_cases(&self, now: DateTime<Utc>) -> Result<usize, PrepaidError> {
         let threshold = self.config.disconnection.threshold;
+        let mut opened = 0;
         let mut after = String::new();
-        while full {
+        loop {
             let page = self.store.prepaid_short(threshold, &after, PAGE)?;
-            let Some((last, _)) = page.last() else { break };
+            let Some((last, _)) = page.last() else {
+                return Ok(opened);
+            };
             after = last.clone();
             for (consumer_no, balance) in page {
                 if self.store.supply_case_open_for(&consumer_no)?.is_some() {
@@ -551,8 +554,15 @@ impl Prepaid {
                 };
                 self.store
                     .supply_case_open(&consumer_no, &meter, balance, now)?;
-                report.opened += 1;
+                opened += 1;
             }
+        }
+    }
+
+    async fn look(&self, now: DateTime<Utc>, full: bool) -> Result<TickReport, PrepaidError> {
+        let mut report = TickReport::default();
+        if full {
+            report.opened = self.open_cases(now)?;
         }
         let states: &[CaseState] = if full {
             &[
