@@ -259,7 +259,7 @@ pub struct Enqueued {
     pub email: bool,
 }
 
-/// Writes `notice` for `consumer_no` to the outbox, once per `key` and channel, for each
+/// Writes `notice` for `consumer_no` to the outbox, once per consumer, `key` and channel, for each
 /// channel the consumer has an address for (none: nothing is written, and that is not an
 /// error).
 pub fn enqueue(
@@ -414,6 +414,11 @@ mod tests {
                 email: true
             }
         );
+        // Another consumer's notice under the same key is their own.
+        store
+            .contact_put("C-2", Some("+919876543219"), None, now)
+            .unwrap();
+        assert!(enqueue(&store, "C-2", "k1", &notice, now).unwrap().sms);
         let rows = store.notifications(Some("C-1"), None, 0, 10).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].recipient, "+919876543210");

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The shares of the last recharge at which the consumer is told, percent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlertPolicy {
     pub thresholds_percent: Vec<u8>,
 }

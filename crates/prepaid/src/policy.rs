@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// A utility's disconnection rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DisconnectionPolicy {
     /// Disconnect only when the balance is below this (e.g. `Paise(-30_000)` for −₹300).
     pub threshold: Paise,

@@ -11,6 +11,7 @@ use store::{Store, StoreError};
 
 /// What a utility accepts as a recharge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RechargePolicy {
     pub minimum: Paise,
     /// The first recharge of a wallet at least this.

@@ -30,6 +30,7 @@ use crate::tariff::{Tariff, TariffBook};
 /// Emergency credit: a small advance a consumer may take once per recharge cycle when the
 /// balance runs low, recovered from the next recharge; the supply is protected while it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EmergencyCreditPolicy {
     pub amount: Paise,
     /// How long the supply is protected after a grant.
@@ -51,7 +52,7 @@ impl Default for EmergencyCreditPolicy {
 
 /// A utility's prepaid rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PrepaidConfig {
     pub alerts: AlertPolicy,
     pub disconnection: DisconnectionPolicy,
@@ -1158,5 +1159,52 @@ pub fn migration_steps(to_prepaid: bool) -> Vec<MigrationStep> {
             intervals("verify-intervals"),
             events,
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of `docs/prepaid.md`, and a file that says only what it changes.
+    #[test]
+    fn the_rules_file_takes_the_documented_example_and_defaults_the_rest() {
+        let example = r#"{
+          "alerts": {"thresholds_percent": [30, 10, 0]},
+          "disconnection": {
+            "threshold": 0,
+            "protected_from": "18:00:00",
+            "protected_to": "08:00:00",
+            "protected_weekdays": ["Sun"],
+            "holidays": ["2027-01-26", "2027-08-15"],
+            "grace_after_migration_days": 7,
+            "protected_load_w": 1000
+          },
+          "recharge": {"minimum": 10000, "first_minimum": 10000, "multiple_of": 100},
+          "emergency": {"amount": 10000, "days": 3, "below": 5000},
+          "notice_minutes": 180,
+          "reconnect_limit_minutes": 120,
+          "push_balance": true
+        }"#;
+        let parsed: PrepaidConfig = serde_json::from_str(example).unwrap();
+        let mut expected = PrepaidConfig::default();
+        expected.disconnection.holidays = ["2027-01-26", "2027-08-15"]
+            .iter()
+            .map(|d| d.parse().unwrap())
+            .collect();
+        assert_eq!(parsed, expected);
+        let west_bengal: PrepaidConfig =
+            serde_json::from_str(r#"{"disconnection": {"threshold": -30000}}"#).unwrap();
+        assert_eq!(west_bengal.disconnection.threshold, Paise(-30_000));
+        assert_eq!(
+            west_bengal.disconnection.protected_weekdays,
+            DisconnectionPolicy::default().protected_weekdays
+        );
+        assert!(serde_json::from_str::<PrepaidConfig>(r#"{"notice_minutes": "soon"}"#).is_err());
+        // A misspelt rule is an error, not a default.
+        assert!(
+            serde_json::from_str::<PrepaidConfig>(r#"{"disconnection": {"treshold": -1}}"#)
+                .is_err()
+        );
     }
 }

@@ -8,7 +8,7 @@ CREATE TABLE consumer_contact (
     updated_at  INTEGER NOT NULL
 );
 
--- The outbox: one row per (notice, channel), written once per key; the dispatcher sends what is
+-- The outbox: one row per (consumer, notice, channel), written once per key; the dispatcher sends what is
 -- due, retries with backoff and gives up after a few attempts (state 'failed', with the error).
 -- state: 'pending' → 'sent' | 'failed'
 CREATE TABLE notification (
@@ -27,7 +27,7 @@ CREATE TABLE notification (
     provider_id     TEXT,
     created_at      INTEGER NOT NULL,
     sent_at         INTEGER,
-    UNIQUE (key, channel)
+    UNIQUE (consumer_no, key, channel)
 );
 CREATE INDEX notification_due ON notification (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX notification_of_consumer ON notification (consumer_no, seq);

@@ -1,6 +1,6 @@
 //! Notifications to consumers (migration `0006_notify`): their addresses (`consumer_contact`)
 //! and the outbox of SMS and email (`notification`), one row per notice and channel, written once
-//! per key, sent by the dispatcher with retries.
+//! per consumer and key, sent by the dispatcher with retries.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
@@ -175,13 +175,14 @@ impl Store {
         .transpose()
     }
 
-    /// Writes a message to the outbox, once per (key, channel); false if it was there.
+    /// Writes a message to the outbox, once per (consumer, key, channel); false if it was
+    /// there.
     pub fn notification_put(&self, n: &NewNotification<'_>, now: DateTime<Utc>) -> Result<bool> {
         Ok(self.conn().execute(
             "INSERT INTO notification (key, channel, consumer_no, kind, recipient, subject, body, \
              state, next_attempt_at, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8) \
-             ON CONFLICT (key, channel) DO NOTHING",
+             ON CONFLICT (consumer_no, key, channel) DO NOTHING",
             params![
                 n.key,
                 n.channel.name(),
