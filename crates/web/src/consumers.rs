@@ -460,13 +460,7 @@ pub async fn notices(
     let rows = state
         .db(move |s| s.mdm_notices(destination.as_deref(), after, limit + 1))
         .await?;
-    let more = rows.len() > limit as usize;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next = if more {
-        rows.last().map(|r| r.seq)
-    } else {
-        None
-    };
+    let (rows, next) = paging::split(rows, limit, NOTICE_CURSOR, |r| r.seq);
     Ok(Json(NoticePage {
         items: rows
             .into_iter()
@@ -480,6 +474,6 @@ pub async fn notices(
                 delivered_at: r.delivered_at.map(ist),
             })
             .collect(),
-        next_cursor: next.map(|k| paging::encode(NOTICE_CURSOR, &k)),
+        next_cursor: next,
     }))
 }

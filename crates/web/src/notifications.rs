@@ -188,15 +188,9 @@ pub async fn list(
             )
         })
         .await?;
-    let more = rows.len() > limit as usize;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next = if more {
-        rows.last().map(|n| n.seq)
-    } else {
-        None
-    };
+    let (rows, next) = paging::split(rows, limit, CURSOR, |n| n.seq);
     Ok(Json(NotificationPage {
         items: rows.into_iter().map(NotificationView::from).collect(),
-        next_cursor: next.map(|k| paging::encode(CURSOR, &k)),
+        next_cursor: next,
     }))
 }

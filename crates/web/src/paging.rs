@@ -76,6 +76,24 @@ pub fn page_after<T, K: Ord>(
     (items, next)
 }
 
+/// A page from rows the store answered for `limit + 1`: at most `limit` of them, and the cursor
+/// (of kind `kind`, at the last row's key) when there were more.
+pub fn split<T, K: Serialize>(
+    mut rows: Vec<T>,
+    limit: u32,
+    kind: &str,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, Option<String>) {
+    let limit = limit as usize;
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| encode(kind, &key(r)))
+    } else {
+        None
+    };
+    (rows, next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +129,15 @@ mod tests {
         let (items, next) = page_after((0..10).collect::<Vec<u32>>(), |r| *r, None, 10);
         assert_eq!(items.len(), 10);
         assert_eq!(next, None);
+    }
+
+    #[test]
+    fn a_page_of_limit_plus_one_rows_continues_after_its_last() {
+        let (items, next) = split((0..11).collect::<Vec<u64>>(), 10, "k", |r| *r);
+        assert_eq!(items.len(), 10);
+        assert_eq!(decode::<u64>("k", next.as_deref()).unwrap(), Some(9));
+        let (items, next) = split((0..10).collect::<Vec<u64>>(), 10, "k", |r| *r);
+        assert_eq!((items.len(), next), (10, None));
     }
 
     #[test]

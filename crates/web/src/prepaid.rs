@@ -413,17 +413,11 @@ pub async fn cases(
     let rows = state
         .db(move |s| s.supply_cases(case_state, q.consumer_no.as_deref(), after, limit + 1))
         .await?;
-    let more = rows.len() > limit as usize;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next = if more {
-        rows.last().map(|c| c.id)
-    } else {
-        None
-    };
+    let (rows, next) = paging::split(rows, limit, CASE_CURSOR, |c| c.id);
     let now = state.now();
     Ok(Json(CasePage {
         items: rows.into_iter().map(|c| case_view(c, now)).collect(),
-        next_cursor: next.map(|k| paging::encode(CASE_CURSOR, &k)),
+        next_cursor: next,
     }))
 }
 
@@ -597,16 +591,10 @@ pub async fn migrations(
     let rows = state
         .db(move |s| s.mode_migrations(active, after, limit + 1))
         .await?;
-    let more = rows.len() > limit as usize;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next = if more {
-        rows.last().map(|m| m.id)
-    } else {
-        None
-    };
+    let (rows, next) = paging::split(rows, limit, MIGRATION_CURSOR, |m| m.id);
     Ok(Json(MigrationPage {
         items: rows.into_iter().map(MigrationView::from).collect(),
-        next_cursor: next.map(|k| paging::encode(MIGRATION_CURSOR, &k)),
+        next_cursor: next,
     }))
 }
 

@@ -129,9 +129,7 @@ pub async fn ledger(
     if balance.is_none() {
         return Err(no_wallet(&no));
     }
-    let more = rows.len() > limit as usize;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next = if more { rows.last().map(|e| e.n) } else { None };
+    let (rows, next) = paging::split(rows, limit, LEDGER_CURSOR, |e| e.n);
     Ok(Json(LedgerPage {
         items: rows
             .into_iter()
@@ -147,6 +145,6 @@ pub async fn ledger(
                 at: ist(e.at),
             })
             .collect(),
-        next_cursor: next.map(|k| paging::encode(LEDGER_CURSOR, &k)),
+        next_cursor: next,
     }))
 }

@@ -92,6 +92,12 @@ impl Rig {
         )
     }
 
+    /// GET `uri` with the reader's token.
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, uri, Some(&self.reader), &[], vec![])
+            .await
+    }
+
     async fn webhook(
         &self,
         gateway_name: &str,
@@ -214,15 +220,7 @@ async fn the_webhook_credits_signed_confirmations_once_and_keeps_every_one() {
         "C-404"
     );
 
-    let (status, list) = r
-        .call(
-            Method::GET,
-            "/api/v1/consumers/C-1/payments",
-            Some(&r.reader),
-            &[],
-            vec![],
-        )
-        .await;
+    let (status, list) = r.get("/api/v1/consumers/C-1/payments").await;
     assert_eq!(status, StatusCode::OK);
     let statuses: Vec<&str> = list
         .as_array()
@@ -344,7 +342,7 @@ async fn tariff_versions_are_added_by_admins_and_never_rewritten_once_in_force()
         .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    let (status, list) = r.call(Method::GET, uri, Some(&r.reader), &[], vec![]).await;
+    let (status, list) = r.get(uri).await;
     assert_eq!(status, StatusCode::OK);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
@@ -379,15 +377,7 @@ async fn disconnection_cases_list_by_state_and_migrations_check_their_request() 
     c.recharged_at = Some(t - Duration::hours(3));
     c.reconnect_due_by = Some(t - Duration::hours(1));
     r.store.supply_case_save(&c).unwrap();
-    let (status, page) = r
-        .call(
-            Method::GET,
-            "/api/v1/disconnections?state=disconnected",
-            Some(&r.reader),
-            &[],
-            vec![],
-        )
-        .await;
+    let (status, page) = r.get("/api/v1/disconnections?state=disconnected").await;
     assert_eq!(status, StatusCode::OK);
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
@@ -396,38 +386,14 @@ async fn disconnection_cases_list_by_state_and_migrations_check_their_request() 
         items[0]["overdue"], true,
         "past the 2-hour limit and not reconnected"
     );
-    let (_, none) = r
-        .call(
-            Method::GET,
-            "/api/v1/disconnections?state=closed",
-            Some(&r.reader),
-            &[],
-            vec![],
-        )
-        .await;
+    let (_, none) = r.get("/api/v1/disconnections?state=closed").await;
     assert!(none["items"].as_array().unwrap().is_empty());
     assert_eq!(
-        r.call(
-            Method::GET,
-            "/api/v1/disconnections?state=off",
-            Some(&r.reader),
-            &[],
-            vec![]
-        )
-        .await
-        .0,
+        r.get("/api/v1/disconnections?state=off").await.0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        r.call(
-            Method::GET,
-            "/api/v1/disconnections/999",
-            Some(&r.reader),
-            &[],
-            vec![]
-        )
-        .await
-        .0,
+        r.get("/api/v1/disconnections/999").await.0,
         StatusCode::NOT_FOUND
     );
 
@@ -479,12 +445,7 @@ async fn contacts_are_checked_and_what_consumers_were_told_is_listed() {
         )
         .unwrap();
     let uri = "/api/v1/consumers/C-5/contact";
-    assert_eq!(
-        r.call(Method::GET, uri, Some(&r.reader), &[], vec![])
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(r.get(uri).await.0, StatusCode::NOT_FOUND);
     let good = json!({"mobile": "+919812345678", "email": "ravi@example.in"});
     assert_eq!(
         r.json(Method::PUT, uri, &r.reader, good.clone()).await.0,
@@ -512,20 +473,14 @@ async fn contacts_are_checked_and_what_consumers_were_told_is_listed() {
         r.json(Method::PUT, uri, &r.operator, good.clone()).await.0,
         StatusCode::OK
     );
-    let (_, stored) = r.call(Method::GET, uri, Some(&r.reader), &[], vec![]).await;
+    let (_, stored) = r.get(uri).await;
     assert_eq!(stored, good);
 
     // A recharge is told by SMS and email, listed with its state.
     r.store.prepaid_enrol("C-5", now(), None).unwrap();
     r.pay("pay_5", "C-5", 30_000).await;
     let (status, page) = r
-        .call(
-            Method::GET,
-            "/api/v1/notifications?consumer_no=C-5&state=pending",
-            Some(&r.reader),
-            &[],
-            vec![],
-        )
+        .get("/api/v1/notifications?consumer_no=C-5&state=pending")
         .await;
     assert_eq!(status, StatusCode::OK);
     let items = page["items"].as_array().unwrap();
@@ -535,15 +490,7 @@ async fn contacts_are_checked_and_what_consumers_were_told_is_listed() {
     assert!(items[0]["body"].as_str().unwrap().contains("Rs 300.00"));
     assert_eq!(items[1]["recipient"], "ravi@example.in");
     assert_eq!(
-        r.call(
-            Method::GET,
-            "/api/v1/notifications?state=lost",
-            Some(&r.reader),
-            &[],
-            vec![]
-        )
-        .await
-        .0,
+        r.get("/api/v1/notifications?state=lost").await.0,
         StatusCode::BAD_REQUEST
     );
 }
