@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_prepaid",
         sql: include_str!("../migrations/0004_prepaid.sql"),
     },
+    Migration {
+        name: "0005_charge_run",
+        sql: include_str!("../migrations/0005_charge_run.sql"),
+    },
 ];
 
 /// The schema version this program writes.
