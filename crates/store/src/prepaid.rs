@@ -166,6 +166,25 @@ impl Store {
         )? == 1)
     }
 
+    /// Opens wallets for many consumers in one transaction (those that have one are left as
+    /// they are); how many were opened.
+    pub fn wallet_open_many(&self, consumers: &[&str], at: DateTime<Utc>) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut opened = 0;
+        {
+            let mut open = tx.prepare_cached(
+                "INSERT INTO wallet (consumer_no, opened_at, next_n, balance) VALUES (?1, ?2, 1, 0) \
+                 ON CONFLICT (consumer_no) DO NOTHING",
+            )?;
+            for c in consumers {
+                opened += open.execute(params![c, ms(at)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(opened)
+    }
+
     /// Posts an entry, once per cause: the same cause again writes nothing and answers the
     /// entry already there. The wallet must exist; a sum beyond the range of paise is refused.
     pub fn wallet_post(&self, e: &NewEntry<'_>, at: DateTime<Utc>) -> Result<Posted> {
