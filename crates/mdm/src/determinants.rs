@@ -388,8 +388,8 @@ pub fn daily_for_all(
         }
         let Some(f) = out.last_mut() else { return };
         let period_s = span.period_s.unwrap_or(metering.period_s).max(1);
-        let expected = u32::try_from((span.to_ms - span.from_ms).max(0) / 1000 / period_s)
-            .unwrap_or(u32::MAX);
+        let expected =
+            u32::try_from((span.to_ms - span.from_ms).max(0) / 1000 / period_s).unwrap_or(u32::MAX);
         // The expected count for now; what is stored is taken off below.
         f.missing_intervals = f.missing_intervals.saturating_add(expected);
         for i in span.intervals {

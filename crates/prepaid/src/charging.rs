@@ -221,17 +221,15 @@ fn step_one<T>(
 ) -> Result<(StepOutcome, Option<T>), ChargeError> {
     let mut failed = None;
     let mut kept = None;
-    let outcomes = store.wallet_steps(&[consumer_no], Utc::now(), |_, view| {
-        match plan(view) {
-            Ok((step, t)) => {
-                kept = Some(t);
-                Ok(step)
-            }
-            Err(e) => {
-                let shown = e.to_string();
-                failed = Some(e);
-                Err(shown)
-            }
+    let outcomes = store.wallet_steps(&[consumer_no], Utc::now(), |_, view| match plan(view) {
+        Ok((step, t)) => {
+            kept = Some(t);
+            Ok(step)
+        }
+        Err(e) => {
+            let shown = e.to_string();
+            failed = Some(e);
+            Err(shown)
         }
     })?;
     if let Some(e) = failed {
@@ -239,7 +237,9 @@ fn step_one<T>(
     }
     let outcome = outcomes.into_iter().next().unwrap_or(StepOutcome::NoWallet);
     match outcome {
-        StepOutcome::NoWallet => Err(StoreError::NotFound(format!("wallet of {consumer_no}")).into()),
+        StepOutcome::NoWallet => {
+            Err(StoreError::NotFound(format!("wallet of {consumer_no}")).into())
+        }
         StepOutcome::Refused(reason) => Err(StoreError::Conflict(reason).into()),
         o => Ok((o, kept)),
     }

@@ -201,7 +201,11 @@ impl Tariff {
         if !(rising && open_end && closed_before) {
             return Err(TariffError::Slabs(self.code.clone()));
         }
-        if self.tod_bp.iter().any(|bp| !(-10_000..=10_000).contains(bp)) {
+        if self
+            .tod_bp
+            .iter()
+            .any(|bp| !(-10_000..=10_000).contains(bp))
+        {
             return Err(TariffError::Tod(self.code.clone()));
         }
         Ok(())
@@ -315,12 +319,8 @@ impl Tariff {
             days_in_month,
             sanctioned_w,
         );
-        let after = self.month_to_date(
-            &before.plus(day),
-            day_of_month,
-            days_in_month,
-            sanctioned_w,
-        );
+        let after =
+            self.month_to_date(&before.plus(day), day_of_month, days_in_month, sanctioned_w);
         after.less(&prior)
     }
 }
@@ -492,7 +492,10 @@ mod tests {
         assert_eq!(bill.fixed, Paise(22_000));
         assert_eq!(bill.duty, Paise(11_225));
         assert_eq!(bill.total(), Paise(235_725));
-        assert_eq!((bill.tod, bill.levies, bill.subsidy), (Paise(0), Paise(0), Paise(0)));
+        assert_eq!(
+            (bill.tod, bill.levies, bill.subsidy),
+            (Paise(0), Paise(0), Paise(0))
+        );
     }
 
     #[test]
@@ -553,7 +556,10 @@ mod tests {
         assert_eq!(t.tod_bp, [0; 8]);
         assert!(t.levies.is_empty() && t.subsidies.is_empty());
         let json = serde_json::to_string(&domestic_tod()).unwrap();
-        assert_eq!(serde_json::from_str::<Tariff>(&json).unwrap(), domestic_tod());
+        assert_eq!(
+            serde_json::from_str::<Tariff>(&json).unwrap(),
+            domestic_tod()
+        );
         let old_charge: Charge =
             serde_json::from_str(r#"{"energy":100,"fixed":20,"duty":6}"#).unwrap();
         assert_eq!(old_charge.total(), Paise(126));

@@ -4,9 +4,7 @@
 use chrono::{Datelike, NaiveDate, Utc};
 use model::Paise;
 use prepaid::charging::{Account, DayUse, RunReport, charge_through, run_day, true_up_month};
-use prepaid::tariff::{
-    BillingUnit, Levy, Line, MonthUse, Rate, Slab, Subsidy, Tariff, TariffBook,
-};
+use prepaid::tariff::{BillingUnit, Levy, Line, MonthUse, Rate, Slab, Subsidy, Tariff, TariffBook};
 use proptest::prelude::*;
 use store::Store;
 use store::prepaid::NewEntry;
@@ -287,9 +285,16 @@ fn a_run_charges_many_and_reports_the_ones_it_could_not() {
     assert_eq!(report.already, 0);
     let failed: Vec<&str> = report.failed.iter().map(|(c, _)| c.as_str()).collect();
     assert_eq!(failed, vec!["C-4", "C-5"]);
-    assert!(report.failed[0].1.contains("agricultural"), "{:?}", report.failed);
+    assert!(
+        report.failed[0].1.contains("agricultural"),
+        "{:?}",
+        report.failed
+    );
     assert_eq!(store.wallet_entries("C-4", 0, 10).unwrap().len(), 0);
-    let sum: i64 = ["C-1", "C-2", "C-3"].iter().map(|c| debits_of(&store, c)).sum();
+    let sum: i64 = ["C-1", "C-2", "C-3"]
+        .iter()
+        .map(|c| debits_of(&store, c))
+        .sum();
     assert_eq!(report.total, Paise(sum));
     // Again: nothing more is posted; C-2 still waits.
     let again = run_day(&store, &tod_book(), dec(4), &accs, usage, |_| {}).unwrap();

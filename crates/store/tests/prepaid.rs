@@ -146,7 +146,10 @@ fn many_wallets_move_on_in_one_transaction_and_a_bad_one_is_left_as_it_was() {
     use store::prepaid::{StepOutcome, WalletStep};
     let (_dir, store) = store();
     let t = at("2026-12-03T00:00:00Z");
-    assert_eq!(store.wallet_open_many(&["C-1", "C-2", "C-3"], t).unwrap(), 3);
+    assert_eq!(
+        store.wallet_open_many(&["C-1", "C-2", "C-3"], t).unwrap(),
+        3
+    );
     store
         .wallet_post(&entry("recharge/PAY-1", "recharge", 10_000), t)
         .unwrap();
@@ -162,19 +165,23 @@ fn many_wallets_move_on_in_one_transaction_and_a_bad_one_is_left_as_it_was() {
         )
         .unwrap();
     let outcomes = store
-        .wallet_steps(&["C-1", "C-2", "C-404", "C-3", "C-1"], t, |i, view| match i {
-            0 | 3 => Ok(Some(WalletStep {
-                entries: vec![daily(1, 300), daily(2, 250)],
-                state: state(2, 9_000, 550),
-            })),
-            1 => Err("no tariff for C-2"),
-            // C-1 again: it sees its own step of this transaction.
-            _ => {
-                assert_eq!(view.state, state(2, 9_000, 550));
-                assert_eq!(view.balance, Paise(10_000 - 550));
-                Ok(None)
-            }
-        })
+        .wallet_steps(
+            &["C-1", "C-2", "C-404", "C-3", "C-1"],
+            t,
+            |i, view| match i {
+                0 | 3 => Ok(Some(WalletStep {
+                    entries: vec![daily(1, 300), daily(2, 250)],
+                    state: state(2, 9_000, 550),
+                })),
+                1 => Err("no tariff for C-2"),
+                // C-1 again: it sees its own step of this transaction.
+                _ => {
+                    assert_eq!(view.state, state(2, 9_000, 550));
+                    assert_eq!(view.balance, Paise(10_000 - 550));
+                    Ok(None)
+                }
+            },
+        )
         .unwrap();
     assert_eq!(
         outcomes,
@@ -192,7 +199,10 @@ fn many_wallets_move_on_in_one_transaction_and_a_bad_one_is_left_as_it_was() {
             },
         ]
     );
-    assert_eq!(store.wallet_view("C-1").unwrap().unwrap().state, state(2, 9_000, 550));
+    assert_eq!(
+        store.wallet_view("C-1").unwrap().unwrap().state,
+        state(2, 9_000, 550)
+    );
     assert_eq!(store.wallet_entries("C-3", 0, 10).unwrap().len(), 1);
     assert_eq!(
         store.wallet_view("C-3").unwrap().unwrap().state,

@@ -16,9 +16,7 @@ use mdm::calendar::day_bounds;
 use mdm::determinants::{DayFigures, Metering, daily_for_all};
 use model::Paise;
 use prepaid::charging::{Account, DayUse, RUN_CHUNK, run_day};
-use prepaid::tariff::{
-    BillingUnit, Levy, Line, MonthUse, Rate, Slab, Subsidy, Tariff, TariffBook,
-};
+use prepaid::tariff::{BillingUnit, Levy, Line, MonthUse, Rate, Slab, Subsidy, Tariff, TariffBook};
 use store::Store;
 use store::prepaid::{ChargeState, StepEntry, WalletStep};
 
@@ -73,7 +71,12 @@ fn run(args: &BenchChargeArgs) -> Result<()> {
     let accounts: Vec<Account> = (0..n)
         .map(|i| Account {
             consumer_no: format!("PP{i:08}"),
-            category: if i % 10 == 0 { "commercial" } else { "domestic" }.into(),
+            category: if i % 10 == 0 {
+                "commercial"
+            } else {
+                "domestic"
+            }
+            .into(),
             sanctioned_w: 1000 + 500 * (i % 9) as u32,
         })
         .collect();
@@ -153,9 +156,7 @@ fn run(args: &BenchChargeArgs) -> Result<()> {
         .context("the first consumer's daily charge")?;
     let raw_secs = raw_inserts(&raw_path, &accounts, &sample.detail)?;
     let raw_rate = n as f64 / raw_secs;
-    println!(
-        "baseline (raw inserts of {n} ledger rows): {raw_secs:.2} s, {raw_rate:.0} rows/s"
-    );
+    println!("baseline (raw inserts of {n} ledger rows): {raw_secs:.2} s, {raw_rate:.0} rows/s");
     println!("ratio charge/baseline: {:.3}", rate / raw_rate);
 
     if args.figures_consumers > 0 {
@@ -239,7 +240,12 @@ fn usage(account: &Account, day: NaiveDate) -> Option<DayUse> {
     }
     let wh = 3000 + (h % 12_000) as i64;
     let vah = wh * 10 / 9;
-    let shares = [(h >> 16) % 8 + 4, (h >> 24) % 8 + 2, (h >> 32) % 8 + 4, (h >> 40) % 8 + 3];
+    let shares = [
+        (h >> 16) % 8 + 4,
+        (h >> 24) % 8 + 2,
+        (h >> 32) % 8 + 4,
+        (h >> 40) % 8 + 3,
+    ];
     let total: u64 = shares.iter().sum();
     let split = |units: i64| {
         let mut zones = [0i64; 8];
@@ -407,7 +413,10 @@ fn figures(dir: &std::path::Path, m: usize, n: usize) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     let complete = all.iter().filter(|f| f.missing_intervals == 0).count();
     if all.len() != m || complete != m {
-        bail!("daily_for_all gave {} consumers, {complete} complete, of {m}", all.len());
+        bail!(
+            "daily_for_all gave {} consumers, {complete} complete, of {m}",
+            all.len()
+        );
     }
     // What run_day takes, as the running system would build it.
     let _usage: Vec<DayUse> = all.iter().map(day_use).collect();

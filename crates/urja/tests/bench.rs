@@ -93,7 +93,10 @@ fn bench_charge_charges_everyone_once_and_prints_figures_that_parse() {
         out.status.success(),
         "urja bench charge failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("2000 consumer(s), day 2026-12-15"), "{stdout}");
+    assert!(
+        stdout.contains("2000 consumer(s), day 2026-12-15"),
+        "{stdout}"
+    );
     assert!(stdout.contains("seeded: 2000 wallets"), "{stdout}");
     assert!(figure(&stdout, "charge run:") > 0.0);
     assert!(
