@@ -307,6 +307,113 @@ pub fn daily_for_consumer(
     }))
 }
 
+/// A consumer's day as the prepaid charge run takes it: the import (Wh and VAh) in total and
+/// per TOD zone, whether any of it was estimated, and how complete the day is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayFigures {
+    pub consumer_no: String,
+    pub import_wh: i64,
+    pub import_vah: i64,
+    /// Per TOD zone, index 0 = zone 1; they sum to the totals.
+    pub zone_wh: [i64; 8],
+    pub zone_vah: [i64; 8],
+    /// Whether any interval of the day was estimated.
+    pub estimated: bool,
+    pub intervals: u32,
+    /// Left out of the sums, as in [`Figures`].
+    pub suspect_intervals: u32,
+    /// Intervals expected at the meters' capture periods that are not in the store.
+    pub missing_intervals: u32,
+}
+
+/// The TOD zone of every IST minute of the day, so a zone is a lookup.
+struct ZoneTable([u8; 1440]);
+
+impl ZoneTable {
+    fn new(tod: &TodZones) -> ZoneTable {
+        let mut starts: Vec<(u32, u8)> = tod
+            .starts
+            .iter()
+            .map(|s| (u32::from(s.hour) * 60 + u32::from(s.minute), s.zone))
+            .collect();
+        starts.sort_unstable();
+        let mut table = [1u8; 1440];
+        for (minute, zone) in table.iter_mut().enumerate() {
+            let minute = minute as u32;
+            *zone = starts
+                .iter()
+                .rev()
+                .find(|(m, _)| *m <= minute)
+                .or(starts.last())
+                .map_or(1, |(_, z)| *z)
+                .clamp(1, 8);
+        }
+        ZoneTable(table)
+    }
+
+    /// The zone of an interval ending at `end_ms`, by the IST minute its energy started, as
+    /// [`TodZones::zone_of`].
+    fn zone(&self, end_ms: i64, period_s: i64) -> usize {
+        let start_s = end_ms.div_euclid(1000) - period_s + IST_OFFSET_S;
+        let minute = start_s.rem_euclid(86_400) / 60;
+        usize::from(self.0[minute as usize]) - 1
+    }
+}
+
+/// Every consumer's figures for `day` (IST) in one pass over the day's intervals (the meters
+/// installed at each consumer's service point, each within its installation span), as
+/// [`daily_for_consumer`] computes them one by one; ordered by consumer. A consumer with a
+/// meter but no interval that day is listed with everything missing.
+pub fn daily_for_all(
+    store: &Store,
+    day: NaiveDate,
+    metering: &Metering,
+) -> Result<Vec<DayFigures>, StoreError> {
+    let (start, end) = day_bounds(day);
+    let zones = ZoneTable::new(&metering.tod);
+    let mut out: Vec<DayFigures> = Vec::new();
+    store.mdm_consumer_intervals_all(start, end, |span| {
+        if out.last().is_none_or(|f| f.consumer_no != span.consumer_no) {
+            out.push(DayFigures {
+                consumer_no: span.consumer_no.to_string(),
+                import_wh: 0,
+                import_vah: 0,
+                zone_wh: [0; 8],
+                zone_vah: [0; 8],
+                estimated: false,
+                intervals: 0,
+                suspect_intervals: 0,
+                missing_intervals: 0,
+            });
+        }
+        let Some(f) = out.last_mut() else { return };
+        let period_s = span.period_s.unwrap_or(metering.period_s).max(1);
+        let expected =
+            u32::try_from((span.to_ms - span.from_ms).max(0) / 1000 / period_s).unwrap_or(u32::MAX);
+        // The expected count for now; what is stored is taken off below.
+        f.missing_intervals = f.missing_intervals.saturating_add(expected);
+        for i in span.intervals {
+            if i.suspect {
+                f.suspect_intervals += 1;
+                continue;
+            }
+            f.intervals += 1;
+            f.estimated |= i.estimated;
+            let z = zones.zone(i.end_ms, period_s);
+            f.import_wh = f.import_wh.saturating_add(i.import_wh);
+            f.import_vah = f.import_vah.saturating_add(i.import_vah);
+            f.zone_wh[z] = f.zone_wh[z].saturating_add(i.import_wh);
+            f.zone_vah[z] = f.zone_vah[z].saturating_add(i.import_vah);
+        }
+    })?;
+    for f in &mut out {
+        f.missing_intervals = f
+            .missing_intervals
+            .saturating_sub(f.intervals + f.suspect_intervals);
+    }
+    Ok(out)
+}
+
 /// The billing determinants of `consumer_no` for `[from, to)`, or `None` for an unknown
 /// consumer.
 pub fn determinants_for_consumer(

@@ -4,7 +4,7 @@
 use bus::Envelope;
 use chrono::{Duration, NaiveDate};
 use mdm::calendar::day_bounds;
-use mdm::determinants::{Metering, daily_for_consumer, determinants_for_consumer};
+use mdm::determinants::{Metering, daily_for_all, daily_for_consumer, determinants_for_consumer};
 use mdm::events::Routing;
 use mdm::ingest::Ingest;
 use model::{HesMessage, IntervalReading, MeterSerial};
@@ -117,4 +117,58 @@ fn a_consumer_is_measured_by_each_meter_in_its_own_span() {
             .unwrap()
             .is_none()
     );
+
+    // A second consumer whose meter sent only the first half of the day, and a third with a
+    // meter that sent nothing: all three in one pass, each as daily_for_consumer has it.
+    for (c, sp, meter) in [("C-2", "SP-2", "M2"), ("C-3", "SP-3", "M3")] {
+        store
+            .mdm_put_consumer(
+                &Consumer {
+                    consumer_no: c.into(),
+                    name: "Asha".into(),
+                    category: "residential".into(),
+                    net_metered: false,
+                },
+                start,
+            )
+            .unwrap();
+        store
+            .mdm_put_service_point(&ServicePoint {
+                id: sp.into(),
+                address: "Kanpur".into(),
+                sanctioned_load_w: 2000,
+            })
+            .unwrap();
+        store
+            .mdm_connect_consumer(sp, c, start - Duration::days(10))
+            .unwrap();
+        store
+            .mdm_install_meter(&serial(meter), sp, start - Duration::days(10))
+            .unwrap();
+    }
+    let mut half = day_of("M2", 50);
+    if let HesMessage::BlockLoad { intervals, .. } = &mut half {
+        intervals.truncate(48);
+    }
+    ingest.ingest(&[&Envelope::new(half)], end).unwrap();
+    let all = daily_for_all(&store, day(), &metering).unwrap();
+    let names: Vec<&str> = all.iter().map(|f| f.consumer_no.as_str()).collect();
+    assert_eq!(names, vec!["C-1", "C-2", "C-3"]);
+    for f in &all {
+        let one = daily_for_consumer(&store, &f.consumer_no, day(), &metering)
+            .unwrap()
+            .unwrap();
+        let det = determinants_for_consumer(&store, &f.consumer_no, start, end, &metering)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.import_wh, one.figures.import_wh, "{f:?}");
+        assert_eq!(f.import_vah, one.figures.import_vah, "{f:?}");
+        assert_eq!(f.intervals, one.figures.intervals, "{f:?}");
+        assert_eq!(f.missing_intervals, one.missing_intervals, "{f:?}");
+        assert_eq!(f.estimated, one.estimated, "{f:?}");
+        assert_eq!(f.zone_wh, det.zone_import_wh, "{f:?}");
+        assert_eq!(f.zone_vah, det.zone_import_vah, "{f:?}");
+    }
+    assert_eq!((all[1].import_wh, all[1].missing_intervals), (48 * 50, 48));
+    assert_eq!((all[2].intervals, all[2].missing_intervals), (0, 96));
 }

@@ -2,17 +2,23 @@
 //! consumption as the MDM hands it on (use case 1.4) and the tariff in force, posted to the
 //! wallet under the cause `daily/<date>` so a re-run never charges twice.
 //!
-//! A day's slab depends on the month before it, so a month is charged in order:
-//! [`charge_through`] walks from the first day of the month not yet charged to the day asked,
-//! catching up missed days, and stops at the first day whose consumption is not known yet.
+//! A day's slab depends on the month before it, so a month is charged in order from its first
+//! day, catching up missed days, stopping at the first day whose consumption is not known yet.
+//! Where a wallet stands (the last day charged, the month-to-date units in total and per TOD
+//! zone, what the month has debited) is kept on the wallet (`store::prepaid::ChargeState`) and
+//! moved on in the same transaction as the entries, so a run reads one row per consumer.
+//!
+//! There is one way to charge: [`plan_days`] computes a wallet's next entries and state from
+//! where it stands (no I/O); [`charge_through`] runs it for one consumer and [`run_day`] for
+//! many, thousands of wallets per transaction.
 
 use chrono::{Datelike, NaiveDate, Utc};
 use model::Paise;
 use serde::{Deserialize, Serialize};
-use store::prepaid::{NewEntry, Posted};
+use store::prepaid::{ChargeState, StepEntry, StepOutcome, WalletStep, WalletView};
 use store::{Store, StoreError};
 
-use crate::tariff::{BillingUnit, Charge, TariffBook, TariffError};
+use crate::tariff::{BillingUnit, Charge, MonthUse, TariffBook, TariffError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChargeError {
@@ -22,23 +28,60 @@ pub enum ChargeError {
     Tariff(#[from] TariffError),
     #[error("a stored daily charge of {consumer_no} is unreadable: {detail}")]
     Corrupt { consumer_no: String, detail: String },
+    #[error("the consumption of {consumer_no} on {day} is not known")]
+    NoFigures { consumer_no: String, day: NaiveDate },
 }
 
-/// A consumer's consumption on one day, as the MDM hands it on.
+/// A consumer's consumption on one day, as the MDM hands it on (`mdm::determinants`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayUse {
     pub import_wh: i64,
     pub import_vah: i64,
+    /// The import per TOD zone, index 0 = zone 1, summing to `import_wh` (units in no zone are
+    /// charged without TOD adjustment).
+    #[serde(default)]
+    pub zone_wh: [i64; 8],
+    /// The same in VAh.
+    #[serde(default)]
+    pub zone_vah: [i64; 8],
     /// Whether any of it was estimated.
     pub estimated: bool,
 }
 
-/// What is charged: the consumer, their tariff category and sanctioned load.
+impl DayUse {
+    /// The units billed in `unit`, in total and per zone (never negative).
+    pub fn billed(&self, unit: BillingUnit) -> MonthUse {
+        let (units, zones) = match unit {
+            BillingUnit::Kwh => (self.import_wh, self.zone_wh),
+            BillingUnit::Kvah => (self.import_vah, self.zone_vah),
+        };
+        MonthUse {
+            units: units.max(0),
+            zones: zones.map(|z| z.max(0)),
+        }
+    }
+}
+
+impl From<&mdm::determinants::DayFigures> for DayUse {
+    fn from(f: &mdm::determinants::DayFigures) -> DayUse {
+        DayUse {
+            import_wh: f.import_wh,
+            import_vah: f.import_vah,
+            zone_wh: f.zone_wh,
+            zone_vah: f.zone_vah,
+            estimated: f.estimated,
+        }
+    }
+}
+
+/// What is charged: the consumer, their tariff category and sanctioned load, and the first day
+/// they are charged for (the day they became prepaid; `None`: every day).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub consumer_no: String,
     pub category: String,
     pub sanctioned_w: u32,
+    pub charge_from: Option<NaiveDate>,
 }
 
 /// The itemised charge kept with each daily debit.
@@ -49,6 +92,9 @@ pub struct DailyChargeDetail {
     pub unit: BillingUnit,
     /// The units charged (Wh or VAh).
     pub units: i64,
+    /// The same per TOD zone.
+    #[serde(default)]
+    pub zones: [i64; 8],
     /// The month's units before this day.
     pub month_units_before: i64,
     pub charge: Charge,
@@ -70,6 +116,151 @@ fn cause(day: NaiveDate) -> String {
     format!("daily/{day}")
 }
 
+fn month_start(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+fn days_in_month(day: NaiveDate) -> u32 {
+    let first = month_start(day);
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(first);
+    u32::try_from((next - first).num_days()).unwrap_or(31)
+}
+
+/// A wallet's next charges, computed by [`plan_days`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// What to write (`None`: nothing to charge).
+    pub step: Option<WalletStep>,
+    pub days: u32,
+    pub total: Paise,
+    /// The first day of the month up to `until` still uncharged after the plan: its
+    /// consumption is not known yet.
+    pub waiting_for: Option<NaiveDate>,
+}
+
+/// The one way a day is charged. From where the wallet stands, the days of `until`'s month
+/// after the last one charged up to `until`, in order, each at the tariff in force that day:
+/// the day's charge is the month-to-date bill after it less the one before it. Stops at the
+/// first day `usage` does not know. A wallet already in a later month has nothing to charge
+/// (a closed month is corrected by [`true_up_month`]). An error charges nothing.
+pub fn plan_days(
+    book: &TariffBook,
+    account: &Account,
+    wallet: &WalletView,
+    until: NaiveDate,
+    mut usage: impl FnMut(NaiveDate) -> Option<DayUse>,
+) -> Result<Plan, ChargeError> {
+    let first = month_start(until);
+    let month_days = days_in_month(until);
+    let mut state = match wallet.state.month {
+        Some(m) if m == first => wallet.state,
+        Some(m) if m > first => return Ok(Plan::default()),
+        _ => ChargeState {
+            month: Some(first),
+            ..ChargeState::default()
+        },
+    };
+    let mut plan = Plan::default();
+    let mut entries = Vec::new();
+    let mut day = match state.through {
+        Some(d) => match d.succ_opt() {
+            Some(next) => next,
+            None => return Ok(plan),
+        },
+        // A consumer who became prepaid in this month is charged from that day: a day's
+        // charge is one day's share of the month's bill whatever the day it starts on.
+        None => account.charge_from.map_or(first, |from| from.max(first)),
+    };
+    while day <= until {
+        let Some(used) = usage(day) else {
+            plan.waiting_for = Some(day);
+            break;
+        };
+        let tariff = book.in_force(&account.category, day)?;
+        let used_units = used.billed(tariff.unit);
+        let before = MonthUse {
+            units: state.units,
+            zones: state.zone_units,
+        };
+        let charge = tariff.daily_charge(
+            &before,
+            &used_units,
+            day.day(),
+            month_days,
+            account.sanctioned_w,
+        );
+        let detail = DailyChargeDetail {
+            day,
+            tariff: tariff.code.clone(),
+            unit: tariff.unit,
+            units: used_units.units,
+            zones: used_units.zones,
+            month_units_before: state.units,
+            charge,
+            estimated: used.estimated,
+        };
+        let json = serde_json::to_string(&detail).map_err(|e| ChargeError::Corrupt {
+            consumer_no: account.consumer_no.clone(),
+            detail: e.to_string(),
+        })?;
+        let total = charge.total();
+        entries.push(StepEntry {
+            cause: cause(day),
+            kind: "daily_charge",
+            amount: Paise(-total.0),
+            detail: json,
+        });
+        let after = before.plus(&used_units);
+        state.units = after.units;
+        state.zone_units = after.zones;
+        state.charged = state.charged.saturating_add(total.0);
+        state.through = Some(day);
+        plan.days += 1;
+        plan.total = Paise(plan.total.0 + total.0);
+        let Some(next) = day.succ_opt() else { break };
+        day = next;
+    }
+    if !entries.is_empty() {
+        plan.step = Some(WalletStep { entries, state });
+    }
+    Ok(plan)
+}
+
+/// Runs `plan` for one consumer's wallet in one transaction: the typed error of the plan, if
+/// it failed, and the outcome.
+fn step_one<T>(
+    store: &Store,
+    consumer_no: &str,
+    mut plan: impl FnMut(&WalletView) -> Result<(Option<WalletStep>, T), ChargeError>,
+) -> Result<(StepOutcome, Option<T>), ChargeError> {
+    let mut failed = None;
+    let mut kept = None;
+    let outcomes = store.wallet_steps(&[consumer_no], Utc::now(), |_, view| match plan(view) {
+        Ok((step, t)) => {
+            kept = Some(t);
+            Ok(step)
+        }
+        Err(e) => {
+            let shown = e.to_string();
+            failed = Some(e);
+            Err(shown)
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let outcome = outcomes.into_iter().next().unwrap_or(StepOutcome::NoWallet);
+    match outcome {
+        StepOutcome::NoWallet => {
+            Err(StoreError::NotFound(format!("wallet of {consumer_no}")).into())
+        }
+        StepOutcome::Refused(reason) => Err(StoreError::Conflict(reason).into()),
+        o => Ok((o, kept)),
+    }
+}
+
 /// Charges `account` for every day of `until`'s month up to `until` not charged yet, in order,
 /// taking each day's consumption from `usage` (`None`: not known yet, stop there). Safe to run
 /// again at any time.
@@ -80,66 +271,105 @@ pub fn charge_through(
     until: NaiveDate,
     usage: impl Fn(NaiveDate) -> Option<DayUse>,
 ) -> Result<ChargeReport, ChargeError> {
-    let month_prefix = format!("daily/{:04}-{:02}-", until.year(), until.month());
-    let mut charged: Vec<DailyChargeDetail> = Vec::new();
-    for e in store.wallet_entries_by_cause(&account.consumer_no, &month_prefix)? {
-        let detail: DailyChargeDetail =
-            serde_json::from_str(&e.detail).map_err(|err| ChargeError::Corrupt {
-                consumer_no: account.consumer_no.clone(),
-                detail: format!("{}: {err}", e.cause),
-            })?;
-        charged.push(detail);
-    }
-    let mut report = ChargeReport::default();
-    let mut month_units: i64 = charged.iter().map(|d| d.units).sum();
-    let first = until.with_day(1).unwrap_or(until);
-    let mut day = first;
-    while day <= until {
-        if !charged.iter().any(|d| d.day == day) {
-            let Some(used) = usage(day) else {
-                report.waiting_for = Some(day);
-                break;
-            };
-            let tariff = book.in_force(&account.category, day)?;
-            let units = match tariff.unit {
-                BillingUnit::Kwh => used.import_wh,
-                BillingUnit::Kvah => used.import_vah,
+    let (outcome, plan) = step_one(store, &account.consumer_no, |view| {
+        let mut plan = plan_days(book, account, view, until, &usage)?;
+        Ok((plan.step.take(), plan))
+    })?;
+    let plan = plan.unwrap_or_default();
+    let (days_charged, total, balance) = match outcome {
+        StepOutcome::Posted { balance, .. } => (plan.days, plan.total, balance),
+        StepOutcome::Unchanged { balance } => (0, Paise::ZERO, balance),
+        StepOutcome::NoWallet | StepOutcome::Refused(_) => (0, Paise::ZERO, Paise::ZERO),
+    };
+    Ok(ChargeReport {
+        days_charged,
+        total,
+        balance: Some(balance),
+        waiting_for: plan.waiting_for,
+    })
+}
+
+/// How many consumers [`run_day`] charges per transaction.
+pub const RUN_CHUNK: usize = 10_000;
+
+/// What a day's run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Consumers given.
+    pub consumers: usize,
+    /// Consumers charged at least one day.
+    pub charged: usize,
+    /// Days charged, over all consumers, and their sum.
+    pub days_charged: u64,
+    pub total: Paise,
+    /// Consumers that had nothing to charge: charged through the day already.
+    pub already: usize,
+    /// Consumers not charged through the day (whether or not some days were caught up): the
+    /// first day whose consumption is not known yet.
+    pub waiting: Vec<(String, NaiveDate)>,
+    /// Consumers left as they were, with the reason (no wallet, no tariff, …).
+    pub failed: Vec<(String, String)>,
+}
+
+/// Charges every account for `day`: each catches up the days of the month it missed, in
+/// order, up to `day`, stopping at the first day `usage` does not know. [`RUN_CHUNK`] consumers
+/// per transaction; a consumer that cannot be charged is reported and the run goes on.
+/// `progress` is told how many consumers are done after each transaction. Safe to run again:
+/// a second run of the same day posts nothing.
+pub fn run_day(
+    store: &Store,
+    book: &TariffBook,
+    day: NaiveDate,
+    accounts: &[Account],
+    mut usage: impl FnMut(&Account, NaiveDate) -> Option<DayUse>,
+    mut progress: impl FnMut(usize),
+) -> Result<RunReport, StoreError> {
+    let mut report = RunReport {
+        consumers: accounts.len(),
+        ..RunReport::default()
+    };
+    let now = Utc::now();
+    let mut done = 0;
+    for chunk in accounts.chunks(RUN_CHUNK) {
+        let ids: Vec<&str> = chunk.iter().map(|a| a.consumer_no.as_str()).collect();
+        let mut plans: Vec<(u32, Paise, Option<NaiveDate>)> = Vec::with_capacity(chunk.len());
+        let outcomes = store.wallet_steps(&ids, now, |i, view| {
+            let account = &chunk[i];
+            while plans.len() < i {
+                plans.push((0, Paise::ZERO, None));
             }
-            .max(0);
-            let charge = tariff.daily_charge(month_units, units, day.day(), account.sanctioned_w);
-            let detail = DailyChargeDetail {
-                day,
-                tariff: tariff.code.clone(),
-                unit: tariff.unit,
-                units,
-                month_units_before: month_units,
-                charge,
-                estimated: used.estimated,
-            };
-            let json = serde_json::to_string(&detail).map_err(|e| ChargeError::Corrupt {
-                consumer_no: account.consumer_no.clone(),
-                detail: e.to_string(),
-            })?;
-            let posted = store.wallet_post(
-                &NewEntry {
-                    consumer_no: &account.consumer_no,
-                    cause: &cause(day),
-                    kind: "daily_charge",
-                    amount: Paise(-charge.total().0),
-                    detail: &json,
-                },
-                Utc::now(),
-            )?;
-            if let Posted::New(_) = posted {
-                report.days_charged += 1;
-                report.total = Paise(report.total.0 + charge.total().0);
+            let mut plan = plan_days(book, account, view, day, |d| usage(account, d))?;
+            plans.push((plan.days, plan.total, plan.waiting_for));
+            Ok::<_, ChargeError>(plan.step.take())
+        })?;
+        for (i, (account, outcome)) in chunk.iter().zip(outcomes).enumerate() {
+            let (days, total, waiting) = plans.get(i).copied().unwrap_or((0, Paise::ZERO, None));
+            match outcome {
+                StepOutcome::NoWallet => report
+                    .failed
+                    .push((account.consumer_no.clone(), "no wallet".into())),
+                StepOutcome::Refused(reason) => {
+                    report.failed.push((account.consumer_no.clone(), reason));
+                    continue;
+                }
+                StepOutcome::Posted { .. } => {
+                    report.charged += 1;
+                    report.days_charged += u64::from(days);
+                    report.total = Paise(report.total.0 + total.0);
+                }
+                StepOutcome::Unchanged { .. } => {
+                    if waiting.is_none() {
+                        report.already += 1;
+                    }
+                }
             }
-            month_units = month_units.saturating_add(units);
+            if let Some(w) = waiting {
+                report.waiting.push((account.consumer_no.clone(), w));
+            }
         }
-        let Some(next) = day.succ_opt() else { break };
-        day = next;
+        done += chunk.len();
+        progress(done);
     }
-    report.balance = store.wallet_balance(&account.consumer_no)?;
     Ok(report)
 }
 
@@ -152,10 +382,12 @@ pub struct TrueUp {
 }
 
 /// Trues up `until`'s month so far: the charged days' consumption is read again (`usage`, as
-/// the MDM has it now: estimates replaced by actuals, edits), the month-to-date bill recomputed,
-/// and the difference from what was charged for the month (daily charges and earlier true-ups)
-/// posted as one adjustment. Running it again on the same figures finds nothing to adjust, and
-/// after it the month's charges equal the bill for the figures as they stand.
+/// the MDM has it now: estimates replaced by actuals, edits; `None`: as charged), the
+/// month-to-date bill recomputed, and the difference from what was charged for the month
+/// (daily charges and earlier true-ups) posted as one adjustment. The wallet's month-to-date
+/// figures become the recomputed ones, so the days charged after it build on them. Running it
+/// again on the same figures finds nothing to adjust, and after it the month's charges equal
+/// the bill for the figures as they stand.
 pub fn true_up_month(
     store: &Store,
     book: &TariffBook,
@@ -163,63 +395,93 @@ pub fn true_up_month(
     until: NaiveDate,
     usage: impl Fn(NaiveDate) -> Option<DayUse>,
 ) -> Result<TrueUp, ChargeError> {
-    let month = format!("{:04}-{:02}", until.year(), until.month());
-    let days = store.wallet_entries_by_cause(&account.consumer_no, &format!("daily/{month}-"))?;
-    let earlier =
-        store.wallet_entries_by_cause(&account.consumer_no, &format!("trueup/{month}/"))?;
-    let charged: i64 = days.iter().chain(earlier.iter()).map(|e| -e.amount.0).sum();
-    let mut details = Vec::with_capacity(days.len());
-    for e in &days {
-        let d: DailyChargeDetail =
-            serde_json::from_str(&e.detail).map_err(|err| ChargeError::Corrupt {
-                consumer_no: account.consumer_no.clone(),
-                detail: format!("{}: {err}", e.cause),
-            })?;
-        details.push(d);
-    }
-    let Some(last) = details.iter().map(|d| d.day).max() else {
-        return Ok(TrueUp {
-            adjustment: Paise::ZERO,
-            balance: store.wallet_balance(&account.consumer_no)?,
-        });
+    let first = month_start(until);
+    let Some(view) = store.wallet_view(&account.consumer_no)? else {
+        return Ok(TrueUp::default());
     };
-    let tariff = book.in_force(&account.category, last)?;
-    let mut units = 0i64;
-    for d in &details {
-        let now = usage(d.day).map_or(d.units, |u| match tariff.unit {
-            BillingUnit::Kwh => u.import_wh.max(0),
-            BillingUnit::Kvah => u.import_vah.max(0),
-        });
-        units = units.saturating_add(now);
+    let charged_through = match (view.state.month, view.state.through) {
+        (Some(m), Some(t)) if m == first => t,
+        _ => {
+            return Ok(TrueUp {
+                adjustment: Paise::ZERO,
+                balance: Some(view.balance),
+            });
+        }
+    };
+    // Days the MDM no longer knows are taken as charged: only then are the stored details read.
+    let mut as_charged = std::collections::HashMap::new();
+    if first
+        .iter_days()
+        .take_while(|d| *d <= charged_through)
+        .any(|d| usage(d).is_none())
+    {
+        let month = format!("daily/{:04}-{:02}-", first.year(), first.month());
+        for e in store.wallet_entries_by_cause(&account.consumer_no, &month)? {
+            let d: DailyChargeDetail =
+                serde_json::from_str(&e.detail).map_err(|err| ChargeError::Corrupt {
+                    consumer_no: account.consumer_no.clone(),
+                    detail: format!("{}: {err}", e.cause),
+                })?;
+            as_charged.insert(
+                d.day,
+                MonthUse {
+                    units: d.units,
+                    zones: d.zones,
+                },
+            );
+        }
     }
-    let bill = tariff
-        .month_to_date(units, last.day(), account.sanctioned_w)
-        .total();
-    let adjustment = Paise(charged - bill.0);
-    if adjustment == Paise::ZERO {
-        return Ok(TrueUp {
-            adjustment,
-            balance: store.wallet_balance(&account.consumer_no)?,
+    let month = format!("{:04}-{:02}", first.year(), first.month());
+    let (outcome, adjustment) = step_one(store, &account.consumer_no, |view| {
+        let state = view.state;
+        let Some(last) = state.through.filter(|_| state.month == Some(first)) else {
+            return Ok((None, Paise::ZERO));
+        };
+        let tariff = book.in_force(&account.category, last)?;
+        let mut used = MonthUse::default();
+        for d in first.iter_days().take_while(|d| *d <= last) {
+            let day = match usage(d) {
+                Some(u) => u.billed(tariff.unit),
+                None => *as_charged.get(&d).ok_or_else(|| ChargeError::NoFigures {
+                    consumer_no: account.consumer_no.clone(),
+                    day: d,
+                })?,
+            };
+            used = used.plus(&day);
+        }
+        let bill = tariff
+            .month_to_date(&used, last.day(), days_in_month(last), account.sanctioned_w)
+            .total();
+        let adjustment = Paise(state.charged - bill.0);
+        let mut after = state;
+        after.units = used.units;
+        after.zone_units = used.zones;
+        after.charged = bill.0;
+        let mut entries = Vec::new();
+        if adjustment != Paise::ZERO {
+            after.trueups += 1;
+            entries.push(StepEntry {
+                cause: format!("trueup/{month}/{}", after.trueups),
+                kind: "adjustment",
+                amount: adjustment,
+                detail: format!(
+                    r#"{{"month":"{month}","units":{},"bill":{},"charged":{}}}"#,
+                    used.units, bill.0, state.charged
+                ),
+            });
+        }
+        let step = (after != state).then_some(WalletStep {
+            entries,
+            state: after,
         });
-    }
-    // Numbered: two runs at once on the same figures make the same cause, so one posts.
-    let cause = format!("trueup/{month}/{}", earlier.len() + 1);
-    let detail = format!(
-        r#"{{"month":"{month}","units":{units},"bill":{},"charged":{charged}}}"#,
-        bill.0
-    );
-    store.wallet_post(
-        &NewEntry {
-            consumer_no: &account.consumer_no,
-            cause: &cause,
-            kind: "adjustment",
-            amount: adjustment,
-            detail: &detail,
-        },
-        Utc::now(),
-    )?;
+        Ok((step, adjustment))
+    })?;
+    let balance = match outcome {
+        StepOutcome::Posted { balance, .. } | StepOutcome::Unchanged { balance } => Some(balance),
+        _ => None,
+    };
     Ok(TrueUp {
-        adjustment,
-        balance: store.wallet_balance(&account.consumer_no)?,
+        adjustment: adjustment.unwrap_or(Paise::ZERO),
+        balance,
     })
 }

@@ -2,11 +2,13 @@
 //! wallet operations over the store.
 //!
 //! - [`tariff`]: tariffs as data (fixed charge per kW per day, telescopic energy slabs over the
-//!   month to date, duty) and the daily charge, built so that a month of daily charges adds up
-//!   exactly to the month's bill for the same consumption;
-//! - [`charging`]: the daily charge run, one itemised debit per consumer per day into the
-//!   wallet (`store::prepaid`), in order within a month, never twice; the month's true-up once
-//!   estimates are replaced;
+//!   month to date, TOD rebates and surcharges per zone, duty, cess and levies, subsidies) and
+//!   the daily charge, built so that a month of daily charges adds up exactly to the month's
+//!   bill for the same consumption;
+//! - [`charging`]: the daily charge, one itemised debit per consumer per day into the wallet
+//!   (`store::prepaid`), in order within a month, never twice, from where each wallet stands;
+//!   for one consumer or a whole day's run over many ([`charging::run_day`]); the month's
+//!   true-up once estimates are replaced;
 //! - [`recharge`]: a confirmed payment credited once (its id is the ledger cause), within the
 //!   utility's amount rules;
 //! - [`alerts`]: low-balance alerts at shares of the last recharge, once each per cycle;

@@ -22,7 +22,7 @@ use store::prepaid_ops::{
 use store::{RoutedMessage, Store, StoreError};
 
 use crate::alerts::{AlertPolicy, alerts_due};
-use crate::charging::{Account, ChargeError, DayUse, charge_through};
+use crate::charging::{Account, ChargeError, DayUse, run_day};
 use crate::policy::{Connection, DisconnectionPolicy, Protection, Step, next_step};
 use crate::recharge::{RechargeError, RechargePolicy, recharge};
 use crate::tariff::{Tariff, TariffBook};
@@ -144,7 +144,7 @@ pub struct TickReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayRunReport {
     pub consumers: usize,
-    pub charged_days: u32,
+    pub charged_days: u64,
     pub waiting: usize,
     pub alerts: usize,
     /// Consumers that could not be charged, with the reason.
@@ -403,75 +403,60 @@ impl Prepaid {
 
     // --- the daily charge run (use case 1.4)
 
-    /// Charges every prepaid consumer up to `day` (catching up missed days of the month) from
-    /// the day's consumption `usage` gives, then sends the low-balance alerts due.
+    /// Charges every prepaid consumer up to `day` (catching up missed days of the month, from
+    /// the day each became prepaid) from the consumption `usage` gives, in batches
+    /// ([`run_day`]), then sends the low-balance alerts due.
     pub fn charge_day(
         &self,
         day: NaiveDate,
         now: DateTime<Utc>,
-        usage: impl Fn(&str, NaiveDate) -> Option<DayUse>,
+        usage: impl FnMut(&Account, NaiveDate) -> Option<DayUse>,
     ) -> Result<DayRunReport, PrepaidError> {
         let book = self.tariff_book()?;
         let mut report = DayRunReport::default();
+        let mut prepaid = Vec::new();
+        let mut accounts = Vec::new();
         let mut after = String::new();
         loop {
             let page = self.store.prepaid_accounts(&after, PAGE)?;
             let Some(last) = page.last() else { break };
             after = last.consumer_no.clone();
             for account in page {
-                report.consumers += 1;
-                match self.charge_one(&book, &account, day, now, &usage) {
-                    Ok((days, waiting, alerts)) => {
-                        report.charged_days += days;
-                        report.waiting += usize::from(waiting);
-                        report.alerts += alerts;
+                match self.store.mdm_consumer(&account.consumer_no)? {
+                    Some(consumer) => {
+                        let sanctioned_w = self
+                            .store
+                            .prepaid_supply(&account.consumer_no, now)?
+                            .map_or(0, |(_, w)| w);
+                        accounts.push(Account {
+                            consumer_no: account.consumer_no.clone(),
+                            category: consumer.category,
+                            sanctioned_w,
+                            charge_from: Some(crate::policy::ist_date(account.since)),
+                        });
+                        prepaid.push(account);
                     }
-                    Err(e) => report
-                        .failed
-                        .push((account.consumer_no.clone(), e.to_string())),
+                    None => report.failed.push((
+                        account.consumer_no.clone(),
+                        "not a consumer of the MDM".into(),
+                    )),
                 }
             }
         }
+        let run = run_day(&self.store, &book, day, &accounts, usage, |_| {})?;
+        report.consumers = run.consumers;
+        report.charged_days = run.days_charged;
+        report.waiting = run.waiting.len();
+        report.failed.extend(run.failed);
+        for account in &prepaid {
+            match self.send_alerts(account, now) {
+                Ok(n) => report.alerts += n,
+                Err(e) => report
+                    .failed
+                    .push((account.consumer_no.clone(), e.to_string())),
+            }
+        }
         Ok(report)
-    }
-
-    fn charge_one(
-        &self,
-        book: &TariffBook,
-        account: &PrepaidAccount,
-        day: NaiveDate,
-        now: DateTime<Utc>,
-        usage: &impl Fn(&str, NaiveDate) -> Option<DayUse>,
-    ) -> Result<(u32, bool, usize), PrepaidError> {
-        let consumer = self
-            .store
-            .mdm_consumer(&account.consumer_no)?
-            .ok_or_else(|| PrepaidError::NotFound(format!("consumer {}", account.consumer_no)))?;
-        let sanctioned_w = self
-            .store
-            .prepaid_supply(&account.consumer_no, now)?
-            .map_or(0, |(_, w)| w);
-        let charged = charge_through(
-            &self.store,
-            book,
-            &Account {
-                consumer_no: account.consumer_no.clone(),
-                category: consumer.category,
-                sanctioned_w,
-            },
-            day,
-            |d| {
-                // Never charge a day before the consumer became prepaid.
-                let since = crate::policy::ist_date(account.since);
-                if d < since {
-                    Some(DayUse::default())
-                } else {
-                    usage(&account.consumer_no, d)
-                }
-            },
-        )?;
-        let alerts = self.send_alerts(account, now)?;
-        Ok((charged.days_charged, charged.waiting_for.is_some(), alerts))
     }
 
     /// The low-balance alerts due for `account` in its recharge cycle, sent once each.

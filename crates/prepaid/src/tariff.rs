@@ -2,13 +2,16 @@
 //!
 //! A tariff has a fixed charge per kW of sanctioned load per day, telescopic energy slabs that
 //! apply to the month's consumption so far (the first 100 kWh of the month at one rate, the
-//! next 200 at another, …), a billing unit (kWh or kVAh) and electricity duty as a share of
-//! energy and fixed charges. Rates are exact decimals (milli-paise), sums exact integers.
+//! next 200 at another, …), a billing unit (kWh or kVAh), time-of-day rebates and surcharges per
+//! TOD zone, electricity duty, a cess per unit and other levies as shares of named lines, and
+//! subsidies (per unit on the month's first units, or a fixed amount a month) shown as their own
+//! negative line. Rates are exact decimals (milli-paise), sums exact integers.
 //!
-//! The day's charge is the month-to-date bill after the day less the month-to-date bill before
-//! it, each rounded to the paisa the same way: so a month of daily charges adds up exactly to the
-//! month's bill, whatever the daily consumption, and a day's slab is the one the month has
-//! reached.
+//! Every line is computed from month-to-date figures only ([`MonthUse`]: the month's units so
+//! far, in total and per TOD zone, and the days so far), each rounded to the paisa once. The
+//! day's charge is the month-to-date bill after the day less the month-to-date bill before it,
+//! line by line: so a month of daily charges adds up exactly to the month's bill, whatever the
+//! daily consumption, and a day's slab is the one the month has reached.
 
 use chrono::NaiveDate;
 use model::Paise;
@@ -22,12 +25,14 @@ pub enum TariffError {
     Slabs(String),
     #[error("not a list of tariffs: {0}")]
     Json(String),
+    #[error("a TOD adjustment of tariff {0} is beyond ±100 %")]
+    Tod(String),
     #[error("no tariff for category {category} on {date}")]
     NoneInForce { category: String, date: NaiveDate },
 }
 
 /// A rate in milli-paise (1/100 000 of a rupee) per unit, written as rupees, e.g. `"6.425"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Rate(pub i64);
 
 impl Rate {
@@ -92,7 +97,39 @@ pub struct Slab {
     pub rate: Rate,
 }
 
-/// One version of a tariff.
+/// A line of the bill a levy can be a share of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    Energy,
+    Tod,
+    Fixed,
+    Duty,
+    /// The per-unit cess.
+    Cess,
+}
+
+/// A levy as a share of named lines (e.g. a municipal tax of 2 % on energy and fixed charges).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Levy {
+    pub name: String,
+    /// Basis points of the sum of `on` (200 = 2 %).
+    pub bp: u32,
+    pub on: Vec<Line>,
+}
+
+/// What the state pays towards a category's bill, shown as its own negative line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Subsidy {
+    /// `rate` per unit on the month's first `first_kwh` units (kWh or kVAh).
+    PerUnit { rate: Rate, first_kwh: u32 },
+    /// A fixed amount a month (rupees), accrued evenly over the month's days.
+    PerMonth { amount: Rate },
+}
+
+/// One version of a tariff. The fields after `duty_bp` default to none, so a tariff written
+/// before them still reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tariff {
     pub code: String,
@@ -105,12 +142,56 @@ pub struct Tariff {
     pub fixed_per_kw_day: Rate,
     /// Rising bounds; the last is open.
     pub slabs: Vec<Slab>,
-    /// Electricity duty on energy and fixed charges, basis points (500 = 5 %).
+    /// Electricity duty on energy (with its TOD adjustment) and fixed charges, basis points
+    /// (500 = 5 %).
     pub duty_bp: u32,
+    /// TOD rebate (negative) or surcharge (positive) per zone, basis points of the energy rate
+    /// applied to that zone's units; index 0 = zone 1. The energy rate of a zone's units is the
+    /// month's average slab rate so far (the slabs apply to the month's total, not per zone).
+    #[serde(default)]
+    pub tod_bp: [i32; 8],
+    /// Cess per unit (kWh or kVAh).
+    #[serde(default)]
+    pub cess_per_unit: Rate,
+    #[serde(default)]
+    pub levies: Vec<Levy>,
+    #[serde(default)]
+    pub subsidies: Vec<Subsidy>,
+}
+
+/// A month's consumption so far: units (Wh or VAh, the tariff's billing unit) in total and per
+/// TOD zone (index 0 = zone 1). Units in no zone (the zones summing to less than the total) are
+/// charged without TOD adjustment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthUse {
+    pub units: i64,
+    #[serde(default)]
+    pub zones: [i64; 8],
+}
+
+impl MonthUse {
+    /// Units with no zone split.
+    pub fn units(units: i64) -> MonthUse {
+        MonthUse {
+            units,
+            zones: [0; 8],
+        }
+    }
+
+    pub fn plus(&self, other: &MonthUse) -> MonthUse {
+        let mut zones = self.zones;
+        for (z, o) in zones.iter_mut().zip(other.zones) {
+            *z = z.saturating_add(o);
+        }
+        MonthUse {
+            units: self.units.saturating_add(other.units),
+            zones,
+        }
+    }
 }
 
 impl Tariff {
-    /// Checks the slabs rise and end open.
+    /// Checks the slabs rise and end open, and no TOD rebate exceeds 100 %.
     pub fn check(&self) -> Result<(), TariffError> {
         let bounds: Vec<Option<u32>> = self.slabs.iter().map(|s| s.up_to_kwh).collect();
         let rising = bounds.windows(2).all(|w| {
@@ -119,11 +200,17 @@ impl Tariff {
         });
         let open_end = matches!(bounds.last(), Some(None));
         let closed_before = bounds.iter().rev().skip(1).all(Option::is_some);
-        if rising && open_end && closed_before {
-            Ok(())
-        } else {
-            Err(TariffError::Slabs(self.code.clone()))
+        if !(rising && open_end && closed_before) {
+            return Err(TariffError::Slabs(self.code.clone()));
         }
+        if self
+            .tod_bp
+            .iter()
+            .any(|bp| !(-10_000..=10_000).contains(bp))
+        {
+            return Err(TariffError::Tod(self.code.clone()));
+        }
+        Ok(())
     }
 
     /// The energy charge of `units_wh` (Wh or VAh) consumed in the month so far, in
@@ -145,44 +232,98 @@ impl Tariff {
         micro
     }
 
-    /// The bill for the month so far: `units_wh` consumed over `days` days with `sanctioned_w`
-    /// of sanctioned load.
-    pub fn month_to_date(&self, units_wh: i64, days: u32, sanctioned_w: u32) -> Charge {
-        let energy = round_micro(self.energy_micro(units_wh));
+    /// The bill for the month so far: `used` over `days` days of a month of `days_in_month`,
+    /// with `sanctioned_w` of sanctioned load. Every line comes from these figures alone.
+    pub fn month_to_date(
+        &self,
+        used: &MonthUse,
+        days: u32,
+        days_in_month: u32,
+        sanctioned_w: u32,
+    ) -> Charge {
+        let units = i128::from(used.units.max(0));
+        let energy_micro = self.energy_micro(used.units);
+        let energy = round_micro(energy_micro);
+        // Each zone's units at the month's average slab rate × the zone's share:
+        // energy × Σ(bp_z × units_z) / (units × 10 000), rounded once.
+        let weighted: i128 = used
+            .zones
+            .iter()
+            .zip(self.tod_bp)
+            .map(|(u, bp)| i128::from((*u).max(0)) * i128::from(bp))
+            .sum();
+        let tod = if units == 0 {
+            Paise(0)
+        } else {
+            Paise(round_div(
+                energy_micro * weighted,
+                units * 10_000 * 1_000_000,
+            ))
+        };
         let fixed = round_micro(
             i128::from(self.fixed_per_kw_day.0) * i128::from(sanctioned_w) * i128::from(days),
         );
-        let duty = round_div(
-            i128::from(energy.0 + fixed.0) * i128::from(self.duty_bp),
+        let duty = Paise(round_div(
+            i128::from(energy.0 + tod.0 + fixed.0) * i128::from(self.duty_bp),
             10_000,
-        );
+        ));
+        let cess = round_micro(units * i128::from(self.cess_per_unit.0));
+        let line = |l: Line| match l {
+            Line::Energy => energy.0,
+            Line::Tod => tod.0,
+            Line::Fixed => fixed.0,
+            Line::Duty => duty.0,
+            Line::Cess => cess.0,
+        };
+        let levies = self.levies.iter().fold(cess.0, |sum, levy| {
+            let base: i64 = levy.on.iter().map(|l| line(*l)).sum();
+            sum + round_div(i128::from(base) * i128::from(levy.bp), 10_000)
+        });
+        let gross = energy.0 + tod.0 + fixed.0 + duty.0 + levies;
+        let subsidy_micro: i128 = self
+            .subsidies
+            .iter()
+            .map(|s| match s {
+                Subsidy::PerUnit { rate, first_kwh } => {
+                    units.min(i128::from(*first_kwh) * 1000) * i128::from(rate.0)
+                }
+                Subsidy::PerMonth { amount } => {
+                    i128::from(amount.0) * 1000 * i128::from(days.min(days_in_month))
+                        / i128::from(days_in_month.max(1))
+                }
+            })
+            .sum();
+        // Never more than the bill it is towards.
+        let subsidy = round_micro(subsidy_micro).0.min(gross.max(0));
         Charge {
             energy,
+            tod,
             fixed,
-            duty: Paise(duty),
+            duty,
+            levies: Paise(levies),
+            subsidy: Paise(-subsidy),
         }
     }
 
     /// The charge for one day: the month-to-date bill after it less the one before it.
-    /// `month_units_before` is what the month consumed before this day, `day_of_month` 1-based.
+    /// `before` is what the month consumed before this day, `day_of_month` 1-based.
     pub fn daily_charge(
         &self,
-        month_units_before: i64,
-        day_units: i64,
+        before: &MonthUse,
+        day: &MonthUse,
         day_of_month: u32,
+        days_in_month: u32,
         sanctioned_w: u32,
     ) -> Charge {
-        let before = self.month_to_date(
-            month_units_before,
+        let prior = self.month_to_date(
+            before,
             day_of_month.saturating_sub(1),
+            days_in_month,
             sanctioned_w,
         );
-        let after = self.month_to_date(
-            month_units_before.saturating_add(day_units),
-            day_of_month,
-            sanctioned_w,
-        );
-        after.less(&before)
+        let after =
+            self.month_to_date(&before.plus(day), day_of_month, days_in_month, sanctioned_w);
+        after.less(&prior)
     }
 }
 
@@ -196,33 +337,53 @@ fn round_div(n: i128, d: i128) -> i64 {
     i64::try_from(q).unwrap_or(if q < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// A charge by component, in paise.
+/// A charge by line, in paise. Lines added after `duty` default to zero, so a charge stored
+/// before them still reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Charge {
     pub energy: Paise,
+    /// TOD rebates (negative) and surcharges (positive).
+    #[serde(default)]
+    pub tod: Paise,
     pub fixed: Paise,
     pub duty: Paise,
+    /// Cess and other levies.
+    #[serde(default)]
+    pub levies: Paise,
+    /// What the state pays: zero or negative.
+    #[serde(default)]
+    pub subsidy: Paise,
 }
 
 impl Charge {
     pub fn total(&self) -> Paise {
-        Paise(self.energy.0 + self.fixed.0 + self.duty.0)
+        Paise(
+            self.energy.0
+                + self.tod.0
+                + self.fixed.0
+                + self.duty.0
+                + self.levies.0
+                + self.subsidy.0,
+        )
+    }
+
+    fn zip(&self, other: &Charge, f: impl Fn(i64, i64) -> i64) -> Charge {
+        Charge {
+            energy: Paise(f(self.energy.0, other.energy.0)),
+            tod: Paise(f(self.tod.0, other.tod.0)),
+            fixed: Paise(f(self.fixed.0, other.fixed.0)),
+            duty: Paise(f(self.duty.0, other.duty.0)),
+            levies: Paise(f(self.levies.0, other.levies.0)),
+            subsidy: Paise(f(self.subsidy.0, other.subsidy.0)),
+        }
     }
 
     fn less(&self, other: &Charge) -> Charge {
-        Charge {
-            energy: Paise(self.energy.0 - other.energy.0),
-            fixed: Paise(self.fixed.0 - other.fixed.0),
-            duty: Paise(self.duty.0 - other.duty.0),
-        }
+        self.zip(other, |a, b| a - b)
     }
 
     pub fn add(&self, other: &Charge) -> Charge {
-        Charge {
-            energy: Paise(self.energy.0 + other.energy.0),
-            fixed: Paise(self.fixed.0 + other.fixed.0),
-            duty: Paise(self.duty.0 + other.duty.0),
-        }
+        self.zip(other, |a, b| a + b)
     }
 }
 
@@ -299,7 +460,30 @@ mod tests {
                 },
             ],
             duty_bp: 500,
+            tod_bp: [0; 8],
+            cess_per_unit: Rate(0),
+            levies: vec![],
+            subsidies: vec![],
         }
+    }
+
+    /// `domestic()` with TOD (night zone 1 −20 %, morning and evening peaks, zones 2 and 4,
+    /// +20 %), a cess of ₹0.10/kWh, a 2 % municipal levy on energy, TOD and fixed charges, and
+    /// a state subsidy of ₹1.00/kWh on the month's first 100 kWh.
+    fn domestic_tod() -> Tariff {
+        let mut t = domestic();
+        t.tod_bp = [-2000, 2000, 0, 2000, 0, 0, 0, 0];
+        t.cess_per_unit = Rate::parse("0.10").unwrap();
+        t.levies = vec![Levy {
+            name: "municipal".into(),
+            bp: 200,
+            on: vec![Line::Energy, Line::Tod, Line::Fixed],
+        }];
+        t.subsidies = vec![Subsidy::PerUnit {
+            rate: Rate::parse("1").unwrap(),
+            first_kwh: 100,
+        }];
+        t
     }
 
     #[test]
@@ -329,17 +513,97 @@ mod tests {
         // 350 kWh over 30 days with 2 kW sanctioned:
         // 100 × 5.50 + 200 × 5.75 + 50 × 6.50 = 550 + 1150 + 325 = ₹2,025.00 energy;
         // 3.66667 × 2 × 30 = ₹220.0002 → ₹220.00 fixed; 5 % of 2,245.00 = ₹112.25 duty.
-        let bill = domestic().month_to_date(350_000, 30, 2000);
+        let bill = domestic().month_to_date(&MonthUse::units(350_000), 30, 30, 2000);
         assert_eq!(bill.energy, Paise(202_500));
         assert_eq!(bill.fixed, Paise(22_000));
         assert_eq!(bill.duty, Paise(11_225));
         assert_eq!(bill.total(), Paise(235_725));
+        assert_eq!(
+            (bill.tod, bill.levies, bill.subsidy),
+            (Paise(0), Paise(0), Paise(0))
+        );
+    }
+
+    #[test]
+    fn a_month_with_tod_levies_and_subsidy_by_hand() {
+        // 200 kWh over 30 days of 30 with 1 kW: zone 1 60 kWh, zone 2 40, zone 3 60, zone 4 40.
+        // Energy: 100 × 5.50 + 100 × 5.75 = ₹1,125.00 (average ₹5.625/kWh).
+        // TOD: 5.625 × (−20 % × 60 + 20 % × 40 + 20 % × 40) = −67.50 + 45 + 45 = ₹22.50.
+        // Fixed: 3.66667 × 1 × 30 = ₹110.0001 → ₹110.00.
+        // Duty 5 % of 1,125 + 22.50 + 110 = 1,257.50 → ₹62.875 → ₹62.88 (half up).
+        // Levies: cess 200 × ₹0.10 = ₹20.00; municipal 2 % of 1,257.50 = ₹25.15; ₹45.15.
+        // Subsidy: 100 × ₹1.00 = −₹100.00.
+        // Total: 1,125 + 22.50 + 110 + 62.88 + 45.15 − 100 = ₹1,265.53.
+        let used = MonthUse {
+            units: 200_000,
+            zones: [60_000, 40_000, 60_000, 40_000, 0, 0, 0, 0],
+        };
+        let bill = domestic_tod().month_to_date(&used, 30, 30, 1000);
+        assert_eq!(
+            bill,
+            Charge {
+                energy: Paise(112_500),
+                tod: Paise(2_250),
+                fixed: Paise(11_000),
+                duty: Paise(6_288),
+                levies: Paise(4_515),
+                subsidy: Paise(-10_000),
+            }
+        );
+        assert_eq!(bill.total(), Paise(126_553));
+    }
+
+    #[test]
+    fn a_monthly_subsidy_accrues_by_day_and_never_exceeds_the_bill() {
+        // ₹50 a month, 15 days of 30 gone: ₹25.00. Energy 10 kWh × 5.50 = ₹55.00; no fixed
+        // charge, no duty: ₹55.00 − ₹25.00 = ₹30.00.
+        let mut t = domestic();
+        t.fixed_per_kw_day = Rate(0);
+        t.duty_bp = 0;
+        t.subsidies = vec![Subsidy::PerMonth {
+            amount: Rate::parse("50").unwrap(),
+        }];
+        let bill = t.month_to_date(&MonthUse::units(10_000), 15, 30, 1000);
+        assert_eq!((bill.subsidy, bill.total()), (Paise(-2_500), Paise(3_000)));
+        // 1 kWh: ₹5.50 of energy, so ₹5.50 of subsidy, not ₹25.
+        let small = t.month_to_date(&MonthUse::units(1_000), 15, 30, 1000);
+        assert_eq!((small.subsidy, small.total()), (Paise(-550), Paise(0)));
+        // The whole month: the whole ₹50.
+        let whole = t.month_to_date(&MonthUse::units(10_000), 30, 30, 1000);
+        assert_eq!(whole.subsidy, Paise(-5_000));
+    }
+
+    #[test]
+    fn a_tariff_written_before_tod_and_levies_still_reads() {
+        let old = r#"{"code":"LMV-1","category":"domestic","effective_from":"2026-04-01",
+            "unit":"kwh","fixed_per_kw_day":"3.66667","slabs":[{"up_to_kwh":null,"rate":"5.5"}],
+            "duty_bp":500}"#;
+        let t: Tariff = serde_json::from_str(old).unwrap();
+        assert_eq!(t.tod_bp, [0; 8]);
+        assert!(t.levies.is_empty() && t.subsidies.is_empty());
+        let json = serde_json::to_string(&domestic_tod()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Tariff>(&json).unwrap(),
+            domestic_tod()
+        );
+        let old_charge: Charge =
+            serde_json::from_str(r#"{"energy":100,"fixed":20,"duty":6}"#).unwrap();
+        assert_eq!(old_charge.total(), Paise(126));
+        let mut bad = domestic();
+        bad.tod_bp[0] = -10_001;
+        assert!(bad.check().is_err());
     }
 
     #[test]
     fn a_day_is_charged_at_the_slab_the_month_has_reached() {
         // 95 kWh so far this month; today 10 kWh: 5 at ₹5.50 and 5 at ₹5.75 = ₹56.25.
-        let day = domestic().daily_charge(95_000, 10_000, 12, 2000);
+        let day = domestic().daily_charge(
+            &MonthUse::units(95_000),
+            &MonthUse::units(10_000),
+            12,
+            31,
+            2000,
+        );
         assert_eq!(day.energy, Paise(5_625));
         // The fixed charge of one day for 2 kW: ₹7.33334 → ₹7.33 or ₹7.34 by the running rounding.
         assert!((733..=734).contains(&day.fixed.0), "{day:?}");
@@ -370,27 +634,64 @@ mod tests {
         assert!(book.in_force("commercial", on(10, 1)).is_err());
     }
 
+    /// A day's units split over the zones: a share of the day in each of the first four
+    /// zones, what is left (if `untimed`) in none.
+    fn split(units: i64, shares: &[u8; 4], untimed: bool) -> MonthUse {
+        let weight: i64 = shares.iter().map(|s| i64::from(*s)).sum::<i64>() + i64::from(untimed);
+        let mut zones = [0i64; 8];
+        if weight > 0 {
+            for (z, s) in shares.iter().enumerate() {
+                zones[z] = units * i64::from(*s) / weight;
+            }
+        }
+        if !untimed {
+            // The remainder of the division goes to zone 1, so the zones sum to the day.
+            zones[0] += units - zones.iter().sum::<i64>();
+        }
+        MonthUse { units, zones }
+    }
+
     proptest! {
         /// A month of daily charges adds up exactly to the month's bill for the same
-        /// consumption, component by component; no day's charge is negative.
+        /// consumption, line by line; no day's energy or fixed charge is negative.
         #[test]
         fn daily_charges_add_up_to_the_monthly_bill(
-            days in proptest::collection::vec(0i64..60_000, 28..=31),
+            days in proptest::collection::vec((0i64..60_000, any::<[u8; 4]>(), any::<bool>()), 28..=31),
             sanctioned_w in 500u32..20_000,
             duty_bp in 0u32..2_000,
+            tod in any::<[i16; 4]>(),
+            cess in 0i64..50_000,
+            levy_bp in 0u32..1_000,
+            per_unit in 0i64..300_000,
+            first_kwh in 0u32..300,
+            per_month in 0i64..50_000_000,
         ) {
-            let mut t = domestic();
+            let mut t = domestic_tod();
             t.duty_bp = duty_bp;
-            let mut sum = Charge::default();
-            let mut month = 0i64;
-            for (i, units) in days.iter().enumerate() {
-                let day = t.daily_charge(month, *units, i as u32 + 1, sanctioned_w);
-                prop_assert!(day.energy.0 >= 0 && day.fixed.0 >= 0 && day.duty.0 >= 0, "{day:?}");
-                sum = sum.add(&day);
-                month += units;
+            for (z, bp) in tod.iter().enumerate() {
+                t.tod_bp[z] = i32::from(*bp) % 10_001;
             }
-            let bill = t.month_to_date(month, days.len() as u32, sanctioned_w);
+            t.cess_per_unit = Rate(cess);
+            t.levies[0].bp = levy_bp;
+            t.levies.push(Levy { name: "on duty and cess".into(), bp: levy_bp / 2, on: vec![Line::Duty, Line::Cess] });
+            t.subsidies = vec![
+                Subsidy::PerUnit { rate: Rate(per_unit), first_kwh },
+                Subsidy::PerMonth { amount: Rate(per_month) },
+            ];
+            prop_assert!(t.check().is_ok());
+            let n = days.len() as u32;
+            let mut sum = Charge::default();
+            let mut month = MonthUse::default();
+            for (i, (units, shares, untimed)) in days.iter().enumerate() {
+                let used = split(*units, shares, *untimed);
+                let day = t.daily_charge(&month, &used, i as u32 + 1, n, sanctioned_w);
+                prop_assert!(day.energy.0 >= 0 && day.fixed.0 >= 0, "{day:?}");
+                sum = sum.add(&day);
+                month = month.plus(&used);
+            }
+            let bill = t.month_to_date(&month, n, n, sanctioned_w);
             prop_assert_eq!(sum, bill);
+            prop_assert!(bill.subsidy.0 <= 0 && bill.total().0 >= 0, "{bill:?}");
         }
     }
 }

@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_prepaid.sql"),
     },
     Migration {
+        name: "0005_charge_run",
+        sql: include_str!("../migrations/0005_charge_run.sql"),
+    },
+    Migration {
         name: "0006_notify",
         sql: include_str!("../migrations/0006_notify.sql"),
     },

@@ -1,10 +1,12 @@
 //! The prepaid wallets (migration `0004_prepaid`): an append-only ledger per consumer,
 //! idempotent by each entry's cause, with the balance kept alongside and checkable against the
-//! ledger's sum.
+//! ledger's sum; and where each wallet's daily charging stands (migration `0005_charge_run`,
+//! [`ChargeState`]), moved on together with the entries by [`Store::wallet_steps`], many
+//! wallets per transaction.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use model::Paise;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::{Result, Store, StoreError, from_ms, ms, narrow};
 
@@ -60,6 +62,100 @@ fn entry(r: &rusqlite::Row<'_>) -> Result<WalletEntry> {
 
 const ENTRY_COLUMNS: &str = "consumer_no, n, cause, kind, amount, balance_after, detail, at";
 
+/// Where a wallet's daily charging stands: the month being charged, the last day charged in it
+/// (the days before it are all charged: a month is charged in order), the month-to-date units
+/// the charges were computed on, and what the month has debited so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChargeState {
+    /// The first day of the month; `None`: never charged.
+    pub month: Option<NaiveDate>,
+    /// The last day charged in `month`.
+    pub through: Option<NaiveDate>,
+    /// Month-to-date units (Wh or VAh, the tariff's billing unit).
+    pub units: i64,
+    /// The same per TOD zone, index 0 = zone 1.
+    pub zone_units: [i64; 8],
+    /// Debited for the month by daily charges and true-ups (paise, positive for a debit).
+    pub charged: i64,
+    /// True-ups posted for the month.
+    pub trueups: u32,
+}
+
+/// A wallet as a charge step sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletView {
+    pub balance: Paise,
+    pub state: ChargeState,
+}
+
+/// An entry a step posts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEntry {
+    pub cause: String,
+    pub kind: &'static str,
+    pub amount: Paise,
+    pub detail: String,
+}
+
+/// What a step writes for one wallet: its entries, in order, and the charge state after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletStep {
+    pub entries: Vec<StepEntry>,
+    pub state: ChargeState,
+}
+
+/// What [`Store::wallet_steps`] did for one wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// No wallet for this consumer.
+    NoWallet,
+    /// The step had nothing to write.
+    Unchanged { balance: Paise },
+    /// Written: the entries' count and sum, and the balance after them.
+    Posted {
+        entries: u32,
+        sum: Paise,
+        balance: Paise,
+    },
+    /// Nothing written for this wallet: the step refused (its reason), an entry's cause was
+    /// posted before, or the balance would leave the range of paise.
+    Refused(String),
+}
+
+const STATE_COLUMNS: &str = "balance, next_n, charge_month, charged_through, month_units, \
+     month_z1, month_z2, month_z3, month_z4, month_z5, month_z6, month_z7, month_z8, \
+     month_charged, month_trueups";
+
+fn date_opt(v: Option<String>) -> Result<Option<NaiveDate>> {
+    v.map(|s| {
+        s.parse()
+            .map_err(|_| StoreError::Corrupt(format!("charge date {s:?}")))
+    })
+    .transpose()
+}
+
+/// A wallet row: its view and next entry number.
+fn wallet_row(r: &rusqlite::Row<'_>) -> Result<(WalletView, i64)> {
+    let mut zone_units = [0i64; 8];
+    for (i, z) in zone_units.iter_mut().enumerate() {
+        *z = r.get(5 + i)?;
+    }
+    Ok((
+        WalletView {
+            balance: Paise(r.get(0)?),
+            state: ChargeState {
+                month: date_opt(r.get(2)?)?,
+                through: date_opt(r.get(3)?)?,
+                units: r.get(4)?,
+                zone_units,
+                charged: r.get(13)?,
+                trueups: narrow(r.get(14)?, "true-up count")?,
+            },
+        },
+        r.get(1)?,
+    ))
+}
+
 impl Store {
     /// Opens a wallet for `consumer_no` (nothing happens if it has one).
     pub fn wallet_open(&self, consumer_no: &str, at: DateTime<Utc>) -> Result<bool> {
@@ -68,6 +164,25 @@ impl Store {
              ON CONFLICT (consumer_no) DO NOTHING",
             params![consumer_no, ms(at)],
         )? == 1)
+    }
+
+    /// Opens wallets for many consumers in one transaction (those that have one are left as
+    /// they are); how many were opened.
+    pub fn wallet_open_many(&self, consumers: &[&str], at: DateTime<Utc>) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut opened = 0;
+        {
+            let mut open = tx.prepare_cached(
+                "INSERT INTO wallet (consumer_no, opened_at, next_n, balance) VALUES (?1, ?2, 1, 0) \
+                 ON CONFLICT (consumer_no) DO NOTHING",
+            )?;
+            for c in consumers {
+                opened += open.execute(params![c, ms(at)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(opened)
     }
 
     /// Posts an entry, once per cause: the same cause again writes nothing and answers the
@@ -119,6 +234,139 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(Posted::New(after))
+    }
+
+    /// A wallet's balance and charge state, or `None` without a wallet.
+    pub fn wallet_view(&self, consumer_no: &str) -> Result<Option<WalletView>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {STATE_COLUMNS} FROM wallet WHERE consumer_no = ?1"
+        ))?;
+        let mut rows = stmt.query(params![consumer_no])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(wallet_row(r)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves many wallets on in one transaction: for each consumer in turn, `step` is given
+    /// its wallet as it stands (inside the transaction, so nothing changes it meanwhile) and
+    /// answers what to write: entries and the charge state after them (`Ok(None)`: nothing).
+    /// Each entry is posted once per cause like [`Store::wallet_post`]; a wallet whose step
+    /// fails, or one of whose causes was posted before, is left as it was and reported, and the
+    /// others are written. The outcomes are in the order of `consumers`.
+    pub fn wallet_steps<E: std::fmt::Display>(
+        &self,
+        consumers: &[&str],
+        at: DateTime<Utc>,
+        mut step: impl FnMut(usize, &WalletView) -> Result<Option<WalletStep>, E>,
+    ) -> Result<Vec<StepOutcome>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(consumers.len());
+        {
+            let mut read = tx.prepare_cached(&format!(
+                "SELECT {STATE_COLUMNS} FROM wallet WHERE consumer_no = ?1"
+            ))?;
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO wallet_entry ({ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (consumer_no, cause) DO NOTHING"
+            ))?;
+            let mut undo =
+                tx.prepare_cached("DELETE FROM wallet_entry WHERE consumer_no = ?1 AND n >= ?2")?;
+            let mut update = tx.prepare_cached(
+                "UPDATE wallet SET next_n = ?2, balance = ?3, charge_month = ?4, \
+                 charged_through = ?5, month_units = ?6, month_z1 = ?7, month_z2 = ?8, \
+                 month_z3 = ?9, month_z4 = ?10, month_z5 = ?11, month_z6 = ?12, month_z7 = ?13, \
+                 month_z8 = ?14, month_charged = ?15, month_trueups = ?16 WHERE consumer_no = ?1",
+            )?;
+            let at = ms(at);
+            for (i, consumer_no) in consumers.iter().enumerate() {
+                let found = {
+                    let mut rows = read.query(params![consumer_no])?;
+                    match rows.next()? {
+                        Some(r) => Some(wallet_row(r)?),
+                        None => None,
+                    }
+                };
+                let Some((view, first_n)) = found else {
+                    out.push(StepOutcome::NoWallet);
+                    continue;
+                };
+                let planned = match step(i, &view) {
+                    Ok(Some(p)) => p,
+                    Ok(None) => {
+                        out.push(StepOutcome::Unchanged {
+                            balance: view.balance,
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        out.push(StepOutcome::Refused(e.to_string()));
+                        continue;
+                    }
+                };
+                let mut n = first_n;
+                let mut balance = view.balance;
+                let mut refused = None;
+                for e in &planned.entries {
+                    let Some(after) = balance.checked_add(e.amount) else {
+                        refused = Some(format!("balance of {consumer_no} out of range"));
+                        break;
+                    };
+                    let written = insert.execute(params![
+                        consumer_no,
+                        n,
+                        e.cause,
+                        e.kind,
+                        e.amount.0,
+                        after.0,
+                        e.detail,
+                        at
+                    ])?;
+                    if written == 0 {
+                        refused = Some(format!("{} was posted before", e.cause));
+                        break;
+                    }
+                    balance = after;
+                    n += 1;
+                }
+                if let Some(reason) = refused {
+                    if n > first_n {
+                        undo.execute(params![consumer_no, first_n])?;
+                    }
+                    out.push(StepOutcome::Refused(reason));
+                    continue;
+                }
+                let s = &planned.state;
+                let z = &s.zone_units;
+                update.execute(params![
+                    consumer_no,
+                    n,
+                    balance.0,
+                    s.month.map(|d| d.to_string()),
+                    s.through.map(|d| d.to_string()),
+                    s.units,
+                    z[0],
+                    z[1],
+                    z[2],
+                    z[3],
+                    z[4],
+                    z[5],
+                    z[6],
+                    z[7],
+                    s.charged,
+                    s.trueups
+                ])?;
+                out.push(StepOutcome::Posted {
+                    entries: u32::try_from(n - first_n).unwrap_or(u32::MAX),
+                    sum: Paise(balance.0 - view.balance.0),
+                    balance,
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     /// The balance, or `None` without a wallet.

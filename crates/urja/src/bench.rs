@@ -33,6 +33,9 @@ pub enum BenchCommand {
     /// Feed a realistic block-load stream through the MDM's ingest into the store, and the
     /// same rows raw into SQLite as a baseline; report reads per second and the ratio.
     Ingest(crate::bench_ingest::BenchIngestArgs),
+    /// Seed N prepaid wallets, charge a day for all of them (and the same day again), against
+    /// raw ledger inserts as a baseline; time the MDM's daily figures for all consumers.
+    Charge(crate::bench_charge::BenchChargeArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_charge;
 mod bench_ingest;
 mod hes_cli;
 mod mdm_cli;
@@ -78,6 +79,7 @@ fn main() -> Result<()> {
             Command::Pay(args) => prepaid_cli::pay(args).await?,
             Command::Bench(bench::BenchCommand::Hes(args)) => bench::hes(args).await?,
             Command::Bench(bench::BenchCommand::Ingest(args)) => bench_ingest::ingest(args).await?,
+            Command::Bench(bench::BenchCommand::Charge(args)) => bench_charge::charge(args).await?,
         }
         Ok(())
     })

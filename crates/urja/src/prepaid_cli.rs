@@ -7,13 +7,14 @@
 //! (`<data dir>/notify.json`: the SMS operator and the mail relay). `urja pay` is the gateway's stand-in: it
 //! signs a payment confirmation with that secret and posts it to the webhook, as a gateway does.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::{NaiveDate, Utc};
 use hes::commands::Commands;
-use mdm::determinants::{Metering, daily_for_consumer};
+use mdm::determinants::{Metering, daily_for_all};
 use model::Paise;
 use notify::dispatch::{DispatchConfig, Dispatcher, SmsConfig, SmsGateway, SmtpConfig, SmtpMailer};
 use notify::standin::{SmsOperator, SmtpSink};
@@ -309,20 +310,30 @@ async fn look_at_cases(engine: Prepaid, stop: impl std::future::Future<Output = 
     }
 }
 
-/// The day's consumption of a consumer as the MDM has it, once the day is whole (every
-/// interval stored, actual or estimated); `None` until then.
-pub fn day_use(store: &Store, consumer_no: &str, day: NaiveDate) -> Option<DayUse> {
-    match daily_for_consumer(store, consumer_no, day, &Metering::default()) {
-        Ok(Some(d)) if d.missing_intervals == 0 && !d.meters.is_empty() => Some(DayUse {
-            import_wh: d.figures.import_wh,
-            import_vah: d.figures.import_vah,
-            estimated: d.estimated,
-        }),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(consumer_no, %day, error = %e, "daily consumption unreadable");
-            None
-        }
+/// Every consumer's consumption on the days a charge run asks for, as the MDM has it, read
+/// for a whole day at once (`daily_for_all`) the first time the day is asked for. A day is
+/// known for a consumer once it is whole (every interval stored, actual or estimated).
+#[derive(Debug, Default)]
+pub struct DayFiguresCache {
+    days: HashMap<NaiveDate, HashMap<String, DayUse>>,
+}
+
+impl DayFiguresCache {
+    pub fn get(&mut self, store: &Store, consumer_no: &str, day: NaiveDate) -> Option<DayUse> {
+        let figures = self.days.entry(day).or_insert_with(|| {
+            match daily_for_all(store, day, &Metering::default()) {
+                Ok(all) => all
+                    .into_iter()
+                    .filter(|f| f.missing_intervals == 0 && f.intervals > 0)
+                    .map(|f| (f.consumer_no.clone(), DayUse::from(&f)))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(%day, error = %e, "the day's consumption is unreadable");
+                    HashMap::new()
+                }
+            }
+        });
+        figures.get(consumer_no).copied()
     }
 }
 
@@ -342,7 +353,8 @@ async fn charge_days(engine: Prepaid, stop: impl std::future::Future<Output = ()
             let engine = engine.clone();
             let run = tokio::task::spawn_blocking(move || {
                 let store = engine.store().clone();
-                engine.charge_day(day, now, |c, d| day_use(&store, c, d))
+                let mut figures = DayFiguresCache::default();
+                engine.charge_day(day, now, |a, d| figures.get(&store, &a.consumer_no, d))
             })
             .await;
             match run {

@@ -1,4 +1,4 @@
-//! `urja bench hes` and `urja bench ingest` run end to end on small inputs and print figures
+//! `urja bench hes`, `urja bench ingest` and `urja bench charge` run end to end on small inputs and print figures
 //! that parse (their values depend on the machine and are not checked here).
 
 use std::process::Command;
@@ -72,4 +72,44 @@ fn bench_ingest_prints_figures_that_parse() {
     assert!(figure(&stdout, "ingest:") > 0.0);
     assert!(figure(&stdout, "ratio ingest/baseline:") > 0.0);
     assert!(figure(&stdout, "reads per hour at this rate:") > 0.0);
+}
+
+#[test]
+fn bench_charge_charges_everyone_once_and_prints_figures_that_parse() {
+    let out = Command::new(env!("CARGO_BIN_EXE_urja"))
+        .args([
+            "bench",
+            "charge",
+            "--consumers",
+            "2000",
+            "--figures-consumers",
+            "300",
+        ])
+        .output()
+        .expect("urja runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "urja bench charge failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("2000 consumer(s), day 2026-12-15"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("seeded: 2000 wallets"), "{stdout}");
+    assert!(figure(&stdout, "charge run:") > 0.0);
+    assert!(
+        stdout.contains("(2000 charged, 0 already, 0 waiting, 0 failed;"),
+        "{stdout}"
+    );
+    assert!(figure(&stdout, "re-run:") > 0.0);
+    assert!(
+        stdout.contains("nothing posted (2000 already charged)"),
+        "{stdout}"
+    );
+    assert!(figure(&stdout, "baseline (raw inserts of 2000 ledger rows):") > 0.0);
+    assert!(figure(&stdout, "ratio charge/baseline:") > 0.0);
+    assert!(stdout.contains("seeded 300 consumer(s) with a day of block load (28800 intervals)"));
+    assert!(figure(&stdout, "figures (daily_for_all):") > 0.0);
 }

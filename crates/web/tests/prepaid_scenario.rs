@@ -53,6 +53,10 @@ fn flat_tariff() -> Tariff {
             rate: Rate::parse("10").unwrap(),
         }],
         duty_bp: 0,
+        tod_bp: [0; 8],
+        cess_per_unit: Rate(0),
+        levies: Vec::new(),
+        subsidies: Vec::new(),
     }
 }
 
@@ -299,12 +303,13 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
         1 => 36_000,
         _ => 10_000,
     };
-    let usage = move |_: &str, day: NaiveDate| {
+    let usage = move |_: &prepaid::charging::Account, day: NaiveDate| {
         use chrono::Datelike;
         (day.month() == 12 && day.day() <= 3).then(|| DayUse {
             import_wh: kwh(day.day()),
             import_vah: kwh(day.day()),
             estimated: false,
+            ..DayUse::default()
         })
     };
     let mut balances = Vec::new();

@@ -8,9 +8,11 @@
 //! under its version; a replacement names the version it replaces, so two writers cannot both
 //! replace the same value.
 
+pub mod day_all;
 pub mod network;
 pub mod readings;
 
+pub use day_all::{ConsumerIntervals, IntervalFigures};
 pub use network::{
     Child, Connection, Consumer, Installation, NetworkImport, NetworkImportCounts, NetworkNode,
     NodeKind, ServicePoint,
