@@ -143,8 +143,9 @@ pub struct Plan {
 /// The one way a day is charged. From where the wallet stands, the days of `until`'s month
 /// after the last one charged up to `until`, in order, each at the tariff in force that day:
 /// the day's charge is the month-to-date bill after it less the one before it. Stops at the
-/// first day `usage` does not know. A wallet already in a later month has nothing to charge
-/// (a closed month is corrected by [`true_up_month`]). An error charges nothing.
+/// first day `usage` does not know. A wallet still short of the end of the month before waits
+/// for it (charge that month first); a wallet already in a later month has nothing to charge (a
+/// closed month is corrected by [`true_up_month`]). An error charges nothing.
 pub fn plan_days(
     book: &TariffBook,
     account: &Account,
@@ -154,9 +155,29 @@ pub fn plan_days(
 ) -> Result<Plan, ChargeError> {
     let first = month_start(until);
     let month_days = days_in_month(until);
+    let previous = first
+        .checked_sub_months(chrono::Months::new(1))
+        .unwrap_or(first);
     let mut state = match wallet.state.month {
         Some(m) if m == first => wallet.state,
         Some(m) if m > first => return Ok(Plan::default()),
+        // The month before is not charged to its end (its last days' figures came late): it
+        // is finished first, so no day is left uncharged behind a new month.
+        Some(m) if m == previous && m != first => {
+            let last = first.pred_opt().unwrap_or(first);
+            match wallet.state.through {
+                Some(t) if t >= last => ChargeState {
+                    month: Some(first),
+                    ..ChargeState::default()
+                },
+                t => {
+                    return Ok(Plan {
+                        waiting_for: t.and_then(|t| t.succ_opt()).or(Some(m)),
+                        ..Plan::default()
+                    });
+                }
+            }
+        }
         _ => ChargeState {
             month: Some(first),
             ..ChargeState::default()
@@ -216,6 +237,7 @@ pub fn plan_days(
         state.units = after.units;
         state.zone_units = after.zones;
         state.charged = state.charged.saturating_add(total.0);
+        state.estimated += u32::from(used.estimated);
         state.through = Some(day);
         plan.days += 1;
         plan.total = Paise(plan.total.0 + total.0);
@@ -439,9 +461,13 @@ pub fn true_up_month(
         };
         let tariff = book.in_force(&account.category, last)?;
         let mut used = MonthUse::default();
+        let mut estimated = 0u32;
         for d in first.iter_days().take_while(|d| *d <= last) {
             let day = match usage(d) {
-                Some(u) => u.billed(tariff.unit),
+                Some(u) => {
+                    estimated += u32::from(u.estimated);
+                    u.billed(tariff.unit)
+                }
                 None => *as_charged.get(&d).ok_or_else(|| ChargeError::NoFigures {
                     consumer_no: account.consumer_no.clone(),
                     day: d,
@@ -457,6 +483,7 @@ pub fn true_up_month(
         after.units = used.units;
         after.zone_units = used.zones;
         after.charged = bill.0;
+        after.estimated = estimated;
         let mut entries = Vec::new();
         if adjustment != Paise::ZERO {
             after.trueups += 1;

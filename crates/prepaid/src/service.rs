@@ -8,7 +8,7 @@
 //! carry on: every command has an id derived from its case and attempt, and the head-end runs an
 //! id once.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use hes::commands::{CommandError, CommandStatus, Commands};
 use model::command::{CommandId, CommandKind, CommandRequest, CommandState};
 use model::reading::EventCategory;
@@ -22,7 +22,7 @@ use store::prepaid_ops::{
 use store::{RoutedMessage, Store, StoreError};
 
 use crate::alerts::{AlertPolicy, alerts_due};
-use crate::charging::{Account, ChargeError, DayUse, run_day};
+use crate::charging::{Account, ChargeError, DayUse, run_day, true_up_month};
 use crate::policy::{Connection, DisconnectionPolicy, Protection, Step, next_step};
 use crate::recharge::{RechargeError, RechargePolicy, recharge};
 use crate::tariff::{Tariff, TariffBook};
@@ -422,24 +422,14 @@ impl Prepaid {
             let Some(last) = page.last() else { break };
             after = last.consumer_no.clone();
             for account in page {
-                match self.store.mdm_consumer(&account.consumer_no)? {
-                    Some(consumer) => {
-                        let sanctioned_w = self
-                            .store
-                            .prepaid_supply(&account.consumer_no, now)?
-                            .map_or(0, |(_, w)| w);
-                        accounts.push(Account {
-                            consumer_no: account.consumer_no.clone(),
-                            category: consumer.category,
-                            sanctioned_w,
-                            charge_from: Some(crate::policy::ist_date(account.since)),
-                        });
+                match self.account(&account.consumer_no, now) {
+                    Ok(a) => {
+                        accounts.push(a);
                         prepaid.push(account);
                     }
-                    None => report.failed.push((
-                        account.consumer_no.clone(),
-                        "not a consumer of the MDM".into(),
-                    )),
+                    Err(e) => report
+                        .failed
+                        .push((account.consumer_no.clone(), e.to_string())),
                 }
             }
         }
@@ -457,6 +447,59 @@ impl Prepaid {
             }
         }
         Ok(report)
+    }
+
+    /// Trues up `until`'s month for every wallet charged on estimated days: the month
+    /// re-charged on the figures as they stand now (`usage`; `None` for a day keeps what was
+    /// charged) and the difference posted as one adjustment (use case 1.4's estimates, replaced
+    /// by actual readings). How many wallets were adjusted, and those that failed.
+    pub fn true_up(
+        &self,
+        until: NaiveDate,
+        now: DateTime<Utc>,
+        usage: impl Fn(&str, NaiveDate) -> Option<DayUse>,
+    ) -> Result<(usize, Vec<(String, String)>), PrepaidError> {
+        let book = self.tariff_book()?;
+        let month = until.with_day(1).unwrap_or(until);
+        let mut adjusted = 0;
+        let mut failed = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self.store.wallets_with_estimates(month, &after, PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.clone();
+            for consumer_no in page {
+                let result = self.account(&consumer_no, now).and_then(|account| {
+                    Ok(true_up_month(&self.store, &book, &account, until, |d| {
+                        usage(&consumer_no, d)
+                    })?)
+                });
+                match result {
+                    Ok(t) => adjusted += usize::from(t.adjustment != Paise::ZERO),
+                    Err(e) => failed.push((consumer_no, e.to_string())),
+                }
+            }
+        }
+        Ok((adjusted, failed))
+    }
+
+    /// What the charge run needs of a prepaid consumer.
+    fn account(&self, consumer_no: &str, now: DateTime<Utc>) -> Result<Account, PrepaidError> {
+        let prepaid = self.prepaid(consumer_no)?;
+        let consumer = self
+            .store
+            .mdm_consumer(consumer_no)?
+            .ok_or_else(|| PrepaidError::NotFound(format!("consumer {consumer_no}")))?;
+        let sanctioned_w = self
+            .store
+            .prepaid_supply(consumer_no, now)?
+            .map_or(0, |(_, w)| w);
+        Ok(Account {
+            consumer_no: consumer_no.to_string(),
+            category: consumer.category,
+            sanctioned_w,
+            charge_from: Some(crate::policy::ist_date(prepaid.since)),
+        })
     }
 
     /// The low-balance alerts due for `account` in its recharge cycle, sent once each.

@@ -419,3 +419,85 @@ fn a_consumer_prepaid_from_mid_month_is_charged_from_that_day() {
     assert_eq!(first.charge.energy, Paise(1_700));
     assert_eq!(first.month_units_before, 0);
 }
+
+/// The last day of November comes late: December waits for it, then both are charged, in
+/// order, and nothing is left behind.
+#[test]
+fn a_new_month_waits_for_the_last_days_of_the_one_before() {
+    let (_d, store) = wallet(1000);
+    let nov = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    let known_until = std::cell::Cell::new(nov(29));
+    let usage = |d: NaiveDate| {
+        (d <= known_until.get()).then_some(DayUse {
+            import_wh: 3_000,
+            import_vah: 3_100,
+            ..DayUse::default()
+        })
+    };
+    let r = charge_through(&store, &book(), &account(), nov(30), usage).unwrap();
+    assert_eq!((r.days_charged, r.waiting_for), (29, Some(nov(30))));
+    // December's first day is known before November's last.
+    known_until.set(dec(1));
+    let usage_dec = |d: NaiveDate| {
+        (d != nov(30)).then_some(DayUse {
+            import_wh: 3_000,
+            import_vah: 3_100,
+            ..DayUse::default()
+        })
+    };
+    let r = charge_through(&store, &book(), &account(), dec(1), usage_dec).unwrap();
+    assert_eq!(r.days_charged, 0);
+    assert_eq!(r.waiting_for, Some(nov(30)));
+    // November's last day arrives: it is charged, then December.
+    let r = charge_through(&store, &book(), &account(), nov(30), usage).unwrap();
+    assert_eq!(r.days_charged, 1);
+    let r = charge_through(&store, &book(), &account(), dec(1), usage).unwrap();
+    assert_eq!(r.days_charged, 1);
+    assert_eq!(
+        store
+            .wallet_entries_by_cause("C-1", "daily/")
+            .unwrap()
+            .len(),
+        31
+    );
+}
+
+/// Days charged on estimates are counted, and the wallet is found for the true-up; once the
+/// actual figures are trued up it is not found any more.
+#[test]
+fn estimated_days_are_found_for_the_true_up_and_forgotten_after_it() {
+    let (_d, store) = wallet(1000);
+    let estimated = |d: NaiveDate| {
+        Some(DayUse {
+            import_wh: 5_000,
+            import_vah: 5_000,
+            estimated: d.day() == 2,
+            ..DayUse::default()
+        })
+    };
+    charge_through(&store, &book(), &account(), dec(3), estimated).unwrap();
+    assert_eq!(
+        store.wallet_view("C-1").unwrap().unwrap().state.estimated,
+        1
+    );
+    assert_eq!(
+        store.wallets_with_estimates(dec(1), "", 10).unwrap(),
+        vec!["C-1".to_string()]
+    );
+    // The actual for the 2nd was 7 kWh, not 5: the true-up debits the difference.
+    let actual = |d: NaiveDate| {
+        Some(DayUse {
+            import_wh: if d.day() == 2 { 7_000 } else { 5_000 },
+            import_vah: 5_000,
+            ..DayUse::default()
+        })
+    };
+    let t = true_up_month(&store, &book(), &account(), dec(3), actual).unwrap();
+    assert!(t.adjustment < Paise::ZERO, "{t:?}");
+    assert!(
+        store
+            .wallets_with_estimates(dec(1), "", 10)
+            .unwrap()
+            .is_empty()
+    );
+}

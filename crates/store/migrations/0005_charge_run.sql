@@ -5,7 +5,8 @@
 -- the month up to `charged_through`. The month-to-date figures (units in the tariff's billing
 -- unit, in total and per TOD zone 1..8) are those the last charge or true-up was computed on;
 -- `month_charged` is what the month's daily charges and true-ups debited (paise, positive), and
--- `month_trueups` how many true-ups it has had (their causes are numbered). A wallet whose
+-- `month_trueups` how many true-ups it has had (their causes are numbered), `month_estimated`
+-- how many of its charged days were estimated and not trued up since. A wallet whose
 -- `charge_month` is not the month being charged starts that month from nothing.
 ALTER TABLE wallet ADD COLUMN charge_month TEXT;
 ALTER TABLE wallet ADD COLUMN charged_through TEXT;
@@ -20,6 +21,10 @@ ALTER TABLE wallet ADD COLUMN month_z7 INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE wallet ADD COLUMN month_z8 INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE wallet ADD COLUMN month_charged INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE wallet ADD COLUMN month_trueups INTEGER NOT NULL DEFAULT 0;
+-- days of the month charged on estimated consumption and not trued up since: the wallets the
+-- daily true-up looks at
+ALTER TABLE wallet ADD COLUMN month_estimated INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX wallet_estimated ON wallet (charge_month) WHERE month_estimated > 0;
 
 -- Wallets charged before this version: their latest charged month, from the daily entries'
 -- itemised details (units per day; no zone split was kept then) and the month's true-ups.

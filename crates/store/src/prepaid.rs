@@ -79,6 +79,8 @@ pub struct ChargeState {
     pub charged: i64,
     /// True-ups posted for the month.
     pub trueups: u32,
+    /// Days charged on estimated consumption and not trued up since.
+    pub estimated: u32,
 }
 
 /// A wallet as a charge step sees it.
@@ -124,7 +126,7 @@ pub enum StepOutcome {
 
 const STATE_COLUMNS: &str = "balance, next_n, charge_month, charged_through, month_units, \
      month_z1, month_z2, month_z3, month_z4, month_z5, month_z6, month_z7, month_z8, \
-     month_charged, month_trueups";
+     month_charged, month_trueups, month_estimated";
 
 fn date_opt(v: Option<String>) -> Result<Option<NaiveDate>> {
     v.map(|s| {
@@ -150,6 +152,7 @@ fn wallet_row(r: &rusqlite::Row<'_>) -> Result<(WalletView, i64)> {
                 zone_units,
                 charged: r.get(13)?,
                 trueups: narrow(r.get(14)?, "true-up count")?,
+                estimated: narrow(r.get(15)?, "estimated days")?,
             },
         },
         r.get(1)?,
@@ -157,6 +160,27 @@ fn wallet_row(r: &rusqlite::Row<'_>) -> Result<(WalletView, i64)> {
 }
 
 impl Store {
+    /// Wallets charging `month` (its first day) with estimated days not trued up, after
+    /// `after`, a page at a time.
+    pub fn wallets_with_estimates(
+        &self,
+        month: NaiveDate,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT consumer_no FROM wallet WHERE charge_month = ?1 AND month_estimated > 0 \
+             AND consumer_no > ?2 ORDER BY consumer_no LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![month.to_string(), after, limit])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(r.get(0)?);
+        }
+        Ok(out)
+    }
+
     /// Opens a wallet for `consumer_no` (nothing happens if it has one).
     pub fn wallet_open(&self, consumer_no: &str, at: DateTime<Utc>) -> Result<bool> {
         Ok(self.conn().execute(
@@ -278,7 +302,8 @@ impl Store {
                 "UPDATE wallet SET next_n = ?2, balance = ?3, charge_month = ?4, \
                  charged_through = ?5, month_units = ?6, month_z1 = ?7, month_z2 = ?8, \
                  month_z3 = ?9, month_z4 = ?10, month_z5 = ?11, month_z6 = ?12, month_z7 = ?13, \
-                 month_z8 = ?14, month_charged = ?15, month_trueups = ?16 WHERE consumer_no = ?1",
+                 month_z8 = ?14, month_charged = ?15, month_trueups = ?16, month_estimated = ?17 \
+                 WHERE consumer_no = ?1",
             )?;
             let at = ms(at);
             for (i, consumer_no) in consumers.iter().enumerate() {
@@ -356,7 +381,8 @@ impl Store {
                     z[6],
                     z[7],
                     s.charged,
-                    s.trueups
+                    s.trueups,
+                    s.estimated
                 ])?;
                 out.push(StepOutcome::Posted {
                     entries: u32::try_from(n - first_n).unwrap_or(u32::MAX),

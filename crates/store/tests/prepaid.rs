@@ -129,6 +129,7 @@ fn state(day: u32, units: i64, charged: i64) -> store::prepaid::ChargeState {
         zone_units: [units, 0, 0, 0, 0, 0, 0, 1],
         charged,
         trueups: 0,
+        estimated: 0,
     }
 }
 
@@ -250,6 +251,7 @@ fn wallets_charged_before_0005_start_from_their_entries() {
             zone_units: [0; 8],
             charged: 1_800,
             trueups: 1,
+            estimated: 0,
         }
     );
     assert_eq!(

@@ -299,6 +299,7 @@ fn seed(store: &Store, book: &TariffBook, accounts: &[Account]) -> Result<()> {
                     zone_units: month.zones,
                     charged: bill.total().0,
                     trueups: 0,
+                    estimated: 0,
                 },
             }))
         })?;

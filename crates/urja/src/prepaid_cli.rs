@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use chrono::{NaiveDate, Utc};
 use hes::commands::Commands;
-use mdm::determinants::{Metering, daily_for_all};
+use mdm::determinants::{Metering, daily_for_all, daily_for_consumer, determinants_for_consumer};
 use model::Paise;
 use notify::dispatch::{DispatchConfig, Dispatcher, SmsConfig, SmsGateway, SmtpConfig, SmtpMailer};
 use notify::standin::{SmsOperator, SmtpSink};
@@ -39,8 +39,9 @@ const FOLLOW: Duration = Duration::from_secs(2);
 const FULL_LOOK_EVERY: u32 = 15;
 /// How often the daily charge run looks for days to charge.
 const CHARGE_EVERY: Duration = Duration::from_secs(3600);
-/// How many days back the charge run looks (catching up after a stop).
-const CHARGE_DAYS_BACK: i64 = 3;
+/// How many days back the charge run looks (catching up after a stop, and a month's last days
+/// whose figures came late: the next month waits for them).
+const CHARGE_DAYS_BACK: i64 = 10;
 
 /// The running engine's tasks (and, for a simulated fleet, the stand-ins it tells consumers
 /// through).
@@ -337,9 +338,29 @@ impl DayFiguresCache {
     }
 }
 
+/// One consumer's day with its TOD split, once the day is whole (for the true-up, which
+/// looks at few consumers).
+fn consumer_day(store: &Store, consumer_no: &str, day: NaiveDate) -> Option<DayUse> {
+    let metering = Metering::default();
+    let daily = daily_for_consumer(store, consumer_no, day, &metering).ok()??;
+    if daily.missing_intervals > 0 || daily.meters.is_empty() {
+        return None;
+    }
+    let (start, end) = mdm::calendar::day_bounds(day);
+    let d = determinants_for_consumer(store, consumer_no, start, end, &metering).ok()??;
+    Some(DayUse {
+        import_wh: d.figures.import_wh,
+        import_vah: d.figures.import_vah,
+        zone_wh: d.zone_import_wh,
+        zone_vah: d.zone_import_vah,
+        estimated: d.estimated_intervals > 0,
+    })
+}
+
 async fn charge_days(engine: Prepaid, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     let mut every = tokio::time::interval(CHARGE_EVERY);
+    let mut trued_up: Option<NaiveDate> = None;
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -368,6 +389,30 @@ async fn charge_days(engine: Prepaid, stop: impl std::future::Future<Output = ()
                 }
                 Ok(Err(e)) => tracing::warn!(%day, error = %e, "the daily charge run failed"),
                 Err(e) => tracing::warn!(%day, error = %e, "the daily charge run panicked"),
+            }
+        }
+        // Once a day: the month so far re-charged where estimates have been replaced.
+        if trued_up != Some(today) {
+            trued_up = Some(today);
+            let yesterday = today - chrono::Duration::days(1);
+            let engine = engine.clone();
+            let run = tokio::task::spawn_blocking(move || {
+                let store = engine.store().clone();
+                engine.true_up(yesterday, now, |c, d| consumer_day(&store, c, d))
+            })
+            .await;
+            match run {
+                Ok(Ok((adjusted, failed))) => {
+                    if adjusted > 0 || !failed.is_empty() {
+                        tracing::info!(
+                            adjusted,
+                            failed = failed.len(),
+                            "true-up of estimated days"
+                        );
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "the true-up failed"),
+                Err(e) => tracing::warn!(error = %e, "the true-up panicked"),
             }
         }
     }
