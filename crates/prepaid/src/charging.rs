@@ -74,6 +74,49 @@ impl From<&mdm::determinants::DayFigures> for DayUse {
     }
 }
 
+/// Every consumer's consumption on some days, read from the MDM before a charge run: a run
+/// charges inside a store transaction, so what it charges from must already be in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayFiguresBook {
+    days: std::collections::HashMap<NaiveDate, std::collections::HashMap<String, DayUse>>,
+}
+
+impl DayFiguresBook {
+    /// The MDM's figures of `days`, every consumer's day in one pass each (`daily_for_all`);
+    /// a consumer's day is kept only once it is whole (every interval stored, actual or
+    /// estimated).
+    pub fn load(
+        store: &Store,
+        days: impl IntoIterator<Item = NaiveDate>,
+        metering: &mdm::determinants::Metering,
+    ) -> Result<DayFiguresBook, StoreError> {
+        let mut book = DayFiguresBook::default();
+        for day in days {
+            let all = mdm::determinants::daily_for_all(store, day, metering)?;
+            book.days.insert(
+                day,
+                all.iter()
+                    .filter(|f| f.missing_intervals == 0 && f.intervals > 0)
+                    .map(|f| (f.consumer_no.clone(), DayUse::from(f)))
+                    .collect(),
+            );
+        }
+        Ok(book)
+    }
+
+    /// Sets one consumer's day (tests, imports).
+    pub fn insert(&mut self, consumer_no: &str, day: NaiveDate, used: DayUse) {
+        self.days
+            .entry(day)
+            .or_default()
+            .insert(consumer_no.to_string(), used);
+    }
+
+    pub fn get(&self, consumer_no: &str, day: NaiveDate) -> Option<DayUse> {
+        self.days.get(&day)?.get(consumer_no).copied()
+    }
+}
+
 /// What is charged: the consumer, their tariff category and sanctioned load, and the first day
 /// they are charged for (the day they became prepaid; `None`: every day).
 #[derive(Debug, Clone, PartialEq, Eq)]

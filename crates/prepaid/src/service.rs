@@ -22,7 +22,7 @@ use store::prepaid_ops::{
 use store::{RoutedMessage, Store, StoreError};
 
 use crate::alerts::{AlertPolicy, alerts_due};
-use crate::charging::{Account, ChargeError, DayUse, run_day, true_up_month};
+use crate::charging::{Account, ChargeError, DayFiguresBook, DayUse, run_day, true_up_month};
 use crate::policy::{Connection, DisconnectionPolicy, Protection, Step, next_step};
 use crate::recharge::{RechargeError, RechargePolicy, recharge};
 use crate::tariff::{Tariff, TariffBook};
@@ -404,13 +404,14 @@ impl Prepaid {
     // --- the daily charge run (use case 1.4)
 
     /// Charges every prepaid consumer up to `day` (catching up missed days of the month, from
-    /// the day each became prepaid) from the consumption `usage` gives, in batches
-    /// ([`run_day`]), then sends the low-balance alerts due.
+    /// the day each became prepaid) from the consumption in `figures` (read before: the run
+    /// charges inside store transactions), in batches ([`run_day`]), then sends the
+    /// low-balance alerts due.
     pub fn charge_day(
         &self,
         day: NaiveDate,
         now: DateTime<Utc>,
-        usage: impl FnMut(&Account, NaiveDate) -> Option<DayUse>,
+        figures: &DayFiguresBook,
     ) -> Result<DayRunReport, PrepaidError> {
         let book = self.tariff_book()?;
         let mut report = DayRunReport::default();
@@ -433,7 +434,14 @@ impl Prepaid {
                 }
             }
         }
-        let run = run_day(&self.store, &book, day, &accounts, usage, |_| {})?;
+        let run = run_day(
+            &self.store,
+            &book,
+            day,
+            &accounts,
+            |a, d| figures.get(&a.consumer_no, d),
+            |_| {},
+        )?;
         report.consumers = run.consumers;
         report.charged_days = run.days_charged;
         report.waiting = run.waiting.len();
@@ -450,8 +458,8 @@ impl Prepaid {
     }
 
     /// Trues up `until`'s month for every wallet charged on estimated days: the month
-    /// re-charged on the figures as they stand now (`usage`; `None` for a day keeps what was
-    /// charged) and the difference posted as one adjustment (use case 1.4's estimates, replaced
+    /// re-charged on the figures as they stand now (`usage`, which may read the store: it is
+    /// asked before the true-up's transaction; `None` for a day keeps what was charged) and the difference posted as one adjustment (use case 1.4's estimates, replaced
     /// by actual readings). How many wallets were adjusted, and those that failed.
     pub fn true_up(
         &self,
@@ -469,9 +477,15 @@ impl Prepaid {
             let Some(last) = page.last() else { break };
             after = last.clone();
             for consumer_no in page {
+                // Read before the true-up's transaction, which must not wait on the store.
+                let days: std::collections::HashMap<NaiveDate, DayUse> = month
+                    .iter_days()
+                    .take_while(|d| *d <= until)
+                    .filter_map(|d| usage(&consumer_no, d).map(|u| (d, u)))
+                    .collect();
                 let result = self.account(&consumer_no, now).and_then(|account| {
                     Ok(true_up_month(&self.store, &book, &account, until, |d| {
-                        usage(&consumer_no, d)
+                        days.get(&d).copied()
                     })?)
                 });
                 match result {

@@ -181,6 +181,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The earliest day prepaid wallets still need charged: the day after the least
+    /// `charged_through` of those charging `month` or the month before (`None`: all charged
+    /// through, or none charged yet).
+    pub fn wallets_behind(&self, month: NaiveDate) -> Result<Option<NaiveDate>> {
+        let previous = month
+            .checked_sub_months(chrono::Months::new(1))
+            .unwrap_or(month);
+        let least: Option<String> = self.conn().query_row(
+            "SELECT MIN(w.charged_through) FROM wallet w JOIN prepaid_account a \
+             ON a.consumer_no = w.consumer_no WHERE a.mode = 'prepaid' \
+             AND w.charge_month IN (?1, ?2)",
+            params![month.to_string(), previous.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(date_opt(least)?.and_then(|d| d.succ_opt()))
+    }
+
     /// Opens a wallet for `consumer_no` (nothing happens if it has one).
     pub fn wallet_open(&self, consumer_no: &str, at: DateTime<Utc>) -> Result<bool> {
         Ok(self.conn().execute(

@@ -7,18 +7,17 @@
 //! (`<data dir>/notify.json`: the SMS operator and the mail relay). `urja pay` is the gateway's stand-in: it
 //! signs a payment confirmation with that secret and posts it to the webhook, as a gateway does.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use chrono::{NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use hes::commands::Commands;
-use mdm::determinants::{Metering, daily_for_all, daily_for_consumer, determinants_for_consumer};
+use mdm::determinants::{Metering, daily_for_consumer, determinants_for_consumer};
 use model::Paise;
 use notify::dispatch::{DispatchConfig, Dispatcher, SmsConfig, SmsGateway, SmtpConfig, SmtpMailer};
 use notify::standin::{SmsOperator, SmtpSink};
-use prepaid::charging::DayUse;
+use prepaid::charging::{DayFiguresBook, DayUse};
 use prepaid::policy::ist_date;
 use prepaid::service::{Prepaid, PrepaidConfig};
 use prepaid::tariff::{DEFAULT_TARIFFS, TariffBook};
@@ -311,31 +310,43 @@ async fn look_at_cases(engine: Prepaid, stop: impl std::future::Future<Output = 
     }
 }
 
-/// Every consumer's consumption on the days a charge run asks for, as the MDM has it, read
-/// for a whole day at once (`daily_for_all`) the first time the day is asked for. A day is
-/// known for a consumer once it is whole (every interval stored, actual or estimated).
-#[derive(Debug, Default)]
-pub struct DayFiguresCache {
-    days: HashMap<NaiveDate, HashMap<String, DayUse>>,
-}
-
-impl DayFiguresCache {
-    pub fn get(&mut self, store: &Store, consumer_no: &str, day: NaiveDate) -> Option<DayUse> {
-        let figures = self.days.entry(day).or_insert_with(|| {
-            match daily_for_all(store, day, &Metering::default()) {
-                Ok(all) => all
-                    .into_iter()
-                    .filter(|f| f.missing_intervals == 0 && f.intervals > 0)
-                    .map(|f| (f.consumer_no.clone(), DayUse::from(&f)))
-                    .collect(),
-                Err(e) => {
-                    tracing::warn!(%day, error = %e, "the day's consumption is unreadable");
-                    HashMap::new()
-                }
-            }
-        });
-        figures.get(consumer_no).copied()
+/// Charges every prepaid consumer through `yesterday`: the figures of the days some wallet
+/// still needs (from the earliest day a wallet of this month or the last is behind, at least
+/// the last ten days) read first, then the month before finished (if a wallet is still in it)
+/// and this month charged. What was done, a line per run.
+pub fn charge_through_yesterday(
+    engine: &Prepaid,
+    yesterday: NaiveDate,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let store = engine.store();
+    let month = yesterday.with_day(1).unwrap_or(yesterday);
+    let window = yesterday - chrono::Duration::days(CHARGE_DAYS_BACK - 1);
+    let from = store
+        .wallets_behind(month)?
+        .map_or(window, |d| d.min(window));
+    let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= yesterday).collect();
+    let figures = DayFiguresBook::load(store, days, &Metering::default())?;
+    let mut until = vec![yesterday];
+    if from < month {
+        until.insert(0, month.pred_opt().unwrap_or(month));
     }
+    let mut lines = Vec::new();
+    for day in until {
+        let r = engine.charge_day(day, now, &figures)?;
+        if r.charged_days > 0 || !r.failed.is_empty() {
+            lines.push(format!(
+                "daily charge run through {day}: {} consumer(s), {} day(s) charged, {} waiting for figures, {} alert(s), {} failed{}",
+                r.consumers,
+                r.charged_days,
+                r.waiting,
+                r.alerts,
+                r.failed.len(),
+                r.failed.first().map_or(String::new(), |(c, why)| format!(" (first: {c}: {why})"))
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 /// One consumer's day with its TOD split, once the day is whole (for the true-up, which
@@ -368,28 +379,20 @@ async fn charge_days(engine: Prepaid, stop: impl std::future::Future<Output = ()
         }
         let now = Utc::now();
         let today = ist_date(now);
-        // Oldest first: a month is charged in order.
-        for back in (1..=CHARGE_DAYS_BACK).rev() {
-            let day = today - chrono::Duration::days(back);
-            let engine = engine.clone();
-            let run = tokio::task::spawn_blocking(move || {
-                let store = engine.store().clone();
-                let mut figures = DayFiguresCache::default();
-                engine.charge_day(day, now, |a, d| figures.get(&store, &a.consumer_no, d))
-            })
-            .await;
-            match run {
-                Ok(Ok(r)) => {
-                    if r.charged_days > 0 || !r.failed.is_empty() {
-                        tracing::info!(%day, consumers = r.consumers, charged = r.charged_days, waiting = r.waiting, alerts = r.alerts, failed = r.failed.len(), "daily charge run");
-                    }
-                    for (consumer, why) in r.failed.iter().take(10) {
-                        tracing::warn!(%day, consumer, why, "not charged");
-                    }
+        let yesterday = today - chrono::Duration::days(1);
+        let engine_c = engine.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            charge_through_yesterday(&engine_c, yesterday, now)
+        })
+        .await;
+        match run {
+            Ok(Ok(lines)) => {
+                for line in lines {
+                    tracing::info!("{line}");
                 }
-                Ok(Err(e)) => tracing::warn!(%day, error = %e, "the daily charge run failed"),
-                Err(e) => tracing::warn!(%day, error = %e, "the daily charge run panicked"),
             }
+            Ok(Err(e)) => tracing::warn!(error = %e, "the daily charge run failed"),
+            Err(e) => tracing::warn!(error = %e, "the daily charge run panicked"),
         }
         // Once a day: the month so far re-charged where estimates have been replaced.
         if trued_up != Some(today) {
@@ -535,4 +538,144 @@ pub async fn pay(args: PayArgs) -> Result<()> {
         bail!("the webhook refused the confirmation");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{IntervalReading, MeterSerial, Quality};
+    use store::mdm::{Consumer, ServicePoint};
+    use store::{IngestWrite, IntervalWrite};
+
+    fn ist(s: &str) -> chrono::DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339(&format!("{s}+05:30"))
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// A day of 15-minute intervals of `wh` each, estimated or read.
+    fn day(store: &Store, meter: &MeterSerial, date: &str, wh: i64, estimated: bool) {
+        let start = ist(&format!("{date}T00:00:00"));
+        let rows = (0..96i64)
+            .map(|i| IntervalWrite::New {
+                reading: IntervalReading {
+                    meter: meter.clone(),
+                    interval_end: start + chrono::Duration::minutes(15 * (i + 1)),
+                    avg_voltage_v: None,
+                    avg_current_a: None,
+                    avg_phase_voltage_v: None,
+                    avg_phase_current_a: None,
+                    import_wh: wh,
+                    import_vah: wh,
+                    export_wh: None,
+                    export_vah: None,
+                    quality: if estimated {
+                        vec![Quality::Estimated]
+                    } else {
+                        vec![]
+                    },
+                },
+                method: estimated.then(|| "like_day".to_string()),
+            })
+            .collect();
+        store
+            .mdm_write(
+                &IngestWrite {
+                    intervals: rows,
+                    ..IngestWrite::default()
+                },
+                start,
+            )
+            .unwrap();
+    }
+
+    /// The run as `urja up` makes it, from the MDM's intervals in the same store: the figures
+    /// are read before the charge transactions (reading them inside would wait for ever on the
+    /// store's one connection), and the true-up re-charges an estimated day once its actual
+    /// reading replaced it.
+    #[test]
+    fn the_hourly_run_charges_from_the_store_and_trues_up_an_estimate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
+        let at = ist("2026-11-01T00:00:00");
+        store
+            .mdm_put_consumer(
+                &Consumer {
+                    consumer_no: "C-1".into(),
+                    name: "Asha".into(),
+                    category: "residential".into(),
+                    net_metered: false,
+                },
+                at,
+            )
+            .unwrap();
+        store
+            .mdm_put_service_point(&ServicePoint {
+                id: "SP-1".into(),
+                address: "1 Mall Road".into(),
+                sanctioned_load_w: 2000,
+            })
+            .unwrap();
+        store.mdm_connect_consumer("SP-1", "C-1", at).unwrap();
+        let meter = MeterSerial::new("M-1").unwrap();
+        store.mdm_install_meter(&meter, "SP-1", at).unwrap();
+        assert_eq!(seed_tariffs(&store).unwrap(), 4);
+        store.prepaid_enrol("C-1", at, None).unwrap();
+        day(&store, &meter, "2026-12-01", 50, false);
+        day(&store, &meter, "2026-12-02", 50, true);
+        let engine = Prepaid::new(store.clone(), None, PrepaidConfig::default());
+        let dec = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let now = ist("2026-12-03T06:00:00");
+        let lines = charge_through_yesterday(&engine, dec(2), now).unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("2 day(s) charged"), "{lines:?}");
+        assert_eq!(
+            store.wallets_with_estimates(dec(1), "", 10).unwrap(),
+            ["C-1"]
+        );
+        let before = store.wallet_balance("C-1").unwrap().unwrap();
+        // The actual reading of the 2nd replaces the estimate: 75 Wh an interval, not 50.
+        let replaced: Vec<IntervalWrite> = store
+            .mdm_intervals(
+                &meter,
+                ist("2026-12-02T00:00:00"),
+                ist("2026-12-03T00:00:00"),
+            )
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.reading.interval_end > ist("2026-12-02T00:00:00"))
+            .map(|s| IntervalWrite::Replace {
+                reading: IntervalReading {
+                    import_wh: 75,
+                    import_vah: 75,
+                    quality: vec![],
+                    ..s.reading
+                },
+                method: None,
+                version: s.version,
+            })
+            .collect();
+        assert_eq!(replaced.len(), 96);
+        store
+            .mdm_write(
+                &IngestWrite {
+                    intervals: replaced,
+                    ..IngestWrite::default()
+                },
+                now,
+            )
+            .unwrap();
+        let (adjusted, failed) = engine
+            .true_up(dec(2), now, |c, d| consumer_day(&store, c, d))
+            .unwrap();
+        assert_eq!((adjusted, failed.len()), (1, 0), "{failed:?}");
+        assert!(store.wallet_balance("C-1").unwrap().unwrap() < before);
+        assert!(
+            store
+                .wallets_with_estimates(dec(1), "", 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.wallet_check("C-1").unwrap());
+    }
 }

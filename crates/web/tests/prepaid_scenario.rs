@@ -17,9 +17,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
+use mdm::determinants::Metering;
+use model::IntervalReading;
 use model::Paise;
 use model::command::{CommandId, CommandState};
-use prepaid::charging::DayUse;
+use prepaid::charging::DayFiguresBook;
 use prepaid::gateway;
 use prepaid::policy::DisconnectionPolicy;
 use prepaid::service::{PaymentConfirmation, Prepaid, PrepaidConfig};
@@ -27,6 +29,7 @@ use prepaid::tariff::{BillingUnit, Rate, Slab, Tariff};
 use serde_json::{Value, json};
 use store::mdm::{Consumer, ServicePoint};
 use store::prepaid_ops::{CaseState, MigrationState, TariffVersion};
+use store::{IngestWrite, IntervalWrite};
 use store::{Role, Store};
 use tower::ServiceExt;
 use web::{AppState, GatewaySecret, app, issue_token};
@@ -297,21 +300,46 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
     assert_eq!(pushed.state, CommandState::Succeeded, "{pushed:?}");
     assert_eq!(pushed.outcome.unwrap().read_back.as_deref(), Some("50000"));
 
-    // Use case 1.4: daily charges of ₹360, ₹100, ₹100 take the balance through 30 %, 10 %
-    // and 0 % of the recharge; each alert once.
-    let kwh = |d: u32| match d {
-        1 => 36_000,
-        _ => 10_000,
-    };
-    let usage = move |_: &prepaid::charging::Account, day: NaiveDate| {
-        use chrono::Datelike;
-        (day.month() == 12 && day.day() <= 3).then(|| DayUse {
-            import_wh: kwh(day.day()),
-            import_vah: kwh(day.day()),
-            estimated: false,
-            ..DayUse::default()
-        })
-    };
+    // Use case 1.4: daily charges of ₹360, ₹100, ₹100 from the day's intervals as the MDM has
+    // them (every 15 minutes, whole days), taking the balance through 30 %, 10 % and 0 % of the
+    // recharge; each alert once.
+    let meter = model::MeterSerial::new(s.system.serial(0)).unwrap();
+    for (day, wh) in [(1u32, 36_000i64), (2, 10_000), (3, 10_000)] {
+        let start = ist(&format!("2026-12-{day:02}T00:00:00"));
+        let per = wh / 96;
+        let rows = (0..96i64)
+            .map(|i| IntervalWrite::New {
+                reading: IntervalReading {
+                    meter: meter.clone(),
+                    interval_end: start + chrono::Duration::minutes(15 * (i + 1)),
+                    avg_voltage_v: Some(231.0),
+                    avg_current_a: Some(2.0),
+                    avg_phase_voltage_v: None,
+                    avg_phase_current_a: None,
+                    // The last interval takes what the division leaves.
+                    import_wh: if i == 95 { wh - per * 95 } else { per },
+                    import_vah: if i == 95 { wh - per * 95 } else { per },
+                    export_wh: Some(0),
+                    export_vah: None,
+                    quality: vec![],
+                },
+                method: None,
+            })
+            .collect();
+        store
+            .mdm_write(
+                &IngestWrite {
+                    intervals: rows,
+                    ..IngestWrite::default()
+                },
+                start,
+            )
+            .unwrap();
+    }
+    let days: Vec<NaiveDate> = (1..=3)
+        .map(|d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap())
+        .collect();
+    let figures = DayFiguresBook::load(&store, days, &Metering::default()).unwrap();
     let mut balances = Vec::new();
     for (day, at) in [
         (1, "2026-12-02T06:00:00"),
@@ -319,11 +347,11 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
         (3, "2026-12-04T06:00:00"),
     ] {
         let day = NaiveDate::from_ymd_opt(2026, 12, day).unwrap();
-        let r = s.engine.charge_day(day, ist(at), usage).unwrap();
+        let r = s.engine.charge_day(day, ist(at), &figures).unwrap();
         assert!(r.failed.is_empty(), "{:?}", r.failed);
         assert_eq!(r.alerts, 1, "one alert on {day}");
         // Re-running the day charges nothing and alerts nothing.
-        let again = s.engine.charge_day(day, ist(at), usage).unwrap();
+        let again = s.engine.charge_day(day, ist(at), &figures).unwrap();
         assert_eq!((again.charged_days, again.alerts), (0, 0));
         balances.push(store.wallet_balance(CONSUMER).unwrap().unwrap());
     }
