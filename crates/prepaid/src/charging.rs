@@ -473,9 +473,11 @@ pub fn true_up_month(
             });
         }
     };
+    // The month is charged from its first day, or from the day the consumer became prepaid.
+    let start = account.charge_from.map_or(first, |f| f.max(first));
     // Days the MDM no longer knows are taken as charged: only then are the stored details read.
     let mut as_charged = std::collections::HashMap::new();
-    if first
+    if start
         .iter_days()
         .take_while(|d| *d <= charged_through)
         .any(|d| usage(d).is_none())
@@ -505,7 +507,7 @@ pub fn true_up_month(
         let tariff = book.in_force(&account.category, last)?;
         let mut used = MonthUse::default();
         let mut estimated = 0u32;
-        for d in first.iter_days().take_while(|d| *d <= last) {
+        for d in start.iter_days().take_while(|d| *d <= last) {
             let day = match usage(d) {
                 Some(u) => {
                     estimated += u32::from(u.estimated);
@@ -518,8 +520,17 @@ pub fn true_up_month(
             };
             used = used.plus(&day);
         }
+        // What the daily charges from `start` add up to: the month to date less the days before
+        // `start`, which carry no units (only their fixed share).
+        let month_days = days_in_month(last);
         let bill = tariff
-            .month_to_date(&used, last.day(), days_in_month(last), account.sanctioned_w)
+            .month_to_date(&used, last.day(), month_days, account.sanctioned_w)
+            .less(&tariff.month_to_date(
+                &MonthUse::default(),
+                start.day() - 1,
+                month_days,
+                account.sanctioned_w,
+            ))
             .total();
         let adjustment = Paise(state.charged - bill.0);
         let mut after = state;

@@ -158,6 +158,9 @@ pub struct Prepaid {
     store: Store,
     commands: Option<Commands>,
     config: PrepaidConfig,
+    /// Held while a case is moved on: the webhook (a recharge) and the periodic look never
+    /// work on a case at once, and each reads it fresh under the lock.
+    cases: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Prepaid {
@@ -169,6 +172,9 @@ impl std::fmt::Debug for Prepaid {
 }
 
 const REQUESTED_BY: &str = "prepaid";
+/// A payment kept but not settled this long ago (a crash between the two) is settled by the
+/// next full look.
+const STUCK_PAYMENT: Duration = Duration::minutes(2);
 /// After a disconnection the meter did not confirm, the next try waits this long.
 const DISCONNECT_RETRY: Duration = Duration::minutes(10);
 /// After a reconnection the meter did not confirm, the next try waits this long (the
@@ -182,6 +188,7 @@ impl Prepaid {
             store,
             commands,
             config,
+            cases: Default::default(),
         }
     }
 
@@ -238,7 +245,17 @@ impl Prepaid {
                 new: false,
             });
         }
-        // From here every step is idempotent: a crash before settling is finished by a replay.
+        self.settle_payment(kept, now).await
+    }
+
+    /// Credits a kept payment. Every step is idempotent, so a payment left `received` by a
+    /// crash is finished by a replay of its confirmation or by the next look
+    /// ([`Prepaid::tick`]).
+    async fn settle_payment(
+        &self,
+        kept: Payment,
+        now: DateTime<Utc>,
+    ) -> Result<PaymentResult, PrepaidError> {
         let settle = |status: &str, reason: Option<String>, balance: Option<Paise>| {
             self.store.payment_settle(
                 &kept.gateway,
@@ -296,10 +313,11 @@ impl Prepaid {
                 &format!(r#"{{"payment_id":{:?}}}"#, kept.payment_id),
                 now,
             )?;
-            self.store.prepaid_emergency(
+            // Only the credit seen outstanding is cleared: a second delivery of this payment
+            // at the same moment clears nothing more.
+            self.store.prepaid_emergency_recovered(
                 &account.consumer_no,
-                Paise(-account.emergency_outstanding.0),
-                None,
+                account.emergency_outstanding,
                 now,
             )?;
         }
@@ -318,13 +336,34 @@ impl Prepaid {
         )?;
         let result = settle("credited", None, Some(balance))?;
         self.balance_changed(&account.consumer_no, &cause, now)
-            .await?;
+            .await;
         Ok(result)
     }
 
     /// After a credit: the balance written to the meter, and an open case moved on (closed if
     /// the supply is still on, reconnection sent if it is off).
-    async fn balance_changed(
+    /// The credit is booked already: what goes wrong here is logged (the next look at the
+    /// cases catches up), not answered as a failed payment.
+    async fn balance_changed(&self, consumer_no: &str, why: &str, now: DateTime<Utc>) {
+        if let Err(e) = self.push_balance(consumer_no, why, now).await {
+            tracing::warn!(consumer_no, error = %e, "the balance was not written to the meter");
+        }
+        let _case = self.cases.lock().await;
+        let advanced = match self.store.supply_case_open_for(consumer_no) {
+            Ok(Some(mut case)) => {
+                self.advance_case(&mut case, now, &mut TickReport::default())
+                    .await
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = advanced {
+            tracing::warn!(consumer_no, error = %e, "the case was not moved on after a credit");
+        }
+    }
+
+    /// Writes the balance to the meter (where the meter has the prepaid objects).
+    async fn push_balance(
         &self,
         consumer_no: &str,
         why: &str,
@@ -334,17 +373,14 @@ impl Prepaid {
         if self.config.push_balance
             && let Some((meter, _)) = self.store.prepaid_supply(consumer_no, now)?
         {
+            // The balance is part of the id: the same credit pushed again is the same command.
             self.send(
-                format!("balance/{consumer_no}/{why}"),
+                format!("balance/{consumer_no}/{why}/{}", balance.0),
                 &meter,
                 CommandKind::SetBalance { paise: balance.0 },
                 None,
             )
             .await?;
-        }
-        if let Some(mut case) = self.store.supply_case_open_for(consumer_no)? {
-            self.advance_case(&mut case, now, &mut TickReport::default())
-                .await?;
         }
         Ok(())
     }
@@ -366,6 +402,14 @@ impl Prepaid {
                 policy.below
             )));
         }
+        let threshold = self.config.disconnection.threshold;
+        if balance.0.saturating_add(policy.amount.0) < threshold.0 {
+            return Err(PrepaidError::Refused(format!(
+                "emergency credit of {} would not lift the balance of {balance} to {threshold}, \
+                 where the supply stays on: a recharge is needed",
+                policy.amount
+            )));
+        }
         let cause = format!("emergency/{}", account.cycle);
         match self.post(
             consumer_no,
@@ -375,6 +419,10 @@ impl Prepaid {
             &format!(r#"{{"cycle":{}}}"#, account.cycle),
             now,
         )? {
+            // Posted, but a crash came before the account said so: finish the grant.
+            Posted::Already(_)
+                if account.emergency_outstanding == Paise::ZERO
+                    && account.emergency_until.is_none() => {}
             Posted::Already(_) => {
                 return Err(PrepaidError::Refused(
                     "emergency credit was granted in this recharge cycle already; recharge to \
@@ -397,7 +445,7 @@ impl Prepaid {
             },
             now,
         )?;
-        self.balance_changed(consumer_no, &cause, now).await?;
+        self.balance_changed(consumer_no, &cause, now).await;
         self.balance(consumer_no)
     }
 
@@ -536,15 +584,8 @@ impl Prepaid {
         let Some(&most_urgent) = due.first() else {
             return Ok(0);
         };
-        for pct in &due {
-            self.store.low_balance_alert(
-                &account.consumer_no,
-                account.cycle,
-                *pct,
-                balance,
-                now,
-            )?;
-        }
+        // Told first, then recorded: a crash between the two tells again (idempotent by key),
+        // never records an alert nobody was sent.
         notify::enqueue(
             &self.store,
             &account.consumer_no,
@@ -556,6 +597,15 @@ impl Prepaid {
             },
             now,
         )?;
+        for pct in &due {
+            self.store.low_balance_alert(
+                &account.consumer_no,
+                account.cycle,
+                *pct,
+                balance,
+                now,
+            )?;
+        }
         Ok(1)
     }
 
@@ -605,6 +655,12 @@ impl Prepaid {
     async fn look(&self, now: DateTime<Utc>, full: bool) -> Result<TickReport, PrepaidError> {
         let mut report = TickReport::default();
         if full {
+            for kept in self.store.payments_unsettled(now - STUCK_PAYMENT, PAGE)? {
+                let id = kept.payment_id.clone();
+                if let Err(e) = self.settle_payment(kept, now).await {
+                    tracing::warn!(payment = id, error = %e, "a kept payment is not settled yet");
+                }
+            }
             report.opened = self.open_cases(now)?;
         }
         let states: &[CaseState] = if full {
@@ -623,7 +679,15 @@ impl Prepaid {
                 let page = self.store.supply_cases(Some(state), None, after, PAGE)?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
-                for mut case in page {
+                for listed in page {
+                    let _case = self.cases.lock().await;
+                    // Read again under the lock: a credit may have moved it meanwhile.
+                    let Some(mut case) = self.store.supply_case(listed.id)? else {
+                        continue;
+                    };
+                    if case.state != state {
+                        continue;
+                    }
                     if let Err(e) = self.advance_case(&mut case, now, &mut report).await {
                         tracing::warn!(case = case.id, error = %e, "disconnection case not advanced");
                     }
@@ -677,7 +741,24 @@ impl Prepaid {
         let balance = self.balance(&case.consumer_no)?;
         let recharged = balance >= self.config.disconnection.threshold || !still_prepaid;
         let before = case.clone();
+        // The regulator's two hours run from the recharge, whatever the case is doing then.
+        if recharged
+            && case.recharged_at.is_none()
+            && matches!(
+                case.state,
+                CaseState::Disconnecting | CaseState::Disconnected
+            )
+        {
+            case.recharged_at = Some(now);
+            case.reconnect_due_by =
+                Some(now + Duration::minutes(i64::from(self.config.reconnect_limit_minutes)));
+        }
         match case.state {
+            // A disconnection was sent and not confirmed: the relay may be open; the recharge
+            // is answered by a reconnection, confirmed like any other.
+            CaseState::Short if recharged && case.disconnect_command.is_some() => {
+                self.reconnect(case, now, report).await?;
+            }
             CaseState::Short if recharged => {
                 self.close(case, "recharged_before_disconnection", now);
                 report.closed += 1;
@@ -693,16 +774,30 @@ impl Prepaid {
                     case.warned_at,
                 ) {
                     Step::Warn { at } => {
-                        notify::enqueue(
-                            &self.store,
-                            &case.consumer_no,
-                            &format!("disconnection-notice/{}", case.id),
-                            &Notice::DisconnectionNotice { balance, from: at },
-                            now,
-                        )?;
-                        case.warned_at = Some(now);
-                        case.disconnect_from = Some(at);
-                        report.warned += 1;
+                        // No warning, no disconnection: a consumer with no mobile or email on
+                        // record stays on, and the case says why, for the utility to act.
+                        let reachable = self
+                            .store
+                            .contact(&case.consumer_no)?
+                            .is_some_and(|c| c.mobile.is_some() || c.email.is_some());
+                        if reachable {
+                            notify::enqueue(
+                                &self.store,
+                                &case.consumer_no,
+                                &format!("disconnection-notice/{}", case.id),
+                                &Notice::DisconnectionNotice { balance, from: at },
+                                now,
+                            )?;
+                            case.warned_at = Some(now);
+                            case.disconnect_from = Some(at);
+                            case.last_error = None;
+                            report.warned += 1;
+                        } else {
+                            case.last_error = Some(
+                                "cannot warn: no mobile or email on record, so not disconnected"
+                                    .into(),
+                            );
+                        }
                     }
                     Step::Disconnect
                         if case
@@ -1029,7 +1124,7 @@ impl Prepaid {
             now,
         )?;
         if m.to_prepaid {
-            self.balance_changed(&m.consumer_no, &cause, now).await?;
+            self.balance_changed(&m.consumer_no, &cause, now).await;
         }
         Ok(())
     }

@@ -378,7 +378,8 @@ impl Charge {
         }
     }
 
-    fn less(&self, other: &Charge) -> Charge {
+    /// This charge less `other`, line by line.
+    pub fn less(&self, other: &Charge) -> Charge {
         self.zip(other, |a, b| a - b)
     }
 

@@ -501,3 +501,34 @@ fn estimated_days_are_found_for_the_true_up_and_forgotten_after_it() {
             .is_empty()
     );
 }
+
+/// A consumer prepaid from the 15th, trued up: the month re-charged from the 15th only, so
+/// figures that did not change post nothing.
+#[test]
+fn a_true_up_of_a_mid_month_consumer_starts_where_their_charges_did() {
+    let (_d, store) = wallet(1000);
+    let account = Account {
+        charge_from: Some(dec(15)),
+        ..account()
+    };
+    let usage = |_: NaiveDate| {
+        Some(DayUse {
+            import_wh: 6_000,
+            import_vah: 6_000,
+            ..DayUse::default()
+        })
+    };
+    charge_through(&store, &book(), &account, dec(20), usage).unwrap();
+    let t = true_up_month(&store, &book(), &account, dec(20), usage).unwrap();
+    assert_eq!(t.adjustment, Paise::ZERO, "nothing changed");
+    let more = |d: NaiveDate| {
+        Some(DayUse {
+            import_wh: if d == dec(16) { 8_000 } else { 6_000 },
+            import_vah: 6_000,
+            ..DayUse::default()
+        })
+    };
+    let t = true_up_month(&store, &book(), &account, dec(20), more).unwrap();
+    // 2 kWh more at ₹4.25 with 9 % duty: ₹9.27 (rounded once, month to date).
+    assert_eq!(t.adjustment, Paise(-927));
+}

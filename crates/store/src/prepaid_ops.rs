@@ -314,6 +314,19 @@ impl Store {
                 v.category, v.effective_from
             )));
         }
+        // Days already charged are not re-priced: a new version starts after today, except
+        // the first of a category (nothing was charged by it before).
+        let versions: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM tariff_version WHERE category = ?1",
+            params![v.category],
+            |r| r.get(0),
+        )?;
+        if existing.is_none() && versions > 0 && v.effective_from <= today {
+            return Err(StoreError::Conflict(format!(
+                "a new {} tariff must start after today ({today}); {} has passed",
+                v.category, v.effective_from
+            )));
+        }
         tx.execute(
             "INSERT INTO tariff_version (category, effective_from, code, body, created_by, \
              created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -449,8 +462,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records emergency credit granted (`amount` more outstanding, protecting the supply until
-    /// `until`), or recovered (`amount` negative, `until` None ends the protection).
+    /// Records emergency credit granted: `amount` more outstanding, protecting the supply until
+    /// `until`.
     pub fn prepaid_emergency(
         &self,
         consumer_no: &str,
@@ -466,6 +479,21 @@ impl Store {
             params![consumer_no, amount.0, until.map(ms), granted, ms(at)],
         )?;
         Ok(())
+    }
+
+    /// Emergency credit of `amount` recovered: cleared only if that much is outstanding (a
+    /// second, concurrent recovery clears nothing); whether it was.
+    pub fn prepaid_emergency_recovered(
+        &self,
+        consumer_no: &str,
+        amount: Paise,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE prepaid_account SET emergency_outstanding = 0, emergency_until = NULL, \
+             updated_at = ?3 WHERE consumer_no = ?1 AND emergency_outstanding = ?2",
+            params![consumer_no, amount.0, ms(at)],
+        )? == 1)
     }
 
     /// The meter supplying `consumer_no` at `at` and its service point's sanctioned load (W).
@@ -551,6 +579,17 @@ impl Store {
         stmt.query_row(params![gateway, payment_id], |r| Ok(payment(r)))
             .optional()?
             .transpose()
+    }
+
+    /// Payments kept but not settled, received before `before` (a crash came between the
+    /// two), oldest first.
+    pub fn payments_unsettled(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<Payment>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payment WHERE status = 'received' \
+             AND received_at < ?1 ORDER BY received_at LIMIT ?2"
+        ))?;
+        collect(&mut stmt, params![ms(before), limit], payment)
     }
 
     /// A consumer's payments, newest first.

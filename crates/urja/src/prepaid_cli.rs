@@ -471,7 +471,8 @@ pub struct PayArgs {
 fn parse_rupees(s: &str) -> Result<Paise, String> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let bad = || format!("{s:?} is not an amount in rupees (e.g. 500 or 499.50)");
-    if frac.len() > 2 || whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if frac.len() > 2 || whole.is_empty() || !digits(whole) || !digits(frac) {
         return Err(bad());
     }
     let whole: i64 = whole.parse().map_err(|_| bad())?;
@@ -593,6 +594,16 @@ mod tests {
     /// are read before the charge transactions (reading them inside would wait for ever on the
     /// store's one connection), and the true-up re-charges an estimated day once its actual
     /// reading replaced it.
+    #[test]
+    fn amounts_are_whole_rupees_and_paise() {
+        assert_eq!(parse_rupees("500"), Ok(Paise(50_000)));
+        assert_eq!(parse_rupees("499.5"), Ok(Paise(49_950)));
+        assert_eq!(parse_rupees("0.05"), Ok(Paise(5)));
+        for bad in ["", ".5", "5.-1", "5.123", "-5", "5,00", "1e3"] {
+            assert!(parse_rupees(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn the_hourly_run_charges_from_the_store_and_trues_up_an_estimate() {
         let dir = tempfile::tempdir().unwrap();

@@ -315,6 +315,11 @@ async fn tariff_versions_are_added_by_admins_and_never_rewritten_once_in_force()
         .json(Method::POST, uri, &r.admin, tariff("2026-11-01", "4"))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    // A new version cannot start on a day already charged.
+    let (status, err) = r
+        .json(Method::POST, uri, &r.admin, tariff("2026-11-20", "5"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
     // A future version can be corrected until it starts.
     for rate in ["6", "6.25"] {
         assert_eq!(

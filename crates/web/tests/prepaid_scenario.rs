@@ -295,7 +295,7 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
     assert_eq!(paid.status, "credited");
     assert_eq!(paid.balance, Some(Paise(50_000)));
     let pushed = s
-        .finished(&format!("balance/{CONSUMER}/recharge/pay_A"))
+        .finished(&format!("balance/{CONSUMER}/recharge/pay_A/50000"))
         .await;
     assert_eq!(pushed.state, CommandState::Succeeded, "{pushed:?}");
     assert_eq!(pushed.outcome.unwrap().read_back.as_deref(), Some("50000"));
@@ -613,4 +613,117 @@ async fn a_disconnection_the_meter_does_not_confirm_is_tried_again_later() {
     assert_eq!(c.state, CaseState::Disconnected);
     assert_eq!(c.attempts, 2);
     assert!(c.last_error.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_cut_unwarned() {
+    let system = support::start(support::Options::new(1, Ipv4Addr::new(127, 183, 0, 1))).await;
+    let store = system.store.clone();
+    let meter = system.serial(0);
+    seed(&store, &meter, ist("2026-11-01T00:00:00"));
+    store
+        .prepaid_enrol(CONSUMER, ist("2026-11-01T00:00:00"), None)
+        .unwrap();
+    let debit = |cause: &str, paise: i64| {
+        store
+            .wallet_post(
+                &store::prepaid::NewEntry {
+                    consumer_no: CONSUMER,
+                    cause,
+                    kind: "daily_charge",
+                    amount: Paise(paise),
+                    detail: "{}",
+                },
+                ist("2026-12-07T06:00:00"),
+            )
+            .unwrap()
+    };
+    debit("daily/2026-12-06", -2_500);
+    let engine = Prepaid::new(
+        store.clone(),
+        Some(system.commands.clone()),
+        PrepaidConfig::default(),
+    );
+    let status = |id: String| {
+        let commands = system.commands.clone();
+        async move {
+            for _ in 0..3000 {
+                let s = commands
+                    .status(&CommandId(id.clone()))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if s.state.is_final() {
+                    return s;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("{id} never finished");
+        }
+    };
+    let case = || store.supply_case_open_for(CONSUMER).unwrap().unwrap();
+
+    // Without a mobile or an email there is no warning, so no disconnection: the case says so.
+    store
+        .contact_put(CONSUMER, None, None, ist("2026-12-07T06:00:00"))
+        .unwrap();
+    engine.tick(ist("2026-12-07T10:00:00")).await.unwrap();
+    engine.tick(ist("2026-12-07T16:00:00")).await.unwrap();
+    let c = case();
+    assert_eq!(c.state, CaseState::Short);
+    assert!(c.warned_at.is_none() && c.disconnect_command.is_none());
+    assert!(c.last_error.as_deref().unwrap().contains("cannot warn"));
+
+    // With a mobile: warned at 10:00 for 13:00; the meter does not answer the disconnection.
+    store
+        .contact_put(
+            CONSUMER,
+            Some("+919812345678"),
+            None,
+            ist("2026-12-08T09:00:00"),
+        )
+        .unwrap();
+    engine.tick(ist("2026-12-08T10:00:00")).await.unwrap();
+    system.fleet.set_fault(
+        0,
+        meter_sim::FaultKind::NoAnswer,
+        Some(meter_sim::Fault::new(meter_sim::FaultKind::NoAnswer)),
+    );
+    engine.tick(ist("2026-12-08T13:00:00")).await.unwrap();
+    let cut = case().disconnect_command.unwrap();
+    assert_ne!(status(cut).await.state, CommandState::Succeeded);
+    engine.tick(ist("2026-12-08T13:01:00")).await.unwrap();
+    assert_eq!(case().state, CaseState::Short);
+    system
+        .fleet
+        .set_fault(0, meter_sim::FaultKind::NoAnswer, None);
+
+    // The consumer pays: the relay may have opened, so the supply is reconnected (and
+    // confirmed), not just the case closed.
+    let paid = engine
+        .payment_confirmed(
+            PaymentConfirmation {
+                gateway: "pg".into(),
+                payment_id: "pay_R".into(),
+                consumer_no: CONSUMER.into(),
+                amount: Paise(20_000),
+                paid_at: ist("2026-12-08T13:05:00"),
+                body: "{}".into(),
+            },
+            ist("2026-12-08T13:05:00"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(paid.status, "credited");
+    let c = case();
+    assert_eq!(c.state, CaseState::Reconnecting);
+    let done = status(c.reconnect_command.clone().unwrap()).await;
+    assert_eq!(
+        done.outcome.unwrap().relay,
+        Some(model::RelayState::Connected)
+    );
+    engine.tick(ist("2026-12-08T13:06:00")).await.unwrap();
+    let closed = store.supply_case(c.id).unwrap().unwrap();
+    assert_eq!(closed.state, CaseState::Closed);
+    assert_eq!(closed.outcome.as_deref(), Some("reconnected"));
 }
