@@ -172,6 +172,8 @@ impl std::fmt::Debug for Prepaid {
 }
 
 const REQUESTED_BY: &str = "prepaid";
+/// How many times a migration step is sent before the migration fails.
+const MIGRATION_TRIES: usize = 3;
 /// A payment kept but not settled this long ago (a crash between the two) is settled by the
 /// next full look.
 const STUCK_PAYMENT: Duration = Duration::minutes(2);
@@ -997,7 +999,7 @@ impl Prepaid {
         if m.state == MigrationState::Requested {
             m.state = MigrationState::Running;
             m.step = 0;
-            self.send_step(m, &steps, now).await?;
+            self.send_step(m, &steps, 1).await?;
         } else if m.state == MigrationState::Running
             && let Some(status) = self.command_status(m.command.as_deref()).await?
             && status.state.is_final()
@@ -1013,18 +1015,25 @@ impl Prepaid {
                 "relay": status.outcome.as_ref().and_then(|o| o.relay),
                 "at": now.to_rfc3339(),
             }));
+            let tries = log.iter().filter(|e| e["step"] == name).count();
             m.log = serde_json::Value::Array(log).to_string();
             if status.state == CommandState::Succeeded {
                 m.step += 1;
+                m.last_error = None;
                 if (m.step as usize) < steps.len() {
-                    self.send_step(m, &steps, now).await?;
+                    self.send_step(m, &steps, 1).await?;
                 } else {
                     m.command = None;
                     self.complete_migration(m, now).await?;
                 }
+            } else if tries < MIGRATION_TRIES {
+                // The meter may be out of reach for a moment: the step again, as a new command.
+                m.last_error = Some(format!("step {name}: {}", failure(&status)));
+                self.send_step(m, &steps, tries + 1).await?;
             } else {
                 m.state = MigrationState::Failed;
                 m.last_error = Some(format!("step {name}: {}", failure(&status)));
+                self.restore_supply(m).await;
             }
         }
         if *m != before {
@@ -1034,20 +1043,56 @@ impl Prepaid {
         Ok(())
     }
 
+    /// Sends the migration's current step, try `try_n` (1, 2, …). The command's body depends
+    /// only on the migration (its reads cover the day before it was requested), so sending a
+    /// step again after a crash is the same command.
     async fn send_step(
         &self,
         m: &mut ModeMigration,
         steps: &[MigrationStep],
-        now: DateTime<Utc>,
+        try_n: usize,
     ) -> Result<(), PrepaidError> {
         let Some(step) = steps.get(m.step as usize) else {
             return Ok(());
         };
-        let id = format!("migration/{}/{}", m.id, step.name);
-        self.send(id.clone(), &m.meter, (step.kind)(now), None)
+        let id = if try_n <= 1 {
+            format!("migration/{}/{}", m.id, step.name)
+        } else {
+            format!("migration/{}/{}/{try_n}", m.id, step.name)
+        };
+        self.send(id.clone(), &m.meter, (step.kind)(m.requested_at), None)
             .await?;
         m.command = Some(id);
         Ok(())
+    }
+
+    /// A migration that failed after switching the supply off switches it on again (best
+    /// effort: the failure is logged and the migration says what happened).
+    async fn restore_supply(&self, m: &mut ModeMigration) {
+        let log: Vec<serde_json::Value> = serde_json::from_str(&m.log).unwrap_or_default();
+        let switched_off = log
+            .iter()
+            .any(|e| e["step"] == "disconnect" && e["state"] == "succeeded");
+        let switched_on = log
+            .iter()
+            .any(|e| e["step"] == "reconnect" && e["state"] == "succeeded");
+        if !switched_off || switched_on {
+            return;
+        }
+        let id = format!("migration/{}/restore", m.id);
+        match self
+            .send(id.clone(), &m.meter, CommandKind::Reconnect, None)
+            .await
+        {
+            Ok(()) => {
+                if let Some(e) = &mut m.last_error {
+                    e.push_str(&format!("; the supply is being switched back on ({id})"));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(migration = m.id, error = %e, "the supply was not switched back on")
+            }
+        }
     }
 
     async fn complete_migration(
@@ -1067,10 +1112,10 @@ impl Prepaid {
                 now,
             )?;
         } else {
-            // The closing statement: the wallet emptied into the postpaid account.
+            // The closing statement: the wallet emptied into the postpaid account (written once;
+            // done again after a crash, the amount is the one written).
             let balance = self.balance(&m.consumer_no)?;
-            m.balance = balance;
-            self.post(
+            m.balance = match self.post(
                 &m.consumer_no,
                 &cause,
                 "closing_balance",
@@ -1080,7 +1125,10 @@ impl Prepaid {
                     m.id, balance.0
                 ),
                 now,
-            )?;
+            )? {
+                Posted::New(_) => balance,
+                Posted::Already(entry) => Paise(-entry.amount.0),
+            };
             self.store.prepaid_leave(&m.consumer_no, now)?;
         }
         m.state = MigrationState::Completed;
@@ -1222,16 +1270,17 @@ fn failure(status: &CommandStatus) -> String {
     )
 }
 
-/// One head-end step of a migration: a name (part of its command id) and the command.
+/// One head-end step of a migration: a name (part of its command id) and the command, made
+/// from the time the migration was requested.
 #[derive(Debug, Clone, Copy)]
 pub struct MigrationStep {
     pub name: &'static str,
     pub kind: fn(DateTime<Utc>) -> CommandKind,
 }
 
-/// The last day's intervals and events, read to verify the meter after a change.
-fn last_day(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    (now - Duration::days(1), now)
+/// The day before the request: the intervals and events read to verify the meter.
+fn last_day(requested: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (requested - Duration::days(1), requested)
 }
 
 /// The steps of a migration, in order. To prepaid (use case 13): the prepaid mode written and

@@ -727,3 +727,100 @@ async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_
     assert_eq!(closed.state, CaseState::Closed);
     assert_eq!(closed.outcome.as_deref(), Some("reconnected"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_that_fails_after_switching_off_switches_the_supply_back_on() {
+    let system = support::start(support::Options::new(1, Ipv4Addr::new(127, 184, 0, 1))).await;
+    let store = system.store.clone();
+    let meter = system.serial(0);
+    seed(&store, &meter, ist("2026-11-01T00:00:00"));
+    store
+        .prepaid_enrol(CONSUMER, ist("2026-11-01T00:00:00"), None)
+        .unwrap();
+    let engine = Prepaid::new(
+        store.clone(),
+        Some(system.commands.clone()),
+        PrepaidConfig::default(),
+    );
+    let finished = |id: String| {
+        let commands = system.commands.clone();
+        async move {
+            for _ in 0..3000 {
+                let s = commands
+                    .status(&CommandId(id.clone()))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if s.state.is_final() {
+                    return s;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("{id} never finished");
+        }
+    };
+    let t = ist("2026-12-08T11:00:00");
+    let m = engine
+        .start_migration(CONSUMER, false, Paise::ZERO, "test", t)
+        .await
+        .unwrap();
+    // Through the final reads and the switch-off; then the meter stops answering.
+    loop {
+        let m = store.mode_migration(m.id).unwrap().unwrap();
+        if m.step == 3 {
+            break;
+        }
+        finished(m.command.clone().unwrap()).await;
+        engine.tick(t).await.unwrap();
+    }
+    system.fleet.set_fault(
+        0,
+        meter_sim::FaultKind::NoAnswer,
+        Some(meter_sim::Fault::new(meter_sim::FaultKind::NoAnswer)),
+    );
+    let mut sent = Vec::new();
+    let failed = loop {
+        let m = store.mode_migration(m.id).unwrap().unwrap();
+        if m.state.is_final() {
+            break m;
+        }
+        let command = m.command.clone().unwrap();
+        finished(command.clone()).await;
+        sent.push(command);
+        if sent.len() == 3 {
+            // The last try fails while the meter is still silent; it answers again after.
+            engine.tick(t).await.unwrap();
+            system
+                .fleet
+                .set_fault(0, meter_sim::FaultKind::NoAnswer, None);
+            continue;
+        }
+        engine.tick(t).await.unwrap();
+    };
+    assert_eq!(failed.state, MigrationState::Failed);
+    let id = failed.id;
+    assert_eq!(
+        sent,
+        [
+            format!("migration/{id}/mode"),
+            format!("migration/{id}/mode/2"),
+            format!("migration/{id}/mode/3")
+        ],
+        "the mode step tried three times"
+    );
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("switched back on")
+    );
+    let restore = finished(format!("migration/{id}/restore")).await;
+    assert_eq!(
+        restore.outcome.unwrap().relay,
+        Some(model::RelayState::Connected),
+        "the supply is on again"
+    );
+    // Still prepaid: nothing was closed.
+    assert!(store.prepaid_account(CONSUMER).unwrap().unwrap().prepaid);
+}
