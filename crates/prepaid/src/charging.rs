@@ -228,15 +228,17 @@ pub fn plan_days(
     };
     let mut plan = Plan::default();
     let mut entries = Vec::new();
-    let mut day = match state.through {
+    let next = match state.through {
         Some(d) => match d.succ_opt() {
             Some(next) => next,
             None => return Ok(plan),
         },
-        // A consumer who became prepaid in this month is charged from that day: a day's
-        // charge is one day's share of the month's bill whatever the day it starts on.
-        None => account.charge_from.map_or(first, |from| from.max(first)),
+        None => first,
     };
+    // A consumer who became prepaid (again) in this month is charged from that day: a day's
+    // charge is one day's share of the month's bill whatever the day it starts on, and the
+    // days they were postpaid are billed by postpaid billing.
+    let mut day = account.charge_from.map_or(next, |from| from.max(next));
     while day <= until {
         let Some(used) = usage(day) else {
             plan.waiting_for = Some(day);

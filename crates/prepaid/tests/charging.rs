@@ -532,3 +532,28 @@ fn a_true_up_of_a_mid_month_consumer_starts_where_their_charges_did() {
     // 2 kWh more at ₹4.25 with 9 % duty: ₹9.27 (rounded once, month to date).
     assert_eq!(t.adjustment, Paise(-927));
 }
+
+/// A consumer who left prepaid on the 10th and came back on the 20th is not charged for the
+/// days between.
+#[test]
+fn the_days_a_consumer_was_postpaid_are_not_charged() {
+    let (_d, store) = wallet(1000);
+    let usage = |_: NaiveDate| {
+        Some(DayUse {
+            import_wh: 4_000,
+            import_vah: 4_000,
+            ..DayUse::default()
+        })
+    };
+    charge_through(&store, &book(), &account(), dec(10), usage).unwrap();
+    let back = Account {
+        charge_from: Some(dec(20)),
+        ..account()
+    };
+    let r = charge_through(&store, &book(), &back, dec(22), usage).unwrap();
+    assert_eq!(r.days_charged, 3, "20th to 22nd");
+    let days = store
+        .wallet_entries_by_cause("C-1", "daily/2026-12-1")
+        .unwrap();
+    assert_eq!(days.len(), 1, "only the 10th of the teens: {days:?}");
+}
