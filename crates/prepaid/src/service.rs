@@ -183,6 +183,8 @@ const DISCONNECT_RETRY: Duration = Duration::minutes(10);
 /// regulator's two hours run).
 const RECONNECT_RETRY: Duration = Duration::minutes(1);
 const PAGE: u32 = 500;
+/// Accounts read per query for a charge run.
+const CHARGE_PAGE: u32 = 10_000;
 
 impl Prepaid {
     pub fn new(store: Store, commands: Option<Commands>, config: PrepaidConfig) -> Self {
@@ -465,22 +467,27 @@ impl Prepaid {
     ) -> Result<DayRunReport, PrepaidError> {
         let book = self.tariff_book()?;
         let mut report = DayRunReport::default();
-        let mut prepaid = Vec::new();
         let mut accounts = Vec::new();
         let mut after = String::new();
         loop {
-            let page = self.store.prepaid_accounts(&after, PAGE)?;
-            let Some(last) = page.last() else { break };
+            let page = self
+                .store
+                .prepaid_charge_accounts(now, &after, CHARGE_PAGE)?;
+            let Some((last, _, _)) = page.last() else {
+                break;
+            };
             after = last.consumer_no.clone();
-            for account in page {
-                match self.account(&account.consumer_no, now) {
-                    Ok(a) => {
-                        accounts.push(a);
-                        prepaid.push(account);
-                    }
-                    Err(e) => report
+            for (account, category, sanctioned_w) in page {
+                match category {
+                    Some(category) => accounts.push(Account {
+                        charge_from: Some(crate::policy::ist_date(account.since)),
+                        consumer_no: account.consumer_no,
+                        category,
+                        sanctioned_w,
+                    }),
+                    None => report
                         .failed
-                        .push((account.consumer_no.clone(), e.to_string())),
+                        .push((account.consumer_no, "not a consumer of the MDM".into())),
                 }
             }
         }
@@ -496,12 +503,27 @@ impl Prepaid {
         report.charged_days = run.days_charged;
         report.waiting = run.waiting.len();
         report.failed.extend(run.failed);
-        for account in &prepaid {
-            match self.send_alerts(account, now) {
-                Ok(n) => report.alerts += n,
-                Err(e) => report
-                    .failed
-                    .push((account.consumer_no.clone(), e.to_string())),
+        // Only balances at or below the highest alert level can have an alert due.
+        let highest = self
+            .config
+            .alerts
+            .thresholds_percent
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        let mut after = String::new();
+        loop {
+            let page = self.store.prepaid_low(highest, &after, PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.consumer_no.clone();
+            for account in &page {
+                match self.send_alerts(account, now) {
+                    Ok(n) => report.alerts += n,
+                    Err(e) => report
+                        .failed
+                        .push((account.consumer_no.clone(), e.to_string())),
+                }
             }
         }
         Ok(report)

@@ -422,6 +422,57 @@ impl Store {
         collect(&mut stmt, params![after, limit], account)
     }
 
+    /// What a charge run needs of every prepaid consumer, in one scan, after `after`: the
+    /// account, the consumer's tariff category (`None`: not a consumer the MDM knows) and the
+    /// sanctioned load of the service point they are connected at `at` (0 if none).
+    pub fn prepaid_charge_accounts(
+        &self,
+        at: DateTime<Utc>,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<(PrepaidAccount, Option<String>, u32)>> {
+        let conn = self.conn();
+        let columns = ACCOUNT_COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {columns}, c.category, \
+                 (SELECT s.sanctioned_load_w FROM service_point_consumer sc \
+                  JOIN service_point s ON s.id = sc.service_point \
+                  WHERE sc.consumer_no = a.consumer_no AND sc.valid_from <= ?1 \
+                  AND (sc.valid_to IS NULL OR sc.valid_to > ?1) LIMIT 1) \
+             FROM prepaid_account a LEFT JOIN consumer c ON c.consumer_no = a.consumer_no \
+             WHERE a.mode = 'prepaid' AND a.consumer_no > ?2 ORDER BY a.consumer_no LIMIT ?3"
+        ))?;
+        collect(&mut stmt, params![ms(at), after, limit], |r| {
+            Ok((
+                account(r)?,
+                r.get(9)?,
+                narrow(r.get::<_, Option<i64>>(10)?.unwrap_or(0), "sanctioned load")?,
+            ))
+        })
+    }
+
+    /// Prepaid accounts whose balance is at or below `percent` % of their last recharge (the
+    /// ones a low-balance alert may be due for), after `after`.
+    pub fn prepaid_low(&self, percent: u8, after: &str, limit: u32) -> Result<Vec<PrepaidAccount>> {
+        let conn = self.conn();
+        let columns = ACCOUNT_COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {columns} FROM prepaid_account a JOIN wallet w \
+             ON w.consumer_no = a.consumer_no WHERE a.mode = 'prepaid' \
+             AND w.balance * 100 <= MAX(a.last_recharge, 0) * ?1 AND a.consumer_no > ?2 \
+             ORDER BY a.consumer_no LIMIT ?3"
+        ))?;
+        collect(&mut stmt, params![percent, after, limit], account)
+    }
+
     /// Prepaid consumers whose balance is below `below`, with the balance, a page at a time.
     pub fn prepaid_short(
         &self,
