@@ -118,26 +118,8 @@ impl Scenario {
         self.clock.store(t.timestamp_millis(), Ordering::SeqCst);
     }
 
-    /// Waits until the head-end has finished command `id`.
     async fn finished(&self, id: &str) -> hes::commands::CommandStatus {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = self
-                .system
-                .commands
-                .status(&CommandId(id.into()))
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("no command {id}"));
-            if s.state.is_final() {
-                return s;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{id} never finished"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        finished(&self.system.commands, id).await
     }
 
     /// Looks at a migration until it is over (each step's command finished first).
@@ -196,6 +178,44 @@ impl Scenario {
             .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
+}
+
+/// Waits until the head-end has finished command `id`.
+async fn finished(commands: &hes::commands::Commands, id: &str) -> hes::commands::CommandStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = commands
+            .status(&CommandId(id.into()))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no command {id}"));
+        if s.state.is_final() {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One simulated meter (the first at `base`) supplying `CONSUMER`, prepaid since 1 November
+/// with an empty wallet, and the engine on the utility's default rules.
+async fn prepaid_consumer(base: Ipv4Addr) -> (support::System, Prepaid) {
+    let system = support::start(support::Options::new(1, base)).await;
+    let meter = system.serial(0);
+    seed(&system.store, &meter, ist("2026-11-01T00:00:00"));
+    system
+        .store
+        .prepaid_enrol(CONSUMER, ist("2026-11-01T00:00:00"), None)
+        .unwrap();
+    let engine = Prepaid::new(
+        system.store.clone(),
+        Some(system.commands.clone()),
+        PrepaidConfig::default(),
+    );
+    (system, engine)
 }
 
 async fn scenario() -> Scenario {
@@ -530,13 +550,8 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnection_the_meter_does_not_confirm_is_tried_again_later() {
-    let system = support::start(support::Options::new(1, Ipv4Addr::new(127, 182, 0, 1))).await;
+    let (system, engine) = prepaid_consumer(Ipv4Addr::new(127, 182, 0, 1)).await;
     let store = system.store.clone();
-    let meter = system.serial(0);
-    seed(&store, &meter, ist("2026-11-01T00:00:00"));
-    store
-        .prepaid_enrol(CONSUMER, ist("2026-11-01T00:00:00"), None)
-        .unwrap();
     store
         .wallet_post(
             &store::prepaid::NewEntry {
@@ -549,28 +564,6 @@ async fn a_disconnection_the_meter_does_not_confirm_is_tried_again_later() {
             ist("2026-12-07T06:00:00"),
         )
         .unwrap();
-    let engine = Prepaid::new(
-        store.clone(),
-        Some(system.commands.clone()),
-        PrepaidConfig::default(),
-    );
-    let finished = |id: String| {
-        let commands = system.commands.clone();
-        async move {
-            for _ in 0..3000 {
-                let s = commands
-                    .status(&CommandId(id.clone()))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                if s.state.is_final() {
-                    return s;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            panic!("{id} never finished");
-        }
-    };
     let case = || store.supply_case_open_for(CONSUMER).unwrap().unwrap();
 
     // Monday 7 December, 10:00 IST: warned for 13:00.
@@ -584,7 +577,10 @@ async fn a_disconnection_the_meter_does_not_confirm_is_tried_again_later() {
     );
     engine.tick(ist("2026-12-07T13:00:00")).await.unwrap();
     let first = case().disconnect_command.unwrap();
-    assert_ne!(finished(first.clone()).await.state, CommandState::Succeeded);
+    assert_ne!(
+        finished(&system.commands, &first.clone()).await.state,
+        CommandState::Succeeded
+    );
     engine.tick(ist("2026-12-07T13:01:00")).await.unwrap();
     let c = case();
     assert_eq!(
@@ -603,7 +599,7 @@ async fn a_disconnection_the_meter_does_not_confirm_is_tried_again_later() {
     engine.tick(ist("2026-12-07T13:11:00")).await.unwrap();
     let second = case().disconnect_command.unwrap();
     assert_ne!(second, first);
-    let done = finished(second).await;
+    let done = finished(&system.commands, &second).await;
     assert_eq!(
         done.outcome.as_ref().unwrap().relay,
         Some(model::RelayState::Disconnected)
@@ -617,13 +613,8 @@ async fn a_disconnection_the_meter_does_not_confirm_is_tried_again_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_cut_unwarned() {
-    let system = support::start(support::Options::new(1, Ipv4Addr::new(127, 183, 0, 1))).await;
+    let (system, engine) = prepaid_consumer(Ipv4Addr::new(127, 183, 0, 1)).await;
     let store = system.store.clone();
-    let meter = system.serial(0);
-    seed(&store, &meter, ist("2026-11-01T00:00:00"));
-    store
-        .prepaid_enrol(CONSUMER, ist("2026-11-01T00:00:00"), None)
-        .unwrap();
     let debit = |cause: &str, paise: i64| {
         store
             .wallet_post(
@@ -639,28 +630,6 @@ async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_
             .unwrap()
     };
     debit("daily/2026-12-06", -2_500);
-    let engine = Prepaid::new(
-        store.clone(),
-        Some(system.commands.clone()),
-        PrepaidConfig::default(),
-    );
-    let status = |id: String| {
-        let commands = system.commands.clone();
-        async move {
-            for _ in 0..3000 {
-                let s = commands
-                    .status(&CommandId(id.clone()))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                if s.state.is_final() {
-                    return s;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            panic!("{id} never finished");
-        }
-    };
     let case = || store.supply_case_open_for(CONSUMER).unwrap().unwrap();
 
     // Without a mobile or an email there is no warning, so no disconnection: the case says so.
@@ -691,7 +660,10 @@ async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_
     );
     engine.tick(ist("2026-12-08T13:00:00")).await.unwrap();
     let cut = case().disconnect_command.unwrap();
-    assert_ne!(status(cut).await.state, CommandState::Succeeded);
+    assert_ne!(
+        finished(&system.commands, &cut).await.state,
+        CommandState::Succeeded
+    );
     engine.tick(ist("2026-12-08T13:01:00")).await.unwrap();
     assert_eq!(case().state, CaseState::Short);
     system
@@ -717,7 +689,7 @@ async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_
     assert_eq!(paid.status, "credited");
     let c = case();
     assert_eq!(c.state, CaseState::Reconnecting);
-    let done = status(c.reconnect_command.clone().unwrap()).await;
+    let done = finished(&system.commands, &c.reconnect_command.clone().unwrap()).await;
     assert_eq!(
         done.outcome.unwrap().relay,
         Some(model::RelayState::Connected)
@@ -730,35 +702,8 @@ async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_that_fails_after_switching_off_switches_the_supply_back_on() {
-    let system = support::start(support::Options::new(1, Ipv4Addr::new(127, 184, 0, 1))).await;
+    let (system, engine) = prepaid_consumer(Ipv4Addr::new(127, 184, 0, 1)).await;
     let store = system.store.clone();
-    let meter = system.serial(0);
-    seed(&store, &meter, ist("2026-11-01T00:00:00"));
-    store
-        .prepaid_enrol(CONSUMER, ist("2026-11-01T00:00:00"), None)
-        .unwrap();
-    let engine = Prepaid::new(
-        store.clone(),
-        Some(system.commands.clone()),
-        PrepaidConfig::default(),
-    );
-    let finished = |id: String| {
-        let commands = system.commands.clone();
-        async move {
-            for _ in 0..3000 {
-                let s = commands
-                    .status(&CommandId(id.clone()))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                if s.state.is_final() {
-                    return s;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            panic!("{id} never finished");
-        }
-    };
     let t = ist("2026-12-08T11:00:00");
     let m = engine
         .start_migration(CONSUMER, false, Paise::ZERO, "test", t)
@@ -770,7 +715,7 @@ async fn a_migration_that_fails_after_switching_off_switches_the_supply_back_on(
         if m.step == 3 {
             break;
         }
-        finished(m.command.clone().unwrap()).await;
+        finished(&system.commands, &m.command.clone().unwrap()).await;
         engine.tick(t).await.unwrap();
     }
     system.fleet.set_fault(
@@ -785,7 +730,7 @@ async fn a_migration_that_fails_after_switching_off_switches_the_supply_back_on(
             break m;
         }
         let command = m.command.clone().unwrap();
-        finished(command.clone()).await;
+        finished(&system.commands, &command.clone()).await;
         sent.push(command);
         if sent.len() == 3 {
             // The last try fails while the meter is still silent; it answers again after.
@@ -815,7 +760,7 @@ async fn a_migration_that_fails_after_switching_off_switches_the_supply_back_on(
             .unwrap()
             .contains("switched back on")
     );
-    let restore = finished(format!("migration/{id}/restore")).await;
+    let restore = finished(&system.commands, &format!("migration/{id}/restore")).await;
     assert_eq!(
         restore.outcome.unwrap().relay,
         Some(model::RelayState::Connected),
