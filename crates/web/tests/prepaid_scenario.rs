@@ -578,7 +578,7 @@ async fn a_disconnection_the_meter_does_not_confirm_is_tried_again_later() {
     engine.tick(ist("2026-12-07T13:00:00")).await.unwrap();
     let first = case().disconnect_command.unwrap();
     assert_ne!(
-        finished(&system.commands, &first.clone()).await.state,
+        finished(&system.commands, &first).await.state,
         CommandState::Succeeded
     );
     engine.tick(ist("2026-12-07T13:01:00")).await.unwrap();
@@ -689,7 +689,7 @@ async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_
     assert_eq!(paid.status, "credited");
     let c = case();
     assert_eq!(c.state, CaseState::Reconnecting);
-    let done = finished(&system.commands, &c.reconnect_command.clone().unwrap()).await;
+    let done = finished(&system.commands, c.reconnect_command.as_deref().unwrap()).await;
     assert_eq!(
         done.outcome.unwrap().relay,
         Some(model::RelayState::Connected)
@@ -715,7 +715,7 @@ async fn a_migration_that_fails_after_switching_off_switches_the_supply_back_on(
         if m.step == 3 {
             break;
         }
-        finished(&system.commands, &m.command.clone().unwrap()).await;
+        finished(&system.commands, m.command.as_deref().unwrap()).await;
         engine.tick(t).await.unwrap();
     }
     system.fleet.set_fault(
@@ -730,7 +730,7 @@ async fn a_migration_that_fails_after_switching_off_switches_the_supply_back_on(
             break m;
         }
         let command = m.command.clone().unwrap();
-        finished(&system.commands, &command.clone()).await;
+        finished(&system.commands, &command).await;
         sent.push(command);
         if sent.len() == 3 {
             // The last try fails while the meter is still silent; it answers again after.
