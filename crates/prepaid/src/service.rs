@@ -286,11 +286,13 @@ impl Prepaid {
                 );
             }
         };
+        // The gateway is part of the payment's identity: two gateways' ids may coincide.
+        let payment = format!("{}/{}", kept.gateway, kept.payment_id);
         match recharge(
             &self.store,
             &self.config.recharge,
             &account.consumer_no,
-            &kept.payment_id,
+            &payment,
             kept.amount,
             now,
         ) {
@@ -298,7 +300,7 @@ impl Prepaid {
             Err(RechargeError::Refused { why, .. }) => return settle("refused", Some(why), None),
             Err(RechargeError::Store(e)) => return Err(e.into()),
         };
-        let cause = format!("recharge/{}", kept.payment_id);
+        let cause = format!("recharge/{payment}");
         if let Some(entry) = self
             .store
             .wallet_entries_by_cause(&account.consumer_no, &cause)?
@@ -311,7 +313,7 @@ impl Prepaid {
         if account.emergency_outstanding > Paise::ZERO {
             self.post(
                 &account.consumer_no,
-                &format!("emergency-recovery/{}", kept.payment_id),
+                &format!("emergency-recovery/{payment}"),
                 "emergency_recovery",
                 Paise(-account.emergency_outstanding.0),
                 &format!(r#"{{"payment_id":{:?}}}"#, kept.payment_id),
@@ -1007,6 +1009,14 @@ impl Prepaid {
             requested_by,
             now,
         )?;
+        if m.to_prepaid != to_prepaid || (to_prepaid && m.balance != balance) {
+            return Err(PrepaidError::Refused(format!(
+                "migration {} of {consumer_no} is in progress with other terms (to {}, {})",
+                m.id,
+                if m.to_prepaid { "prepaid" } else { "postpaid" },
+                m.balance
+            )));
+        }
         self.advance_migration(&mut m, now).await?;
         Ok(m)
     }

@@ -499,3 +499,48 @@ async fn contacts_are_checked_and_what_consumers_were_told_is_listed() {
         StatusCode::BAD_REQUEST
     );
 }
+
+/// A migration in progress is answered as it is only when asked again on the same terms.
+#[tokio::test]
+async fn a_migration_asked_again_on_other_terms_is_refused() {
+    let r = rig();
+    let t = now();
+    r.store
+        .mdm_put_consumer(
+            &store::mdm::Consumer {
+                consumer_no: "C-8".into(),
+                name: "Meena".into(),
+                category: "residential".into(),
+                net_metered: false,
+            },
+            t,
+        )
+        .unwrap();
+    r.store
+        .mdm_put_service_point(&store::mdm::ServicePoint {
+            id: "SP-8".into(),
+            address: "8 Lake Road".into(),
+            sanctioned_load_w: 2000,
+        })
+        .unwrap();
+    r.store.mdm_connect_consumer("SP-8", "C-8", t).unwrap();
+    r.store
+        .mdm_install_meter(&MeterSerial::new("M-8").unwrap(), "SP-8", t)
+        .unwrap();
+    // Without a head-end nothing is sent; the migration waits at its first step.
+    let engine = Prepaid::new(r.store.clone(), None, PrepaidConfig::default());
+    let first = engine
+        .start_migration("C-8", true, Paise(20_000), "cis", t)
+        .await
+        .unwrap();
+    let again = engine
+        .start_migration("C-8", true, Paise(20_000), "cis", t)
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+    let other = engine
+        .start_migration("C-8", true, Paise(90_000), "cis", t)
+        .await
+        .unwrap_err();
+    assert!(other.to_string().contains("other terms"), "{other}");
+}

@@ -315,7 +315,7 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
     assert_eq!(paid.status, "credited");
     assert_eq!(paid.balance, Some(Paise(50_000)));
     let pushed = s
-        .finished(&format!("balance/{CONSUMER}/recharge/pay_A/50000"))
+        .finished(&format!("balance/{CONSUMER}/recharge/pg/pay_A/50000"))
         .await;
     assert_eq!(pushed.state, CommandState::Succeeded, "{pushed:?}");
     assert_eq!(pushed.outcome.unwrap().read_back.as_deref(), Some("50000"));
