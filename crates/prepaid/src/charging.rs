@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use store::prepaid::{ChargeState, StepEntry, StepOutcome, WalletStep, WalletView};
 use store::{Store, StoreError};
 
-use crate::tariff::{BillingUnit, Charge, MonthUse, TariffBook, TariffError};
+use tariff::{BillingUnit, Charge, MonthUse, TariffBook, TariffError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChargeError {

@@ -1,10 +1,8 @@
-//! The prepaid engine : its rules as plain functions over data, and the
-//! wallet operations over the store.
+//! The prepaid engine: its rules as plain functions over data, and the engine at work over the
+//! store and the head-end.
 //!
-//! - [`tariff`]: tariffs as data (fixed charge per kW per day, telescopic energy slabs over the
-//!   month to date, TOD rebates and surcharges per zone, duty, cess and levies, subsidies) and
-//!   the daily charge, built so that a month of daily charges adds up exactly to the month's
-//!   bill for the same consumption;
+//! - [`tariff`] (the `tariff` crate, re-exported): tariffs as data and the daily charge, built
+//!   so that a month of daily charges adds up exactly to the month's bill;
 //! - [`charging`]: the daily charge, one itemised debit per consumer per day into the wallet
 //!   (`store::prepaid`), in order within a month, never twice, from where each wallet stands;
 //!   for one consumer or a whole day's run over many ([`charging::run_day`]); the month's
@@ -29,4 +27,6 @@ pub mod gateway;
 pub mod policy;
 pub mod recharge;
 pub mod service;
-pub mod tariff;
+
+/// Tariffs live in their own crate (postpaid billing prices with them too).
+pub use tariff;

@@ -25,7 +25,7 @@ use crate::alerts::{AlertPolicy, alerts_due};
 use crate::charging::{Account, ChargeError, DayFiguresBook, DayUse, run_day, true_up_month};
 use crate::policy::{Connection, DisconnectionPolicy, Protection, Step, next_step};
 use crate::recharge::{RechargeError, RechargePolicy, recharge};
-use crate::tariff::{Tariff, TariffBook};
+use tariff::{Tariff, TariffBook};
 
 /// Emergency credit: a small advance a consumer may take once per recharge cycle when the
 /// balance runs low, recovered from the next recharge; the supply is protected while it runs.

@@ -1,4 +1,4 @@
-//! Tariffs as data, and the charge for a day.
+//! Tariffs as data, and the charge for a day (prepaid) or a month (postpaid).
 //!
 //! A tariff has a fixed charge per kW of sanctioned load per day, telescopic energy slabs that
 //! apply to the month's consumption so far (the first 100 kWh of the month at one rate, the
