@@ -173,6 +173,10 @@ pub struct BillingDeterminants {
     pub export_wh: Option<i64>,
     pub export_vah: Option<i64>,
     pub estimated_intervals: u32,
+    /// Intervals the span holds at the meters' capture periods that are not in the store (or
+    /// are suspect): a bill from these determinants is provisional.
+    #[serde(default)]
+    pub missing_intervals: u32,
 }
 
 /// The intervals that measured a consumer's supply over a span, with each meter's capture
@@ -240,6 +244,7 @@ pub fn billing_determinants(
         export_wh: net_metered.then_some(figures.export_wh),
         export_vah: net_metered.then_some(figures.export_vah),
         estimated_intervals: figures.estimated_intervals,
+        missing_intervals: measured.expected.saturating_sub(figures.intervals),
         figures,
     }
 }

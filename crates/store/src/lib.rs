@@ -18,6 +18,7 @@
 //! All methods are synchronous and short; async callers run them on a blocking thread.
 
 pub mod auth;
+pub mod billing;
 pub mod hes;
 pub mod mdm;
 pub mod migrate;

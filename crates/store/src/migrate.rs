@@ -47,6 +47,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_prepaid_ops",
         sql: include_str!("../migrations/0007_prepaid_ops.sql"),
     },
+    Migration {
+        name: "0008_billing",
+        sql: include_str!("../migrations/0008_billing.sql"),
+    },
 ];
 
 /// The schema version this program writes.

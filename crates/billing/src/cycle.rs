@@ -1,0 +1,194 @@
+//! A billing cycle's run (use cases 2.1–2.5): every postpaid consumer of the cycle billed for
+//! the period that just ended, from the MDM's billing determinants (2.5). Determinants with
+//! estimated or missing intervals give a provisional bill; running the cycle again on the same
+//! figures issues nothing, and on changed figures (estimates replaced by actual readings, an
+//! edit) issues a revision that supersedes the bill before.
+
+use chrono::{Datelike, Months, NaiveDate, Utc};
+use mdm::calendar::day_bounds;
+use mdm::determinants::{Metering, determinants_for_consumer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use store::billing::{BillingAccount, Issued, NewBill};
+use store::{Store, StoreError};
+use tariff::BillingUnit;
+
+use crate::bill::{BillInput, Measured, PostpaidTariff, compute};
+
+/// The postpaid tariffs, in versions by category and effective date.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostpaidBook {
+    pub versions: Vec<PostpaidTariff>,
+}
+
+impl PostpaidBook {
+    /// The version of `category`'s tariff in force on `date`.
+    pub fn in_force(&self, category: &str, date: NaiveDate) -> Option<&PostpaidTariff> {
+        self.versions
+            .iter()
+            .filter(|t| t.base.category == category && t.base.effective_from <= date)
+            .max_by_key(|t| t.base.effective_from)
+    }
+}
+
+/// What a cycle run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    pub consumers: usize,
+    pub new: usize,
+    pub revised: usize,
+    pub unchanged: usize,
+    pub provisional: usize,
+    /// Consumers not billed, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The billing period of a cycle starting on `cycle_day` that ended last before `run_date`:
+/// from the cycle day of the month before to the day before this month's.
+pub fn period(cycle_day: u8, run_date: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let day = u32::from(cycle_day.clamp(1, 28));
+    let this = run_date.with_day(day).unwrap_or(run_date);
+    let start = if this <= run_date {
+        this
+    } else {
+        this.checked_sub_months(Months::new(1)).unwrap_or(this)
+    };
+    let from = start.checked_sub_months(Months::new(1)).unwrap_or(start);
+    (from, start.pred_opt().unwrap_or(start))
+}
+
+const PAGE: u32 = 1000;
+
+/// Bills every consumer of cycle `cycle_day` for the period that ended before `run_date`.
+pub fn run_cycle(
+    store: &Store,
+    book: &PostpaidBook,
+    cycle_day: u8,
+    run_date: NaiveDate,
+    metering: &Metering,
+) -> Result<CycleReport, StoreError> {
+    let (from, to) = period(cycle_day, run_date);
+    let mut report = CycleReport::default();
+    let mut after = String::new();
+    loop {
+        let page = store.billing_accounts(cycle_day, &after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.consumer_no.clone();
+        for account in page {
+            report.consumers += 1;
+            match bill_one(store, book, &account, from, to, run_date, metering) {
+                Ok((issued, provisional)) => {
+                    report.provisional += usize::from(provisional);
+                    match issued {
+                        Issued::New => report.new += 1,
+                        Issued::Revised(_) => report.revised += 1,
+                        Issued::Unchanged => report.unchanged += 1,
+                    }
+                }
+                Err(why) => report.failed.push((account.consumer_no.clone(), why)),
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn bill_one(
+    store: &Store,
+    book: &PostpaidBook,
+    account: &BillingAccount,
+    from: NaiveDate,
+    to: NaiveDate,
+    bill_date: NaiveDate,
+    metering: &Metering,
+) -> Result<(Issued, bool), String> {
+    let consumer_no = &account.consumer_no;
+    let consumer = store
+        .mdm_consumer(consumer_no)
+        .map_err(|e| e.to_string())?
+        .ok_or("not a consumer of the MDM")?;
+    let t = book
+        .in_force(&consumer.category, to)
+        .ok_or_else(|| format!("no postpaid tariff for {} on {to}", consumer.category))?;
+    let (start, _) = day_bounds(from);
+    let (_, end) = day_bounds(to);
+    let d = determinants_for_consumer(store, consumer_no, start, end, metering)
+        .map_err(|e| e.to_string())?
+        .ok_or("not a consumer of the MDM")?;
+    let sanctioned_w = store
+        .prepaid_supply(consumer_no, end - chrono::Duration::seconds(1))
+        .map_err(|e| e.to_string())?
+        .map_or(0, |(_, w)| w);
+    let (units, zones, export, demand) = match t.base.unit {
+        BillingUnit::Kwh => (
+            d.figures.import_wh,
+            d.zone_import_wh,
+            d.export_wh,
+            d.figures.max_w.map(|p| p.value),
+        ),
+        BillingUnit::Kvah => (
+            d.figures.import_vah,
+            d.zone_import_vah,
+            d.export_vah,
+            d.figures.max_va.map(|p| p.value),
+        ),
+    };
+    // What the bill before left: its payable (no payments are taken yet) and banked units.
+    let before = store
+        .bill_before(consumer_no, from)
+        .map_err(|e| e.to_string())?;
+    let provisional = d.estimated_intervals > 0 || d.missing_intervals > 0;
+    let input = BillInput {
+        consumer_no: consumer_no.clone(),
+        from,
+        to,
+        bill_date,
+        sanctioned_w,
+        contract_demand: account.contract_demand,
+        measured: Measured {
+            import: tariff::MonthUse { units, zones },
+            export: export.unwrap_or(0),
+            max_demand: demand.unwrap_or(0),
+            power_factor: d
+                .average_pf
+                .map(|pf| (pf * 1000.0).round().clamp(0.0, 1000.0) as u16),
+        },
+        provisional,
+        assessments: Vec::new(),
+        banked: before.as_ref().map_or(0, |b| b.carried_forward),
+        arrears: before
+            .as_ref()
+            .map_or(account.opening_arrears, |b| b.payable),
+    };
+    let bill = compute(t, &input).map_err(|e| e.to_string())?;
+    let body = serde_json::to_string(&bill).map_err(|e| e.to_string())?;
+    // The same figures under the same tariff are the same bill, whatever day it is run.
+    let hashed = serde_json::to_string(&(
+        &input.measured,
+        input.sanctioned_w,
+        input.contract_demand,
+        input.banked,
+        input.arrears,
+        input.provisional,
+        t,
+    ))
+    .map_err(|e| e.to_string())?;
+    let hash = hex::encode(Sha256::digest(hashed.as_bytes()));
+    let issued = store
+        .bill_issue(
+            &NewBill {
+                consumer_no,
+                period_from: from,
+                period_to: to,
+                provisional,
+                input_hash: &hash,
+                body: &body,
+                current: bill.current,
+                payable: bill.payable_by_due_date,
+                carried_forward: bill.carried_forward,
+                due_date: bill.due_date,
+            },
+            Utc::now(),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((issued, provisional))
+}

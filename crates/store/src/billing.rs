@@ -1,0 +1,229 @@
+//! Postpaid billing (migration `0008_billing`): billing accounts in their cycles and the bills
+//! issued, in versions (a changed bill supersedes the one before; the same bill again is not
+//! issued twice).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use model::Paise;
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Result, Store, StoreError, from_ms, ms, narrow};
+
+/// A postpaid consumer's billing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingAccount {
+    pub consumer_no: String,
+    /// The day of the month the billing period starts (1–28).
+    pub cycle_day: u8,
+    /// VA; `None` without a contract demand.
+    pub contract_demand: Option<u32>,
+    pub opening_arrears: Paise,
+}
+
+/// A bill as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBill {
+    pub id: u64,
+    pub consumer_no: String,
+    pub period_from: NaiveDate,
+    pub period_to: NaiveDate,
+    pub version: u32,
+    /// `issued` or `superseded`.
+    pub state: String,
+    pub provisional: bool,
+    pub input_hash: String,
+    /// The whole bill, JSON.
+    pub body: String,
+    pub current: Paise,
+    pub payable: Paise,
+    /// Net metering: units carried to the next period.
+    pub carried_forward: i64,
+    pub due_date: NaiveDate,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A bill to issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBill<'a> {
+    pub consumer_no: &'a str,
+    pub period_from: NaiveDate,
+    pub period_to: NaiveDate,
+    pub provisional: bool,
+    pub input_hash: &'a str,
+    pub body: &'a str,
+    pub current: Paise,
+    pub payable: Paise,
+    pub carried_forward: i64,
+    pub due_date: NaiveDate,
+}
+
+/// What issuing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    /// The first bill of the period: its version 1.
+    New,
+    /// A bill from other figures superseded the one in force: its version.
+    Revised(u32),
+    /// The bill in force was computed from the same figures: nothing written.
+    Unchanged,
+}
+
+const BILL_COLUMNS: &str = "id, consumer_no, period_from, period_to, version, state, provisional, \
+     input_hash, body, current, payable, carried_forward, due_date, created_at";
+
+fn date(s: String) -> Result<NaiveDate> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("bill date {s:?}")))
+}
+
+fn bill(r: &Row<'_>) -> Result<StoredBill> {
+    Ok(StoredBill {
+        id: narrow(r.get(0)?, "bill id")?,
+        consumer_no: r.get(1)?,
+        period_from: date(r.get(2)?)?,
+        period_to: date(r.get(3)?)?,
+        version: narrow(r.get(4)?, "bill version")?,
+        state: r.get(5)?,
+        provisional: r.get(6)?,
+        input_hash: r.get(7)?,
+        body: r.get(8)?,
+        current: Paise(r.get(9)?),
+        payable: Paise(r.get(10)?),
+        carried_forward: r.get(11)?,
+        due_date: date(r.get(12)?)?,
+        created_at: from_ms(r.get(13)?)?,
+    })
+}
+
+impl Store {
+    /// Puts a consumer in a billing cycle (or changes their billing).
+    pub fn billing_account_put(&self, a: &BillingAccount, at: DateTime<Utc>) -> Result<()> {
+        if !(1..=28).contains(&a.cycle_day) {
+            return Err(StoreError::Invalid(format!(
+                "cycle day {}: give 1 to 28",
+                a.cycle_day
+            )));
+        }
+        self.conn().execute(
+            "INSERT INTO billing_account (consumer_no, cycle_day, contract_demand, \
+             opening_arrears, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (consumer_no) DO UPDATE SET cycle_day = excluded.cycle_day, \
+             contract_demand = excluded.contract_demand, \
+             opening_arrears = excluded.opening_arrears",
+            params![
+                a.consumer_no,
+                a.cycle_day,
+                a.contract_demand,
+                a.opening_arrears.0,
+                ms(at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The billing accounts of cycle `cycle_day` after `after`, a page at a time.
+    pub fn billing_accounts(
+        &self,
+        cycle_day: u8,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<BillingAccount>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT consumer_no, cycle_day, contract_demand, opening_arrears FROM billing_account \
+             WHERE cycle_day = ?1 AND consumer_no > ?2 ORDER BY consumer_no LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![cycle_day, after, limit])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(BillingAccount {
+                consumer_no: r.get(0)?,
+                cycle_day: narrow(r.get(1)?, "cycle day")?,
+                contract_demand: r
+                    .get::<_, Option<i64>>(2)?
+                    .map(|v| narrow(v, "contract demand"))
+                    .transpose()?,
+                opening_arrears: Paise(r.get(3)?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Issues a bill for its period: nothing if the bill in force came from the same figures
+    /// (`input_hash`), else a new version that supersedes it. One transaction.
+    pub fn bill_issue(&self, b: &NewBill<'_>, at: DateTime<Utc>) -> Result<Issued> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let in_force: Option<(i64, u32, String)> = tx
+            .query_row(
+                "SELECT id, version, input_hash FROM bill WHERE consumer_no = ?1 \
+                 AND period_from = ?2 AND state = 'issued'",
+                params![b.consumer_no, b.period_from.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let version = match &in_force {
+            Some((_, _, hash)) if hash == b.input_hash => return Ok(Issued::Unchanged),
+            Some((id, version, _)) => {
+                tx.execute(
+                    "UPDATE bill SET state = 'superseded' WHERE id = ?1",
+                    params![id],
+                )?;
+                version + 1
+            }
+            None => 1,
+        };
+        tx.execute(
+            &format!(
+                "INSERT INTO bill ({BILL_COLUMNS}) VALUES \
+                 (NULL, ?1, ?2, ?3, ?4, 'issued', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ),
+            params![
+                b.consumer_no,
+                b.period_from.to_string(),
+                b.period_to.to_string(),
+                version,
+                b.provisional,
+                b.input_hash,
+                b.body,
+                b.current.0,
+                b.payable.0,
+                b.carried_forward,
+                b.due_date.to_string(),
+                ms(at)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(if version == 1 {
+            Issued::New
+        } else {
+            Issued::Revised(version)
+        })
+    }
+
+    /// The bill in force for the period before `before` (the latest one issued), if any.
+    pub fn bill_before(&self, consumer_no: &str, before: NaiveDate) -> Result<Option<StoredBill>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {BILL_COLUMNS} FROM bill WHERE consumer_no = ?1 AND state = 'issued' \
+             AND period_from < ?2 ORDER BY period_from DESC LIMIT 1"
+        ))?;
+        stmt.query_row(params![consumer_no, before.to_string()], |r| Ok(bill(r)))
+            .optional()?
+            .transpose()
+    }
+
+    /// A consumer's bills, newest period first (every version, `issued` ones in force).
+    pub fn bills_of(&self, consumer_no: &str, limit: u32) -> Result<Vec<StoredBill>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {BILL_COLUMNS} FROM bill WHERE consumer_no = ?1 \
+             ORDER BY period_from DESC, version DESC LIMIT ?2"
+        ))?;
+        let mut rows = stmt.query(params![consumer_no, limit])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(bill(r)?);
+        }
+        Ok(out)
+    }
+}
