@@ -212,6 +212,47 @@ impl Store {
             .transpose()
     }
 
+    /// One bill by id.
+    pub fn bill(&self, id: u64) -> Result<Option<StoredBill>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {BILL_COLUMNS} FROM bill WHERE id = ?1"))?;
+        stmt.query_row(params![i64::try_from(id).unwrap_or(-1)], |r| Ok(bill(r)))
+            .optional()?
+            .transpose()
+    }
+
+    /// What a bill shows of the consumer at `at`: name, category, the service point's address
+    /// and sanctioned load (W), and the meter installed there.
+    pub fn bill_header(
+        &self,
+        consumer_no: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(String, String, String, i64, Option<String>)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.name, c.category, s.address, s.sanctioned_load_w, \
+                 (SELECT i.meter FROM meter_installation i WHERE i.service_point = s.id \
+                  AND i.valid_from <= ?2 AND (i.valid_to IS NULL OR i.valid_to > ?2) LIMIT 1) \
+             FROM consumer c \
+             LEFT JOIN service_point_consumer sc ON sc.consumer_no = c.consumer_no \
+                 AND sc.valid_from <= ?2 AND (sc.valid_to IS NULL OR sc.valid_to > ?2) \
+             LEFT JOIN service_point s ON s.id = sc.service_point \
+             WHERE c.consumer_no = ?1 LIMIT 1",
+        )?;
+        Ok(stmt
+            .query_row(params![consumer_no, ms(at)], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                    r.get(4)?,
+                ))
+            })
+            .optional()?)
+    }
+
     /// A consumer's bills, newest period first (every version, `issued` ones in force).
     pub fn bills_of(&self, consumer_no: &str, limit: u32) -> Result<Vec<StoredBill>> {
         let conn = self.conn();

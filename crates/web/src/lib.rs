@@ -14,6 +14,7 @@
 //! The store is synchronous; handlers call it on tokio's blocking pool ([`AppState::db`]).
 
 pub mod auth;
+pub mod bills;
 pub mod commands;
 pub mod consumers;
 pub mod error;
@@ -241,6 +242,11 @@ pub fn app(state: AppState) -> Router {
             get(notifications::contact).put(notifications::put_contact),
         )
         .route("/api/v1/notifications", get(notifications::list))
+        .route(
+            "/api/v1/consumers/{consumer_no}/bills",
+            get(bills::of_consumer),
+        )
+        .route("/api/v1/bills/{id}/pdf", get(bills::pdf))
         .route(
             "/api/v1/tariffs",
             get(prepaid::tariffs).post(prepaid::put_tariff),

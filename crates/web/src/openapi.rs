@@ -9,8 +9,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    commands, consumers, error, exceptions, meters, notifications, prepaid, readings, tokens,
-    wallets,
+    bills, commands, consumers, error, exceptions, meters, notifications, prepaid, readings,
+    tokens, wallets,
 };
 
 /// The API's description.
@@ -42,6 +42,8 @@ use crate::{
         consumers::notices,
         wallets::wallet,
         wallets::ledger,
+        bills::of_consumer,
+        bills::pdf,
         notifications::contact,
         notifications::put_contact,
         notifications::list,
@@ -73,6 +75,7 @@ use crate::{
         (name = "consumers", description = "What the MDM hands on (daily consumption, billing determinants), data completeness and the network"),
         (name = "exceptions", description = "The VEE exception queue"),
         (name = "prepaid", description = "The prepaid engine: payments, emergency credit, tariffs, disconnection cases, payment-mode migrations"),
+        (name = "billing", description = "Postpaid bills, and a bill as PDF"),
         (name = "commands", description = "Commands to meters through the head-end"),
         (name = "tokens", description = "API tokens (admin)"),
     )

@@ -1111,6 +1111,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/consumers/{consumer_no}/contact"),
     ("put", "/api/v1/consumers/{consumer_no}/contact"),
     ("get", "/api/v1/notifications"),
+    ("get", "/api/v1/consumers/{consumer_no}/bills"),
+    ("get", "/api/v1/bills/{id}/pdf"),
     ("get", "/api/v1/tariffs"),
     ("post", "/api/v1/tariffs"),
     ("get", "/api/v1/disconnections"),

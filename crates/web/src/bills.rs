@@ -1,0 +1,154 @@
+//! Postpaid bills: a consumer's bills with every version, and a bill as PDF.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use billing::bill::Bill;
+use billing::pdf::{BillHeader, HistoryMonth, render};
+use serde::{Deserialize, Serialize};
+use store::Role;
+use store::billing::StoredBill;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::paging;
+use crate::time::ist;
+
+/// A bill as issued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BillView {
+    pub id: u64,
+    pub consumer_no: String,
+    pub period_from: String,
+    pub period_to: String,
+    pub version: u32,
+    /// `issued` (in force) or `superseded` (by a revision).
+    pub state: String,
+    /// Computed from estimated or missing readings: trued up by a revision later.
+    pub provisional: bool,
+    pub current_paise: i64,
+    pub payable_paise: i64,
+    pub due_date: String,
+    /// The bill: its lines, what is payable by and after the due date, …
+    #[schema(value_type = Object)]
+    pub bill: serde_json::Value,
+    pub issued_at: String,
+}
+
+impl From<StoredBill> for BillView {
+    fn from(b: StoredBill) -> Self {
+        BillView {
+            id: b.id,
+            consumer_no: b.consumer_no,
+            period_from: b.period_from.to_string(),
+            period_to: b.period_to.to_string(),
+            version: b.version,
+            state: b.state,
+            provisional: b.provisional,
+            current_paise: b.current.0,
+            payable_paise: b.payable.0,
+            due_date: b.due_date.to_string(),
+            bill: serde_json::from_str(&b.body).unwrap_or(serde_json::Value::String(b.body)),
+            issued_at: ist(b.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BillQuery {
+    pub limit: Option<u32>,
+}
+
+/// A consumer's bills, newest period first, every version.
+#[utoipa::path(
+    get,
+    path = "/api/v1/consumers/{consumer_no}/bills",
+    tag = "billing",
+    params(("consumer_no" = String, Path, description = "Consumer number"), BillQuery),
+    responses(
+        (status = 200, description = "Bills", body = Vec<BillView>),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn of_consumer(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(no): Path<String>,
+    Query(q): Query<BillQuery>,
+) -> Result<Json<Vec<BillView>>, ApiError> {
+    caller.require(Role::Reader)?;
+    let limit = paging::limit(q.limit)?;
+    let rows = state.db(move |s| s.bills_of(&no, limit)).await?;
+    Ok(Json(rows.into_iter().map(BillView::from).collect()))
+}
+
+/// A bill as a one-page PDF, with the consumer's last twelve months of consumption.
+#[utoipa::path(
+    get,
+    path = "/api/v1/bills/{id}/pdf",
+    tag = "billing",
+    params(("id" = u64, Path, description = "Bill id")),
+    responses(
+        (status = 200, description = "The bill", content_type = "application/pdf"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such bill", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn pdf(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Role::Reader)?;
+    let now = state.now();
+    let (stored, header, history) = state
+        .db(move |s| {
+            let Some(b) = s.bill(id)? else {
+                return Ok(None);
+            };
+            let header = s.bill_header(&b.consumer_no, now)?;
+            let history = s.bills_of(&b.consumer_no, 60)?;
+            Ok(Some((b, header, history)))
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no bill {id}")))?;
+    let bill: Bill = serde_json::from_str(&stored.body)
+        .map_err(|e| ApiError::internal("a stored bill is unreadable", &e))?;
+    let (name, category, address, sanctioned_w, meter) = header.unwrap_or_default();
+    // The bills in force up to this one, oldest first, their units.
+    let mut months: Vec<HistoryMonth> = history
+        .iter()
+        .filter(|b| b.state == "issued" && b.period_from <= stored.period_from)
+        .filter_map(|b| {
+            let body: Bill = serde_json::from_str(&b.body).ok()?;
+            Some(HistoryMonth {
+                label: b.period_from.format("%b %y").to_string(),
+                units: body.billed_units,
+            })
+        })
+        .collect();
+    months.reverse();
+    let pdf = render(
+        &bill,
+        &BillHeader {
+            utility: "Urja electricity distribution".into(),
+            bill_no: format!(
+                "{}-{}-v{}",
+                stored.consumer_no, stored.period_from, stored.version
+            ),
+            consumer_name: name,
+            address,
+            category,
+            meter: meter.unwrap_or_default(),
+            sanctioned_kw: format!("{}.{:03}", sanctioned_w / 1000, sanctioned_w % 1000),
+        },
+        &months,
+    );
+    Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf))
+}

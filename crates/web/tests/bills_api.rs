@@ -1,0 +1,170 @@
+//! Postpaid bills on the API: a consumer's bills with their versions, and a bill as PDF.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use billing::bill::{BillInput, Measured, PostpaidTariff, compute};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use model::Paise;
+use prepaid::tariff::{BillingUnit, MonthUse, Rate, Slab, Tariff};
+use store::billing::NewBill;
+use store::mdm::{Consumer, ServicePoint};
+use store::{Role, Store};
+use tower::ServiceExt;
+use web::{AppState, app, issue_token};
+
+fn d(m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, m, day).unwrap()
+}
+
+fn tariff() -> PostpaidTariff {
+    PostpaidTariff {
+        base: Tariff {
+            code: "LT-1".into(),
+            category: "residential".into(),
+            effective_from: d(4, 1),
+            unit: BillingUnit::Kwh,
+            fixed_per_kw_day: Rate::parse("3").unwrap(),
+            slabs: vec![Slab {
+                up_to_kwh: None,
+                rate: Rate::parse("6").unwrap(),
+            }],
+            duty_bp: 0,
+            tod_bp: [0; 8],
+            cess_per_unit: Rate(0),
+            levies: vec![],
+            subsidies: vec![],
+        },
+        demand: None,
+        power_factor: None,
+        fppa_per_unit: Rate(0),
+        minimum_per_kw_month: Rate(0),
+        tamper_rate_bp: 10_000,
+        due_days: 15,
+        late_payment_bp: 150,
+        prompt_rebate_bp: 0,
+        prompt_days: 0,
+        digital_rebate_bp: 0,
+        digital_rebate_cap: Paise::ZERO,
+    }
+}
+
+/// Issues `C-1`'s bill for a month of `kwh`.
+fn issue(store: &Store, from: NaiveDate, to: NaiveDate, kwh: i64, hash: &str) {
+    let bill = compute(
+        &tariff(),
+        &BillInput {
+            consumer_no: "C-1".into(),
+            from,
+            to,
+            bill_date: to + Duration::days(2),
+            sanctioned_w: 2000,
+            contract_demand: None,
+            measured: Measured {
+                import: MonthUse::units(kwh * 1000),
+                ..Measured::default()
+            },
+            provisional: false,
+            assessments: vec![],
+            banked: 0,
+            arrears: Paise::ZERO,
+        },
+    )
+    .unwrap();
+    store
+        .bill_issue(
+            &NewBill {
+                consumer_no: "C-1",
+                period_from: from,
+                period_to: to,
+                provisional: false,
+                input_hash: hash,
+                body: &serde_json::to_string(&bill).unwrap(),
+                current: bill.current,
+                payable: bill.payable_by_due_date,
+                carried_forward: 0,
+                due_date: bill.due_date,
+            },
+            Utc::now(),
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bills_list_with_their_versions_and_a_bill_comes_as_pdf() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
+    let at: DateTime<Utc> = "2026-10-01T00:00:00Z".parse().unwrap();
+    store
+        .mdm_put_consumer(
+            &Consumer {
+                consumer_no: "C-1".into(),
+                name: "Ravi Kumar".into(),
+                category: "residential".into(),
+                net_metered: false,
+            },
+            at,
+        )
+        .unwrap();
+    store
+        .mdm_put_service_point(&ServicePoint {
+            id: "SP-1".into(),
+            address: "4 Station Road, Kanpur".into(),
+            sanctioned_load_w: 2000,
+        })
+        .unwrap();
+    store.mdm_connect_consumer("SP-1", "C-1", at).unwrap();
+    issue(&store, d(10, 1), d(10, 31), 180, "a");
+    issue(&store, d(11, 1), d(11, 30), 200, "b");
+    // November revised (other figures): two versions, the later in force.
+    issue(&store, d(11, 1), d(11, 30), 210, "c");
+    let reader = issue_token(&store, Role::Reader, "desk", None, at)
+        .unwrap()
+        .secret;
+    let api = app(AppState::new(store.clone()));
+    let get = |uri: String| {
+        let api = api.clone();
+        let reader = reader.clone();
+        async move {
+            api.oneshot(
+                Request::builder()
+                    .uri(uri)
+                    .header(header::AUTHORIZATION, format!("Bearer {reader}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let res = get("/api/v1/consumers/C-1/bills".into()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let bills: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let bills = bills.as_array().unwrap();
+    assert_eq!(bills.len(), 3);
+    assert_eq!(bills[0]["period_from"], "2026-11-01");
+    assert_eq!(bills[0]["version"], 2);
+    assert_eq!(bills[0]["state"], "issued");
+    assert_eq!(bills[1]["state"], "superseded");
+    // 210 kWh at 6.00 + 3.00 × 2 kW × 30 days = 1,260.00 + 180.00
+    assert_eq!(bills[0]["current_paise"], 144_000);
+    assert_eq!(bills[0]["bill"]["lines"][0]["code"], "energy");
+
+    let id = bills[0]["id"].as_u64().unwrap();
+    let res = get(format!("/api/v1/bills/{id}/pdf")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/pdf");
+    let pdf = axum::body::to_bytes(res.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = String::from_utf8_lossy(&pdf);
+    assert!(text.contains("Ravi Kumar") && text.contains("4 Station Road, Kanpur"));
+    assert!(text.contains("Rs 1,440.00"));
+    assert_eq!(
+        get("/api/v1/bills/999/pdf".into()).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
