@@ -41,6 +41,16 @@ pub struct StoredBill {
     pub created_at: DateTime<Utc>,
 }
 
+/// What a bill shows of the consumer and their connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BillParty {
+    pub name: String,
+    pub category: String,
+    pub address: String,
+    pub sanctioned_w: i64,
+    pub meter: Option<String>,
+}
+
 /// A bill to issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewBill<'a> {
@@ -224,11 +234,7 @@ impl Store {
 
     /// What a bill shows of the consumer at `at`: name, category, the service point's address
     /// and sanctioned load (W), and the meter installed there.
-    pub fn bill_header(
-        &self,
-        consumer_no: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<(String, String, String, i64, Option<String>)>> {
+    pub fn bill_header(&self, consumer_no: &str, at: DateTime<Utc>) -> Result<Option<BillParty>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT c.name, c.category, s.address, s.sanctioned_load_w, \
@@ -242,13 +248,13 @@ impl Store {
         )?;
         Ok(stmt
             .query_row(params![consumer_no, ms(at)], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                    r.get(4)?,
-                ))
+                Ok(BillParty {
+                    name: r.get(0)?,
+                    category: r.get(1)?,
+                    address: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    sanctioned_w: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                    meter: r.get(4)?,
+                })
             })
             .optional()?)
     }

@@ -120,7 +120,7 @@ pub async fn pdf(
         .ok_or_else(|| ApiError::not_found(format!("no bill {id}")))?;
     let bill: Bill = serde_json::from_str(&stored.body)
         .map_err(|e| ApiError::internal("a stored bill is unreadable", &e))?;
-    let (name, category, address, sanctioned_w, meter) = header.unwrap_or_default();
+    let party = header.unwrap_or_default();
     // The bills in force up to this one, oldest first, their units.
     let mut months: Vec<HistoryMonth> = history
         .iter()
@@ -142,11 +142,15 @@ pub async fn pdf(
                 "{}-{}-v{}",
                 stored.consumer_no, stored.period_from, stored.version
             ),
-            consumer_name: name,
-            address,
-            category,
-            meter: meter.unwrap_or_default(),
-            sanctioned_kw: format!("{}.{:03}", sanctioned_w / 1000, sanctioned_w % 1000),
+            consumer_name: party.name,
+            address: party.address,
+            category: party.category,
+            meter: party.meter.unwrap_or_default(),
+            sanctioned_kw: format!(
+                "{}.{:03}",
+                party.sanctioned_w / 1000,
+                party.sanctioned_w % 1000
+            ),
         },
         &months,
     );
