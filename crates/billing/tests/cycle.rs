@@ -2,7 +2,8 @@
 //! stand, revised when actual readings replace them, never issued twice, arrears and banked
 //! units carried from the bill before.
 
-use billing::bill::PostpaidTariff;
+mod common;
+
 use billing::cycle::{PostpaidBook, period, run_cycle};
 use chrono::{DateTime, NaiveDate, Utc};
 use mdm::determinants::Metering;
@@ -11,7 +12,6 @@ use proptest::prelude::*;
 use store::billing::BillingAccount;
 use store::mdm::{Consumer, ServicePoint};
 use store::{IngestWrite, IntervalWrite, Store};
-use tariff::{BillingUnit, Rate, Slab, Tariff};
 
 fn ist(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&format!("{s}+05:30"))
@@ -23,43 +23,10 @@ fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
+/// The golden bills' tariff (₹5.50 to 100 kWh, ₹6.00 to 300, 5 % duty, ₹3.00 a kW a day).
 fn book() -> PostpaidBook {
     PostpaidBook {
-        versions: vec![PostpaidTariff {
-            base: Tariff {
-                code: "LT-1".into(),
-                category: "residential".into(),
-                effective_from: d(2026, 4, 1),
-                unit: BillingUnit::Kwh,
-                fixed_per_kw_day: Rate::parse("3").unwrap(),
-                slabs: vec![
-                    Slab {
-                        up_to_kwh: Some(100),
-                        rate: Rate::parse("5.5").unwrap(),
-                    },
-                    Slab {
-                        up_to_kwh: None,
-                        rate: Rate::parse("6").unwrap(),
-                    },
-                ],
-                duty_bp: 500,
-                tod_bp: [0; 8],
-                cess_per_unit: Rate(0),
-                levies: vec![],
-                subsidies: vec![],
-            },
-            demand: None,
-            power_factor: None,
-            fppa_per_unit: Rate(0),
-            minimum_per_kw_month: Rate(0),
-            tamper_rate_bp: 10_000,
-            due_days: 15,
-            late_payment_bp: 150,
-            prompt_rebate_bp: 0,
-            prompt_days: 0,
-            digital_rebate_bp: 0,
-            digital_rebate_cap: Paise::ZERO,
-        }],
+        versions: vec![common::tariff()],
     }
 }
 
