@@ -207,7 +207,7 @@ impl Prepaid {
     /// The tariff versions stored.
     pub fn tariff_book(&self) -> Result<TariffBook, PrepaidError> {
         let mut versions = Vec::new();
-        for v in self.store.tariff_versions()? {
+        for v in self.store.tariff_versions(Some("prepaid"))? {
             let t: Tariff = serde_json::from_str(&v.body).map_err(|e| PrepaidError::Tariff {
                 category: v.category.clone(),
                 from: v.effective_from,

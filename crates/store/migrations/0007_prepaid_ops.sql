@@ -2,16 +2,18 @@
 -- as the gateway confirmed them, low-balance alerts per recharge cycle, emergency credit, the
 -- disconnection/reconnection cases and the payment-mode migrations.
 
--- A tariff version is data: the whole tariff as JSON, in force from its date (IST) until a
--- later version of the same category. Versions already in force are never rewritten.
+-- A tariff version is data: the whole tariff as JSON, for prepaid charging or postpaid billing
+-- (a postpaid tariff adds demand, power factor, FPPA, …), in force from its date (IST) until a
+-- later version of the same scheme and category. Versions already in force are never rewritten.
 CREATE TABLE tariff_version (
+    scheme         TEXT NOT NULL CHECK (scheme IN ('prepaid', 'postpaid')),
     category       TEXT NOT NULL,
     effective_from TEXT NOT NULL,   -- YYYY-MM-DD (IST)
     code           TEXT NOT NULL,
     body           TEXT NOT NULL,   -- the tariff, JSON
     created_by     TEXT NOT NULL,
     created_at     INTEGER NOT NULL,
-    PRIMARY KEY (category, effective_from)
+    PRIMARY KEY (scheme, category, effective_from)
 );
 
 -- How a consumer pays. A prepaid consumer has a wallet (0004); the row is kept when they go

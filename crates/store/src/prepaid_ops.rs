@@ -12,6 +12,8 @@ use crate::{Result, Store, StoreError, from_ms, from_ms_opt, ms, narrow, serial}
 /// One stored version of a tariff.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TariffVersion {
+    /// `prepaid` (daily charges) or `postpaid` (monthly bills).
+    pub scheme: String,
     pub category: String,
     pub effective_from: NaiveDate,
     pub code: String,
@@ -298,10 +300,17 @@ impl Store {
     pub fn tariff_put(&self, v: &TariffVersion, today: NaiveDate) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        if !["prepaid", "postpaid"].contains(&v.scheme.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "tariff scheme {:?}: prepaid or postpaid",
+                v.scheme
+            )));
+        }
         let existing: Option<String> = tx
             .query_row(
-                "SELECT body FROM tariff_version WHERE category = ?1 AND effective_from = ?2",
-                params![v.category, v.effective_from.to_string()],
+                "SELECT body FROM tariff_version WHERE scheme = ?1 AND category = ?2 \
+                 AND effective_from = ?3",
+                params![v.scheme, v.category, v.effective_from.to_string()],
                 |r| r.get(0),
             )
             .optional()?;
@@ -317,8 +326,8 @@ impl Store {
         // Days already charged are not re-priced: a new version starts after today, except
         // the first of a category (nothing was charged by it before).
         let versions: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM tariff_version WHERE category = ?1",
-            params![v.category],
+            "SELECT COUNT(*) FROM tariff_version WHERE scheme = ?1 AND category = ?2",
+            params![v.scheme, v.category],
             |r| r.get(0),
         )?;
         if existing.is_none() && versions > 0 && v.effective_from <= today {
@@ -328,9 +337,9 @@ impl Store {
             )));
         }
         tx.execute(
-            "INSERT INTO tariff_version (category, effective_from, code, body, created_by, \
-             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (category, effective_from) DO UPDATE SET code = excluded.code, \
+            "INSERT INTO tariff_version (scheme, category, effective_from, code, body, \
+             created_by, created_at) VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (scheme, category, effective_from) DO UPDATE SET code = excluded.code, \
              body = excluded.body, created_by = excluded.created_by, \
              created_at = excluded.created_at",
             params![
@@ -339,22 +348,25 @@ impl Store {
                 v.code,
                 v.body,
                 v.created_by,
-                ms(v.created_at)
+                ms(v.created_at),
+                v.scheme
             ],
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Every tariff version, by category and date.
-    pub fn tariff_versions(&self) -> Result<Vec<TariffVersion>> {
+    /// The tariff versions of `scheme` (every scheme: `None`), by scheme, category and date.
+    pub fn tariff_versions(&self, scheme: Option<&str>) -> Result<Vec<TariffVersion>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT category, effective_from, code, body, created_by, created_at \
-             FROM tariff_version ORDER BY category, effective_from",
+            "SELECT category, effective_from, code, body, created_by, created_at, scheme \
+             FROM tariff_version WHERE (?1 IS NULL OR scheme = ?1) \
+             ORDER BY scheme, category, effective_from",
         )?;
-        collect(&mut stmt, [], |r| {
+        collect(&mut stmt, params![scheme], |r| {
             Ok(TariffVersion {
+                scheme: r.get(6)?,
                 category: r.get(0)?,
                 effective_from: day(&r.get::<_, String>(1)?)?,
                 code: r.get(2)?,

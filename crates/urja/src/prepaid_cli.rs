@@ -226,7 +226,7 @@ fn load_config(data_dir: &Path) -> Result<PrepaidConfig> {
 
 /// Stores the default tariffs when the store has none; how many.
 fn seed_tariffs(store: &Store) -> Result<usize> {
-    if !store.tariff_versions()?.is_empty() {
+    if !store.tariff_versions(Some("prepaid"))?.is_empty() {
         return Ok(0);
     }
     let book = TariffBook::from_json(DEFAULT_TARIFFS).context("the default tariffs")?;
@@ -234,6 +234,7 @@ fn seed_tariffs(store: &Store) -> Result<usize> {
     for t in &book.versions {
         store.tariff_put(
             &TariffVersion {
+                scheme: "prepaid".into(),
                 category: t.category.clone(),
                 effective_from: t.effective_from,
                 code: t.code.clone(),

@@ -219,6 +219,8 @@ pub async fn emergency_credit(
 /// A tariff version.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TariffVersionView {
+    /// `prepaid` (daily charges) or `postpaid` (monthly bills).
+    pub scheme: String,
     pub category: String,
     #[schema(value_type = String, format = Date)]
     pub effective_from: NaiveDate,
@@ -230,11 +232,32 @@ pub struct TariffVersionView {
     pub created_at: String,
 }
 
-/// Every tariff version, by category and date.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SchemeQuery {
+    /// `prepaid` or `postpaid`: reading, only that scheme's; adding, the tariff's scheme
+    /// (default `prepaid`).
+    pub scheme: Option<String>,
+}
+
+fn scheme(q: &SchemeQuery) -> Result<Option<&'static str>, ApiError> {
+    match q.scheme.as_deref() {
+        None => Ok(None),
+        Some("prepaid") => Ok(Some("prepaid")),
+        Some("postpaid") => Ok(Some("postpaid")),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_scheme",
+            format!("scheme {other:?}: prepaid or postpaid"),
+        )),
+    }
+}
+
+/// Every tariff version, by scheme, category and date.
 #[utoipa::path(
     get,
     path = "/api/v1/tariffs",
     tag = "prepaid",
+    params(SchemeQuery),
     responses(
         (status = 200, description = "Versions", body = Vec<TariffVersionView>),
         (status = 401, description = "No valid token", body = ErrorBody),
@@ -244,12 +267,15 @@ pub struct TariffVersionView {
 pub async fn tariffs(
     caller: Caller,
     State(state): State<AppState>,
+    Query(q): Query<SchemeQuery>,
 ) -> Result<Json<Vec<TariffVersionView>>, ApiError> {
     caller.require(Role::Reader)?;
-    let rows = state.db(|s| s.tariff_versions()).await?;
+    let only = scheme(&q)?;
+    let rows = state.db(move |s| s.tariff_versions(only)).await?;
     Ok(Json(
         rows.into_iter()
             .map(|v| TariffVersionView {
+                scheme: v.scheme,
                 tariff: serde_json::from_str(&v.body).unwrap_or(serde_json::Value::String(v.body)),
                 category: v.category,
                 effective_from: v.effective_from,
@@ -267,7 +293,8 @@ pub async fn tariffs(
     post,
     path = "/api/v1/tariffs",
     tag = "prepaid",
-    request_body(content = Object, description = "A tariff: code, category, effective_from, unit (kwh|kvah), fixed_per_kw_day, slabs [{up_to_kwh, rate}], duty_bp, …; rates in rupees as decimal strings"),
+    params(SchemeQuery),
+    request_body(content = Object, description = "Prepaid: a tariff: code, category, effective_from, unit (kwh|kvah), fixed_per_kw_day, slabs [{up_to_kwh, rate}], duty_bp, tod_bp, cess_per_unit, levies, subsidies; rates in rupees as decimal strings. Postpaid: {base: <a tariff>, demand, power_factor, fppa_per_unit, minimum_per_kw_month, tamper_rate_bp, due_days, late_payment_bp, prompt_rebate_bp, prompt_days, digital_rebate_bp, digital_rebate_cap}"),
     responses(
         (status = 201, description = "Stored"),
         (status = 401, description = "No valid token", body = ErrorBody),
@@ -280,21 +307,31 @@ pub async fn tariffs(
 pub async fn put_tariff(
     caller: Caller,
     State(state): State<AppState>,
+    Query(q): Query<SchemeQuery>,
     Json(body): Json<serde_json::Value>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
-    let tariff: Tariff = serde_json::from_value(body)
-        .map_err(|e| ApiError::unprocessable("invalid_tariff", e.to_string()))?;
-    tariff
-        .check()
-        .map_err(|e| ApiError::unprocessable("invalid_tariff", e.to_string()))?;
+    let invalid = |e: String| ApiError::unprocessable("invalid_tariff", e);
+    let scheme = scheme(&q)?.unwrap_or("prepaid");
+    // The tariff as it reads, checked; stored as read (defaults filled in).
+    let (base, stored) = if scheme == "postpaid" {
+        let t: billing::bill::PostpaidTariff =
+            serde_json::from_value(body).map_err(|e| invalid(e.to_string()))?;
+        let json = serde_json::to_string(&t).map_err(|e| invalid(e.to_string()))?;
+        (t.base, json)
+    } else {
+        let t: Tariff = serde_json::from_value(body).map_err(|e| invalid(e.to_string()))?;
+        let json = serde_json::to_string(&t).map_err(|e| invalid(e.to_string()))?;
+        (t, json)
+    };
+    base.check().map_err(|e| invalid(e.to_string()))?;
     let now = state.now();
     let version = TariffVersion {
-        category: tariff.category.clone(),
-        effective_from: tariff.effective_from,
-        code: tariff.code.clone(),
-        body: serde_json::to_string(&tariff)
-            .map_err(|e| ApiError::internal("a tariff did not serialise", &e))?,
+        scheme: scheme.into(),
+        category: base.category.clone(),
+        effective_from: base.effective_from,
+        code: base.code.clone(),
+        body: stored,
         created_by: caller.who(),
         created_at: now,
     };

@@ -359,6 +359,39 @@ async fn tariff_versions_are_added_by_admins_and_never_rewritten_once_in_force()
             .unwrap()
             .starts_with("token ")
     );
+    assert!(list.iter().all(|v| v["scheme"] == "prepaid"));
+
+    // A postpaid tariff of the same category is its own scheme, with what billing adds.
+    let postpaid = json!({"base": tariff("2026-11-01", "5"), "due_days": 15,
+                          "fppa_per_unit": "0.35", "late_payment_bp": 150});
+    let (status, err) = r
+        .json(
+            Method::POST,
+            "/api/v1/tariffs?scheme=postpaid",
+            &r.admin,
+            postpaid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{err}");
+    let (_, only) = r.get("/api/v1/tariffs?scheme=postpaid").await;
+    let only = only.as_array().unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["tariff"]["fppa_per_unit"], "0.35");
+    assert_eq!(only[0]["tariff"]["base"]["code"], "DOM-2");
+    // Not a postpaid tariff (no due days), and a scheme that does not exist.
+    let (status, _) = r
+        .json(
+            Method::POST,
+            "/api/v1/tariffs?scheme=postpaid",
+            &r.admin,
+            tariff("2027-06-01", "5"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.get("/api/v1/tariffs?scheme=other").await.0,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]

@@ -93,6 +93,7 @@ fn seed(store: &Store, meter: &str, at: DateTime<Utc>) {
     store
         .tariff_put(
             &TariffVersion {
+                scheme: "prepaid".into(),
                 category: t.category.clone(),
                 effective_from: t.effective_from,
                 code: t.code.clone(),
