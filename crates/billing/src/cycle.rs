@@ -21,7 +21,29 @@ pub struct PostpaidBook {
     pub versions: Vec<PostpaidTariff>,
 }
 
+/// The postpaid tariffs a new data directory starts with (`tariffs/default.json`): examples
+/// shaped like a state's schedule, replaced through the API.
+pub const DEFAULT_POSTPAID_TARIFFS: &str = include_str!("../tariffs/default.json");
+
 impl PostpaidBook {
+    /// The postpaid tariff versions stored (`tariff_version`, scheme `postpaid`).
+    pub fn from_store(store: &Store) -> Result<PostpaidBook, String> {
+        let mut versions = Vec::new();
+        for v in store
+            .tariff_versions(Some("postpaid"))
+            .map_err(|e| e.to_string())?
+        {
+            let t: PostpaidTariff = serde_json::from_str(&v.body).map_err(|e| {
+                format!(
+                    "the postpaid {} tariff of {} is unreadable: {e}",
+                    v.category, v.effective_from
+                )
+            })?;
+            versions.push(t);
+        }
+        Ok(PostpaidBook { versions })
+    }
+
     /// The version of `category`'s tariff in force on `date`.
     pub fn in_force(&self, category: &str, date: NaiveDate) -> Option<&PostpaidTariff> {
         self.versions

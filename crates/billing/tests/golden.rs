@@ -239,3 +239,18 @@ proptest! {
         prop_assert_eq!(compute(&t, &i).unwrap(), bill);
     }
 }
+
+/// The postpaid tariffs a data directory starts with read and check.
+#[test]
+fn the_default_postpaid_tariffs_read() {
+    let book: Vec<PostpaidTariff> =
+        serde_json::from_str(billing::cycle::DEFAULT_POSTPAID_TARIFFS).unwrap();
+    assert_eq!(book.len(), 4);
+    for t in &book {
+        t.base.check().unwrap();
+    }
+    assert!(
+        book.iter()
+            .any(|t| t.demand.is_some() && t.power_factor.is_some())
+    );
+}

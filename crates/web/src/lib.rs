@@ -247,6 +247,11 @@ pub fn app(state: AppState) -> Router {
             get(bills::of_consumer),
         )
         .route("/api/v1/bills/{id}/pdf", get(bills::pdf))
+        .route("/api/v1/billing-cycles/{day}/run", post(bills::run_cycle))
+        .route(
+            "/api/v1/consumers/{consumer_no}/billing",
+            axum::routing::put(bills::put_account),
+        )
         .route(
             "/api/v1/tariffs",
             get(prepaid::tariffs).post(prepaid::put_tariff),

@@ -44,6 +44,8 @@ use crate::{
         wallets::ledger,
         bills::of_consumer,
         bills::pdf,
+        bills::run_cycle,
+        bills::put_account,
         notifications::contact,
         notifications::put_contact,
         notifications::list,

@@ -168,3 +168,154 @@ async fn bills_list_with_their_versions_and_a_bill_comes_as_pdf() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn an_operator_runs_a_cycle_once_per_period_and_puts_consumers_in_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
+    let at: DateTime<Utc> = "2026-10-01T00:00:00Z".parse().unwrap();
+    store
+        .mdm_put_consumer(
+            &Consumer {
+                consumer_no: "C-2".into(),
+                name: "Leela".into(),
+                category: "residential".into(),
+                net_metered: false,
+            },
+            at,
+        )
+        .unwrap();
+    store
+        .mdm_put_service_point(&ServicePoint {
+            id: "SP-2".into(),
+            address: "9 Hill Road".into(),
+            sanctioned_load_w: 2000,
+        })
+        .unwrap();
+    store.mdm_connect_consumer("SP-2", "C-2", at).unwrap();
+    store
+        .mdm_install_meter(&model::MeterSerial::new("M-2").unwrap(), "SP-2", at)
+        .unwrap();
+    store
+        .tariff_put(
+            &store::prepaid_ops::TariffVersion {
+                scheme: "postpaid".into(),
+                category: "residential".into(),
+                effective_from: d(4, 1),
+                code: "LT-1".into(),
+                body: serde_json::to_string(&tariff()).unwrap(),
+                created_by: "test".into(),
+                created_at: at,
+            },
+            d(10, 1),
+        )
+        .unwrap();
+    let token = |role| issue_token(&store, role, "t", None, at).unwrap().secret;
+    let (operator, reader) = (token(Role::Operator), token(Role::Reader));
+    let api = app(AppState::new(store.clone()));
+    let send = |method: &str, uri: &str, token: &str, body: serde_json::Value| {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let api = api.clone();
+        async move {
+            let res = api.oneshot(req).await.unwrap();
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+            )
+        }
+    };
+    let account = serde_json::json!({"cycle_day": 1});
+    assert_eq!(
+        send(
+            "PUT",
+            "/api/v1/consumers/C-2/billing",
+            &reader,
+            account.clone()
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(
+            "PUT",
+            "/api/v1/consumers/C-404/billing",
+            &operator,
+            account.clone()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            "PUT",
+            "/api/v1/consumers/C-2/billing",
+            &operator,
+            serde_json::json!({"cycle_day": 30})
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        send("PUT", "/api/v1/consumers/C-2/billing", &operator, account)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let run = serde_json::json!({"run_date": "2026-12-02"});
+    let (status, first) = send(
+        "POST",
+        "/api/v1/billing-cycles/1/run",
+        &operator,
+        run.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["period_from"], "2026-11-01");
+    assert_eq!(first["period_to"], "2026-11-30");
+    assert_eq!(
+        (first["new"].as_u64(), first["provisional"].as_u64()),
+        (Some(1), Some(1)),
+        "no readings: provisional"
+    );
+    let (_, again) = send("POST", "/api/v1/billing-cycles/1/run", &operator, run).await;
+    assert_eq!(
+        (again["new"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        send(
+            "POST",
+            "/api/v1/billing-cycles/29/run",
+            &operator,
+            serde_json::json!({})
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send(
+            "POST",
+            "/api/v1/billing-cycles/1/run",
+            &reader,
+            serde_json::json!({})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(store.bills_of("C-2", 10).unwrap().len(), 1);
+}
