@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_charge;
 mod bench_ingest;
+mod billing_cli;
 mod hes_cli;
 mod mdm_cli;
 mod prepaid_cli;

@@ -121,22 +121,15 @@ pub async fn run(args: UpArgs, shutdown: impl std::future::Future<Output = ()>) 
 /// Runs the head-end and the API until `shutdown`.
 async fn serve(
     args: &UpArgs,
-    to_prepaid: &[String],
+    simulated: &[crate::web_cli::Simulated],
     hes: HeadEnd,
     push: tokio::net::TcpListener,
     counts: MessageCounts,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let api = crate::web_cli::start(
-        args.listen,
-        &hes,
-        &args.data.data,
-        true,
-        to_prepaid,
-        stop_rx,
-    )
-    .await?;
+    let api =
+        crate::web_cli::start(args.listen, &hes, &args.data.data, true, simulated, stop_rx).await?;
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -153,7 +146,7 @@ async fn simulate(
     meters: u32,
     push_to: SocketAddr,
     hes: &HeadEnd,
-) -> Result<(FleetHandle, Vec<String>)> {
+) -> Result<(FleetHandle, Vec<crate::web_cli::Simulated>)> {
     let started = Instant::now();
     let seed = 1;
     let mut config = FleetConfig::new(meters, args.base_address, args.port, seed);
@@ -202,7 +195,11 @@ async fn simulate(
     let consumers = network
         .connections
         .iter()
-        .map(|c| c.consumer.consumer_no.clone())
+        .map(|c| crate::web_cli::Simulated {
+            consumer_no: c.consumer.consumer_no.clone(),
+            // The commercial ones stay postpaid and are billed monthly; the rest go prepaid.
+            postpaid: c.consumer.category == "commercial",
+        })
         .collect();
     let store = hes.store().clone();
     let counts =

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use web::{AppState, GatewaySecret};
 
 use crate::hes_cli::{DataArgs, ist, stopped};
-use crate::prepaid_cli;
+use crate::{billing_cli, prepaid_cli};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
@@ -80,19 +80,21 @@ pub fn token(args: TokenArgs) -> Result<()> {
 pub struct Api {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     prepaid: prepaid_cli::PrepaidTasks,
+    billing: tokio::task::JoinHandle<()>,
 }
 
 /// Binds `listen`, starts the command executor on `hes` (resuming what a previous run left)
 /// and the prepaid engine on it, and serves the API until `stop` turns true. With `bootstrap`,
-/// a data directory that has never had a token gets an admin token, printed once. The
-/// `simulated` consumers (a simulated fleet's) are moved to prepaid if they are not yet, and
-/// told things through local stand-ins.
+/// a data directory that has never had a token gets an admin token, printed once. Of the
+/// `simulated` consumers (a simulated fleet's), the prepaid ones are moved to prepaid if they
+/// are not yet and the postpaid ones put in billing cycle 1; all are told things through local
+/// stand-ins. Postpaid billing cycles run beside it.
 pub async fn start(
     listen: SocketAddr,
     hes: &HeadEnd,
     data_dir: &Path,
     bootstrap: bool,
-    simulated: &[String],
+    simulated: &[Simulated],
     stop: watch::Receiver<bool>,
 ) -> Result<Api> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -145,15 +147,21 @@ pub async fn start(
             );
         }
     }
+    let all: Vec<String> = simulated.iter().map(|s| s.consumer_no.clone()).collect();
+    let (to_prepaid, postpaid): (Vec<&Simulated>, Vec<&Simulated>) =
+        simulated.iter().partition(|s| !s.postpaid);
+    let to_prepaid: Vec<String> = to_prepaid.iter().map(|s| s.consumer_no.clone()).collect();
+    let postpaid: Vec<String> = postpaid.iter().map(|s| s.consumer_no.clone()).collect();
     let (engine, secret, prepaid) = prepaid_cli::start(
         store.clone(),
         commands.clone(),
         data_dir,
-        simulated,
+        &all,
         stop.clone(),
     )
     .await?;
-    let moving = prepaid_cli::migrate_simulated(&engine, simulated, SIMULATED_OPENING).await;
+    let billing = billing_cli::start(store.clone(), &postpaid, stop.clone()).await?;
+    let moving = prepaid_cli::migrate_simulated(&engine, &to_prepaid, SIMULATED_OPENING).await;
     if moving > 0 {
         println!(
             "prepaid: moving {moving} simulated consumer(s) to prepaid through the head-end, \
@@ -167,7 +175,18 @@ pub async fn start(
         .with_firmware_dir(data_dir.join("firmware"));
     let task = tokio::spawn(web::serve(listener, state, stopped(stop)));
     println!("API: http://{addr}/api/v1 (OpenAPI: http://{addr}/api/openapi.json)");
-    Ok(Api { task, prepaid })
+    Ok(Api {
+        task,
+        prepaid,
+        billing,
+    })
+}
+
+/// A simulated fleet's consumer, and whether it stays postpaid.
+#[derive(Debug, Clone)]
+pub struct Simulated {
+    pub consumer_no: String,
+    pub postpaid: bool,
 }
 
 /// What a simulated consumer starts prepaid with.
@@ -178,6 +197,7 @@ impl Api {
     /// holding a request open does not keep the process alive).
     pub async fn finish(self) {
         self.prepaid.finish().await;
+        let _ = self.billing.await;
         let abort = self.task.abort_handle();
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Ok(()))) => {}

@@ -20,20 +20,14 @@ struct Up {
 
 impl Up {
     fn start(data: &Path) -> Up {
-        Up::start_at(data, "127.49.0.1")
+        Up::start_at(data, "127.49.0.1", 5)
     }
 
-    /// `urja up --simulate 5` with the first simulated meter at `base`.
-    fn start_at(data: &Path, base: &str) -> Up {
+    /// `urja up --simulate <meters>` with the first simulated meter at `base`.
+    fn start_at(data: &Path, base: &str, meters: u32) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_urja"))
-            .args([
-                "up",
-                "--simulate",
-                "5",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+            .args(["up", "--simulate", &meters.to_string(), "--listen"])
+            .args(["127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(["--base-address", base, "--port", "0", "--no-outages"])
             .env_remove("URJA_MASTER_KEY")
@@ -108,8 +102,10 @@ fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    // A PDF's body is binary: read as text only to look at it.
+    let response = String::from_utf8_lossy(&bytes).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
     let status = head
         .split_whitespace()
@@ -268,15 +264,29 @@ fn pay(data: &Path, api: &str, consumer: &str, rupees: &str, id: &str) -> (bool,
 #[test]
 fn up_runs_prepaid_and_urja_pay_recharges_through_the_signed_webhook() {
     let data = tempfile::tempdir().unwrap();
-    let mut up = Up::start_at(data.path(), "127.50.0.1");
+    let mut up = Up::start_at(data.path(), "127.50.0.1", 10);
     let addr = up.api();
     let token_line = up.line("admin token: ");
     let token = token_line["admin token: ".len()..].trim().to_string();
-    // The simulated consumers become prepaid through the head-end (mode, then reads).
+    // Nine simulated consumers become prepaid through the head-end (mode, then reads); the
+    // tenth, commercial, stays postpaid and gets last month's bill (provisional: the fleet
+    // was read for a day only).
     let done = poll(&addr, "/api/v1/migrations", &token, 90, |j| {
         let items = j["items"].as_array().unwrap();
-        items.len() == 5 && items.iter().all(|m| m["state"] == "completed")
+        items.len() == 9 && items.iter().all(|m| m["state"] == "completed")
     });
+    let bills = poll(
+        &addr,
+        "/api/v1/consumers/C-URJ10000010/bills",
+        &token,
+        30,
+        |j| !j.as_array().unwrap().is_empty(),
+    );
+    assert_eq!(bills[0]["provisional"], true, "{bills}");
+    let id = bills[0]["id"].as_u64().unwrap();
+    let (status, pdf) = get(&addr, &format!("/api/v1/bills/{id}/pdf"), Some(&token));
+    assert_eq!(status, 200);
+    assert!(pdf.starts_with("%PDF-"));
     let consumer = done["items"][0]["consumer_no"]
         .as_str()
         .unwrap()

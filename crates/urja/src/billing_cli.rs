@@ -1,0 +1,120 @@
+//! Postpaid billing in the binary, beside the API: the postpaid tariffs a new data directory
+//! starts with, a simulated fleet's postpaid consumers put in cycle 1, and every billing cycle
+//! run at start and every six hours (a period is billed once its end has passed; a run on
+//! unchanged figures issues nothing, one on changed figures a revision).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use billing::bill::PostpaidTariff;
+use billing::cycle::{DEFAULT_POSTPAID_TARIFFS, PostpaidBook, run_cycle};
+use chrono::Utc;
+use mdm::determinants::Metering;
+use model::Paise;
+use prepaid::policy::ist_date;
+use store::Store;
+use store::billing::BillingAccount;
+use store::prepaid_ops::TariffVersion;
+use tokio::sync::watch;
+
+use crate::hes_cli::stopped;
+
+/// How often every cycle is run.
+const RUN_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// Seeds the postpaid tariffs into a store that has none, puts the `postpaid` consumers (a
+/// simulated fleet's) in cycle 1, and runs the cycles until `stop` turns true.
+pub async fn start(
+    store: Store,
+    postpaid: &[String],
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let postpaid = postpaid.to_vec();
+    let s = store.clone();
+    let seeded = tokio::task::spawn_blocking(move || -> Result<usize> {
+        let now = Utc::now();
+        for c in &postpaid {
+            s.billing_account_put(
+                &BillingAccount {
+                    consumer_no: c.clone(),
+                    cycle_day: 1,
+                    contract_demand: None,
+                    opening_arrears: Paise::ZERO,
+                },
+                now,
+            )?;
+        }
+        if !s.tariff_versions(Some("postpaid"))?.is_empty() {
+            return Ok(0);
+        }
+        let book: Vec<PostpaidTariff> =
+            serde_json::from_str(DEFAULT_POSTPAID_TARIFFS).context("the default tariffs")?;
+        for t in &book {
+            t.base.check()?;
+            s.tariff_put(
+                &TariffVersion {
+                    scheme: "postpaid".into(),
+                    category: t.base.category.clone(),
+                    effective_from: t.base.effective_from,
+                    code: t.base.code.clone(),
+                    body: serde_json::to_string(t)?,
+                    created_by: "urja defaults".into(),
+                    created_at: now,
+                },
+                ist_date(now),
+            )?;
+        }
+        Ok(book.len())
+    })
+    .await??;
+    if seeded > 0 {
+        println!(
+            "billing: {seeded} default postpaid tariff version(s) stored (replace them through \
+             /api/v1/tariffs?scheme=postpaid)"
+        );
+    }
+    Ok(tokio::spawn(run_cycles(store, stopped(stop))))
+}
+
+async fn run_cycles(store: Store, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(RUN_EVERY);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = every.tick() => {}
+        }
+        let store = store.clone();
+        let run = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
+            let book = PostpaidBook::from_store(&store)?;
+            let today = ist_date(Utc::now());
+            let mut lines = Vec::new();
+            for day in 1..=28u8 {
+                let r = run_cycle(&store, &book, day, today, &Metering::default())
+                    .map_err(|e| e.to_string())?;
+                if r.new + r.revised > 0 || !r.failed.is_empty() {
+                    lines.push(format!(
+                        "billing cycle {day}: {} consumer(s), {} new bill(s), {} revised, {} \
+                         provisional, {} failed",
+                        r.consumers,
+                        r.new,
+                        r.revised,
+                        r.provisional,
+                        r.failed.len()
+                    ));
+                }
+            }
+            Ok(lines)
+        })
+        .await;
+        match run {
+            Ok(Ok(lines)) => {
+                for l in lines {
+                    tracing::info!("{l}");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "the billing cycles failed"),
+            Err(e) => tracing::warn!(error = %e, "the billing cycles panicked"),
+        }
+    }
+}
