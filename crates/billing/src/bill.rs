@@ -15,7 +15,7 @@
 use chrono::NaiveDate;
 use model::Paise;
 use serde::{Deserialize, Serialize};
-use tariff::{MonthUse, Rate, Tariff};
+use tariff::{MonthUse, Rate, Tariff, days_in_month};
 
 /// Demand charge and penalty, per kVA (or kW) of billable demand per month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +159,12 @@ pub enum BillError {
     Period { from: NaiveDate, to: NaiveDate },
 }
 
+/// Units in thousands with three decimals: Wh as kWh, VA as kVA ("250.000").
+pub fn units_text(units: i64) -> String {
+    let sign = if units < 0 { "-" } else { "" };
+    format!("{sign}{}.{:03}", (units / 1000).abs(), (units % 1000).abs())
+}
+
 /// Adds a line unless it is zero.
 fn push(lines: &mut Vec<BillLine>, code: &str, description: String, amount: Paise) {
     if amount != Paise::ZERO {
@@ -185,15 +191,6 @@ fn share(amount: Paise, bp: i64) -> Paise {
 /// Units (Wh) at a rate per kWh (milli-paise), in paise.
 fn priced(units: i64, rate: Rate) -> Paise {
     Paise(round_micro(i128::from(units) * i128::from(rate.0)))
-}
-
-fn days_in_month(d: NaiveDate) -> u32 {
-    use chrono::Datelike;
-    let first = d.with_day(1).unwrap_or(d);
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .unwrap_or(first);
-    u32::try_from((next - first).num_days()).unwrap_or(30)
 }
 
 /// The bill for `input` under `t`.
@@ -226,11 +223,10 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         tariff::BillingUnit::Kwh => "kWh",
         tariff::BillingUnit::Kvah => "kVAh",
     };
-    let whole = |u: i64| format!("{}.{:03}", u / 1000, (u % 1000).abs());
     push(
         &mut lines,
         "energy",
-        format!("Energy charge, {} {unit} (slabs)", whole(billed_units)),
+        format!("Energy charge, {} {unit} (slabs)", units_text(billed_units)),
         charge.energy,
     );
     push(
@@ -244,7 +240,7 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         "fixed",
         format!(
             "Fixed charge, {} kW for {days} days",
-            whole(i64::from(input.sanctioned_w))
+            units_text(i64::from(input.sanctioned_w))
         ),
         charge.fixed,
     );
@@ -258,9 +254,9 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
             "demand",
             format!(
                 "Demand charge, {} kVA billable (recorded {}, contract {})",
-                whole(billable),
-                whole(m.max_demand),
-                whole(contract)
+                units_text(billable),
+                units_text(m.max_demand),
+                units_text(contract)
             ),
             priced(billable, d.per_kva_month),
         );
@@ -268,7 +264,10 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         push(
             &mut lines,
             "demand_penalty",
-            format!("Penalty for {} kVA over the contract demand", whole(excess)),
+            format!(
+                "Penalty for {} kVA over the contract demand",
+                units_text(excess)
+            ),
             share(
                 priced(excess, d.per_kva_month),
                 i64::from(d.excess_penalty_bp),
@@ -303,7 +302,7 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         "fppa",
         format!(
             "Fuel and power purchase adjustment, {} {unit}",
-            whole(billed_units)
+            units_text(billed_units)
         ),
         priced(billed_units, t.fppa_per_unit),
     );
@@ -317,7 +316,11 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         push(
             &mut lines,
             "tamper",
-            format!("Assessed energy, {} {unit}: {}", whole(a.units), a.reason),
+            format!(
+                "Assessed energy, {} {unit}: {}",
+                units_text(a.units),
+                a.reason
+            ),
             priced(a.units, rate),
         );
     }

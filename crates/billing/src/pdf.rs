@@ -7,7 +7,7 @@
 
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
-use crate::bill::Bill;
+use crate::bill::{Bill, units_text};
 
 /// What the bill shows besides its figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,14 +48,6 @@ fn latin(s: &str) -> Vec<u8> {
             }
         })
         .collect()
-}
-
-fn rupees(p: model::Paise) -> String {
-    p.to_string().replacen('₹', "Rs ", 1)
-}
-
-fn kwh(units: i64) -> String {
-    format!("{}.{:03}", units / 1000, (units % 1000).abs())
 }
 
 struct Page {
@@ -145,7 +137,7 @@ pub fn render(bill: &Bill, header: &BillHeader, history: &[HistoryMonth]) -> Vec
         10.0,
         LEFT + 95.0,
         y,
-        &format!("{} kWh", kwh(bill.billed_units)),
+        &format!("{} kWh", units_text(bill.billed_units)),
     );
     if bill.carried_forward > 0 {
         p.text(
@@ -153,7 +145,7 @@ pub fn render(bill: &Bill, header: &BillHeader, history: &[HistoryMonth]) -> Vec
             10.0,
             320.0,
             y,
-            &format!("Carried forward: {} kWh", kwh(bill.carried_forward)),
+            &format!("Carried forward: {} kWh", units_text(bill.carried_forward)),
         );
     }
     y -= 22.0;
@@ -165,7 +157,7 @@ pub fn render(bill: &Bill, header: &BillHeader, history: &[HistoryMonth]) -> Vec
     y -= 18.0;
     for line in bill.lines.iter().filter(|l| l.code != "arrears") {
         p.text(TEXT, 9.5, LEFT + 6.0, y, &line.description);
-        p.figure(9.5, RIGHT - 6.0, y, &rupees(line.amount));
+        p.figure(9.5, RIGHT - 6.0, y, &line.amount.ascii());
         y -= 14.0;
     }
     p.rule(y + 6.0);
@@ -185,7 +177,7 @@ pub fn render(bill: &Bill, header: &BillHeader, history: &[HistoryMonth]) -> Vec
     for (i, (k, v)) in totals.iter().enumerate() {
         let font = if i == 2 { BOLD } else { TEXT };
         p.text(font, 10.5, LEFT + 6.0, y, k);
-        p.figure(10.5, RIGHT - 6.0, y, &rupees(*v));
+        p.figure(10.5, RIGHT - 6.0, y, &v.ascii());
         y -= 16.0;
     }
 

@@ -30,6 +30,12 @@ impl Paise {
     pub fn is_negative(self) -> bool {
         self.0 < 0
     }
+
+    /// The amount for text that has no ₹ (an SMS in GSM-7, a PDF's built-in fonts):
+    /// `Rs 1,23,456.78`, `-Rs 300.00`.
+    pub fn ascii(self) -> String {
+        self.to_string().replacen('₹', "Rs ", 1)
+    }
 }
 
 impl fmt::Display for Paise {

@@ -95,11 +95,6 @@ fn ist(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// `Rs 1,234.50` (SMS is GSM-7: no ₹).
-fn rs(p: Paise) -> String {
-    p.to_string().replacen('₹', "Rs ", 1)
-}
-
 /// The texts of `notice` for consumer `consumer_no`.
 pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
     let (sms, subject, email) = match notice {
@@ -111,9 +106,9 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
         } => (
             format!(
                 "Recharge of {} for {consumer_no} received on {}. Balance: {}. Ref {payment_id}.",
-                rs(*amount),
+                amount.ascii(),
                 ist(*at),
-                rs(*balance)
+                balance.ascii()
             ),
             format!("Recharge of {amount} received"),
             format!(
@@ -130,7 +125,7 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
             format!(
                 "Low balance: {} left for {consumer_no} on {} ({percent}% of last recharge). \
                  Recharge to avoid disconnection.",
-                rs(*balance),
+                balance.ascii(),
                 ist(*at)
             ),
             format!("Low balance: {balance} left"),
@@ -144,7 +139,7 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
             format!(
                 "Balance {} for {consumer_no}. Supply will be disconnected from {} unless you \
                  recharge.",
-                rs(*balance),
+                balance.ascii(),
                 ist(*from)
             ),
             "Your supply will be disconnected unless you recharge".to_string(),
@@ -160,7 +155,7 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
                 "Supply of {consumer_no} disconnected on {} for balance {}. Recharge to \
                  reconnect.",
                 ist(*at),
-                rs(*balance)
+                balance.ascii()
             ),
             "Your supply has been disconnected".to_string(),
             format!(
@@ -174,7 +169,7 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
             format!(
                 "Supply of {consumer_no} reconnected on {}. Balance: {}.",
                 ist(*at),
-                rs(*balance)
+                balance.ascii()
             ),
             "Your supply has been reconnected".to_string(),
             format!(
@@ -187,7 +182,7 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
             format!(
                 "Emergency credit of {} given to {consumer_no} until {}. It is recovered from \
                  your next recharge.",
-                rs(*amount),
+                amount.ascii(),
                 ist(*until)
             ),
             format!("Emergency credit of {amount}"),
@@ -206,7 +201,7 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
                 format!(
                     "Connection {consumer_no} is {mode} from {}. Balance carried: {}.",
                     ist(*at),
-                    rs(*balance)
+                    balance.ascii()
                 ),
                 format!("Your connection is now {mode}"),
                 format!(

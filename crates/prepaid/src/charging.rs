@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use store::prepaid::{ChargeState, StepEntry, StepOutcome, WalletStep, WalletView};
 use store::{Store, StoreError};
 
-use tariff::{BillingUnit, Charge, MonthUse, TariffBook, TariffError};
+use tariff::{BillingUnit, Charge, MonthUse, TariffBook, TariffError, days_in_month};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChargeError {
@@ -104,14 +104,6 @@ impl DayFiguresBook {
         Ok(book)
     }
 
-    /// Sets one consumer's day (tests, imports).
-    pub fn insert(&mut self, consumer_no: &str, day: NaiveDate, used: DayUse) {
-        self.days
-            .entry(day)
-            .or_default()
-            .insert(consumer_no.to_string(), used);
-    }
-
     pub fn get(&self, consumer_no: &str, day: NaiveDate) -> Option<DayUse> {
         self.days.get(&day)?.get(consumer_no).copied()
     }
@@ -161,14 +153,6 @@ fn cause(day: NaiveDate) -> String {
 
 fn month_start(day: NaiveDate) -> NaiveDate {
     day.with_day(1).unwrap_or(day)
-}
-
-fn days_in_month(day: NaiveDate) -> u32 {
-    let first = month_start(day);
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .unwrap_or(first);
-    u32::try_from((next - first).num_days()).unwrap_or(31)
 }
 
 /// A wallet's next charges, computed by [`plan_days`].

@@ -90,11 +90,6 @@ fn ist() -> FixedOffset {
     FixedOffset::east_opt(19_800).unwrap_or(Utc.fix())
 }
 
-/// The IST date of an instant.
-pub fn ist_date(t: DateTime<Utc>) -> NaiveDate {
-    t.with_timezone(&ist()).date_naive()
-}
-
 /// What protects every connection at `now`, if anything (the calendar and the clock).
 pub fn protected_at(policy: &DisconnectionPolicy, now: DateTime<Utc>) -> Option<Protection> {
     let local = now.with_timezone(&ist());

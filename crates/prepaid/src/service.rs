@@ -482,7 +482,7 @@ impl Prepaid {
             for (account, category, sanctioned_w) in page {
                 match category {
                     Some(category) => accounts.push(Account {
-                        charge_from: Some(crate::policy::ist_date(account.since)),
+                        charge_from: Some(mdm::calendar::ist_date(account.since)),
                         consumer_no: account.consumer_no,
                         category,
                         sanctioned_w,
@@ -586,7 +586,7 @@ impl Prepaid {
             consumer_no: consumer_no.to_string(),
             category: consumer.category,
             sanctioned_w,
-            charge_from: Some(crate::policy::ist_date(prepaid.since)),
+            charge_from: Some(mdm::calendar::ist_date(prepaid.since)),
         })
     }
 

@@ -55,6 +55,8 @@ CREATE TABLE payment (
     PRIMARY KEY (gateway, payment_id)
 );
 CREATE INDEX payment_of_consumer ON payment (consumer_no, received_at);
+-- confirmations kept but not settled (a crash between the two), looked for every half minute
+CREATE INDEX payment_unsettled ON payment (received_at) WHERE status = 'received';
 
 -- Low-balance alerts sent, at most once per threshold per recharge cycle.
 CREATE TABLE low_balance_alert (
@@ -96,7 +98,8 @@ CREATE TABLE supply_case (
     updated_at         INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX supply_case_open ON supply_case (consumer_no) WHERE state <> 'closed';
-CREATE INDEX supply_case_active ON supply_case (state) WHERE state <> 'closed';
+-- the engine looks at the cases in each state every few seconds; closed ones pile up
+CREATE INDEX supply_case_state ON supply_case (state, id);
 
 -- Postpaid → prepaid (use case 13) and back (14): an ordered list of head-end steps (reads,
 -- switch, payment mode), each a command whose outcome is logged before the next is sent.
@@ -121,4 +124,7 @@ CREATE TABLE mode_migration (
     updated_at     INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX mode_migration_open ON mode_migration (consumer_no)
+    WHERE state NOT IN ('completed', 'failed');
+-- the migrations in progress, followed every few seconds
+CREATE INDEX mode_migration_active ON mode_migration (id)
     WHERE state NOT IN ('completed', 'failed');

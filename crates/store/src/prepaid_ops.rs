@@ -424,16 +424,6 @@ impl Store {
             .transpose()
     }
 
-    /// Prepaid accounts after `after` (consumer number order), a page at a time.
-    pub fn prepaid_accounts(&self, after: &str, limit: u32) -> Result<Vec<PrepaidAccount>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM prepaid_account WHERE mode = 'prepaid' \
-             AND consumer_no > ?1 ORDER BY consumer_no LIMIT ?2"
-        ))?;
-        collect(&mut stmt, params![after, limit], account)
-    }
-
     /// What a charge run needs of every prepaid consumer, in one scan, after `after`: the
     /// account, the consumer's tariff category (`None`: not a consumer the MDM knows) and the
     /// sanctioned load of the service point they are connected at `at` (0 if none).
@@ -752,11 +742,21 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<SupplyCase>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {CASE_COLUMNS} FROM supply_case WHERE id > ?1 \
-             AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR consumer_no = ?3) \
-             ORDER BY id LIMIT ?4"
-        ))?;
+        // One state alone is the engine's look, every few seconds: by the (state, id) index,
+        // not a scan of every case ever closed.
+        let sql = if state.is_some() && consumer_no.is_none() {
+            format!(
+                "SELECT {CASE_COLUMNS} FROM supply_case WHERE state = ?2 AND id > ?1 \
+                 AND ?3 IS NULL ORDER BY id LIMIT ?4"
+            )
+        } else {
+            format!(
+                "SELECT {CASE_COLUMNS} FROM supply_case WHERE id > ?1 \
+                 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR consumer_no = ?3) \
+                 ORDER BY id LIMIT ?4"
+            )
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
         collect(
             &mut stmt,
             params![
@@ -860,13 +860,19 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<ModeMigration>> {
         let conn = self.conn();
+        // Those in progress by their partial index (followed every few seconds).
+        let which = if active {
+            "AND state NOT IN ('completed', 'failed')"
+        } else {
+            ""
+        };
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {MIGRATION_COLUMNS} FROM mode_migration WHERE id > ?1 \
-             AND (?2 = 0 OR state NOT IN ('completed', 'failed')) ORDER BY id LIMIT ?3"
+            "SELECT {MIGRATION_COLUMNS} FROM mode_migration WHERE id > ?1 {which} \
+             ORDER BY id LIMIT ?2"
         ))?;
         collect(
             &mut stmt,
-            params![i64::try_from(after).unwrap_or(i64::MAX), active, limit],
+            params![i64::try_from(after).unwrap_or(i64::MAX), limit],
             migration,
         )
     }

@@ -327,6 +327,17 @@ impl Tariff {
     }
 }
 
+/// How many days `day`'s month has (a month's bill prices its fixed charge and monthly subsidy
+/// by them).
+pub fn days_in_month(day: NaiveDate) -> u32 {
+    use chrono::Datelike;
+    let first = day.with_day(1).unwrap_or(day);
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(first);
+    u32::try_from((next - first).num_days()).unwrap_or(31)
+}
+
 /// Micro-paise to paise, half up.
 fn round_micro(micro: i128) -> Paise {
     Paise(round_div(micro, 1_000_000))

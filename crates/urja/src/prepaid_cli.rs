@@ -13,12 +13,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use chrono::{Datelike, NaiveDate, Utc};
 use hes::commands::Commands;
-use mdm::determinants::{Metering, daily_for_consumer, determinants_for_consumer};
+use mdm::calendar::ist_date;
+use mdm::determinants::{Metering, determinants_for_consumer};
 use model::Paise;
 use notify::dispatch::{DispatchConfig, Dispatcher, SmsConfig, SmsGateway, SmtpConfig, SmtpMailer};
 use notify::standin::{SmsOperator, SmtpSink};
 use prepaid::charging::{DayFiguresBook, DayUse};
-use prepaid::policy::ist_date;
 use prepaid::service::{Prepaid, PrepaidConfig};
 use prepaid::tariff::{DEFAULT_TARIFFS, TariffBook};
 use store::Store;
@@ -353,13 +353,16 @@ pub fn charge_through_yesterday(
 /// One consumer's day with its TOD split, once the day is whole (for the true-up, which
 /// looks at few consumers).
 fn consumer_day(store: &Store, consumer_no: &str, day: NaiveDate) -> Option<DayUse> {
-    let metering = Metering::default();
-    let daily = daily_for_consumer(store, consumer_no, day, &metering).ok()??;
-    if daily.missing_intervals > 0 || daily.meters.is_empty() {
+    let (start, end) = mdm::calendar::day_bounds(day);
+    let d =
+        determinants_for_consumer(store, consumer_no, start, end, &Metering::default()).ok()??;
+    // Whole: every interval stored (suspect ones count as stored, as the daily figures have it).
+    let missing = d
+        .missing_intervals
+        .saturating_sub(d.figures.suspect_intervals);
+    if missing > 0 || d.meters.is_empty() {
         return None;
     }
-    let (start, end) = mdm::calendar::day_bounds(day);
-    let d = determinants_for_consumer(store, consumer_no, start, end, &metering).ok()??;
     Some(DayUse {
         import_wh: d.figures.import_wh,
         import_vah: d.figures.import_vah,

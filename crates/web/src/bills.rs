@@ -217,7 +217,7 @@ pub async fn run_cycle(
     }
     let run_date = body
         .run_date
-        .unwrap_or_else(|| prepaid::policy::ist_date(state.now()));
+        .unwrap_or_else(|| mdm::calendar::ist_date(state.now()));
     let (from, to) = billing::cycle::period(day, run_date);
     let report = state
         .db(move |s| {

@@ -335,7 +335,7 @@ pub async fn put_tariff(
         created_by: caller.who(),
         created_at: now,
     };
-    let today = prepaid::policy::ist_date(now);
+    let today = mdm::calendar::ist_date(now);
     state.db(move |s| s.tariff_put(&version, today)).await?;
     Ok(StatusCode::CREATED)
 }
