@@ -17,6 +17,8 @@ use model::Paise;
 use serde::{Deserialize, Serialize};
 use tariff::{MonthUse, Rate, Tariff, days_in_month};
 
+use crate::account::LateCharge;
+
 /// Demand charge and penalty, per kVA (or kW) of billable demand per month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemandCharge {
@@ -112,14 +114,18 @@ pub struct BillInput {
     pub assessments: Vec<Assessment>,
     /// Net metering: units banked from earlier months.
     pub banked: i64,
+    /// Owed at the end of the period from before it (negative: paid in advance).
     pub arrears: Paise,
+    /// Surcharges for earlier bills paid late (their due dates fell in this period).
+    #[serde(default)]
+    pub late_payment: Vec<LateCharge>,
 }
 
 /// One line of a bill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillLine {
     /// `energy`, `tod`, `fixed`, `demand`, `demand_penalty`, `power_factor`, `fppa`, `tamper`,
-    /// `duty`, `levies`, `subsidy`, `minimum`, `arrears`.
+    /// `duty`, `levies`, `subsidy`, `minimum`, `late_payment`, `arrears`.
     pub code: String,
     pub description: String,
     pub amount: Paise,
@@ -343,13 +349,38 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         Paise((minimum.0 - so_far).max(0)),
     );
 
+    // The month's own charges, on which this bill's late-payment surcharge and rebates run.
+    let charges = Paise(lines.iter().map(|l| l.amount.0).sum());
+    for l in &input.late_payment {
+        push(
+            &mut lines,
+            "late_payment",
+            format!(
+                "Late-payment surcharge: {} of the bill from {} unpaid on its due date {}",
+                l.unpaid,
+                l.due,
+                l.due_date.format("%d %b %Y")
+            ),
+            l.surcharge,
+        );
+    }
     let current = Paise(lines.iter().map(|l| l.amount.0).sum());
-    push(&mut lines, "arrears", "Arrears".into(), input.arrears);
+    let arrears = if input.arrears.is_negative() {
+        format!("Paid in advance as on {}", input.to.format("%d %b %Y"))
+    } else {
+        format!("Arrears as on {}", input.to.format("%d %b %Y"))
+    };
+    push(&mut lines, "arrears", arrears, input.arrears);
     let payable = Paise(current.0 + input.arrears.0);
-    let late = share(Paise(current.0.max(0)), i64::from(t.late_payment_bp));
+    // Charged on what is owed after the due date: at most the month's charges (an advance
+    // paid them in part or whole).
+    let late = share(
+        Paise(charges.0.min(payable.0).max(0)),
+        i64::from(t.late_payment_bp),
+    );
     let prompt = share(Paise(charge.energy.0.max(0)), i64::from(t.prompt_rebate_bp));
     let digital =
-        share(Paise(current.0.max(0)), i64::from(t.digital_rebate_bp)).min(t.digital_rebate_cap);
+        share(Paise(charges.0.max(0)), i64::from(t.digital_rebate_bp)).min(t.digital_rebate_cap);
     Ok(Bill {
         consumer_no: input.consumer_no.clone(),
         from: input.from,

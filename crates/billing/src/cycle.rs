@@ -154,10 +154,15 @@ fn bill_one(
             d.figures.max_va.map(|p| p.value),
         ),
     };
-    // What the bill before left: its payable (no payments are taken yet) and banked units.
-    let before = store
+    // Units banked by the bill before; what the account owed at the end of the period, and
+    // the surcharges of bills paid late.
+    let banked = store
         .bill_before(consumer_no, from)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .map_or(0, |b| b.carried_forward);
+    let (arrears, late_payment) = crate::payments::brought_forward(store, consumer_no, from, to)
+        .map_err(|e| e.to_string())?
+        .ok_or("not in a billing cycle")?;
     let provisional = d.estimated_intervals > 0 || d.missing_intervals > 0;
     let input = BillInput {
         consumer_no: consumer_no.clone(),
@@ -176,10 +181,9 @@ fn bill_one(
         },
         provisional,
         assessments: Vec::new(),
-        banked: before.as_ref().map_or(0, |b| b.carried_forward),
-        arrears: before
-            .as_ref()
-            .map_or(account.opening_arrears, |b| b.payable),
+        banked,
+        arrears,
+        late_payment,
     };
     let bill = compute(t, &input).map_err(|e| e.to_string())?;
     let body = serde_json::to_string(&bill).map_err(|e| e.to_string())?;
@@ -190,6 +194,7 @@ fn bill_one(
         input.contract_demand,
         input.banked,
         input.arrears,
+        &input.late_payment,
         input.provisional,
         t,
     ))

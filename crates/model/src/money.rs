@@ -27,6 +27,28 @@ impl Paise {
         self.0.checked_sub(other.0).map(Paise)
     }
 
+    /// An amount in rupees as people write it: `500`, `499.5`, `499.50` (no sign, no
+    /// grouping, at most two decimals).
+    pub fn parse_rupees(s: &str) -> Result<Paise, String> {
+        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+        let bad = || format!("{s:?} is not an amount in rupees (e.g. 500 or 499.50)");
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if frac.len() > 2 || whole.is_empty() || !digits(whole) || !digits(frac) {
+            return Err(bad());
+        }
+        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        let frac: i64 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<2}").parse().map_err(|_| bad())?
+        };
+        whole
+            .checked_mul(100)
+            .and_then(|p| p.checked_add(frac))
+            .map(Paise)
+            .ok_or_else(bad)
+    }
+
     pub fn is_negative(self) -> bool {
         self.0 < 0
     }
@@ -69,6 +91,16 @@ impl fmt::Display for Paise {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_whole_rupees_and_paise() {
+        assert_eq!(Paise::parse_rupees("500"), Ok(Paise(50_000)));
+        assert_eq!(Paise::parse_rupees("499.5"), Ok(Paise(49_950)));
+        assert_eq!(Paise::parse_rupees("0.05"), Ok(Paise(5)));
+        for bad in ["", ".5", "5.-1", "5.123", "-5", "5,00", "1e3"] {
+            assert!(Paise::parse_rupees(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn amounts_print_in_indian_grouping() {

@@ -34,6 +34,14 @@ pub enum Notice {
         balance: Paise,
         at: DateTime<Utc>,
     },
+    /// Use case 18.6: a payment to a postpaid account received, with its receipt and what is
+    /// still owed (negative: paid in advance).
+    PaymentReceived {
+        receipt_no: String,
+        amount: Paise,
+        outstanding: Paise,
+        at: DateTime<Utc>,
+    },
     /// The balance reached `percent` % of the last recharge.
     LowBalance {
         percent: u8,
@@ -69,6 +77,7 @@ impl Notice {
     pub fn kind(&self) -> &'static str {
         match self {
             Notice::RechargeConfirmed { .. } => "recharge_confirmed",
+            Notice::PaymentReceived { .. } => "payment_received",
             Notice::LowBalance { .. } => "low_balance",
             Notice::DisconnectionNotice { .. } => "disconnection_notice",
             Notice::Disconnected { .. } => "disconnected",
@@ -117,6 +126,42 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
                 ist(*at)
             ),
         ),
+        Notice::PaymentReceived {
+            receipt_no,
+            amount,
+            outstanding,
+            at,
+        } => {
+            let standing = if outstanding.is_negative() {
+                format!("in advance {}", Paise(-outstanding.0).ascii())
+            } else {
+                format!("due {}", outstanding.ascii())
+            };
+            (
+                format!(
+                    "Payment of {} for {consumer_no} received on {}. Receipt {receipt_no}. Now \
+                     {standing}.",
+                    amount.ascii(),
+                    ist(*at)
+                ),
+                format!("Payment of {amount} received, receipt {receipt_no}"),
+                format!(
+                    "Your payment of {amount} for consumer number {consumer_no} was received on \
+                     {} (receipt {receipt_no}).\n\n{}",
+                    ist(*at),
+                    if outstanding.is_negative() {
+                        format!(
+                            "You have {} in advance; it is set against your next bill.",
+                            Paise(-outstanding.0)
+                        )
+                    } else if *outstanding == Paise::ZERO {
+                        "Nothing is owed on your account now.".to_string()
+                    } else {
+                        format!("{outstanding} is still owed on your account.")
+                    }
+                ),
+            )
+        }
         Notice::LowBalance {
             percent,
             balance,

@@ -131,6 +131,7 @@ pub fn verify(
         amount: Paise(p.amount),
         paid_at: p.captured_at,
         body: String::from_utf8_lossy(body).into_owned(),
+        digital: true,
     })
 }
 

@@ -90,6 +90,8 @@ pub enum PrepaidError {
     Command(#[from] CommandError),
     #[error("{0}")]
     Notify(#[from] notify::NotifyError),
+    #[error(transparent)]
+    Billing(#[from] billing::payments::PaymentError),
     #[error("{0}")]
     NotFound(String),
     /// The request contradicts the consumer's state (already prepaid, no meter, …).
@@ -113,15 +115,23 @@ pub struct PaymentConfirmation {
     pub paid_at: DateTime<Utc>,
     /// The confirmation as received, kept whole.
     pub body: String,
+    /// Through a digital channel (the gateway, a bank transfer, UPI), not cash or cheque.
+    pub digital: bool,
 }
 
 /// What became of a payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentResult {
-    /// `credited`, `refused` (to be refunded) or `unmatched` (no such prepaid consumer).
+    /// `credited` (to a wallet), `applied` (to a postpaid account), `refused` (to be
+    /// refunded) or `unmatched` (no such consumer).
     pub status: String,
     pub reason: Option<String>,
+    /// Prepaid: the balance after the credit.
     pub balance: Option<Paise>,
+    /// The receipt issued for it.
+    pub receipt_no: Option<String>,
+    /// Postpaid: what is owed after it (negative: in advance).
+    pub outstanding: Option<Paise>,
     /// False when this payment was seen before (a replayed confirmation): nothing was done.
     pub new: bool,
 }
@@ -240,12 +250,19 @@ impl Prepaid {
             received_at: now,
             settled_at: None,
             balance: None,
+            digital: p.digital,
         })?;
         if kept.status != "received" {
+            let receipt = self.store.receipt_of(&kept.gateway, &kept.payment_id)?;
             return Ok(PaymentResult {
                 status: kept.status,
                 reason: kept.reason,
                 balance: kept.balance,
+                outstanding: receipt
+                    .as_ref()
+                    .filter(|_| kept.balance.is_none())
+                    .map(|r| r.standing),
+                receipt_no: receipt.map(|r| r.receipt_no),
                 new: false,
             });
         }
@@ -273,18 +290,36 @@ impl Prepaid {
                 status: status.to_string(),
                 reason,
                 balance,
+                receipt_no: None,
+                outstanding: None,
                 new: true,
             })
         };
         let account = match self.store.prepaid_account(&kept.consumer_no)? {
             Some(a) if a.prepaid => a,
-            _ => {
-                return settle(
-                    "unmatched",
-                    Some(format!("{} is not a prepaid consumer", kept.consumer_no)),
-                    None,
-                );
-            }
+            _ => match billing::payments::apply(&self.store, &kept, now) {
+                Ok(applied) => {
+                    return Ok(PaymentResult {
+                        status: "applied".into(),
+                        reason: None,
+                        balance: None,
+                        receipt_no: Some(applied.receipt.receipt_no),
+                        outstanding: Some(applied.outstanding),
+                        new: true,
+                    });
+                }
+                Err(billing::payments::PaymentError::NotPostpaid(_)) => {
+                    return settle(
+                        "unmatched",
+                        Some(format!(
+                            "{} is neither a prepaid consumer nor in a billing cycle",
+                            kept.consumer_no
+                        )),
+                        None,
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
         // The gateway is part of the payment's identity: two gateways' ids may coincide.
         let payment = format!("{}/{}", kept.gateway, kept.payment_id);
@@ -340,7 +375,15 @@ impl Prepaid {
             },
             now,
         )?;
-        let result = settle("credited", None, Some(balance))?;
+        let receipt = self.store.receipt_issue(
+            &kept.gateway,
+            &kept.payment_id,
+            r#"{"scheme":"prepaid","to":"wallet"}"#,
+            balance,
+            now,
+        )?;
+        let mut result = settle("credited", None, Some(balance))?;
+        result.receipt_no = Some(receipt.receipt_no);
         self.balance_changed(&account.consumer_no, &cause, now)
             .await;
         Ok(result)

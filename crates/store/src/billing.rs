@@ -1,11 +1,12 @@
-//! Postpaid billing (migration `0008_billing`): billing accounts in their cycles and the bills
-//! issued, in versions (a changed bill supersedes the one before; the same bill again is not
-//! issued twice).
+//! Postpaid billing (migrations `0008_billing`, `0009_bill_payments`): billing accounts in
+//! their cycles, the bills issued, in versions (a changed bill supersedes the one before; the
+//! same bill again is not issued twice), the payments applied to the accounts and receipts.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use model::Paise;
 use rusqlite::{OptionalExtension, Row, params};
 
+use crate::prepaid_ops::{PAYMENT_COLUMNS, Payment, collect, payment};
 use crate::{Result, Store, StoreError, from_ms, ms, narrow};
 
 /// A postpaid consumer's billing.
@@ -77,12 +78,57 @@ pub enum Issued {
     Unchanged,
 }
 
+/// A receipt for money received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub receipt_no: String,
+    pub gateway: String,
+    pub payment_id: String,
+    pub consumer_no: String,
+    pub amount: Paise,
+    pub paid_at: DateTime<Utc>,
+    /// What it paid (JSON): postpaid dues, or the wallet.
+    pub allocation: String,
+    /// Postpaid: what was owed after it (negative: in advance). Prepaid: the balance after it.
+    pub standing: Paise,
+    pub issued_at: DateTime<Utc>,
+}
+
+const RECEIPT_COLUMNS: &str = "receipt_no, gateway, payment_id, consumer_no, amount, paid_at, \
+     allocation, standing, issued_at";
+
+fn receipt(r: &Row<'_>) -> Result<Receipt> {
+    Ok(Receipt {
+        receipt_no: r.get(0)?,
+        gateway: r.get(1)?,
+        payment_id: r.get(2)?,
+        consumer_no: r.get(3)?,
+        amount: Paise(r.get(4)?),
+        paid_at: from_ms(r.get(5)?)?,
+        allocation: r.get(6)?,
+        standing: Paise(r.get(7)?),
+        issued_at: from_ms(r.get(8)?)?,
+    })
+}
+
 const BILL_COLUMNS: &str = "id, consumer_no, period_from, period_to, version, state, provisional, \
      input_hash, body, current, payable, carried_forward, due_date, created_at";
 
 fn date(s: String) -> Result<NaiveDate> {
     s.parse()
         .map_err(|_| StoreError::Corrupt(format!("bill date {s:?}")))
+}
+
+fn account(r: &Row<'_>) -> Result<BillingAccount> {
+    Ok(BillingAccount {
+        consumer_no: r.get(0)?,
+        cycle_day: narrow(r.get(1)?, "cycle day")?,
+        contract_demand: r
+            .get::<_, Option<i64>>(2)?
+            .map(|v| narrow(v, "contract demand"))
+            .transpose()?,
+        opening_arrears: Paise(r.get(3)?),
+    })
 }
 
 fn bill(r: &Row<'_>) -> Result<StoredBill> {
@@ -142,20 +188,7 @@ impl Store {
             "SELECT consumer_no, cycle_day, contract_demand, opening_arrears FROM billing_account \
              WHERE cycle_day = ?1 AND consumer_no > ?2 ORDER BY consumer_no LIMIT ?3",
         )?;
-        let mut rows = stmt.query(params![cycle_day, after, limit])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(BillingAccount {
-                consumer_no: r.get(0)?,
-                cycle_day: narrow(r.get(1)?, "cycle day")?,
-                contract_demand: r
-                    .get::<_, Option<i64>>(2)?
-                    .map(|v| narrow(v, "contract demand"))
-                    .transpose()?,
-                opening_arrears: Paise(r.get(3)?),
-            });
-        }
-        Ok(out)
+        collect(&mut stmt, params![cycle_day, after, limit], account)
     }
 
     /// Issues a bill for its period: nothing if the bill in force came from the same figures
@@ -266,11 +299,97 @@ impl Store {
             "SELECT {BILL_COLUMNS} FROM bill WHERE consumer_no = ?1 \
              ORDER BY period_from DESC, version DESC LIMIT ?2"
         ))?;
-        let mut rows = stmt.query(params![consumer_no, limit])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(bill(r)?);
-        }
-        Ok(out)
+        collect(&mut stmt, params![consumer_no, limit], bill)
+    }
+
+    /// A consumer's billing account.
+    pub fn billing_account(&self, consumer_no: &str) -> Result<Option<BillingAccount>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT consumer_no, cycle_day, contract_demand, opening_arrears FROM billing_account \
+             WHERE consumer_no = ?1",
+        )?;
+        stmt.query_row(params![consumer_no], |r| Ok(account(r)))
+            .optional()?
+            .transpose()
+    }
+
+    /// A consumer's bills in force, oldest period first.
+    pub fn bills_in_force(&self, consumer_no: &str) -> Result<Vec<StoredBill>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {BILL_COLUMNS} FROM bill WHERE consumer_no = ?1 AND state = 'issued' \
+             ORDER BY period_from"
+        ))?;
+        collect(&mut stmt, params![consumer_no], bill)
+    }
+
+    /// The payments applied to a consumer's postpaid account, in the order they were paid.
+    pub fn payments_applied(&self, consumer_no: &str) -> Result<Vec<Payment>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payment WHERE consumer_no = ?1 AND status = 'applied' \
+             ORDER BY paid_at, payment_id"
+        ))?;
+        collect(&mut stmt, params![consumer_no], payment)
+    }
+
+    /// Issues the receipt of a kept payment, numbered in order; a payment has one receipt: a
+    /// second call returns the first.
+    pub fn receipt_issue(
+        &self,
+        gateway: &str,
+        payment_id: &str,
+        allocation: &str,
+        standing: Paise,
+        at: DateTime<Utc>,
+    ) -> Result<Receipt> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO receipt (receipt_no, gateway, payment_id, consumer_no, amount, paid_at, \
+                 allocation, standing, issued_at) \
+             SELECT printf('R%010d', (SELECT COALESCE(MAX(rowid), 0) + 1 FROM receipt)), \
+                 gateway, payment_id, consumer_no, amount, paid_at, ?3, ?4, ?5 \
+             FROM payment WHERE gateway = ?1 AND payment_id = ?2 \
+             ON CONFLICT (gateway, payment_id) DO NOTHING",
+            params![gateway, payment_id, allocation, standing.0, ms(at)],
+        )?;
+        tx.commit()?;
+        drop(conn);
+        self.receipt_of(gateway, payment_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("payment {gateway}/{payment_id}")))
+    }
+
+    /// The receipt of a payment, if one was issued.
+    pub fn receipt_of(&self, gateway: &str, payment_id: &str) -> Result<Option<Receipt>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {RECEIPT_COLUMNS} FROM receipt WHERE gateway = ?1 AND payment_id = ?2"
+        ))?;
+        stmt.query_row(params![gateway, payment_id], |r| Ok(receipt(r)))
+            .optional()?
+            .transpose()
+    }
+
+    /// One receipt by number.
+    pub fn receipt(&self, receipt_no: &str) -> Result<Option<Receipt>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {RECEIPT_COLUMNS} FROM receipt WHERE receipt_no = ?1"
+        ))?;
+        stmt.query_row(params![receipt_no], |r| Ok(receipt(r)))
+            .optional()?
+            .transpose()
+    }
+
+    /// A consumer's receipts, newest first.
+    pub fn receipts_of(&self, consumer_no: &str, limit: u32) -> Result<Vec<Receipt>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {RECEIPT_COLUMNS} FROM receipt WHERE consumer_no = ?1 \
+             ORDER BY issued_at DESC, receipt_no DESC LIMIT ?2"
+        ))?;
+        collect(&mut stmt, params![consumer_no, limit], receipt)
     }
 }

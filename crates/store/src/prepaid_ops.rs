@@ -45,7 +45,8 @@ pub struct Payment {
     pub payment_id: String,
     pub consumer_no: String,
     pub amount: Paise,
-    /// `received`, `credited`, `refused` or `unmatched`.
+    /// `received`, `credited` (to a wallet), `applied` (to a postpaid account), `refused` or
+    /// `unmatched`.
     pub status: String,
     pub reason: Option<String>,
     /// The confirmation's body, whole.
@@ -54,6 +55,8 @@ pub struct Payment {
     pub received_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
     pub balance: Option<Paise>,
+    /// Through a digital channel (gateway, bank transfer, card, UPI), not cash or cheque.
+    pub digital: bool,
 }
 
 /// Where a disconnection case is.
@@ -197,10 +200,10 @@ fn account(r: &Row<'_>) -> Result<PrepaidAccount> {
     })
 }
 
-const PAYMENT_COLUMNS: &str = "gateway, payment_id, consumer_no, amount, status, reason, body, \
-     paid_at, received_at, settled_at, balance";
+pub(crate) const PAYMENT_COLUMNS: &str = "gateway, payment_id, consumer_no, amount, status, reason, body, \
+     paid_at, received_at, settled_at, balance, digital";
 
-fn payment(r: &Row<'_>) -> Result<Payment> {
+pub(crate) fn payment(r: &Row<'_>) -> Result<Payment> {
     Ok(Payment {
         gateway: r.get(0)?,
         payment_id: r.get(1)?,
@@ -213,6 +216,7 @@ fn payment(r: &Row<'_>) -> Result<Payment> {
         received_at: from_ms(r.get(8)?)?,
         settled_at: from_ms_opt(r.get(9)?)?,
         balance: r.get::<_, Option<i64>>(10)?.map(Paise),
+        digital: r.get(11)?,
     })
 }
 
@@ -279,7 +283,7 @@ fn day(s: &str) -> Result<NaiveDate> {
         .map_err(|_| StoreError::Corrupt(format!("date {s}")))
 }
 
-fn collect<T>(
+pub(crate) fn collect<T>(
     stmt: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
     f: impl Fn(&Row<'_>) -> Result<T>,
@@ -581,7 +585,7 @@ impl Store {
         conn.execute(
             &format!(
                 "INSERT INTO payment ({PAYMENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, 'received', NULL, ?5, ?6, ?7, NULL, NULL) \
+                 (?1, ?2, ?3, ?4, 'received', NULL, ?5, ?6, ?7, NULL, NULL, ?8) \
                  ON CONFLICT (gateway, payment_id) DO NOTHING"
             ),
             params![
@@ -591,7 +595,8 @@ impl Store {
                 p.amount.0,
                 p.body,
                 ms(p.paid_at),
-                ms(p.received_at)
+                ms(p.received_at),
+                p.digital
             ],
         )?;
         drop(conn);

@@ -67,6 +67,7 @@ fn issue(store: &Store, from: NaiveDate, to: NaiveDate, kwh: i64, hash: &str) {
             assessments: vec![],
             banked: 0,
             arrears: Paise::ZERO,
+            late_payment: vec![],
         },
     )
     .unwrap();

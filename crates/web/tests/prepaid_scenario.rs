@@ -308,6 +308,7 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
                 amount: Paise(50_000),
                 paid_at: t1,
                 body: "{}".into(),
+                digital: true,
             },
             t1,
         )
@@ -682,6 +683,7 @@ async fn a_recharge_after_an_unconfirmed_disconnection_reconnects_and_nobody_is_
                 amount: Paise(20_000),
                 paid_at: ist("2026-12-08T13:05:00"),
                 body: "{}".into(),
+                digital: true,
             },
             ist("2026-12-08T13:05:00"),
         )

@@ -77,5 +77,6 @@ pub fn input(kwh: i64) -> BillInput {
         assessments: vec![],
         banked: 0,
         arrears: Paise::ZERO,
+        late_payment: Vec::new(),
     }
 }
