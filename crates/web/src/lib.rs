@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod openapi;
 pub mod paging;
+pub mod payments;
 pub mod prepaid;
 pub mod readings;
 pub mod time;
@@ -237,6 +238,16 @@ pub fn app(state: AppState) -> Router {
             post(prepaid::emergency_credit),
         )
         .route("/api/v1/payments/{gateway}/webhook", post(prepaid::webhook))
+        .route("/api/v1/payments/import", post(payments::import))
+        .route("/api/v1/receipts/{receipt_no}", get(payments::receipt))
+        .route(
+            "/api/v1/consumers/{consumer_no}/receipts",
+            get(payments::receipts),
+        )
+        .route(
+            "/api/v1/consumers/{consumer_no}/statement",
+            get(payments::statement),
+        )
         .route(
             "/api/v1/consumers/{consumer_no}/contact",
             get(notifications::contact).put(notifications::put_contact),

@@ -9,8 +9,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    bills, commands, consumers, error, exceptions, meters, notifications, prepaid, readings,
-    tokens, wallets,
+    bills, commands, consumers, error, exceptions, meters, notifications, payments, prepaid,
+    readings, tokens, wallets,
 };
 
 /// The API's description.
@@ -50,6 +50,10 @@ use crate::{
         notifications::put_contact,
         notifications::list,
         prepaid::webhook,
+        payments::import,
+        payments::receipt,
+        payments::receipts,
+        payments::statement,
         prepaid::payments,
         prepaid::emergency_credit,
         prepaid::tariffs,

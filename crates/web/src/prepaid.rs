@@ -29,12 +29,13 @@ impl From<PrepaidError> for ApiError {
             PrepaidError::NotFound(m) => ApiError::not_found(m),
             PrepaidError::Refused(m) => ApiError::conflict("refused", m),
             PrepaidError::Command(e) => ApiError::internal("a command to the head-end failed", &e),
+            PrepaidError::Billing(billing::payments::PaymentError::Store(e)) => ApiError::from(e),
             other => ApiError::internal("the prepaid engine failed", &other),
         }
     }
 }
 
-fn engine(state: &AppState) -> Result<&Prepaid, ApiError> {
+pub(crate) fn engine(state: &AppState) -> Result<&Prepaid, ApiError> {
     state.prepaid.as_ref().ok_or_else(|| {
         ApiError::unavailable(
             "prepaid_unavailable",
@@ -46,11 +47,15 @@ fn engine(state: &AppState) -> Result<&Prepaid, ApiError> {
 /// What became of a payment confirmation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookAnswer {
-    /// `credited`, `refused` (to be refunded), `unmatched` (no such prepaid consumer) or
-    /// `ignored` (an event not acted on).
+    /// `credited` (to a prepaid wallet), `applied` (to a postpaid account), `refused` (to be
+    /// refunded), `unmatched` (no such consumer) or `ignored` (an event not acted on).
     pub status: String,
     pub reason: Option<String>,
+    /// Prepaid: the balance after the credit.
     pub balance_paise: Option<i64>,
+    /// Postpaid: what is owed after it (negative: in advance).
+    pub outstanding_paise: Option<i64>,
+    pub receipt_no: Option<String>,
     /// False for a confirmation seen before: nothing was done again.
     pub first_time: bool,
 }
@@ -92,6 +97,8 @@ pub async fn webhook(
                 status: "ignored".into(),
                 reason: Some(format!("event {event} is not acted on")),
                 balance_paise: None,
+                outstanding_paise: None,
+                receipt_no: None,
                 first_time: false,
             }));
         }
@@ -109,6 +116,8 @@ pub async fn webhook(
         status: done.status,
         reason: done.reason,
         balance_paise: done.balance.map(|b| b.0),
+        outstanding_paise: done.outstanding.map(|b| b.0),
+        receipt_no: done.receipt_no,
         first_time: done.new,
     }))
 }
@@ -121,8 +130,11 @@ pub struct PaymentView {
     pub consumer_no: String,
     pub amount_paise: i64,
     pub amount: String,
-    /// `received`, `credited`, `refused` or `unmatched`.
+    /// `received`, `credited` (a wallet), `applied` (a postpaid account), `refused` or
+    /// `unmatched`.
     pub status: String,
+    /// Through a digital channel (gateway, bank transfer, card, UPI).
+    pub digital: bool,
     pub reason: Option<String>,
     pub paid_at: String,
     pub received_at: String,
@@ -138,6 +150,7 @@ impl From<Payment> for PaymentView {
             amount_paise: p.amount.0,
             amount: p.amount.to_string(),
             status: p.status,
+            digital: p.digital,
             reason: p.reason,
             paid_at: ist(p.paid_at),
             received_at: ist(p.received_at),

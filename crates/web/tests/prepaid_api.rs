@@ -1,6 +1,7 @@
-//! The prepaid routes over a real store, without a head-end: the gateway's webhook and what it
-//! refuses, payments kept whatever became of them, emergency credit, tariff versions, the
-//! disconnection case list and the migration requests' checks.
+//! The payment and prepaid routes over a real store, without a head-end: the gateway's webhook
+//! and what it refuses, payments kept whatever became of them, postpaid payments with receipts
+//! and counter files, emergency credit, tariff versions, the disconnection case list and the
+//! migration requests' checks.
 
 use axum::Router;
 use axum::body::Body;
@@ -124,6 +125,18 @@ impl Rig {
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         answer
+    }
+
+    /// Posts a payment file as the operator.
+    async fn import(&self, text: &str, source: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/payments/import?source={source}"),
+            Some(&self.operator),
+            &[("content-type", "text/csv".into())],
+            text.as_bytes().to_vec(),
+        )
+        .await
     }
 
     async fn json(
@@ -576,4 +589,182 @@ async fn a_migration_asked_again_on_other_terms_is_refused() {
         .await
         .unwrap_err();
     assert!(other.to_string().contains("other terms"), "{other}");
+}
+
+/// A postpaid consumer with ₹300 of opening arrears and October's bill (200 kWh under the
+/// default residential tariff, billed on Nov 1, due Nov 16): what the bill asks for.
+fn postpaid_with_a_bill(store: &Store) -> Paise {
+    use billing::bill::{BillInput, Measured, PostpaidTariff, compute};
+    let at = now() - Duration::days(90);
+    store
+        .mdm_put_consumer(
+            &store::mdm::Consumer {
+                consumer_no: "C-9".into(),
+                name: "Meena".into(),
+                category: "residential".into(),
+                net_metered: false,
+            },
+            at,
+        )
+        .unwrap();
+    store
+        .contact_put("C-9", Some("+919876543210"), Some("meena@example.in"), at)
+        .unwrap();
+    store
+        .billing_account_put(
+            &store::billing::BillingAccount {
+                consumer_no: "C-9".into(),
+                cycle_day: 1,
+                contract_demand: None,
+                opening_arrears: Paise(30_000),
+            },
+            at,
+        )
+        .unwrap();
+    let tariffs: Vec<PostpaidTariff> =
+        serde_json::from_str(billing::cycle::DEFAULT_POSTPAID_TARIFFS).unwrap();
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    let bill = compute(
+        &tariffs[0],
+        &BillInput {
+            consumer_no: "C-9".into(),
+            from: day(10, 1),
+            to: day(10, 31),
+            bill_date: day(11, 1),
+            sanctioned_w: 2000,
+            contract_demand: None,
+            measured: Measured {
+                import: prepaid::tariff::MonthUse::units(200_000),
+                ..Measured::default()
+            },
+            provisional: false,
+            assessments: vec![],
+            banked: 0,
+            arrears: Paise(30_000),
+            late_payment: vec![],
+        },
+    )
+    .unwrap();
+    store
+        .bill_issue(
+            &store::billing::NewBill {
+                consumer_no: "C-9",
+                period_from: day(10, 1),
+                period_to: day(10, 31),
+                provisional: false,
+                input_hash: "h",
+                body: &serde_json::to_string(&bill).unwrap(),
+                current: bill.current,
+                payable: bill.payable_by_due_date,
+                carried_forward: 0,
+                due_date: bill.due_date,
+            },
+            at,
+        )
+        .unwrap();
+    bill.current
+}
+
+#[tokio::test]
+async fn postpaid_payments_pay_the_oldest_dues_first_with_a_receipt_each() {
+    let r = rig();
+    let october = postpaid_with_a_bill(&r.store);
+    assert!(october.0 > 50_000, "{october:?}");
+
+    // ₹500 through the gateway: ₹300 clears the opening arrears, ₹200 goes to October.
+    let answer = r.pay("pay_P1", "C-9", 50_000).await;
+    assert_eq!(answer["status"], "applied", "{answer}");
+    assert_eq!(answer["first_time"], true);
+    let owed = 30_000 + october.0 - 50_000;
+    assert_eq!(answer["outstanding_paise"], owed);
+    let receipt_no = answer["receipt_no"].as_str().unwrap().to_string();
+    let (status, receipt) = r.get(&format!("/api/v1/receipts/{receipt_no}")).await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    assert_eq!(receipt["allocation"]["allocations"][0]["due"], "opening");
+    assert_eq!(receipt["allocation"]["allocations"][0]["amount"], 30_000);
+    assert_eq!(receipt["allocation"]["allocations"][1]["due"], "2026-10-01");
+    assert_eq!(receipt["allocation"]["allocations"][1]["amount"], 20_000);
+    // The same confirmation again: the same receipt, nothing applied twice.
+    let again = r.pay("pay_P1", "C-9", 50_000).await;
+    assert_eq!(again["first_time"], false);
+    assert_eq!(again["receipt_no"], receipt_no.as_str());
+    assert_eq!(again["outstanding_paise"], owed);
+
+    // A counter file with bad lines is refused whole: every bad line named, nothing taken.
+    let rest = owed;
+    let good = format!(
+        "reference,consumer_no,amount,paid_at,mode\n\
+         CTR-1,C-9,{}.{:02},2026-12-01 11:00,cash\n\
+         CTR-2,C-404,100,2026-12-01 11:05,cash\n",
+        (rest + 10_000) / 100,
+        (rest + 10_000) % 100
+    );
+    let cut = format!("{good}CTR-3,C-9,5");
+    let (status, refused) = r.import(&cut, "counter").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["lines"][0]["line"], 4, "{refused}");
+    let (_, listed) = r.get("/api/v1/consumers/C-9/payments").await;
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "nothing taken: {listed}"
+    );
+    let (status, _) = r.import(&good, "till").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = r
+        .call(
+            Method::POST,
+            "/api/v1/payments/import?source=counter",
+            Some(&r.reader),
+            &[],
+            good.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The whole file: what was owed and ₹100 more (an advance); an unknown consumer kept as
+    // unmatched. Sent twice, nothing is taken twice.
+    let (status, report) = r.import(&good, "counter").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["new"], 2);
+    assert_eq!(report["unmatched"], 1);
+    assert_eq!(report["payments"][0]["status"], "applied");
+    assert_eq!(report["payments"][1]["status"], "unmatched");
+    let (_, report) = r.import(&good, "counter").await;
+    assert_eq!(report["new"], 0);
+    assert_eq!(report["seen_before"], 2);
+
+    let (status, s) = r.get("/api/v1/consumers/C-9/statement").await;
+    assert_eq!(status, StatusCode::OK, "{s}");
+    assert_eq!(s["outstanding_paise"], -10_000, "{s}");
+    assert!(
+        s["dues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["outstanding"] == 0)
+    );
+    // October was still owed in part on its due date (Nov 16): what the next bill surcharges.
+    assert_eq!(s["dues"][1]["unpaid_at_due_date"], october.0, "{s}");
+    let payments = s["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 2);
+    assert_eq!(payments[1]["unallocated"], 10_000);
+    let (_, receipts) = r.get("/api/v1/consumers/C-9/receipts").await;
+    assert_eq!(receipts.as_array().unwrap().len(), 2);
+    let (status, _) = r.get("/api/v1/consumers/C-404/statement").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The consumer was told of each payment once, by SMS and by email (18.6).
+    let told = r.store.notifications(Some("C-9"), None, 0, 100).unwrap();
+    let receipts_told: Vec<_> = told
+        .iter()
+        .filter(|n| n.kind == "payment_received")
+        .collect();
+    assert_eq!(receipts_told.len(), 4, "{told:?}");
+    assert!(
+        receipts_told
+            .iter()
+            .any(|n| n.body.contains(&receipt_no) && n.body.contains("Rs ")),
+        "{receipts_told:?}"
+    );
 }
