@@ -190,6 +190,75 @@ fn a_cycle_bills_provisionally_revises_on_actuals_and_never_twice() {
     assert_eq!(dec.payable.0 - dec.current.0, now.payable.0);
 }
 
+#[test]
+fn payments_made_reach_the_next_bill_as_arrears_with_a_surcharge_on_what_was_late() {
+    let (_dir, store, meter) = store();
+    for n in 1..=30 {
+        day(&store, &meter, d(2026, 11, n), 100, false);
+    }
+    let m = Metering::default();
+    run_cycle(&store, &book(), 1, d(2026, 12, 2), &m).unwrap();
+    let november = store.bills_of("C-1", 1).unwrap().remove(0);
+    // ₹1,950.90 of charges and the ₹500 brought in; billed Dec 2, due Dec 17.
+    assert_eq!(november.current, Paise(195_090));
+    assert_eq!(november.due_date, d(2026, 12, 17));
+
+    // ₹1,000 at the counter on Dec 5: ₹500 clears the opening arrears, ₹500 goes to November.
+    let kept = store
+        .payment_receive(&store::prepaid_ops::Payment {
+            gateway: "counter".into(),
+            payment_id: "CTR-1".into(),
+            consumer_no: "C-1".into(),
+            amount: Paise(100_000),
+            status: "received".into(),
+            reason: None,
+            body: "CTR-1,C-1,1000,2026-12-05 11:00,cash".into(),
+            paid_at: ist("2026-12-05T11:00:00"),
+            received_at: ist("2026-12-05T11:00:00"),
+            settled_at: None,
+            balance: None,
+            digital: false,
+        })
+        .unwrap();
+    let applied = billing::payments::apply(&store, &kept, ist("2026-12-05T11:00:00")).unwrap();
+    assert_eq!(applied.outstanding, Paise(145_090));
+
+    // December (no readings: provisional). The ₹1,450.90 left of November is the arrears; it
+    // was unpaid on Dec 17, so 1.5 % of it is surcharged: 21.7635 → ₹21.76.
+    run_cycle(&store, &book(), 1, d(2027, 1, 2), &m).unwrap();
+    let december = store.bills_of("C-1", 1).unwrap().remove(0);
+    assert_eq!(december.period_from, d(2026, 12, 1));
+    assert_eq!(december.payable.0 - december.current.0, 145_090);
+    let bill: billing::bill::Bill = serde_json::from_str(&december.body).unwrap();
+    let late = bill
+        .lines
+        .iter()
+        .find(|l| l.code == "late_payment")
+        .unwrap();
+    assert_eq!(late.amount, Paise(2_176));
+    assert!(
+        late.description.contains("2026-11-01"),
+        "{}",
+        late.description
+    );
+    assert!(
+        late.description.contains("17 Dec 2026"),
+        "{}",
+        late.description
+    );
+    let arrears = bill.lines.iter().find(|l| l.code == "arrears").unwrap();
+    assert_eq!(arrears.amount, Paise(145_090));
+    assert!(arrears.description.contains("31 Dec 2026"));
+    // The surcharge is not surcharged again when December is late.
+    assert_eq!(
+        bill.payable_after_due_date.0 - bill.payable_by_due_date.0,
+        (i64::from(150u16) * (bill.current.0 - 2_176) + 5_000) / 10_000
+    );
+    // Run again: the same bill, however the days go.
+    let again = run_cycle(&store, &book(), 1, d(2027, 1, 9), &m).unwrap();
+    assert_eq!(again.unchanged, 1, "{again:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(6))]
     /// However often a cycle is run, on whatever days of the following month, each period has
