@@ -17,6 +17,8 @@ use model::Paise;
 use serde::{Deserialize, Serialize};
 use tariff::{MonthUse, Rate, Tariff, days_in_month};
 
+use mdm::determinants::PeriodReadings;
+
 use crate::account::LateCharge;
 
 /// Demand charge and penalty, per kVA (or kW) of billable demand per month.
@@ -119,6 +121,9 @@ pub struct BillInput {
     /// Surcharges for earlier bills paid late (their due dates fell in this period).
     #[serde(default)]
     pub late_payment: Vec<LateCharge>,
+    /// The meter's registers at the period's start and end, where they were read.
+    #[serde(default)]
+    pub readings: Option<PeriodReadings>,
 }
 
 /// One line of a bill.
@@ -157,6 +162,9 @@ pub struct Bill {
     /// The rebate taken off when paid digitally.
     pub digital_rebate: Paise,
     pub provisional: bool,
+    /// Previous and present readings of the meter, where they were read.
+    #[serde(default)]
+    pub readings: Option<PeriodReadings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -397,6 +405,7 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         payable_if_prompt: Paise(payable.0 - prompt.0),
         digital_rebate: digital,
         provisional: input.provisional,
+        readings: input.readings.clone(),
     })
 }
 

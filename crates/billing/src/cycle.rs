@@ -1,12 +1,13 @@
 //! A billing cycle's run (use cases 2.1–2.5): every postpaid consumer of the cycle billed for
-//! the period that just ended, from the MDM's billing determinants (2.5). Determinants with
-//! estimated or missing intervals give a provisional bill; running the cycle again on the same
+//! the period that just ended, from the MDM's billing determinants (2.5): the meter's billing
+//! profile rows at the period's two ends where it has them, else the intervals. Determinants
+//! with estimated or missing intervals give a provisional bill; running the cycle again on the same
 //! figures issues nothing, and on changed figures (estimates replaced by actual readings, an
 //! edit) issues a revision that supersedes the bill before.
 
 use chrono::{Datelike, Months, NaiveDate, Utc};
 use mdm::calendar::day_bounds;
-use mdm::determinants::{Metering, determinants_for_consumer};
+use mdm::determinants::{Metering, determinants_for_period};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::billing::{BillingAccount, Issued, NewBill};
@@ -133,7 +134,7 @@ fn bill_one(
         .ok_or_else(|| format!("no postpaid tariff for {} on {to}", consumer.category))?;
     let (start, _) = day_bounds(from);
     let (_, end) = day_bounds(to);
-    let d = determinants_for_consumer(store, consumer_no, start, end, metering)
+    let (d, readings) = determinants_for_period(store, consumer_no, start, end, metering)
         .map_err(|e| e.to_string())?
         .ok_or("not a consumer of the MDM")?;
     let sanctioned_w = store
@@ -184,6 +185,7 @@ fn bill_one(
         banked,
         arrears,
         late_payment,
+        readings,
     };
     let bill = compute(t, &input).map_err(|e| e.to_string())?;
     let body = serde_json::to_string(&bill).map_err(|e| e.to_string())?;
@@ -195,6 +197,7 @@ fn bill_one(
         input.banked,
         input.arrears,
         &input.late_payment,
+        &input.readings,
         input.provisional,
         t,
     ))

@@ -148,7 +148,40 @@ pub fn render(bill: &Bill, header: &BillHeader, history: &[HistoryMonth]) -> Vec
             &format!("Carried forward: {} kWh", units_text(bill.carried_forward)),
         );
     }
-    y -= 22.0;
+    y -= 16.0;
+    if let Some(r) = &bill.readings {
+        let when = |t: chrono::DateTime<chrono::Utc>| {
+            mdm::calendar::ist_date(t).format("%d %b %Y").to_string()
+        };
+        let source = if r.source == "billing_profile" {
+            "billing profile"
+        } else {
+            "midnight snapshots"
+        };
+        // A small table: the registers then and now, and the advance between them.
+        let columns = [LEFT, LEFT + 190.0, LEFT + 300.0, LEFT + 410.0];
+        let head = [
+            format!("Meter readings ({source})"),
+            format!("Previous, {}", when(r.previous_at)),
+            format!("Present, {}", when(r.present_at)),
+            "Advance".to_string(),
+        ];
+        for (x, h) in columns.iter().zip(&head) {
+            p.text(TEXT, 9.0, *x, y, h);
+        }
+        for (name, before, now) in [
+            ("kWh", r.previous_wh, r.present_wh),
+            ("kVAh", r.previous_vah, r.present_vah),
+        ] {
+            y -= 13.0;
+            p.text(TEXT, 9.5, columns[0] + 10.0, y, name);
+            p.text(BOLD, 9.5, columns[1], y, &units_text(before));
+            p.text(BOLD, 9.5, columns[2], y, &units_text(now));
+            p.text(BOLD, 9.5, columns[3], y, &units_text(now - before));
+        }
+        y -= 16.0;
+    }
+    y -= 6.0;
 
     // The charges.
     p.fill_rect(LEFT, y - 4.0, RIGHT - LEFT, 16.0, 0.88);

@@ -259,6 +259,67 @@ fn payments_made_reach_the_next_bill_as_arrears_with_a_surcharge_on_what_was_lat
     assert_eq!(again.unchanged, 1, "{again:?}");
 }
 
+/// A billing-profile row of `M-1` at IST midnight of `date` with cumulative `wh`.
+fn billing_row(store: &Store, meter: &MeterSerial, date: NaiveDate, wh: i64, md_w: f64) {
+    let at = ist(&format!("{date}T00:00:00"));
+    store
+        .mdm_write(
+            &IngestWrite {
+                billing: vec![model::BillingReading {
+                    meter: meter.clone(),
+                    billing_date: at,
+                    avg_power_factor: Some(0.95),
+                    import_wh: wh,
+                    tod_import_wh: vec![],
+                    import_vah: wh + wh / 20,
+                    tod_import_vah: vec![],
+                    md_w: Some(model::Demand {
+                        value: md_w,
+                        at: Some(at - chrono::Duration::days(3)),
+                    }),
+                    tod_md_w: vec![],
+                    md_va: None,
+                    tod_md_va: vec![],
+                    power_on_minutes: None,
+                    export_wh: None,
+                    export_vah: None,
+                    reactive_q1_q4_varh: None,
+                    quality: vec![],
+                }],
+                ..IngestWrite::default()
+            },
+            at,
+        )
+        .unwrap();
+}
+
+#[test]
+fn the_billing_profile_rows_at_both_ends_bill_the_period_with_their_readings() {
+    let (_dir, store, meter) = store();
+    // No intervals at all, but the meter's billing-date snapshots: 1,234.567 kWh on Nov 1 and
+    // 1,522.567 on Dec 1, 288 kWh, as the intervals test bills.
+    billing_row(&store, &meter, d(2026, 11, 1), 1_234_567, 1_800.0);
+    billing_row(&store, &meter, d(2026, 12, 1), 1_522_567, 2_350.0);
+    let r = run_cycle(&store, &book(), 1, d(2026, 12, 2), &Metering::default()).unwrap();
+    assert_eq!((r.new, r.provisional, r.failed.len()), (1, 0, 0), "{r:?}");
+    let bill = store.bills_of("C-1", 1).unwrap().remove(0);
+    assert!(!bill.provisional);
+    assert_eq!(bill.current, Paise(195_090));
+    let body: billing::bill::Bill = serde_json::from_str(&bill.body).unwrap();
+    let readings = body.readings.unwrap();
+    assert_eq!(readings.source, "billing_profile");
+    assert_eq!(
+        (readings.previous_wh, readings.present_wh),
+        (1_234_567, 1_522_567)
+    );
+
+    // A register that went backwards (a reset meter) is not billed from: the intervals are,
+    // and there are none, so the bill is a provisional revision.
+    billing_row(&store, &meter, d(2027, 1, 1), 5_000, 1_000.0);
+    let r = run_cycle(&store, &book(), 1, d(2027, 1, 2), &Metering::default()).unwrap();
+    assert_eq!((r.new, r.provisional), (1, 1), "{r:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(6))]
     /// However often a cycle is run, on whatever days of the following month, each period has

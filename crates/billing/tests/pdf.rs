@@ -28,6 +28,23 @@ fn poppler() -> bool {
 fn a_bill_pdf_reads_and_renders_like_a_bill() {
     let mut i = input(250);
     i.arrears = model::Paise(32_040);
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    i.readings = Some(mdm::determinants::PeriodReadings {
+        meter: model::MeterSerial::new("URJ10000001").unwrap(),
+        source: "billing_profile".into(),
+        previous_at: at("2026-11-01T00:00:00+05:30"),
+        present_at: at("2026-12-01T00:00:00+05:30"),
+        previous_wh: 1_234_567,
+        present_wh: 1_484_567,
+        previous_vah: 1_300_000,
+        present_vah: 1_560_000,
+        previous_export_wh: None,
+        present_export_wh: None,
+    });
     let bill = compute(&tariff(), &i).unwrap();
     let header = BillHeader {
         utility: "Urja Vidyut Vitaran Nigam".into(),
@@ -80,6 +97,9 @@ fn a_bill_pdf_reads_and_renders_like_a_bill() {
         "Energy charge",
         "Asha Devi",
         "Consumption, last 12 months",
+        "Previous, 01 Nov 2026",
+        "Present, 01 Dec 2026",
+        "1484.567",
     ] {
         assert!(text.contains(wanted), "{wanted:?} not in:\n{text}");
     }

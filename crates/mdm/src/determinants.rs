@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
-use model::{IntervalReading, MeterSerial, Quality};
+use model::{BillingReading, DailyReading, IntervalReading, MeterSerial, Quality};
 use serde::{Deserialize, Serialize};
 use store::{Store, StoreError};
 
@@ -442,9 +442,239 @@ pub fn determinants_for_consumer(
     )))
 }
 
+/// The meter's registers at the start and the end of a billing period, as a bill shows them
+/// (previous and present readings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodReadings {
+    pub meter: MeterSerial,
+    /// Where they were read: `billing_profile` (the meter's billing-date snapshot, which also
+    /// gives the period's maximum demand) or `daily_profile` (the midnight snapshots).
+    pub source: String,
+    pub previous_at: DateTime<Utc>,
+    pub present_at: DateTime<Utc>,
+    pub previous_wh: i64,
+    pub present_wh: i64,
+    pub previous_vah: i64,
+    pub present_vah: i64,
+    pub previous_export_wh: Option<i64>,
+    pub present_export_wh: Option<i64>,
+}
+
+/// Determinants of `[from, to)` from the meter's billing-profile rows at its two ends: energy
+/// as the registers' advance (per TOD zone where both rows have the zone registers), the
+/// period's maximum demand and average power factor as the meter recorded them. `None` when
+/// a register went backwards (a meter reset or rollover: the intervals decide instead).
+pub fn determinants_from_registers(
+    consumer_no: &str,
+    previous: &BillingReading,
+    present: &BillingReading,
+    net_metered: bool,
+) -> Option<BillingDeterminants> {
+    let advance = |a: i64, b: i64| (b >= a).then_some(b - a);
+    let import_wh = advance(previous.import_wh, present.import_wh)?;
+    let import_vah = advance(previous.import_vah, present.import_vah)?;
+    let export = |a: Option<i64>, b: Option<i64>| match (a, b) {
+        (Some(a), Some(b)) => advance(a, b).map(Some),
+        _ => Some(None),
+    };
+    let export_wh = export(previous.export_wh, present.export_wh)?;
+    let export_vah = export(previous.export_vah, present.export_vah)?;
+    let zones = |before: &[i64], now: &[i64], total: i64| -> Option<[i64; 8]> {
+        let mut z = [0i64; 8];
+        if before.len() == now.len() && !now.is_empty() && now.len() <= 8 {
+            for (i, (a, b)) in before.iter().zip(now).enumerate() {
+                z[i] = advance(*a, *b)?;
+            }
+        } else {
+            z[0] = total;
+        }
+        Some(z)
+    };
+    let zone_import_wh = zones(&previous.tod_import_wh, &present.tod_import_wh, import_wh)?;
+    let zone_import_vah = zones(
+        &previous.tod_import_vah,
+        &present.tod_import_vah,
+        import_vah,
+    )?;
+    let peak = |d: &Option<model::Demand>| {
+        d.map(|d| PeakDemand {
+            value: d.value.round() as i64,
+            at: d.at.unwrap_or(present.billing_date),
+        })
+    };
+    let figures = Figures {
+        import_wh,
+        import_vah,
+        export_wh: export_wh.unwrap_or(0),
+        export_vah: export_vah.unwrap_or(0),
+        max_w: peak(&present.md_w),
+        max_va: peak(&present.md_va),
+        ..Figures::default()
+    };
+    Some(BillingDeterminants {
+        consumer_no: consumer_no.to_string(),
+        from: previous.billing_date,
+        to: present.billing_date,
+        meters: vec![present.meter.clone()],
+        zone_import_wh,
+        zone_import_vah,
+        average_pf: present.avg_power_factor.or_else(|| figures.average_pf()),
+        export_wh: net_metered.then_some(export_wh.unwrap_or(0)),
+        export_vah: net_metered.then_some(export_vah.unwrap_or(0)),
+        estimated_intervals: 0,
+        missing_intervals: 0,
+        figures,
+    })
+}
+
+/// The one meter that measured `consumer_no` over the whole of `[from, to)`, if one did.
+fn sole_meter(
+    store: &Store,
+    consumer_no: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Option<MeterSerial>, StoreError> {
+    let installs = store.mdm_meters_of_consumer(consumer_no, from, to)?;
+    Ok(match installs.as_slice() {
+        [one] if one.from <= from && one.to >= to => Some(one.meter.clone()),
+        _ => None,
+    })
+}
+
+/// A snapshot taken at `at` (within the hour after it): the meter's clock and the collection
+/// may put it a little past midnight.
+const SNAPSHOT_SLACK: chrono::Duration = chrono::Duration::hours(1);
+
+/// The billing determinants of a billing period `[from, to)` (use case 2.5) and the readings
+/// the bill shows, or `None` for an unknown consumer. From the billing profile where the one
+/// meter of the period has its rows at both ends (two rows, however many intervals); else
+/// from the intervals, with the midnight snapshots as the readings where there are both.
+pub fn determinants_for_period(
+    store: &Store,
+    consumer_no: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    metering: &Metering,
+) -> Result<Option<(BillingDeterminants, Option<PeriodReadings>)>, StoreError> {
+    let Some(consumer) = store.mdm_consumer(consumer_no)? else {
+        return Ok(None);
+    };
+    let meter = sole_meter(store, consumer_no, from, to)?;
+    if let Some(meter) = &meter {
+        let first = |at| -> Result<Option<BillingReading>, StoreError> {
+            Ok(store
+                .mdm_billing(meter, at, at + SNAPSHOT_SLACK)?
+                .into_iter()
+                .next())
+        };
+        if let (Some(previous), Some(present)) = (first(from)?, first(to)?)
+            && let Some(d) =
+                determinants_from_registers(consumer_no, &previous, &present, consumer.net_metered)
+        {
+            let readings = PeriodReadings {
+                meter: meter.clone(),
+                source: "billing_profile".into(),
+                previous_at: previous.billing_date,
+                present_at: present.billing_date,
+                previous_wh: previous.import_wh,
+                present_wh: present.import_wh,
+                previous_vah: previous.import_vah,
+                present_vah: present.import_vah,
+                previous_export_wh: previous.export_wh,
+                present_export_wh: present.export_wh,
+            };
+            return Ok(Some((d, Some(readings))));
+        }
+    }
+    let measured = consumer_intervals(store, consumer_no, from, to, metering)?;
+    let d = billing_determinants(
+        consumer_no,
+        from,
+        to,
+        &measured,
+        metering,
+        consumer.net_metered,
+    );
+    let mut readings = None;
+    if let Some(meter) = meter {
+        let first = |at| -> Result<Option<DailyReading>, StoreError> {
+            Ok(store
+                .mdm_daily(&meter, at, at + SNAPSHOT_SLACK)?
+                .into_iter()
+                .next())
+        };
+        if let (Some(previous), Some(present)) = (first(from)?, first(to)?) {
+            readings = Some(PeriodReadings {
+                meter: meter.clone(),
+                source: "daily_profile".into(),
+                previous_at: previous.captured_at,
+                present_at: present.captured_at,
+                previous_wh: previous.import_wh,
+                present_wh: present.import_wh,
+                previous_vah: previous.import_vah,
+                present_vah: present.import_vah,
+                previous_export_wh: previous.export_wh,
+                present_export_wh: present.export_wh,
+            });
+        }
+    }
+    Ok(Some((d, readings)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn billing_row(at: &str, wh: i64, zones: Vec<i64>, md_w: f64) -> BillingReading {
+        BillingReading {
+            meter: MeterSerial::new("M1").unwrap(),
+            billing_date: at.parse().unwrap(),
+            avg_power_factor: Some(0.93),
+            import_wh: wh,
+            tod_import_wh: zones.clone(),
+            import_vah: wh * 2,
+            tod_import_vah: zones.iter().map(|z| z * 2).collect(),
+            md_w: Some(model::Demand {
+                value: md_w,
+                at: None,
+            }),
+            tod_md_w: vec![],
+            md_va: None,
+            tod_md_va: vec![],
+            power_on_minutes: None,
+            export_wh: Some(wh / 10),
+            export_vah: None,
+            reactive_q1_q4_varh: None,
+            quality: vec![],
+        }
+    }
+
+    #[test]
+    fn registers_give_the_advance_per_zone_and_the_period_s_demand() {
+        let before = billing_row("2026-10-31T18:30:00Z", 10_000, vec![4_000, 6_000], 900.0);
+        let now = billing_row("2026-11-30T18:30:00Z", 25_000, vec![9_000, 16_000], 2_499.6);
+        let d = determinants_from_registers("C-1", &before, &now, true).unwrap();
+        assert_eq!(d.figures.import_wh, 15_000);
+        assert_eq!(d.zone_import_wh[..3], [5_000, 10_000, 0]);
+        assert_eq!(d.zone_import_vah[..2], [10_000, 20_000]);
+        assert_eq!(d.figures.max_w.unwrap().value, 2_500);
+        assert_eq!(d.figures.max_w.unwrap().at, now.billing_date);
+        assert_eq!(d.average_pf, Some(0.93));
+        // Export: kWh from both rows; kVAh not recorded, so none.
+        assert_eq!((d.export_wh, d.export_vah), (Some(1_500), Some(0)));
+        assert_eq!((d.estimated_intervals, d.missing_intervals), (0, 0));
+        // Without zone registers on one side, the whole advance is zone 1.
+        let bare = BillingReading {
+            tod_import_wh: vec![],
+            ..now.clone()
+        };
+        let d = determinants_from_registers("C-1", &before, &bare, false).unwrap();
+        assert_eq!(d.zone_import_wh[0], 15_000);
+        assert_eq!(d.export_wh, None);
+        // A register that went backwards: not billed from registers.
+        let reset = billing_row("2026-11-30T18:30:00Z", 500, vec![200, 300], 100.0);
+        assert!(determinants_from_registers("C-1", &before, &reset, false).is_none());
+    }
 
     fn reading(end: &str, wh: i64, vah: i64, export: i64, estimated: bool) -> IntervalReading {
         IntervalReading {

@@ -68,6 +68,7 @@ fn issue(store: &Store, from: NaiveDate, to: NaiveDate, kwh: i64, hash: &str) {
             banked: 0,
             arrears: Paise::ZERO,
             late_payment: vec![],
+            readings: None,
         },
     )
     .unwrap();

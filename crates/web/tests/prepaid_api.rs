@@ -642,6 +642,7 @@ fn postpaid_with_a_bill(store: &Store) -> Paise {
             banked: 0,
             arrears: Paise(30_000),
             late_payment: vec![],
+            readings: None,
         },
     )
     .unwrap();

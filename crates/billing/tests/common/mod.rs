@@ -78,5 +78,6 @@ pub fn input(kwh: i64) -> BillInput {
         banked: 0,
         arrears: Paise::ZERO,
         late_payment: Vec::new(),
+        readings: None,
     }
 }
