@@ -7,7 +7,8 @@
 
 use chrono::{Datelike, Months, NaiveDate, Utc};
 use mdm::calendar::day_bounds;
-use mdm::determinants::{Metering, determinants_for_period};
+use mdm::determinants::{Metering, billing_rows_wanted, determinants_for_period};
+use model::MeterSerial;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::billing::{BillingAccount, Issued, NewBill};
@@ -81,6 +82,48 @@ pub fn period(cycle_day: u8, run_date: NaiveDate) -> (NaiveDate, NaiveDate) {
 }
 
 const PAGE: u32 = 1000;
+
+/// A billing profile read to ask the head-end for (use case 2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingRead {
+    pub meter: MeterSerial,
+    /// The period's start (the cycle day before).
+    pub period_from: NaiveDate,
+    /// The span to read, covering the billing-date rows at both ends of the period.
+    pub from: chrono::DateTime<Utc>,
+    pub to: chrono::DateTime<Utc>,
+}
+
+/// The monthly trigger (use case 2.1): the meters of cycle `cycle_day` whose billing profile
+/// rows at either end of the period that ended before `run_date` are not in the MDM, to be
+/// read from the meters before (or, for a provisional bill, after) the cycle bills them.
+pub fn billing_reads_wanted(
+    store: &Store,
+    cycle_day: u8,
+    run_date: NaiveDate,
+) -> Result<Vec<BillingRead>, StoreError> {
+    let (from, to) = period(cycle_day, run_date);
+    let (start, _) = day_bounds(from);
+    let (_, end) = day_bounds(to);
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = store.billing_accounts(cycle_day, &after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.consumer_no.clone();
+        for account in page {
+            if let Some(meter) = billing_rows_wanted(store, &account.consumer_no, start, end)? {
+                out.push(BillingRead {
+                    meter,
+                    period_from: from,
+                    from: start - chrono::Duration::hours(1),
+                    to: end + chrono::Duration::hours(2),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Bills every consumer of cycle `cycle_day` for the period that ended before `run_date`.
 pub fn run_cycle(

@@ -5,9 +5,62 @@
 //! Courier for figures, so columns align), so it needs nothing installed to make or to open.
 //! The built-in fonts have no ₹: amounts read "Rs".
 
+use chrono::{DateTime, Utc};
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+use store::{Store, StoreError};
 
 use crate::bill::{Bill, units_text};
+
+/// The PDF of stored bill `id` as it stands at `now`: the consumer and connection from the
+/// store, the history from the bills in force up to it; `None` for no such bill.
+pub fn from_store(
+    store: &Store,
+    id: u64,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(stored) = store.bill(id)? else {
+        return Ok(None);
+    };
+    let party = store
+        .bill_header(&stored.consumer_no, now)?
+        .unwrap_or_default();
+    let history = store.bills_of(&stored.consumer_no, 60)?;
+    let bill: Bill = serde_json::from_str(&stored.body)
+        .map_err(|e| StoreError::Corrupt(format!("bill {id} is unreadable: {e}")))?;
+    // The bills in force up to this one, oldest first, their units.
+    let mut months: Vec<HistoryMonth> = history
+        .iter()
+        .filter(|b| b.state == "issued" && b.period_from <= stored.period_from)
+        .filter_map(|b| {
+            let body: Bill = serde_json::from_str(&b.body).ok()?;
+            Some(HistoryMonth {
+                label: b.period_from.format("%b %y").to_string(),
+                units: body.billed_units,
+            })
+        })
+        .collect();
+    months.reverse();
+    Ok(Some(render(
+        &bill,
+        &BillHeader {
+            utility: "Urja electricity distribution".into(),
+            bill_no: format!(
+                "{}-{}-v{}",
+                stored.consumer_no, stored.period_from, stored.version
+            ),
+            consumer_name: party.name,
+            address: party.address,
+            category: party.category,
+            meter: party.meter.unwrap_or_default(),
+            sanctioned_kw: format!(
+                "{}.{:03}",
+                party.sanctioned_w / 1000,
+                party.sanctioned_w % 1000
+            ),
+        },
+        &months,
+    )))
+}
 
 /// What the bill shows besides its figures.
 #[derive(Debug, Clone, PartialEq, Eq)]

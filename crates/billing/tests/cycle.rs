@@ -299,7 +299,18 @@ fn the_billing_profile_rows_at_both_ends_bill_the_period_with_their_readings() {
     // No intervals at all, but the meter's billing-date snapshots: 1,234.567 kWh on Nov 1 and
     // 1,522.567 on Dec 1, 288 kWh, as the intervals test bills.
     billing_row(&store, &meter, d(2026, 11, 1), 1_234_567, 1_800.0);
+    // The monthly trigger (2.1) asks the head-end for the row still missing, Dec 1's.
+    let wanted = billing::cycle::billing_reads_wanted(&store, 1, d(2026, 12, 1)).unwrap();
+    assert_eq!(wanted.len(), 1);
+    assert_eq!(wanted[0].meter, meter);
+    assert!(wanted[0].from <= ist("2026-11-01T00:00:00"));
+    assert!(wanted[0].to > ist("2026-12-01T00:00:00"));
     billing_row(&store, &meter, d(2026, 12, 1), 1_522_567, 2_350.0);
+    assert!(
+        billing::cycle::billing_reads_wanted(&store, 1, d(2026, 12, 1))
+            .unwrap()
+            .is_empty()
+    );
     let r = run_cycle(&store, &book(), 1, d(2026, 12, 2), &Metering::default()).unwrap();
     assert_eq!((r.new, r.provisional, r.failed.len()), (1, 0, 0), "{r:?}");
     let bill = store.bills_of("C-1", 1).unwrap().remove(0);

@@ -545,6 +545,28 @@ fn sole_meter(
 /// may put it a little past midnight.
 const SNAPSHOT_SLACK: chrono::Duration = chrono::Duration::hours(1);
 
+/// The meter to ask for its billing profile (use case 2.1) so that `[from, to)` can be billed
+/// from registers: the period's one meter, when it lacks the row at either end.
+pub fn billing_rows_wanted(
+    store: &Store,
+    consumer_no: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Option<MeterSerial>, StoreError> {
+    let Some(meter) = sole_meter(store, consumer_no, from, to)? else {
+        return Ok(None);
+    };
+    for at in [from, to] {
+        if store
+            .mdm_billing(&meter, at, at + SNAPSHOT_SLACK)?
+            .is_empty()
+        {
+            return Ok(Some(meter));
+        }
+    }
+    Ok(None)
+}
+
 /// The billing determinants of a billing period `[from, to)` (use case 2.5) and the readings
 /// the bill shows, or `None` for an unknown consumer. From the billing profile where the one
 /// meter of the period has its rows at both ends (two rows, however many intervals); else

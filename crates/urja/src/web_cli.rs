@@ -160,7 +160,8 @@ pub async fn start(
         stop.clone(),
     )
     .await?;
-    let billing = billing_cli::start(store.clone(), &postpaid, stop.clone()).await?;
+    let billing =
+        billing_cli::start(store.clone(), commands.clone(), &postpaid, stop.clone()).await?;
     let moving = prepaid_cli::migrate_simulated(&engine, &to_prepaid, SIMULATED_OPENING).await;
     if moving > 0 {
         println!(

@@ -3,8 +3,6 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use billing::bill::Bill;
-use billing::pdf::{BillHeader, HistoryMonth, render};
 use serde::{Deserialize, Serialize};
 use store::Role;
 use store::billing::StoredBill;
@@ -107,53 +105,10 @@ pub async fn pdf(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Reader)?;
     let now = state.now();
-    let (stored, header, history) = state
-        .db(move |s| {
-            let Some(b) = s.bill(id)? else {
-                return Ok(None);
-            };
-            let header = s.bill_header(&b.consumer_no, now)?;
-            let history = s.bills_of(&b.consumer_no, 60)?;
-            Ok(Some((b, header, history)))
-        })
+    let pdf = state
+        .db(move |s| billing::pdf::from_store(s, id, now))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no bill {id}")))?;
-    let bill: Bill = serde_json::from_str(&stored.body)
-        .map_err(|e| ApiError::internal("a stored bill is unreadable", &e))?;
-    let party = header.unwrap_or_default();
-    // The bills in force up to this one, oldest first, their units.
-    let mut months: Vec<HistoryMonth> = history
-        .iter()
-        .filter(|b| b.state == "issued" && b.period_from <= stored.period_from)
-        .filter_map(|b| {
-            let body: Bill = serde_json::from_str(&b.body).ok()?;
-            Some(HistoryMonth {
-                label: b.period_from.format("%b %y").to_string(),
-                units: body.billed_units,
-            })
-        })
-        .collect();
-    months.reverse();
-    let pdf = render(
-        &bill,
-        &BillHeader {
-            utility: "Urja electricity distribution".into(),
-            bill_no: format!(
-                "{}-{}-v{}",
-                stored.consumer_no, stored.period_from, stored.version
-            ),
-            consumer_name: party.name,
-            address: party.address,
-            category: party.category,
-            meter: party.meter.unwrap_or_default(),
-            sanctioned_kw: format!(
-                "{}.{:03}",
-                party.sanctioned_w / 1000,
-                party.sanctioned_w % 1000
-            ),
-        },
-        &months,
-    );
     Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf))
 }
 
