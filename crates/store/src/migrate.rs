@@ -51,6 +51,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_billing",
         sql: include_str!("../migrations/0008_billing.sql"),
     },
+    Migration {
+        name: "0010_tamper",
+        sql: include_str!("../migrations/0010_tamper.sql"),
+    },
 ];
 
 /// The schema version this program writes.
