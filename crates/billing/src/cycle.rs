@@ -159,6 +159,8 @@ fn bill_one(
         .bill_before(consumer_no, from)
         .map_err(|e| e.to_string())?;
     let provisional = d.estimated_intervals > 0 || d.missing_intervals > 0;
+    let tamper = crate::tamper::for_bill(store, t, account, from, to, metering)
+        .map_err(|e| e.to_string())?;
     let input = BillInput {
         consumer_no: consumer_no.clone(),
         from,
@@ -175,7 +177,7 @@ fn bill_one(
                 .map(|pf| (pf * 1000.0).round().clamp(0.0, 1000.0) as u16),
         },
         provisional,
-        assessments: Vec::new(),
+        assessments: tamper.assessments.clone(),
         banked: before.as_ref().map_or(0, |b| b.carried_forward),
         arrears: before
             .as_ref()
@@ -184,7 +186,7 @@ fn bill_one(
     let bill = compute(t, &input).map_err(|e| e.to_string())?;
     let body = serde_json::to_string(&bill).map_err(|e| e.to_string())?;
     // The same figures under the same tariff are the same bill, whatever day it is run.
-    let hashed = serde_json::to_string(&(
+    let mut hashed = serde_json::to_string(&(
         &input.measured,
         input.sanctioned_w,
         input.contract_demand,
@@ -194,6 +196,11 @@ fn bill_one(
         t,
     ))
     .map_err(|e| e.to_string())?;
+    // A tamper period confirmed after the bill was issued revises it (bills without one keep
+    // the hash they had).
+    if !input.assessments.is_empty() {
+        hashed += &serde_json::to_string(&input.assessments).map_err(|e| e.to_string())?;
+    }
     let hash = hex::encode(Sha256::digest(hashed.as_bytes()));
     let issued = store
         .bill_issue(
@@ -211,6 +218,9 @@ fn bill_one(
             },
             Utc::now(),
         )
+        .map_err(|e| e.to_string())?;
+    tamper
+        .mark_billed(store, consumer_no, from)
         .map_err(|e| e.to_string())?;
     Ok((issued, provisional))
 }
