@@ -212,8 +212,8 @@ fn figures(
     })
 }
 
-/// "Magnet tamper 2026-10-03 to 2026-10-10 (tamper period 17, inspection by A. Rao): 7 days at
-/// 4.200 kWh/day average of the 30 days before, less 3.100 kWh recorded".
+/// "Magnet tamper 2026-10-03 to 2026-10-10 (tamper period 17, confirmed by inspection): 7 days
+/// at 4.200 kWh/day average of the 30 days before, less 3.100 kWh recorded".
 fn reason(t: &PostpaidTariff, p: &TamperPeriod, f: &TamperFigures, a: &Assessed) -> String {
     let (unit, load_unit) = match t.base.unit {
         BillingUnit::Kwh => ("kWh", "kW"),
@@ -236,12 +236,11 @@ fn reason(t: &PostpaidTariff, p: &TamperPeriod, f: &TamperFigures, a: &Assessed)
         ),
     };
     format!(
-        "{} {} (tamper period {}, {} by {}): {method}, less {} {unit} recorded",
+        "{} {} (tamper period {}, confirmed by {}): {method}, less {} {unit} recorded",
         p.reason,
         span_text(p.from, p.to),
         p.id,
         p.source.as_str(),
-        p.confirmed_by,
         units_text(f.recorded),
     )
 }

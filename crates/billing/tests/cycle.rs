@@ -248,7 +248,7 @@ fn a_tamper_period_confirmed_late_revises_its_bill_and_is_billed_once() {
         description,
         format!(
             "Assessed energy, 60.480 kWh: Magnet tamper 2026-11-10 to 2026-11-17 (tamper period \
-             {}, operator by desk): 7 days at 9.600 kWh/day average of the 30 days before, less \
+             {}, confirmed by operator): 7 days at 9.600 kWh/day average of the 30 days before, less \
              6.720 kWh recorded",
             p.id
         )
