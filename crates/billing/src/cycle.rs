@@ -196,8 +196,7 @@ fn bill_one(
         t,
     ))
     .map_err(|e| e.to_string())?;
-    // A tamper period confirmed after the bill was issued revises it (bills without one keep
-    // the hash they had).
+    // A tamper period confirmed after the bill was issued revises it.
     if !input.assessments.is_empty() {
         hashed += &serde_json::to_string(&input.assessments).map_err(|e| e.to_string())?;
     }
