@@ -20,6 +20,7 @@ use tariff::{MonthUse, Rate, Tariff, days_in_month};
 use mdm::determinants::PeriodReadings;
 
 use crate::account::LateCharge;
+use crate::tamper::TamperPolicy;
 
 /// Demand charge and penalty, per kVA (or kW) of billable demand per month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +62,9 @@ pub struct PostpaidTariff {
     /// this, basis points (10 000: the rate itself).
     #[serde(default)]
     pub tamper_rate_bp: u32,
+    /// How many units a confirmed tamper period is assessed at.
+    #[serde(default)]
+    pub tamper_policy: TamperPolicy,
     /// Days from the bill to its due date.
     pub due_days: u32,
     /// Late-payment surcharge on the month's charges when paid after the due date, bp.

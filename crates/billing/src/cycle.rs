@@ -208,6 +208,8 @@ fn bill_one(
         .map_err(|e| e.to_string())?
         .ok_or("not in a billing cycle")?;
     let provisional = d.estimated_intervals > 0 || d.missing_intervals > 0;
+    let tamper = crate::tamper::for_bill(store, t, account, from, to, metering)
+        .map_err(|e| e.to_string())?;
     let input = BillInput {
         consumer_no: consumer_no.clone(),
         from,
@@ -224,7 +226,7 @@ fn bill_one(
                 .map(|pf| (pf * 1000.0).round().clamp(0.0, 1000.0) as u16),
         },
         provisional,
-        assessments: Vec::new(),
+        assessments: tamper.assessments.clone(),
         banked,
         arrears,
         late_payment,
@@ -233,7 +235,7 @@ fn bill_one(
     let bill = compute(t, &input).map_err(|e| e.to_string())?;
     let body = serde_json::to_string(&bill).map_err(|e| e.to_string())?;
     // The same figures under the same tariff are the same bill, whatever day it is run.
-    let hashed = serde_json::to_string(&(
+    let mut hashed = serde_json::to_string(&(
         &input.measured,
         input.sanctioned_w,
         input.contract_demand,
@@ -245,6 +247,10 @@ fn bill_one(
         t,
     ))
     .map_err(|e| e.to_string())?;
+    // A tamper period confirmed after the bill was issued revises it.
+    if !input.assessments.is_empty() {
+        hashed += &serde_json::to_string(&input.assessments).map_err(|e| e.to_string())?;
+    }
     let hash = hex::encode(Sha256::digest(hashed.as_bytes()));
     let issued = store
         .bill_issue(
@@ -262,6 +268,9 @@ fn bill_one(
             },
             Utc::now(),
         )
+        .map_err(|e| e.to_string())?;
+    tamper
+        .mark_billed(store, consumer_no, from)
         .map_err(|e| e.to_string())?;
     Ok((issued, provisional))
 }

@@ -11,6 +11,7 @@ use model::{IntervalReading, MeterSerial, Paise, Quality};
 use proptest::prelude::*;
 use store::billing::BillingAccount;
 use store::mdm::{Consumer, ServicePoint};
+use store::tamper::{NewTamperPeriod, TamperSource};
 use store::{IngestWrite, IntervalWrite, Store};
 
 fn ist(s: &str) -> DateTime<Utc> {
@@ -329,6 +330,89 @@ fn the_billing_profile_rows_at_both_ends_bill_the_period_with_their_readings() {
     billing_row(&store, &meter, d(2027, 1, 1), 5_000, 1_000.0);
     let r = run_cycle(&store, &book(), 1, d(2027, 1, 2), &Metering::default()).unwrap();
     assert_eq!((r.new, r.provisional), (1, 1), "{r:?}");
+}
+
+/// The tamper line of the bill in force for the period starting `from`.
+fn tamper_line(store: &Store, from: NaiveDate) -> Option<(i64, String)> {
+    let b = store
+        .bills_of("C-1", 10)
+        .unwrap()
+        .into_iter()
+        .find(|b| b.period_from == from && b.state == "issued")
+        .unwrap();
+    let bill: billing::bill::Bill = serde_json::from_str(&b.body).unwrap();
+    bill.lines
+        .into_iter()
+        .find(|l| l.code == "tamper")
+        .map(|l| (l.amount.0, l.description))
+}
+
+#[test]
+fn a_tamper_period_confirmed_late_revises_its_bill_and_is_billed_once() {
+    let (_dir, store, meter) = store();
+    // 9.6 kWh a day from 1 October, but 0.96 kWh a day from 10 to 16 November (a magnet).
+    for n in 1..=31 {
+        day(&store, &meter, d(2026, 10, n), 100, false);
+    }
+    for n in 1..=30 {
+        let wh = if (10..=16).contains(&n) { 10 } else { 100 };
+        day(&store, &meter, d(2026, 11, n), wh, false);
+    }
+    let m = Metering::default();
+    let r = run_cycle(&store, &book(), 1, d(2026, 12, 2), &m).unwrap();
+    assert_eq!(r.new, 1, "{r:?}");
+    assert_eq!(tamper_line(&store, d(2026, 11, 1)), None);
+
+    // Confirmed after the November bill was issued.
+    let p = store
+        .tamper_period_record(
+            &NewTamperPeriod {
+                consumer_no: "C-1",
+                meter: &meter,
+                tamper_code: Some(201),
+                reason: "Magnet tamper",
+                from: ist("2026-11-10T00:00:00"),
+                to: ist("2026-11-17T00:00:00"),
+                confirmed_by: "desk",
+                source: TamperSource::Operator,
+            },
+            ist("2026-12-02T12:00:00"),
+        )
+        .unwrap();
+    let r = run_cycle(&store, &book(), 1, d(2026, 12, 3), &m).unwrap();
+    assert_eq!((r.revised, r.failed.len()), (1, 0), "{r:?}");
+    // The 30 days before (11 October to 9 November): 288 kWh, 9.6 a day; 7 days: 67.2 kWh,
+    // less 7 × 0.96 = 6.72 recorded: 60.48 kWh at the top rate (7.00, × 100 %) = 423.36
+    let (amount, description) = tamper_line(&store, d(2026, 11, 1)).unwrap();
+    assert_eq!(amount, 42_336);
+    assert_eq!(
+        description,
+        format!(
+            "Assessed energy, 60.480 kWh: Magnet tamper 2026-11-10 to 2026-11-17 (tamper period \
+             {}, confirmed by operator): 7 days at 9.600 kWh/day average of the 30 days before, less \
+             6.720 kWh recorded",
+            p.id
+        )
+    );
+    assert_eq!(
+        store.tamper_periods_of("C-1", 10).unwrap()[0].billed_period_from,
+        Some(d(2026, 11, 1))
+    );
+    // Again: the same bill, nothing issued.
+    let r = run_cycle(&store, &book(), 1, d(2026, 12, 4), &m).unwrap();
+    assert_eq!((r.new, r.revised, r.unchanged), (0, 0, 1));
+
+    // December does not carry it again.
+    for n in 1..=31 {
+        day(&store, &meter, d(2026, 12, n), 100, false);
+    }
+    let r = run_cycle(&store, &book(), 1, d(2027, 1, 2), &m).unwrap();
+    assert_eq!(r.new, 1, "{r:?}");
+    assert_eq!(tamper_line(&store, d(2026, 12, 1)), None);
+    assert_eq!(
+        store.tamper_periods_of("C-1", 10).unwrap()[0].billed_period_from,
+        Some(d(2026, 11, 1))
+    );
 }
 
 proptest! {

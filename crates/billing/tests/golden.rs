@@ -6,6 +6,7 @@ mod common;
 use billing::bill::{
     Assessment, BillInput, DemandCharge, PostpaidTariff, PowerFactorRule, compute,
 };
+use billing::tamper::{TamperFigures, TamperPolicy, assess};
 use chrono::NaiveDate;
 use common::{input, nov, rate, tariff};
 use model::Paise;
@@ -153,6 +154,56 @@ fn fuel_adjustment_minimum_charge_and_tamper_assessment() {
     assert!(tamper.description.contains("40.000 kWh"));
 }
 
+/// A 7-day magnet tamper assessed by `policy` under the golden tariff at twice its top rate
+/// (7.00 × 2 = 14.00 a kWh), on a bill of 250 kWh: the tamper line and the month's charges.
+fn tamper_bill(policy: TamperPolicy) -> (i64, String, Paise) {
+    let mut t = tariff();
+    t.tamper_rate_bp = 20_000;
+    t.tamper_policy = policy;
+    // 126 kWh over the 30 days before it, 3.1 kWh recorded in it, 2 kW sanctioned.
+    let assessed = assess(
+        &t.tamper_policy,
+        &TamperFigures {
+            seconds: 7 * 86_400,
+            recorded: 3_100,
+            before: 126_000,
+            before_seconds: 30 * 86_400,
+            load: 2_000,
+        },
+    );
+    let mut i = input(250);
+    i.assessments.push(Assessment {
+        reason: "Magnet tamper".into(),
+        units: assessed.units,
+    });
+    let bill = compute(&t, &i).unwrap();
+    let line = bill.lines.iter().find(|l| l.code == "tamper").unwrap();
+    (line.amount.0, line.description.clone(), bill.current)
+}
+
+#[test]
+fn tamper_assessed_at_the_average_of_the_days_before() {
+    // 126 kWh over 30 days: 4.2 kWh a day × 7 days = 29.4 kWh, less 3.1 recorded = 26.3 kWh
+    // × 14.00 = 368.20; the month without it is 1,711.50 (slabs test): 2,079.70
+    let (amount, description, current) =
+        tamper_bill(TamperPolicy::AverageBefore { days_before: 30 });
+    assert_eq!(amount, 36_820);
+    assert_eq!(description, "Assessed energy, 26.300 kWh: Magnet tamper");
+    assert_eq!(current, Paise(207_970));
+}
+
+#[test]
+fn tamper_assessed_by_load_load_factor_and_hours() {
+    // 2 kW × 40 % × 8 h = 6.4 kWh a day × 7 days = 44.8 kWh, less 3.1 recorded = 41.7 kWh
+    // × 14.00 = 583.80; with the month's 1,711.50: 2,295.30
+    let (amount, _, current) = tamper_bill(TamperPolicy::Ldhf {
+        load_factor_bp: 4000,
+        hours_per_day: 8,
+    });
+    assert_eq!(amount, 58_380);
+    assert_eq!(current, Paise(229_530));
+}
+
 #[test]
 fn net_metering_offsets_import_and_carries_the_rest_forward() {
     // 250 imported, 120 exported, 30 banked: 100 billed → 550.00
@@ -252,5 +303,22 @@ fn the_default_postpaid_tariffs_read() {
     assert!(
         book.iter()
             .any(|t| t.demand.is_some() && t.power_factor.is_some())
+    );
+    // Every category prices an assessed tamper; both methods are there.
+    assert!(book.iter().all(|t| t.tamper_rate_bp > 0));
+    for method in ["AverageBefore", "Ldhf"] {
+        assert!(
+            book.iter()
+                .any(|t| format!("{:?}", t.tamper_policy).starts_with(method)),
+            "{method}"
+        );
+    }
+    // A tariff stored before the policy existed reads with the default: the 30 days before.
+    let mut old = serde_json::to_value(&book[0]).unwrap();
+    old.as_object_mut().unwrap().remove("tamper_policy");
+    let old: PostpaidTariff = serde_json::from_value(old).unwrap();
+    assert_eq!(
+        old.tamper_policy,
+        TamperPolicy::AverageBefore { days_before: 30 }
     );
 }

@@ -4,8 +4,8 @@
 //! This crate owns the database file, its schema migrations ([`migrate`]) and the typed API over
 //! it: the head-end's tables ([`hes`]: registry, keys, cursors and gaps, session commits with
 //! their outbox, attempts, commands) and the MDM's ([`mdm`]: readings with quality and versions,
-//! events, the exception queue, edits, VEE state, routed messages) and the API's tokens
-//! ([`auth`]).
+//! events, the exception queue, edits, VEE state, routed messages), the API's tokens
+//! ([`auth`]), postpaid bills ([`billing`]) and confirmed tamper periods ([`tamper`]).
 //!
 //! Contract rules: every key leads with the meter (or consumer); times are stored as integer
 //! milliseconds since the Unix epoch and are `chrono::DateTime<Utc>` at the API; upserts are
@@ -25,6 +25,7 @@ pub mod migrate;
 pub mod notify;
 pub mod prepaid;
 pub mod prepaid_ops;
+pub mod tamper;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

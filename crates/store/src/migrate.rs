@@ -55,6 +55,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_bill_payments",
         sql: include_str!("../migrations/0009_bill_payments.sql"),
     },
+    Migration {
+        name: "0010_tamper",
+        sql: include_str!("../migrations/0010_tamper.sql"),
+    },
 ];
 
 /// The schema version this program writes.

@@ -28,6 +28,7 @@ pub mod paging;
 pub mod payments;
 pub mod prepaid;
 pub mod readings;
+pub mod tamper;
 pub mod time;
 pub mod tokens;
 pub mod wallets;
@@ -258,6 +259,10 @@ pub fn app(state: AppState) -> Router {
             get(bills::of_consumer),
         )
         .route("/api/v1/bills/{id}/pdf", get(bills::pdf))
+        .route(
+            "/api/v1/consumers/{consumer_no}/tamper-periods",
+            get(tamper::list).post(tamper::confirm),
+        )
         .route("/api/v1/billing-cycles/{day}/run", post(bills::run_cycle))
         .route(
             "/api/v1/consumers/{consumer_no}/billing",

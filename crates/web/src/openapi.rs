@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     bills, commands, consumers, error, exceptions, meters, notifications, payments, prepaid,
-    readings, tokens, wallets,
+    readings, tamper, tokens, wallets,
 };
 
 /// The API's description.
@@ -46,6 +46,8 @@ use crate::{
         bills::pdf,
         bills::run_cycle,
         bills::put_account,
+        tamper::list,
+        tamper::confirm,
         notifications::contact,
         notifications::put_contact,
         notifications::list,
@@ -81,7 +83,7 @@ use crate::{
         (name = "consumers", description = "What the MDM hands on (daily consumption, billing determinants), data completeness and the network"),
         (name = "exceptions", description = "The VEE exception queue"),
         (name = "prepaid", description = "The prepaid engine: payments, emergency credit, tariffs, disconnection cases, payment-mode migrations"),
-        (name = "billing", description = "Postpaid bills, and a bill as PDF"),
+        (name = "billing", description = "Postpaid bills, a bill as PDF, billing cycles and confirmed tamper periods"),
         (name = "commands", description = "Commands to meters through the head-end"),
         (name = "tokens", description = "API tokens (admin)"),
     )

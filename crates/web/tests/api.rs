@@ -1117,6 +1117,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/notifications"),
     ("get", "/api/v1/consumers/{consumer_no}/bills"),
     ("get", "/api/v1/bills/{id}/pdf"),
+    ("get", "/api/v1/consumers/{consumer_no}/tamper-periods"),
+    ("post", "/api/v1/consumers/{consumer_no}/tamper-periods"),
     ("post", "/api/v1/billing-cycles/{day}/run"),
     ("put", "/api/v1/consumers/{consumer_no}/billing"),
     ("get", "/api/v1/tariffs"),

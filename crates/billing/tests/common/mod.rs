@@ -51,6 +51,7 @@ pub fn tariff() -> PostpaidTariff {
         fppa_per_unit: Rate(0),
         minimum_per_kw_month: Rate(0),
         tamper_rate_bp: 10_000,
+        tamper_policy: Default::default(),
         due_days: 15,
         late_payment_bp: 150,
         prompt_rebate_bp: 100,
