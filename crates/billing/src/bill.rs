@@ -128,6 +128,9 @@ pub struct BillInput {
     /// The meter's registers at the period's start and end, where they were read.
     #[serde(default)]
     pub readings: Option<PeriodReadings>,
+    /// The last bill before the consumer went prepaid.
+    #[serde(default)]
+    pub final_bill: bool,
 }
 
 /// One line of a bill.
@@ -169,6 +172,9 @@ pub struct Bill {
     /// Previous and present readings of the meter, where they were read.
     #[serde(default)]
     pub readings: Option<PeriodReadings>,
+    /// The last bill before the consumer went prepaid.
+    #[serde(default)]
+    pub final_bill: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -410,6 +416,7 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         digital_rebate: digital,
         provisional: input.provisional,
         readings: input.readings.clone(),
+        final_bill: input.final_bill,
     })
 }
 

@@ -133,6 +133,18 @@ pub fn run_cycle(
     run_date: NaiveDate,
     metering: &Metering,
 ) -> Result<CycleReport, StoreError> {
+    run_cycle_reporting(store, book, cycle_day, run_date, metering, &mut |_| {})
+}
+
+/// [`run_cycle`], telling `progress` how many consumers were billed after each page of them.
+pub fn run_cycle_reporting(
+    store: &Store,
+    book: &PostpaidBook,
+    cycle_day: u8,
+    run_date: NaiveDate,
+    metering: &Metering,
+    progress: &mut dyn FnMut(usize),
+) -> Result<CycleReport, StoreError> {
     let (from, to) = period(cycle_day, run_date);
     let mut report = CycleReport::default();
     let mut after = String::new();
@@ -141,9 +153,11 @@ pub fn run_cycle(
         let Some(last) = page.last() else { break };
         after = last.consumer_no.clone();
         for account in page {
-            report.consumers += 1;
             match bill_one(store, book, &account, from, to, run_date, metering) {
-                Ok((issued, provisional)) => {
+                // Prepaid for the whole period: nothing to bill here.
+                Ok(None) => continue,
+                Ok(Some((issued, provisional))) => {
+                    report.consumers += 1;
                     report.provisional += usize::from(provisional);
                     match issued {
                         Issued::New => report.new += 1,
@@ -151,13 +165,57 @@ pub fn run_cycle(
                         Issued::Unchanged => report.unchanged += 1,
                     }
                 }
-                Err(why) => report.failed.push((account.consumer_no.clone(), why)),
+                Err(why) => {
+                    report.consumers += 1;
+                    report.failed.push((account.consumer_no.clone(), why));
+                }
             }
         }
+        progress(report.consumers);
     }
     Ok(report)
 }
 
+/// The final bill of a consumer going prepaid on `migration_day` (use case 13): the account
+/// closed from that day, the period before billed if it was not yet, and the current period
+/// billed up to the day before (the wallet is charged from the migration day). What each
+/// bill issue did; nothing without a billing account.
+pub fn final_bill(
+    store: &Store,
+    book: &PostpaidBook,
+    consumer_no: &str,
+    migration_day: NaiveDate,
+    metering: &Metering,
+) -> Result<Vec<Issued>, String> {
+    let Some(mut account) = store
+        .billing_account(consumer_no)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(Vec::new());
+    };
+    store
+        .billing_account_close(consumer_no, migration_day)
+        .map_err(|e| e.to_string())?;
+    account.closed_on = Some(migration_day);
+    let before = period(account.cycle_day, migration_day);
+    let current_from = before.1 + chrono::Duration::days(1);
+    let current = period(
+        account.cycle_day,
+        current_from
+            .checked_add_months(Months::new(1))
+            .unwrap_or(current_from),
+    );
+    let mut issued = Vec::new();
+    for (from, to) in [before, current] {
+        if let Some((i, _)) = bill_one(store, book, &account, from, to, migration_day, metering)? {
+            issued.push(i);
+        }
+    }
+    Ok(issued)
+}
+
+/// Bills `account` for the cycle period `from..=to`, cut to the days it was postpaid; `None`
+/// when it was prepaid for all of them.
 fn bill_one(
     store: &Store,
     book: &PostpaidBook,
@@ -166,7 +224,17 @@ fn bill_one(
     to: NaiveDate,
     bill_date: NaiveDate,
     metering: &Metering,
-) -> Result<(Issued, bool), String> {
+) -> Result<Option<(Issued, bool)>, String> {
+    let period_to = to;
+    let from = account.billed_from.map_or(from, |b| from.max(b));
+    let to = account
+        .closed_on
+        .map_or(to, |c| to.min(c - chrono::Duration::days(1)));
+    if from > to {
+        return Ok(None);
+    }
+    // Cut short by the move to prepaid: the account's final bill.
+    let final_bill = to < period_to;
     let consumer_no = &account.consumer_no;
     let consumer = store
         .mdm_consumer(consumer_no)
@@ -231,6 +299,7 @@ fn bill_one(
         arrears,
         late_payment,
         readings,
+        final_bill,
     };
     let bill = compute(t, &input).map_err(|e| e.to_string())?;
     let body = serde_json::to_string(&bill).map_err(|e| e.to_string())?;
@@ -243,6 +312,7 @@ fn bill_one(
         input.arrears,
         &input.late_payment,
         &input.readings,
+        input.final_bill,
         input.provisional,
         t,
     ))
@@ -272,5 +342,5 @@ fn bill_one(
     tamper
         .mark_billed(store, consumer_no, from)
         .map_err(|e| e.to_string())?;
-    Ok((issued, provisional))
+    Ok(Some((issued, provisional)))
 }

@@ -65,6 +65,18 @@ fn ledger(
             late_surcharge: Paise(bill.payable_after_due_date.0 - bill.payable_by_due_date.0),
         });
     }
+    for a in store.billing_adjustments(consumer_no)? {
+        dues.push(Due {
+            key: format!("adjustment/{}", a.key),
+            dated: a.on,
+            amount: a.amount,
+            prompt_by: None,
+            prompt_rebate: Paise::ZERO,
+            due_date: None,
+            digital_rebate: Paise::ZERO,
+            late_surcharge: Paise::ZERO,
+        });
+    }
     let paid = |p: &Payment| Paid {
         id: format!("{}/{}", p.gateway, p.payment_id),
         on: ist_date(p.paid_at),

@@ -145,8 +145,15 @@ pub fn render(bill: &Bill, header: &BillHeader, history: &[HistoryMonth]) -> Vec
     p.fill_rect(LEFT, 770.0, RIGHT - LEFT, 40.0, 0.88);
     p.text(BOLD, 16.0, LEFT + 10.0, 792.0, &header.utility);
     p.text(TEXT, 10.0, LEFT + 10.0, 777.0, "Electricity bill");
-    if bill.provisional {
-        p.text(BOLD, 12.0, RIGHT - 150.0, 786.0, "PROVISIONAL BILL");
+    let marks: Vec<&str> = [
+        (bill.final_bill, "FINAL BILL"),
+        (bill.provisional, "PROVISIONAL BILL"),
+    ]
+    .into_iter()
+    .filter_map(|(on, mark)| on.then_some(mark))
+    .collect();
+    for (i, mark) in marks.iter().enumerate() {
+        p.text(BOLD, 12.0, RIGHT - 150.0, 786.0 - 15.0 * i as f32, mark);
     }
     let mut y = 745.0;
     let pairs = [

@@ -63,6 +63,8 @@ fn store() -> (tempfile::TempDir, Store, MeterSerial) {
                 cycle_day: 1,
                 contract_demand: None,
                 opening_arrears: Paise(50_000),
+                billed_from: None,
+                closed_on: None,
             },
             at,
         )

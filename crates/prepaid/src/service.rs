@@ -15,6 +15,7 @@ use model::reading::EventCategory;
 use model::{MeterSerial, Paise, PaymentMode, RelayState};
 use notify::Notice;
 use serde::{Deserialize, Serialize};
+use store::billing::Adjustment;
 use store::prepaid::{NewEntry, Posted};
 use store::prepaid_ops::{
     CaseState, MigrationState, ModeMigration, Payment, PrepaidAccount, SupplyCase,
@@ -1176,6 +1177,9 @@ impl Prepaid {
         now: DateTime<Utc>,
     ) -> Result<(), PrepaidError> {
         let cause = format!("migration/{}", m.id);
+        let today = mdm::calendar::ist_date(now);
+        // What the postpaid account owed (negative: held in advance) and was carried over.
+        let mut carried = Paise::ZERO;
         if m.to_prepaid {
             self.store.prepaid_enrol(&m.consumer_no, now, Some(now))?;
             self.post(
@@ -1186,6 +1190,7 @@ impl Prepaid {
                 &format!(r#"{{"migration":{}}}"#, m.id),
                 now,
             )?;
+            carried = self.close_postpaid(&m.consumer_no, &cause, today, now)?;
         } else {
             // The closing statement: the wallet emptied into the postpaid account (written once;
             // done again after a crash, the amount is the one written).
@@ -1205,6 +1210,20 @@ impl Prepaid {
                 Posted::Already(entry) => Paise(-entry.amount.0),
             };
             self.store.prepaid_leave(&m.consumer_no, now)?;
+            // Billed from today, in its old cycle (the 1st for a consumer never billed here),
+            // the wallet's closing balance carried in: a credit, or owed if it was negative.
+            self.store
+                .billing_account_reopen(&m.consumer_no, today, 1, now)?;
+            self.store.billing_adjustment_put(
+                &m.consumer_no,
+                &Adjustment {
+                    key: cause.clone(),
+                    on: today,
+                    amount: Paise(-m.balance.0),
+                    reason: "prepaid closing balance carried over".into(),
+                },
+                now,
+            )?;
         }
         m.state = MigrationState::Completed;
         m.completed_at = Some(now);
@@ -1220,6 +1239,7 @@ impl Prepaid {
             "meter": m.meter.as_str(),
             "mode": if m.to_prepaid { "prepaid" } else { "postpaid" },
             "balance_paise": m.balance.0,
+            "postpaid_carried_paise": carried.0,
             "steps": log,
             "completed_at": now.to_rfc3339(),
         })
@@ -1241,7 +1261,11 @@ impl Prepaid {
             &cause,
             &Notice::PaymentModeChanged {
                 mode,
-                balance: m.balance,
+                balance: if m.to_prepaid {
+                    self.balance(&m.consumer_no)?
+                } else {
+                    m.balance
+                },
                 at: now,
             },
             now,
@@ -1250,6 +1274,62 @@ impl Prepaid {
             self.balance_changed(&m.consumer_no, &cause, now).await;
         }
         Ok(())
+    }
+
+    /// The postpaid side of going prepaid on `today` (use case 13): the final bill (the
+    /// account closed, billed up to yesterday), then what the account still owes, or holds in
+    /// advance, carried to the wallet (once: the adjustment and the wallet entry share the
+    /// migration's key). What was carried. A consumer who was never billed here carries
+    /// nothing; a final bill that cannot be made (no postpaid tariff) is logged, not a failed
+    /// migration: the meter is prepaid already.
+    fn close_postpaid(
+        &self,
+        consumer_no: &str,
+        cause: &str,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Paise, PrepaidError> {
+        if self.store.billing_account(consumer_no)?.is_none() {
+            return Ok(Paise::ZERO);
+        }
+        let finals = billing::cycle::PostpaidBook::from_store(&self.store).and_then(|book| {
+            billing::cycle::final_bill(
+                &self.store,
+                &book,
+                consumer_no,
+                today,
+                &mdm::determinants::Metering::default(),
+            )
+        });
+        if let Err(e) = finals {
+            tracing::warn!(consumer_no, error = %e, "the final postpaid bill was not made");
+        }
+        let owed = billing::payments::account_statement(&self.store, consumer_no, today)?
+            .map_or(Paise::ZERO, |s| s.outstanding);
+        if owed == Paise::ZERO {
+            return Ok(owed);
+        }
+        // The wallet first: after a crash between the two, the account still owes it and the
+        // wallet entry (same key) is not posted twice.
+        self.post(
+            consumer_no,
+            &format!("{cause}/postpaid"),
+            "adjustment",
+            Paise(-owed.0),
+            &format!(r#"{{"postpaid_outstanding":{}}}"#, owed.0),
+            now,
+        )?;
+        self.store.billing_adjustment_put(
+            consumer_no,
+            &Adjustment {
+                key: cause.to_string(),
+                on: today,
+                amount: Paise(-owed.0),
+                reason: "carried to the prepaid wallet".into(),
+            },
+            now,
+        )?;
+        Ok(owed)
     }
 
     // --- helpers

@@ -18,6 +18,20 @@ pub struct BillingAccount {
     /// VA; `None` without a contract demand.
     pub contract_demand: Option<u32>,
     pub opening_arrears: Paise,
+    /// Postpaid again from this day (it was prepaid before): no day before it is billed here.
+    pub billed_from: Option<NaiveDate>,
+    /// Prepaid from this day: the final bill ended the day before, and nothing after is billed.
+    pub closed_on: Option<NaiveDate>,
+}
+
+/// Money moved into or out of a postpaid account other than by a bill or a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    pub key: String,
+    pub on: NaiveDate,
+    /// Positive: owed; negative: a credit.
+    pub amount: Paise,
+    pub reason: String,
 }
 
 /// A bill as stored.
@@ -128,6 +142,8 @@ fn account(r: &Row<'_>) -> Result<BillingAccount> {
             .map(|v| narrow(v, "contract demand"))
             .transpose()?,
         opening_arrears: Paise(r.get(3)?),
+        billed_from: r.get::<_, Option<String>>(4)?.map(date).transpose()?,
+        closed_on: r.get::<_, Option<String>>(5)?.map(date).transpose()?,
     })
 }
 
@@ -161,7 +177,8 @@ impl Store {
         }
         self.conn().execute(
             "INSERT INTO billing_account (consumer_no, cycle_day, contract_demand, \
-             opening_arrears, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             opening_arrears, created_at, billed_from, closed_on) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
              ON CONFLICT (consumer_no) DO UPDATE SET cycle_day = excluded.cycle_day, \
              contract_demand = excluded.contract_demand, \
              opening_arrears = excluded.opening_arrears",
@@ -170,7 +187,9 @@ impl Store {
                 a.cycle_day,
                 a.contract_demand,
                 a.opening_arrears.0,
-                ms(at)
+                ms(at),
+                a.billed_from.map(|d| d.to_string()),
+                a.closed_on.map(|d| d.to_string())
             ],
         )?;
         Ok(())
@@ -185,7 +204,8 @@ impl Store {
     ) -> Result<Vec<BillingAccount>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT consumer_no, cycle_day, contract_demand, opening_arrears FROM billing_account \
+            "SELECT consumer_no, cycle_day, contract_demand, opening_arrears, billed_from, \
+             closed_on FROM billing_account \
              WHERE cycle_day = ?1 AND consumer_no > ?2 ORDER BY consumer_no LIMIT ?3",
         )?;
         collect(&mut stmt, params![cycle_day, after, limit], account)
@@ -302,11 +322,87 @@ impl Store {
         collect(&mut stmt, params![consumer_no, limit], bill)
     }
 
+    /// Closes a billing account as the consumer goes prepaid on `on`: nothing from that day on
+    /// is billed here.
+    pub fn billing_account_close(&self, consumer_no: &str, on: NaiveDate) -> Result<()> {
+        self.conn().execute(
+            "UPDATE billing_account SET closed_on = ?2 WHERE consumer_no = ?1",
+            params![consumer_no, on.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Opens (or reopens) a billing account as the consumer comes back to postpaid on `from`,
+    /// in its old cycle, or in `cycle_day` if it never had one.
+    pub fn billing_account_reopen(
+        &self,
+        consumer_no: &str,
+        from: NaiveDate,
+        cycle_day: u8,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO billing_account (consumer_no, cycle_day, contract_demand, \
+             opening_arrears, created_at, billed_from, closed_on) \
+             VALUES (?1, ?2, NULL, 0, ?3, ?4, NULL) \
+             ON CONFLICT (consumer_no) DO UPDATE SET billed_from = excluded.billed_from, \
+             closed_on = NULL",
+            params![
+                consumer_no,
+                cycle_day.clamp(1, 28),
+                ms(at),
+                from.to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records an adjustment once per key; false when it was recorded before.
+    pub fn billing_adjustment_put(
+        &self,
+        consumer_no: &str,
+        a: &Adjustment,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let added = self.conn().execute(
+            "INSERT INTO billing_adjustment (consumer_no, key, on_date, amount, reason, \
+             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (consumer_no, key) DO NOTHING",
+            params![
+                consumer_no,
+                a.key,
+                a.on.to_string(),
+                a.amount.0,
+                a.reason,
+                ms(at)
+            ],
+        )?;
+        Ok(added == 1)
+    }
+
+    /// A consumer's adjustments, oldest first.
+    pub fn billing_adjustments(&self, consumer_no: &str) -> Result<Vec<Adjustment>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, on_date, amount, reason FROM billing_adjustment \
+             WHERE consumer_no = ?1 ORDER BY on_date, key",
+        )?;
+        collect(&mut stmt, params![consumer_no], |r| {
+            Ok(Adjustment {
+                key: r.get(0)?,
+                on: date(r.get(1)?)?,
+                amount: Paise(r.get(2)?),
+                reason: r.get(3)?,
+            })
+        })
+    }
+
     /// A consumer's billing account.
     pub fn billing_account(&self, consumer_no: &str) -> Result<Option<BillingAccount>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT consumer_no, cycle_day, contract_demand, opening_arrears FROM billing_account \
+            "SELECT consumer_no, cycle_day, contract_demand, opening_arrears, billed_from, \
+             closed_on FROM billing_account \
              WHERE consumer_no = ?1",
         )?;
         stmt.query_row(params![consumer_no], |r| Ok(account(r)))

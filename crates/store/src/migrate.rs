@@ -59,6 +59,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0010_tamper",
         sql: include_str!("../migrations/0010_tamper.sql"),
     },
+    Migration {
+        name: "0011_billing_transfers",
+        sql: include_str!("../migrations/0011_billing_transfers.sql"),
+    },
 ];
 
 /// The schema version this program writes.

@@ -36,6 +36,10 @@ pub enum BenchCommand {
     /// Seed N prepaid wallets, charge a day for all of them (and the same day again), against
     /// raw ledger inserts as a baseline; time the MDM's daily figures for all consumers.
     Charge(crate::bench_charge::BenchChargeArgs),
+    /// Seed N postpaid consumers (billing-profile rows, last month's bill, payments), run a
+    /// billing cycle for all of them (and again, which issues nothing), against raw bill
+    /// inserts as a baseline; time making bills into PDFs.
+    Bill(crate::bench_bill::BenchBillArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

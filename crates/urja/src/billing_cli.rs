@@ -48,6 +48,8 @@ pub async fn start(
                     cycle_day: 1,
                     contract_demand: None,
                     opening_arrears: Paise::ZERO,
+                    billed_from: None,
+                    closed_on: None,
                 },
                 now,
             )?;

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_bill;
 mod bench_charge;
 mod bench_ingest;
 mod billing_cli;
@@ -81,6 +82,7 @@ fn main() -> Result<()> {
             Command::Bench(bench::BenchCommand::Hes(args)) => bench::hes(args).await?,
             Command::Bench(bench::BenchCommand::Ingest(args)) => bench_ingest::ingest(args).await?,
             Command::Bench(bench::BenchCommand::Charge(args)) => bench_charge::charge(args).await?,
+            Command::Bench(bench::BenchCommand::Bill(args)) => bench_bill::bill(args).await?,
         }
         Ok(())
     })

@@ -253,6 +253,8 @@ pub async fn put_account(
                     cycle_day: body.cycle_day,
                     contract_demand: body.contract_demand_va,
                     opening_arrears: model::Paise(body.opening_arrears_paise),
+                    billed_from: None,
+                    closed_on: None,
                 },
                 now,
             )

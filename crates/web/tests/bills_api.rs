@@ -70,6 +70,7 @@ fn issue(store: &Store, from: NaiveDate, to: NaiveDate, kwh: i64, hash: &str) {
             arrears: Paise::ZERO,
             late_payment: vec![],
             readings: None,
+            final_bill: false,
         },
     )
     .unwrap();

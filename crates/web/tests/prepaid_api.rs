@@ -617,6 +617,8 @@ fn postpaid_with_a_bill(store: &Store) -> Paise {
                 cycle_day: 1,
                 contract_demand: None,
                 opening_arrears: Paise(30_000),
+                billed_from: None,
+                closed_on: None,
             },
             at,
         )
@@ -643,6 +645,7 @@ fn postpaid_with_a_bill(store: &Store) -> Paise {
             arrears: Paise(30_000),
             late_payment: vec![],
             readings: None,
+            final_bill: false,
         },
     )
     .unwrap();

@@ -542,12 +542,130 @@ async fn recharge_charges_alerts_disconnection_recharge_reconnection() {
     );
     assert_eq!(told.len(), 2 * sms.len(), "each by email too");
 
-    // A postpaid consumer's payment is not credited to a wallet: kept as unmatched.
+    // Use case 14.10: postpaid again, billed from today in cycle 1, with the ₹440 carried in
+    // as a credit. A payment now goes to the postpaid account, with a receipt, not a wallet.
+    let account = store.billing_account(CONSUMER).unwrap().unwrap();
+    assert_eq!(account.billed_from, NaiveDate::from_ymd_opt(2026, 12, 4));
+    assert_eq!(account.closed_on, None);
     let body = payment_body("pay_D", 10_000, t3);
     s.set_now(t3);
     let (_, answer) = s.webhook(&body, t3).await;
-    assert_eq!(answer["status"], "unmatched");
+    assert_eq!(answer["status"], "applied", "{answer}");
+    assert_eq!(answer["outstanding_paise"], -54_000);
+    assert!(answer["receipt_no"].is_string());
     assert_eq!(store.wallet_balance(CONSUMER).unwrap(), Some(Paise::ZERO));
+}
+
+/// Use case 13 for a consumer billed postpaid until now: going prepaid on Dec 10 issues
+/// November's bill (the cycle had not run) and a final bill for Dec 1–9, closes the account,
+/// and carries what it owes into the wallet, so the account owes nothing and the wallet starts
+/// at the opening balance less it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postpaid_consumer_going_prepaid_gets_a_final_bill_and_carries_what_it_owes() {
+    let system = support::start(support::Options::new(1, Ipv4Addr::new(127, 181, 9, 1))).await;
+    let store = system.store.clone();
+    seed(&store, &system.serial(0), ist("2026-10-01T00:00:00"));
+    store
+        .billing_account_put(
+            &store::billing::BillingAccount {
+                consumer_no: CONSUMER.into(),
+                cycle_day: 1,
+                contract_demand: None,
+                opening_arrears: Paise(20_000),
+                billed_from: None,
+                closed_on: None,
+            },
+            ist("2026-10-01T00:00:00"),
+        )
+        .unwrap();
+    let tariffs: Vec<billing::bill::PostpaidTariff> =
+        serde_json::from_str(billing::cycle::DEFAULT_POSTPAID_TARIFFS).unwrap();
+    for t in &tariffs {
+        store
+            .tariff_put(
+                &TariffVersion {
+                    scheme: "postpaid".into(),
+                    category: t.base.category.clone(),
+                    effective_from: t.base.effective_from,
+                    code: t.base.code.clone(),
+                    body: serde_json::to_string(t).unwrap(),
+                    created_by: "test".into(),
+                    created_at: ist("2026-10-01T00:00:00"),
+                },
+                NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            )
+            .unwrap();
+    }
+    let engine = Prepaid::new(
+        store.clone(),
+        Some(system.commands.clone()),
+        PrepaidConfig::default(),
+    );
+    let t = ist("2026-12-10T10:00:00");
+    let m = engine
+        .start_migration(CONSUMER, true, Paise(100_000), "test", t)
+        .await
+        .unwrap();
+    let mut done = None;
+    for _ in 0..20 {
+        let now = store.mode_migration(m.id).unwrap().unwrap();
+        if now.state.is_final() {
+            done = Some(now);
+            break;
+        }
+        if let Some(command) = &now.command {
+            finished(&system.commands, command).await;
+        }
+        engine.tick(t).await.unwrap();
+    }
+    let m = done.expect("the migration finished");
+    assert_eq!(m.state, MigrationState::Completed, "{m:?}");
+
+    let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    let bills = store.bills_in_force(CONSUMER).unwrap();
+    let periods: Vec<(NaiveDate, NaiveDate)> =
+        bills.iter().map(|b| (b.period_from, b.period_to)).collect();
+    assert_eq!(
+        periods,
+        [(day(11, 1), day(11, 30)), (day(12, 1), day(12, 9))]
+    );
+    let last: billing::bill::Bill = serde_json::from_str(&bills[1].body).unwrap();
+    assert!(last.final_bill);
+    let first: billing::bill::Bill = serde_json::from_str(&bills[0].body).unwrap();
+    assert!(!first.final_bill);
+    let owed = 20_000 + bills.iter().map(|b| b.current.0).sum::<i64>();
+    assert!(owed > 20_000, "the bills charge something: {owed}");
+    // The account owes nothing now: it went to the wallet, after the opening ₹1,000.
+    let s = billing::payments::account_statement(&store, CONSUMER, day(12, 10))
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.outstanding, Paise::ZERO, "{s:?}");
+    assert_eq!(
+        store.wallet_balance(CONSUMER).unwrap(),
+        Some(Paise(100_000 - owed))
+    );
+    assert!(store.wallet_check(CONSUMER).unwrap());
+    let account = store.billing_account(CONSUMER).unwrap().unwrap();
+    assert_eq!(account.closed_on, Some(day(12, 10)));
+    let report: Value = serde_json::from_str(
+        &store.mdm_notices(Some("billing"), 0, 10).unwrap()[0]
+            .message
+            .payload,
+    )
+    .unwrap();
+    assert_eq!(report["postpaid_carried_paise"], owed);
+
+    // December's cycle later bills nothing new: the final bill is December's, cut short.
+    let book = billing::cycle::PostpaidBook::from_store(&store).unwrap();
+    let r = billing::cycle::run_cycle(
+        &store,
+        &book,
+        1,
+        day(12, 31) + chrono::Duration::days(2),
+        &Metering::default(),
+    )
+    .unwrap();
+    assert_eq!((r.new, r.revised, r.unchanged), (0, 0, 1), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,5 +80,6 @@ pub fn input(kwh: i64) -> BillInput {
         arrears: Paise::ZERO,
         late_payment: Vec::new(),
         readings: None,
+        final_bill: false,
     }
 }
