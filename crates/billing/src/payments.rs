@@ -30,13 +30,25 @@ pub enum PaymentError {
     Notify(#[from] notify::NotifyError),
 }
 
+/// A postpaid account's dues and payments, as [`statement`] takes them.
+struct Ledger {
+    dues: Vec<Due>,
+    payments: Vec<Paid>,
+}
+
+impl Ledger {
+    fn statement(&self, as_on: NaiveDate) -> Statement {
+        statement(&self.dues, &self.payments, as_on)
+    }
+}
+
 /// The dues and payments of `consumer_no`'s postpaid account as stored, with `extra` (a
 /// payment being applied) after them; `None` without a billing account.
 fn ledger(
     store: &Store,
     consumer_no: &str,
     extra: Option<&Payment>,
-) -> Result<Option<(Vec<Due>, Vec<Paid>)>, PaymentError> {
+) -> Result<Option<Ledger>, PaymentError> {
     let Some(account) = store.billing_account(consumer_no)? else {
         return Ok(None);
     };
@@ -89,7 +101,7 @@ fn ledger(
         .map(paid)
         .collect();
     payments.extend(extra.map(paid));
-    Ok(Some((dues, payments)))
+    Ok(Some(Ledger { dues, payments }))
 }
 
 /// `consumer_no`'s postpaid account as on `as_on`; `None` without a billing account.
@@ -98,7 +110,7 @@ pub fn account_statement(
     consumer_no: &str,
     as_on: NaiveDate,
 ) -> Result<Option<Statement>, PaymentError> {
-    Ok(ledger(store, consumer_no, None)?.map(|(dues, paid)| statement(&dues, &paid, as_on)))
+    Ok(ledger(store, consumer_no, None)?.map(|l| l.statement(as_on)))
 }
 
 /// What the bill for `from..=to` brings from the account: what was owed at the end of the
@@ -110,9 +122,9 @@ pub fn brought_forward(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Option<(Paise, Vec<LateCharge>)>, PaymentError> {
-    Ok(ledger(store, consumer_no, None)?.map(|(dues, paid)| {
-        let s = statement(&dues, &paid, to);
-        let late = late_charges(&dues, &s, from, to);
+    Ok(ledger(store, consumer_no, None)?.map(|l| {
+        let s = l.statement(to);
+        let late = late_charges(&l.dues, &s, from, to);
         (s.outstanding, late)
     }))
 }
@@ -138,12 +150,12 @@ struct ReceiptAllocation<'a> {
 /// consumer told. Each step is idempotent: a payment left half-applied by a crash is finished
 /// by its replay with the same receipt.
 pub fn apply(store: &Store, kept: &Payment, now: DateTime<Utc>) -> Result<Applied, PaymentError> {
-    let Some((dues, payments)) = ledger(store, &kept.consumer_no, Some(kept))? else {
+    let Some(ledger) = ledger(store, &kept.consumer_no, Some(kept))? else {
         return Err(PaymentError::NotPostpaid(kept.consumer_no.clone()));
     };
     // Everything known now, whatever day the payment says it was made.
     let as_on = ist_date(now).max(ist_date(kept.paid_at));
-    let s = statement(&dues, &payments, as_on);
+    let s = ledger.statement(as_on);
     let id = format!("{}/{}", kept.gateway, kept.payment_id);
     let this =
         s.payments.iter().find(|p| p.id == id).ok_or_else(|| {

@@ -2,7 +2,8 @@
 //! token once, then answers `GET /api/v1/meters` with that token over real HTTP (a plain
 //! HTTP/1.1 request on a `TcpStream`); `urja admin token` prints tokens that work too. The
 //! prepaid engine runs in it: the simulated consumers are moved to prepaid through the
-//! head-end, and `urja pay` (the gateway's stand-in) recharges one through the signed webhook.
+//! head-end, and `urja pay` (the gateway's stand-in) recharges one through the signed webhook
+//! and pays the postpaid one's bill.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -311,6 +312,20 @@ fn up_runs_prepaid_and_urja_pay_recharges_through_the_signed_webhook() {
     // A made-up amount is refused by the CLI before anything is sent.
     let (ok, out) = pay(data.path(), &addr, &consumer, "12.345", "pay_cli_2");
     assert!(!ok, "{out}");
+
+    // The postpaid consumer pays its bill through the same gateway: applied to the account,
+    // oldest dues first, with a receipt; the statement shows the payment.
+    let (ok, out) = pay(data.path(), &addr, "C-URJ10000010", "100", "pay_cli_post");
+    assert!(ok, "{out}");
+    assert!(out.contains("\"status\":\"applied\""), "{out}");
+    assert!(out.contains("\"receipt_no\":\"R"), "{out}");
+    let (status, statement) = get(
+        &addr,
+        "/api/v1/consumers/C-URJ10000010/statement",
+        Some(&token),
+    );
+    assert_eq!(status, 200, "{statement}");
+    assert!(statement.contains("pg/pay_cli_post"), "{statement}");
 
     // The consumer is told through the stand-ins: the recharge SMS and email are sent.
     let path = format!("/api/v1/notifications?consumer_no={consumer}");
