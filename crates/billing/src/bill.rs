@@ -133,6 +133,39 @@ pub struct BillInput {
     pub final_bill: bool,
 }
 
+impl BillInput {
+    /// A plain month: `import_wh` over `from..=to` for `sanctioned_w`, billed on `bill_date`,
+    /// with nothing else (no demand, export, arrears, assessments or readings).
+    pub fn metered(
+        consumer_no: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        bill_date: NaiveDate,
+        sanctioned_w: u32,
+        import_wh: i64,
+    ) -> BillInput {
+        BillInput {
+            consumer_no: consumer_no.into(),
+            from,
+            to,
+            bill_date,
+            sanctioned_w,
+            contract_demand: None,
+            measured: Measured {
+                import: MonthUse::units(import_wh),
+                ..Measured::default()
+            },
+            provisional: false,
+            assessments: Vec::new(),
+            banked: 0,
+            arrears: Paise::ZERO,
+            late_payment: Vec::new(),
+            readings: None,
+            final_bill: false,
+        }
+    }
+}
+
 /// One line of a bill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillLine {

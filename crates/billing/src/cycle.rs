@@ -106,11 +106,7 @@ pub fn billing_reads_wanted(
     let (start, _) = day_bounds(from);
     let (_, end) = day_bounds(to);
     let mut out = Vec::new();
-    let mut after = String::new();
-    loop {
-        let page = store.billing_accounts(cycle_day, &after, PAGE)?;
-        let Some(last) = page.last() else { break };
-        after = last.consumer_no.clone();
+    each_page(store, cycle_day, |page| {
         for account in page {
             if let Some(meter) = billing_rows_wanted(store, &account.consumer_no, start, end)? {
                 out.push(BillingRead {
@@ -121,8 +117,26 @@ pub fn billing_reads_wanted(
                 });
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// The billing accounts of cycle `cycle_day`, a page at a time, in consumer order.
+fn each_page(
+    store: &Store,
+    cycle_day: u8,
+    mut f: impl FnMut(Vec<BillingAccount>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut after = String::new();
+    loop {
+        let page = store.billing_accounts(cycle_day, &after, PAGE)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.consumer_no.clone();
+        f(page)?;
+    }
 }
 
 /// Bills every consumer of cycle `cycle_day` for the period that ended before `run_date`.
@@ -147,11 +161,7 @@ pub fn run_cycle_reporting(
 ) -> Result<CycleReport, StoreError> {
     let (from, to) = period(cycle_day, run_date);
     let mut report = CycleReport::default();
-    let mut after = String::new();
-    loop {
-        let page = store.billing_accounts(cycle_day, &after, PAGE)?;
-        let Some(last) = page.last() else { break };
-        after = last.consumer_no.clone();
+    each_page(store, cycle_day, |page| {
         for account in page {
             match bill_one(store, book, &account, from, to, run_date, metering) {
                 // Prepaid for the whole period: nothing to bill here.
@@ -172,7 +182,8 @@ pub fn run_cycle_reporting(
             }
         }
         progress(report.consumers);
-    }
+        Ok(())
+    })?;
     Ok(report)
 }
 

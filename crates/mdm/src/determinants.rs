@@ -460,6 +460,54 @@ pub struct PeriodReadings {
     pub present_export_wh: Option<i64>,
 }
 
+/// A meter's cumulative registers at an instant (a billing-profile row or a midnight
+/// snapshot).
+struct Registers {
+    at: DateTime<Utc>,
+    wh: i64,
+    vah: i64,
+    export_wh: Option<i64>,
+}
+
+impl From<&BillingReading> for Registers {
+    fn from(r: &BillingReading) -> Self {
+        Registers {
+            at: r.billing_date,
+            wh: r.import_wh,
+            vah: r.import_vah,
+            export_wh: r.export_wh,
+        }
+    }
+}
+
+impl From<&DailyReading> for Registers {
+    fn from(r: &DailyReading) -> Self {
+        Registers {
+            at: r.captured_at,
+            wh: r.import_wh,
+            vah: r.import_vah,
+            export_wh: r.export_wh,
+        }
+    }
+}
+
+impl PeriodReadings {
+    fn between(meter: &MeterSerial, source: &str, previous: Registers, present: Registers) -> Self {
+        PeriodReadings {
+            meter: meter.clone(),
+            source: source.into(),
+            previous_at: previous.at,
+            present_at: present.at,
+            previous_wh: previous.wh,
+            present_wh: present.wh,
+            previous_vah: previous.vah,
+            present_vah: present.vah,
+            previous_export_wh: previous.export_wh,
+            present_export_wh: present.export_wh,
+        }
+    }
+}
+
 /// Determinants of `[from, to)` from the meter's billing-profile rows at its two ends: energy
 /// as the registers' advance (per TOD zone where both rows have the zone registers), the
 /// period's maximum demand and average power factor as the meter recorded them. `None` when
@@ -593,18 +641,12 @@ pub fn determinants_for_period(
             && let Some(d) =
                 determinants_from_registers(consumer_no, &previous, &present, consumer.net_metered)
         {
-            let readings = PeriodReadings {
-                meter: meter.clone(),
-                source: "billing_profile".into(),
-                previous_at: previous.billing_date,
-                present_at: present.billing_date,
-                previous_wh: previous.import_wh,
-                present_wh: present.import_wh,
-                previous_vah: previous.import_vah,
-                present_vah: present.import_vah,
-                previous_export_wh: previous.export_wh,
-                present_export_wh: present.export_wh,
-            };
+            let readings = PeriodReadings::between(
+                meter,
+                "billing_profile",
+                Registers::from(&previous),
+                Registers::from(&present),
+            );
             return Ok(Some((d, Some(readings))));
         }
     }
@@ -626,18 +668,12 @@ pub fn determinants_for_period(
                 .next())
         };
         if let (Some(previous), Some(present)) = (first(from)?, first(to)?) {
-            readings = Some(PeriodReadings {
-                meter: meter.clone(),
-                source: "daily_profile".into(),
-                previous_at: previous.captured_at,
-                present_at: present.captured_at,
-                previous_wh: previous.import_wh,
-                present_wh: present.import_wh,
-                previous_vah: previous.import_vah,
-                present_vah: present.import_vah,
-                previous_export_wh: previous.export_wh,
-                present_export_wh: present.export_wh,
-            });
+            readings = Some(PeriodReadings::between(
+                &meter,
+                "daily_profile",
+                Registers::from(&previous),
+                Registers::from(&present),
+            ));
         }
     }
     Ok(Some((d, readings)))

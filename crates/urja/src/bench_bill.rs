@@ -11,17 +11,15 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use billing::bill::{Bill, BillInput, Measured, PostpaidTariff, compute};
+use billing::bill::{Bill, BillInput, PostpaidTariff, compute};
 use billing::cycle::{DEFAULT_POSTPAID_TARIFFS, PostpaidBook, run_cycle_reporting};
 use chrono::{Duration, NaiveDate, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
 use mdm::calendar::day_bounds;
 use mdm::determinants::Metering;
-use model::{BillingReading, Demand, MeterSerial, Paise};
-use prepaid::tariff::MonthUse;
+use model::{BillingReading, Demand, MeterSerial};
 use store::Store;
 
-use crate::bench::peak_rss_kib;
+use crate::bench::{bar, peak_rss_kib};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchBillArgs {
@@ -48,16 +46,6 @@ pub async fn bill(args: BenchBillArgs) -> Result<()> {
     tokio::task::spawn_blocking(move || run(&args))
         .await
         .context("the benchmark thread")?
-}
-
-fn bar(len: usize, what: &str) -> ProgressBar {
-    ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} consumers {{per_sec}} ETA {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    )
 }
 
 fn run(args: &BenchBillArgs) -> Result<()> {
@@ -207,25 +195,14 @@ fn seed(path: &std::path::Path, n: usize, tariffs: &[PostpaidTariff]) -> Result<
         .context("no residential tariff in the defaults")?;
     let october = compute(
         residential,
-        &BillInput {
-            consumer_no: "BP".into(),
-            from: day(2026, 10, 1),
-            to: day(2026, 10, 31),
-            bill_date: day(2026, 11, 2),
-            sanctioned_w: 2_000,
-            contract_demand: None,
-            measured: Measured {
-                import: MonthUse::units(210_000),
-                ..Measured::default()
-            },
-            provisional: false,
-            assessments: vec![],
-            banked: 0,
-            arrears: Paise::ZERO,
-            late_payment: vec![],
-            readings: None,
-            final_bill: false,
-        },
+        &BillInput::metered(
+            "BP",
+            day(2026, 10, 1),
+            day(2026, 10, 31),
+            day(2026, 11, 2),
+            2_000,
+            210_000,
+        ),
     )?;
     let body = serde_json::to_string(&october)?;
     let since = day_bounds(day(2026, 1, 1)).0.timestamp_millis();

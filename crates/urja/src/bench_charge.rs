@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use chrono::{Datelike, Duration, NaiveDate, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
 use mdm::calendar::day_bounds;
 use mdm::determinants::{DayFigures, Metering, daily_for_all};
 use model::Paise;
@@ -20,7 +19,7 @@ use prepaid::tariff::{BillingUnit, Levy, Line, MonthUse, Rate, Slab, Subsidy, Ta
 use store::Store;
 use store::prepaid::{ChargeState, StepEntry, WalletStep};
 
-use crate::bench::peak_rss_kib;
+use crate::bench::{bar, peak_rss_kib};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchChargeArgs {
@@ -42,16 +41,6 @@ pub async fn charge(args: BenchChargeArgs) -> Result<()> {
     tokio::task::spawn_blocking(move || run(&args))
         .await
         .context("the benchmark thread")?
-}
-
-fn bar(len: usize, what: &str) -> ProgressBar {
-    ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} consumers {{per_sec}} ETA {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    )
 }
 
 fn run(args: &BenchChargeArgs) -> Result<()> {

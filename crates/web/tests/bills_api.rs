@@ -2,15 +2,41 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use billing::bill::{BillInput, Measured, PostpaidTariff, compute};
+use billing::bill::{BillInput, PostpaidTariff, compute};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use model::Paise;
-use prepaid::tariff::{BillingUnit, MonthUse, Rate, Slab, Tariff};
+use prepaid::tariff::{BillingUnit, Rate, Slab, Tariff};
 use store::billing::NewBill;
 use store::mdm::{Consumer, ServicePoint};
 use store::{Role, Store};
 use tower::ServiceExt;
 use web::{AppState, app, issue_token};
+
+/// Sends `body` as JSON with `token`: the status and the JSON answer.
+async fn send(
+    api: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = api.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+    )
+}
 
 fn d(m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, m, day).unwrap()
@@ -53,25 +79,7 @@ fn tariff() -> PostpaidTariff {
 fn issue(store: &Store, from: NaiveDate, to: NaiveDate, kwh: i64, hash: &str) {
     let bill = compute(
         &tariff(),
-        &BillInput {
-            consumer_no: "C-1".into(),
-            from,
-            to,
-            bill_date: to + Duration::days(2),
-            sanctioned_w: 2000,
-            contract_demand: None,
-            measured: Measured {
-                import: MonthUse::units(kwh * 1000),
-                ..Measured::default()
-            },
-            provisional: false,
-            assessments: vec![],
-            banked: 0,
-            arrears: Paise::ZERO,
-            late_payment: vec![],
-            readings: None,
-            final_bill: false,
-        },
+        &BillInput::metered("C-1", from, to, to + Duration::days(2), 2000, kwh * 1000),
     )
     .unwrap();
     store
@@ -217,30 +225,10 @@ async fn an_operator_runs_a_cycle_once_per_period_and_puts_consumers_in_cycles()
     let token = |role| issue_token(&store, role, "t", None, at).unwrap().secret;
     let (operator, reader) = (token(Role::Operator), token(Role::Reader));
     let api = app(AppState::new(store.clone()));
-    let send = |method: &str, uri: &str, token: &str, body: serde_json::Value| {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let api = api.clone();
-        async move {
-            let res = api.oneshot(req).await.unwrap();
-            let status = res.status();
-            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (
-                status,
-                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
-            )
-        }
-    };
     let account = serde_json::json!({"cycle_day": 1});
     assert_eq!(
         send(
+            &api,
             "PUT",
             "/api/v1/consumers/C-2/billing",
             &reader,
@@ -252,6 +240,7 @@ async fn an_operator_runs_a_cycle_once_per_period_and_puts_consumers_in_cycles()
     );
     assert_eq!(
         send(
+            &api,
             "PUT",
             "/api/v1/consumers/C-404/billing",
             &operator,
@@ -263,6 +252,7 @@ async fn an_operator_runs_a_cycle_once_per_period_and_puts_consumers_in_cycles()
     );
     assert_eq!(
         send(
+            &api,
             "PUT",
             "/api/v1/consumers/C-2/billing",
             &operator,
@@ -273,13 +263,20 @@ async fn an_operator_runs_a_cycle_once_per_period_and_puts_consumers_in_cycles()
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
-        send("PUT", "/api/v1/consumers/C-2/billing", &operator, account)
-            .await
-            .0,
+        send(
+            &api,
+            "PUT",
+            "/api/v1/consumers/C-2/billing",
+            &operator,
+            account
+        )
+        .await
+        .0,
         StatusCode::NO_CONTENT
     );
     let run = serde_json::json!({"run_date": "2026-12-02"});
     let (status, first) = send(
+        &api,
         "POST",
         "/api/v1/billing-cycles/1/run",
         &operator,
@@ -294,13 +291,14 @@ async fn an_operator_runs_a_cycle_once_per_period_and_puts_consumers_in_cycles()
         (Some(1), Some(1)),
         "no readings: provisional"
     );
-    let (_, again) = send("POST", "/api/v1/billing-cycles/1/run", &operator, run).await;
+    let (_, again) = send(&api, "POST", "/api/v1/billing-cycles/1/run", &operator, run).await;
     assert_eq!(
         (again["new"].as_u64(), again["unchanged"].as_u64()),
         (Some(0), Some(1))
     );
     assert_eq!(
         send(
+            &api,
             "POST",
             "/api/v1/billing-cycles/29/run",
             &operator,
@@ -312,6 +310,7 @@ async fn an_operator_runs_a_cycle_once_per_period_and_puts_consumers_in_cycles()
     );
     assert_eq!(
         send(
+            &api,
             "POST",
             "/api/v1/billing-cycles/1/run",
             &reader,
@@ -414,28 +413,8 @@ async fn a_tamper_period_confirmed_over_the_api_is_billed_once_as_its_own_line()
     let (operator, reader) = (token(Role::Operator), token(Role::Reader));
     let now: DateTime<Utc> = "2026-12-02T06:00:00Z".parse().unwrap();
     let api = app(AppState::new(store.clone()).with_clock(move || now));
-    let send = |method: &str, uri: &str, token: &str, body: serde_json::Value| {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let api = api.clone();
-        async move {
-            let res = api.oneshot(req).await.unwrap();
-            let status = res.status();
-            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (
-                status,
-                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
-            )
-        }
-    };
     let (status, _) = send(
+        &api,
         "PUT",
         "/api/v1/consumers/C-3/billing",
         &operator,
@@ -458,17 +437,18 @@ async fn a_tamper_period_confirmed_over_the_api_is_billed_once_as_its_own_line()
         b
     };
     assert_eq!(
-        send("POST", periods, &reader, magnet.clone()).await.0,
+        send(&api, "POST", periods, &reader, magnet.clone()).await.0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        send("POST", periods, &operator, with("from", "10 Nov"))
+        send(&api, "POST", periods, &operator, with("from", "10 Nov"))
             .await
             .0,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
         send(
+            &api,
             "POST",
             periods,
             &operator,
@@ -481,6 +461,7 @@ async fn a_tamper_period_confirmed_over_the_api_is_billed_once_as_its_own_line()
     );
     assert_eq!(
         send(
+            &api,
             "POST",
             "/api/v1/consumers/C-404/tamper-periods",
             &operator,
@@ -490,20 +471,21 @@ async fn a_tamper_period_confirmed_over_the_api_is_billed_once_as_its_own_line()
         .0,
         StatusCode::NOT_FOUND
     );
-    let (status, confirmed) = send("POST", periods, &operator, magnet.clone()).await;
+    let (status, confirmed) = send(&api, "POST", periods, &operator, magnet.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{confirmed}");
     assert_eq!(confirmed["to"], "2026-11-17T00:00:00+05:30");
     assert_eq!(confirmed["source"], "operator");
     assert_eq!(confirmed["tamper_code"], 201);
     assert!(confirmed["billed_period_from"].is_null());
     assert_eq!(
-        send("POST", periods, &operator, magnet).await.0,
+        send(&api, "POST", periods, &operator, magnet).await.0,
         StatusCode::CONFLICT,
         "the same span twice"
     );
 
     let run = |date: &str| {
         send(
+            &api,
             "POST",
             "/api/v1/billing-cycles/1/run",
             &operator,
@@ -518,6 +500,7 @@ async fn a_tamper_period_confirmed_over_the_api_is_billed_once_as_its_own_line()
     );
     let bills = || async {
         let (status, bills) = send(
+            &api,
             "GET",
             "/api/v1/consumers/C-3/bills",
             &reader,
@@ -561,7 +544,7 @@ async fn a_tamper_period_confirmed_over_the_api_is_billed_once_as_its_own_line()
         ),
         (Some(0), Some(0), Some(1))
     );
-    let (status, listed) = send("GET", periods, &reader, serde_json::json!({})).await;
+    let (status, listed) = send(&api, "GET", periods, &reader, serde_json::json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed[0]["billed_period_from"], "2026-11-01");
 

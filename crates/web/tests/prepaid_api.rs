@@ -594,7 +594,7 @@ async fn a_migration_asked_again_on_other_terms_is_refused() {
 /// A postpaid consumer with ₹300 of opening arrears and October's bill (200 kWh under the
 /// default residential tariff, billed on Nov 1, due Nov 16): what the bill asks for.
 fn postpaid_with_a_bill(store: &Store) -> Paise {
-    use billing::bill::{BillInput, Measured, PostpaidTariff, compute};
+    use billing::bill::{BillInput, PostpaidTariff, compute};
     let at = now() - Duration::days(90);
     store
         .mdm_put_consumer(
@@ -629,23 +629,8 @@ fn postpaid_with_a_bill(store: &Store) -> Paise {
     let bill = compute(
         &tariffs[0],
         &BillInput {
-            consumer_no: "C-9".into(),
-            from: day(10, 1),
-            to: day(10, 31),
-            bill_date: day(11, 1),
-            sanctioned_w: 2000,
-            contract_demand: None,
-            measured: Measured {
-                import: prepaid::tariff::MonthUse::units(200_000),
-                ..Measured::default()
-            },
-            provisional: false,
-            assessments: vec![],
-            banked: 0,
             arrears: Paise(30_000),
-            late_payment: vec![],
-            readings: None,
-            final_bill: false,
+            ..BillInput::metered("C-9", day(10, 1), day(10, 31), day(11, 1), 2000, 200_000)
         },
     )
     .unwrap();

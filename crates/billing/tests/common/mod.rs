@@ -2,10 +2,10 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use billing::bill::{BillInput, Measured, PostpaidTariff};
+use billing::bill::{BillInput, PostpaidTariff};
 use chrono::NaiveDate;
 use model::Paise;
-use tariff::{BillingUnit, MonthUse, Rate, Slab, Tariff};
+use tariff::{BillingUnit, Rate, Slab, Tariff};
 
 pub fn nov(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
@@ -63,23 +63,12 @@ pub fn tariff() -> PostpaidTariff {
 
 /// November (30 days), 2 kW, `kwh` imported.
 pub fn input(kwh: i64) -> BillInput {
-    BillInput {
-        consumer_no: "C-1".into(),
-        from: nov(1),
-        to: nov(30),
-        bill_date: NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(),
-        sanctioned_w: 2000,
-        contract_demand: None,
-        measured: Measured {
-            import: MonthUse::units(kwh * 1000),
-            ..Measured::default()
-        },
-        provisional: false,
-        assessments: vec![],
-        banked: 0,
-        arrears: Paise::ZERO,
-        late_payment: Vec::new(),
-        readings: None,
-        final_bill: false,
-    }
+    BillInput::metered(
+        "C-1",
+        nov(1),
+        nov(30),
+        NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(),
+        2000,
+        kwh * 1000,
+    )
 }
