@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod field;
 pub mod hes;
 pub mod mdm;
 pub mod migrate;

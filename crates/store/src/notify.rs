@@ -132,6 +132,18 @@ impl Store {
         email: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.contact_check(mobile, email)?;
+        self.conn().execute(
+            "INSERT INTO consumer_contact (consumer_no, mobile, email, updated_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (consumer_no) DO UPDATE SET \
+             mobile = excluded.mobile, email = excluded.email, updated_at = excluded.updated_at",
+            params![consumer_no, mobile, email, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    /// `Invalid` unless the mobile is +91 and ten digits and the email an address.
+    pub fn contact_check(&self, mobile: Option<&str>, email: Option<&str>) -> Result<()> {
         if let Some(m) = mobile.filter(|m| !valid_mobile(m)) {
             return Err(StoreError::Invalid(format!(
                 "mobile {m:?} is not +91 and ten digits"
@@ -142,12 +154,6 @@ impl Store {
                 "email {e:?} is not an address"
             )));
         }
-        self.conn().execute(
-            "INSERT INTO consumer_contact (consumer_no, mobile, email, updated_at) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (consumer_no) DO UPDATE SET \
-             mobile = excluded.mobile, email = excluded.email, updated_at = excluded.updated_at",
-            params![consumer_no, mobile, email, ms(now)],
-        )?;
         Ok(())
     }
 

@@ -882,6 +882,15 @@ impl Store {
         )
     }
 
+    /// A consumer's migrations, oldest first.
+    pub fn mode_migrations_of(&self, consumer_no: &str) -> Result<Vec<ModeMigration>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MIGRATION_COLUMNS} FROM mode_migration WHERE consumer_no = ?1 ORDER BY id"
+        ))?;
+        collect(&mut stmt, params![consumer_no], migration)
+    }
+
     /// Writes a migration as it now stands.
     pub fn mode_migration_save(&self, m: &ModeMigration) -> Result<()> {
         let n = self.conn().execute(

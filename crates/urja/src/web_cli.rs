@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
+use field::service::Field;
 use hes::commands::{Commands, CommandsConfig};
 use hes::runtime::{DataDir, HeadEnd};
 use model::Paise;
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 use web::{AppState, GatewaySecret};
 
 use crate::hes_cli::{DataArgs, ist, stopped};
-use crate::{billing_cli, prepaid_cli};
+use crate::{billing_cli, field_cli, prepaid_cli};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
@@ -81,6 +82,7 @@ pub struct Api {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     prepaid: prepaid_cli::PrepaidTasks,
     billing: tokio::task::JoinHandle<()>,
+    field: tokio::task::JoinHandle<()>,
 }
 
 /// Binds `listen`, starts the command executor on `hes` (resuming what a previous run left)
@@ -162,6 +164,10 @@ pub async fn start(
     .await?;
     let billing =
         billing_cli::start(store.clone(), commands.clone(), &postpaid, stop.clone()).await?;
+    let field = field_cli::start(
+        Field::new(store.clone(), Some(commands.clone()), Some(engine.clone())),
+        stop.clone(),
+    );
     let moving = prepaid_cli::migrate_simulated(&engine, &to_prepaid, SIMULATED_OPENING).await;
     if moving > 0 {
         println!(
@@ -180,6 +186,7 @@ pub async fn start(
         task,
         prepaid,
         billing,
+        field,
     })
 }
 
@@ -199,6 +206,7 @@ impl Api {
     pub async fn finish(self) {
         self.prepaid.finish().await;
         let _ = self.billing.await;
+        let _ = self.field.await;
         let abort = self.task.abort_handle();
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Ok(()))) => {}

@@ -20,6 +20,7 @@ pub mod consumers;
 pub mod error;
 pub mod exceptions;
 pub mod extract;
+pub mod field;
 pub mod meters;
 pub mod metrics;
 pub mod notifications;
@@ -240,6 +241,25 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/payments/{gateway}/webhook", post(prepaid::webhook))
         .route("/api/v1/payments/import", post(payments::import))
+        .route(
+            "/api/v1/work-orders",
+            get(field::work_orders).post(field::raise),
+        )
+        .route("/api/v1/work-orders/{number}", get(field::work_order))
+        .route("/api/v1/work-orders/{number}/assign", post(field::assign))
+        .route(
+            "/api/v1/work-orders/{number}/complete",
+            post(field::complete),
+        )
+        .route("/api/v1/work-orders/{number}/resolve", post(field::resolve))
+        .route("/api/v1/work-orders/{number}/cancel", post(field::cancel))
+        .route(
+            "/api/v1/connections",
+            get(field::connections).post(field::request_connection),
+        )
+        .route("/api/v1/connections/{number}", get(field::connection))
+        .route("/api/v1/consumers/{consumer_no}", get(field::consumer))
+        .route("/api/v1/consumers/{consumer_no}/history", get(field::history))
         .route("/api/v1/receipts/{receipt_no}", get(payments::receipt))
         .route(
             "/api/v1/consumers/{consumer_no}/receipts",

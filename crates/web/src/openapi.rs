@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    bills, commands, consumers, error, exceptions, meters, notifications, payments, prepaid,
+    bills, commands, consumers, error, exceptions, field, meters, notifications, payments, prepaid,
     readings, tamper, tokens, wallets,
 };
 
@@ -53,6 +53,18 @@ use crate::{
         notifications::list,
         prepaid::webhook,
         payments::import,
+        field::work_orders,
+        field::work_order,
+        field::raise,
+        field::assign,
+        field::complete,
+        field::resolve,
+        field::cancel,
+        field::request_connection,
+        field::connections,
+        field::connection,
+        field::consumer,
+        field::history,
         payments::receipt,
         payments::receipts,
         payments::statement,
