@@ -243,9 +243,21 @@ mod tests {
             initial_reading_wh: wh,
             note: String::new(),
         };
-        assert!(install("URJ1", 0).check(Kind::Installation, raised, now).is_ok());
-        assert!(install("", 0).check(Kind::Installation, raised, now).is_err());
-        assert!(install("URJ1", -1).check(Kind::Installation, raised, now).is_err());
+        assert!(
+            install("URJ1", 0)
+                .check(Kind::Installation, raised, now)
+                .is_ok()
+        );
+        assert!(
+            install("", 0)
+                .check(Kind::Installation, raised, now)
+                .is_err()
+        );
+        assert!(
+            install("URJ1", -1)
+                .check(Kind::Installation, raised, now)
+                .is_err()
+        );
     }
 
     #[test]

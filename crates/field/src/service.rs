@@ -289,9 +289,10 @@ impl Field {
         }
         let read_at = w.updated_at;
         w.state = "completed".into();
-        w.report = Some(serde_json::to_string(&report).map_err(|e| {
-            StoreError::Corrupt(format!("a report that does not serialise: {e}"))
-        })?);
+        w.report =
+            Some(serde_json::to_string(&report).map_err(|e| {
+                StoreError::Corrupt(format!("a report that does not serialise: {e}"))
+            })?);
         w.log = logged(&w.log, "completed", by, now, &note);
         w.updated_at = now;
         self.save(&w, read_at)?;
@@ -520,11 +521,9 @@ impl Field {
             _ => return refuse(format!("{} is not a transformer", req.transformer)),
         }
         if self.store.mdm_consumer(&req.consumer_no)?.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "{} is a consumer already",
-                req.consumer_no
-            ))
-            .into());
+            return Err(
+                StoreError::Conflict(format!("{} is a consumer already", req.consumer_no)).into(),
+            );
         }
         // The contact is checked before anything is written.
         self.store
@@ -565,7 +564,8 @@ impl Field {
             address: req.address.clone(),
             sanctioned_load_w: req.sanctioned_load_w,
         })?;
-        self.store.mdm_connect_consumer(&sp, &req.consumer_no, now)?;
+        self.store
+            .mdm_connect_consumer(&sp, &req.consumer_no, now)?;
         if req.mobile.is_some() || req.email.is_some() {
             self.store.contact_put(
                 &req.consumer_no,
@@ -594,7 +594,9 @@ impl Field {
         let mut c = self
             .store
             .connection_request_of(consumer_no)?
-            .ok_or_else(|| FieldError::NotFound(format!("no connection request of {consumer_no}")))?;
+            .ok_or_else(|| {
+                FieldError::NotFound(format!("no connection request of {consumer_no}"))
+            })?;
         let meter = MeterSerial::new(meter).map_err(|e| ReportError(e.to_string()))?;
         match self.store.mdm_node(transformer)? {
             Some(n) if n.kind == NodeKind::Transformer => {}
@@ -680,10 +682,7 @@ impl Field {
                         .map(|s| s.state),
                 );
             }
-            if states
-                .iter()
-                .any(|s| !s.is_some_and(|s| s.is_final()))
-            {
+            if states.iter().any(|s| !s.is_some_and(|s| s.is_final())) {
                 continue;
             }
             moved += 1;

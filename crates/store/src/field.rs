@@ -194,8 +194,9 @@ impl Store {
 
     pub fn work_order(&self, id: u64) -> Result<Option<WorkOrder>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM work_order WHERE id = ?1"))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM work_order WHERE id = ?1"
+        ))?;
         stmt.query_row(params![i64::try_from(id).unwrap_or(-1)], |r| Ok(order(r)))
             .optional()?
             .transpose()
@@ -450,7 +451,9 @@ impl Store {
              LIMIT 1",
         )?;
         Ok(stmt
-            .query_row(params![meter.as_str(), ms(at)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![meter.as_str(), ms(at)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?)
     }
 }

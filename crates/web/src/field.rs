@@ -466,7 +466,11 @@ pub async fn request_connection(
             Ok(field
                 .request_connection(&body, &caller.label, now)
                 .and_then(|c| {
-                    let order = c.work_order.map(|id| s.work_order(id)).transpose()?.flatten();
+                    let order = c
+                        .work_order
+                        .map(|id| s.work_order(id))
+                        .transpose()?
+                        .flatten();
                     Ok((c, order))
                 }))
         })
@@ -519,7 +523,11 @@ pub async fn connections(
             let rows = s.connection_requests(q.state.as_deref(), before, limit + 1)?;
             rows.into_iter()
                 .map(|c| {
-                    let order = c.work_order.map(|id| s.work_order(id)).transpose()?.flatten();
+                    let order = c
+                        .work_order
+                        .map(|id| s.work_order(id))
+                        .transpose()?
+                        .flatten();
                     Ok((c, order))
                 })
                 .collect::<Result<Vec<_>, store::StoreError>>()
@@ -562,7 +570,11 @@ pub async fn connection(
                 None => s.connection_request_of(&key)?,
             };
             c.map(|c| {
-                let order = c.work_order.map(|id| s.work_order(id)).transpose()?.flatten();
+                let order = c
+                    .work_order
+                    .map(|id| s.work_order(id))
+                    .transpose()?
+                    .flatten();
                 Ok((c, order))
             })
             .transpose()

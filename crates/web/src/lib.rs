@@ -259,7 +259,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/connections/{number}", get(field::connection))
         .route("/api/v1/consumers/{consumer_no}", get(field::consumer))
-        .route("/api/v1/consumers/{consumer_no}/history", get(field::history))
+        .route(
+            "/api/v1/consumers/{consumer_no}/history",
+            get(field::history),
+        )
         .route("/api/v1/receipts/{receipt_no}", get(payments::receipt))
         .route(
             "/api/v1/consumers/{consumer_no}/receipts",
