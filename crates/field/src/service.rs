@@ -278,7 +278,10 @@ impl Field {
                 old_final_wh,
                 new_initial_wh,
                 ..
-            } => self.replaced(&w, new_meter, *old_final_wh, *new_initial_wh, now)?,
+            } => {
+                self.replaced(&w, new_meter, *old_final_wh, *new_initial_wh, now)?;
+                self.migrate_after_replacement(&mut w, by, now).await?;
+            }
             Report::ManualReconnect { .. } => self.tell(
                 &w,
                 "reconnected",
@@ -456,6 +459,38 @@ impl Field {
         w.updated_at = now;
         self.save(&w, read_at)?;
         Ok(w)
+    }
+
+    /// 13.3: a replacement raised for a move to prepaid starts the move once the new meter is
+    /// in (the prepaid engine writes its mode and reads it back).
+    async fn migrate_after_replacement(
+        &self,
+        w: &mut WorkOrder,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), FieldError> {
+        let detail: serde_json::Value = serde_json::from_str(&w.detail).unwrap_or_default();
+        if detail["then_migrate_to"] != "prepaid" {
+            return Ok(());
+        }
+        let (Some(engine), Some(consumer_no)) = (&self.prepaid, &w.consumer_no) else {
+            return Err(FieldError::Refused(
+                "the move to prepaid needs the prepaid engine".into(),
+            ));
+        };
+        let opening = model::Paise(detail["opening_balance_paise"].as_i64().unwrap_or(0));
+        let m = engine
+            .start_migration(consumer_no, true, opening, by, now)
+            .await
+            .map_err(|e| FieldError::Refused(format!("moving to prepaid: {e}")))?;
+        w.log = logged(
+            &w.log,
+            "migration_started",
+            by,
+            now,
+            &format!("migration {}", m.id),
+        );
+        Ok(())
     }
 
     fn replaced(

@@ -1030,6 +1030,17 @@ impl Prepaid {
             .ok_or_else(|| {
                 PrepaidError::Refused(format!("{consumer_no} has no meter installed"))
             })?;
+        // Prepaid needs a load switch to cut the supply; a CT-operated meter has none.
+        let switchless = self.store.meter(&meter)?.is_some_and(|r| {
+            serde_json::from_value::<model::MeterKind>(serde_json::Value::String(r.kind))
+                .is_ok_and(|k| !k.has_load_switch())
+        });
+        if to_prepaid && switchless {
+            return Err(PrepaidError::Refused(format!(
+                "meter {meter} of {consumer_no} has no load switch (CT-operated): replace it \
+                 first (a meter_replacement work order with then_migrate_to prepaid)"
+            )));
+        }
         let prepaid = self
             .store
             .prepaid_account(consumer_no)?

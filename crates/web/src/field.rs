@@ -195,6 +195,13 @@ pub struct WorkOrderRequest {
     /// What the crew should know.
     #[serde(default)]
     pub note: String,
+    /// A meter replacement for a move to prepaid (use case 13.3: the meter has no load
+    /// switch): `prepaid`, and the move starts once the new meter is in.
+    #[serde(default)]
+    pub then_migrate_to: Option<String>,
+    /// The opening balance of that move, paise.
+    #[serde(default)]
+    pub opening_balance_paise: i64,
 }
 
 /// Raises a work order for a consumer's meter at their address.
@@ -229,6 +236,16 @@ pub async fn raise(
                 ),
             )
         })?;
+    if body
+        .then_migrate_to
+        .as_deref()
+        .is_some_and(|to| to != "prepaid" || kind != Kind::MeterReplacement)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_then",
+            "then_migrate_to is `prepaid`, with a meter_replacement",
+        ));
+    }
     let now = state.now();
     let by = caller.label.clone();
     let w = state
@@ -240,7 +257,10 @@ pub async fn raise(
                     store::StoreError::Invalid(format!("{} has no meter", body.consumer_no))
                 })?;
             let (_, address) = s.consumer_of_meter(&meter, now)?.unwrap_or_default();
-            let detail = serde_json::json!({"note": body.note}).to_string();
+            let detail = serde_json::json!({"note": body.note,
+                "then_migrate_to": body.then_migrate_to,
+                "opening_balance_paise": body.opening_balance_paise})
+            .to_string();
             s.work_order_raise(
                 &NewWorkOrder {
                     kind: kind.name(),

@@ -544,7 +544,8 @@ pub struct MigrationRequest {
     pub consumer_no: String,
     /// `prepaid` (use case 13) or `postpaid` (14).
     pub to: String,
-    /// To prepaid: the opening balance (security deposit less arrears; negative for a debt).
+    /// To prepaid: the opening balance (the security deposit or an advance; what the postpaid
+    /// account still owes is carried into the wallet when the move completes).
     #[serde(default)]
     pub opening_balance_paise: i64,
 }

@@ -757,3 +757,104 @@ async fn postpaid_payments_pay_the_oldest_dues_first_with_a_receipt_each() {
         "{receipts_told:?}"
     );
 }
+
+/// Use case 13.3: a CT-operated meter has no load switch, so a move to prepaid is refused
+/// until the meter is replaced; a replacement raised for the move starts it once the new meter
+/// is reported in.
+#[tokio::test]
+async fn a_meter_without_a_load_switch_is_replaced_before_the_move_to_prepaid() {
+    let r = rig();
+    let t = now() - Duration::days(10);
+    r.store
+        .mdm_put_consumer(
+            &store::mdm::Consumer {
+                consumer_no: "C-CT".into(),
+                name: "Mill".into(),
+                category: "industrial".into(),
+                net_metered: false,
+            },
+            t,
+        )
+        .unwrap();
+    r.store
+        .mdm_put_service_point(&store::mdm::ServicePoint {
+            id: "SP-CT".into(),
+            address: "Plot 4, Industrial Area".into(),
+            sanctioned_load_w: 60_000,
+        })
+        .unwrap();
+    r.store.mdm_connect_consumer("SP-CT", "C-CT", t).unwrap();
+    let ct = MeterSerial::new("CT-1").unwrap();
+    r.store.mdm_install_meter(&ct, "SP-CT", t).unwrap();
+    r.store
+        .upsert_meter(
+            &store::MeterRecord {
+                serial: ct.clone(),
+                kind: "three_phase_ct_operated".into(),
+                host: "10.0.0.9".into(),
+                port: 4059,
+                transport: "wrapper".into(),
+                server_address: 1,
+                dcu: None,
+                group: "default".into(),
+                system_title: *b"URJ\0\0\0\0\x09",
+            },
+            t,
+            &store::silently,
+        )
+        .unwrap();
+    let engine = Prepaid::new(r.store.clone(), None, PrepaidConfig::default());
+    let refused = engine
+        .start_migration("C-CT", true, Paise::ZERO, "cis", now())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("load switch"), "{refused}");
+
+    let (status, order) = r
+        .json(
+            Method::POST,
+            "/api/v1/work-orders",
+            &r.operator,
+            json!({"kind": "meter_replacement", "consumer_no": "C-CT",
+                   "then_migrate_to": "prepaid", "opening_balance_paise": 100_000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["meter"], "CT-1");
+    assert_eq!(order["address"], "Plot 4, Industrial Area");
+    let number = order["number"].as_str().unwrap();
+    let (status, done) = r
+        .json(
+            Method::POST,
+            &format!("/api/v1/work-orders/{number}/complete"),
+            &r.operator,
+            json!({"kind": "meter_replacement", "new_meter": "SP3-77",
+                   "old_final_wh": 9_876_000, "new_initial_wh": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let steps: Vec<&str> = done["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["open", "migration_started", "completed"]);
+    // The new meter serves the consumer, and the move to prepaid is under way on it.
+    let (meter, _) = r.store.prepaid_supply("C-CT", now()).unwrap().unwrap();
+    assert_eq!(meter.as_str(), "SP3-77");
+    let (_, migrations) = r.get("/api/v1/migrations").await;
+    let m = &migrations["items"][0];
+    assert_eq!(m["consumer_no"], "C-CT", "{migrations}");
+    assert_eq!(m["meter"], "SP3-77");
+    // then_migrate_to goes with a replacement only.
+    let (status, _) = r
+        .json(
+            Method::POST,
+            "/api/v1/work-orders",
+            &r.operator,
+            json!({"kind": "tamper_inspection", "consumer_no": "C-CT", "then_migrate_to": "prepaid"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
