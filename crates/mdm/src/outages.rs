@@ -149,10 +149,7 @@ pub fn group(
         let mut rest = members.as_slice();
         while let Some(&first) = rest.first() {
             let end = clusters[first].1 + window;
-            let n = rest
-                .iter()
-                .take_while(|&&c| clusters[c].1 <= end)
-                .count();
+            let n = rest.iter().take_while(|&&c| clusters[c].1 <= end).count();
             let (chunk, after) = rest.split_at(n);
             rest = after;
             let covered: BTreeSet<&String> = chunk
@@ -293,9 +290,7 @@ impl Book {
                 && (o.started_at - at).abs() <= window
                 && match o.level {
                     OutageLevel::Feeder => place.feeder.is_some() && o.feeder == place.feeder,
-                    OutageLevel::Dt | OutageLevel::Meter => {
-                        place.dt.is_some() && o.dt == place.dt
-                    }
+                    OutageLevel::Dt | OutageLevel::Meter => place.dt.is_some() && o.dt == place.dt,
                 }
         })
     }
@@ -672,7 +667,10 @@ mod tests {
         assert_eq!(declared.outages.len(), 1);
         let (outage, change) = &declared.outages[0];
         assert!(change.declared && !change.restored);
-        assert_eq!((outage.level, outage.node.as_str()), (OutageLevel::Dt, "DT0"));
+        assert_eq!(
+            (outage.level, outage.node.as_str()),
+            (OutageLevel::Dt, "DT0")
+        );
         assert_eq!(outage.meters.len(), 200);
         assert_eq!(outage.started_at, t(0));
         assert_eq!(declared.grouped.len(), 200);
@@ -686,7 +684,9 @@ mod tests {
         let (o, c) = &partial.outages[0];
         assert_eq!(o.status(), store::outages::OutageStatus::Partial);
         assert!(!c.restored);
-        let rest: Vec<_> = (100..200).map(|i| obs(i, 3600 + i as i64, Power::On)).collect();
+        let rest: Vec<_> = (100..200)
+            .map(|i| obs(i, 3600 + i as i64, Power::On))
+            .collect();
         let done = step(vec![o.clone()], rest, &net, 4000);
         let (o, c) = &done.outages[0];
         assert!(c.restored && !c.declared);
@@ -703,7 +703,10 @@ mod tests {
         let stored = Outage { id: 1, ..o.clone() };
         let b = step(vec![stored], vec![obs(4, 30, Power::Off)], &net, 300);
         let (o, c) = &b.outages[0];
-        assert_eq!((o.id, o.level, o.node.as_str()), (1, OutageLevel::Dt, "DT0"));
+        assert_eq!(
+            (o.id, o.level, o.node.as_str()),
+            (1, OutageLevel::Dt, "DT0")
+        );
         assert_eq!(o.meters.len(), 2);
         assert!(!c.declared);
         // Off more than a window after the start: an outage of its own.
@@ -757,7 +760,11 @@ mod tests {
         // meter 0 goes off again while meter 1 is still off: a second power-off.
         let b = step(
             vec![stored],
-            vec![obs(0, 0, Power::Off), obs(0, 50, Power::On), obs(0, 900, Power::Off)],
+            vec![
+                obs(0, 0, Power::Off),
+                obs(0, 50, Power::On),
+                obs(0, 900, Power::Off),
+            ],
             &net,
             1000,
         );
@@ -784,8 +791,16 @@ mod tests {
         let n = notices(&o, *c, &["oms".into(), "crm".into()]);
         assert_eq!(n.len(), 4);
         assert_eq!(n[0].key, "oms/outage/9#started@2026-12-01T04:00:00Z");
-        assert!(n[0].payload.contains(r#""notice":"outage""#), "{}", n[0].payload);
-        assert!(n[3].payload.contains(r#""duration_s":20"#), "{}", n[3].payload);
+        assert!(
+            n[0].payload.contains(r#""notice":"outage""#),
+            "{}",
+            n[0].payload
+        );
+        assert!(
+            n[3].payload.contains(r#""duration_s":20"#),
+            "{}",
+            n[3].payload
+        );
     }
 
     /// Offs of up to 60 meters (12 DTs under 3 feeders) over ten minutes, and a permutation.

@@ -38,7 +38,9 @@ fn store_with_network(dir: &tempfile::TempDir) -> Store {
             })
             .unwrap();
         if let Some(p) = parent {
-            store.mdm_link(&Child::Node(kind, id.into()), p, since).unwrap();
+            store
+                .mdm_link(&Child::Node(kind, id.into()), p, since)
+                .unwrap();
         }
     }
     for i in 0..210 {
@@ -48,7 +50,12 @@ fn store_with_network(dir: &tempfile::TempDir) -> Store {
     store
 }
 
-fn push(ingest: &Ingest, meters: std::ops::Range<usize>, state: OutageState, at: impl Fn(usize) -> i64) {
+fn push(
+    ingest: &Ingest,
+    meters: std::ops::Range<usize>,
+    state: OutageState,
+    at: impl Fn(usize) -> i64,
+) {
     let envelopes: Vec<Envelope> = meters
         .map(|i| {
             Envelope::new(HesMessage::Outage {
@@ -89,7 +96,10 @@ fn two_hundred_last_gasps_under_one_dt_within_a_minute_are_one_outage_and_its_re
     let list = store.outages(Some(OutageStatus::Active), None, 10).unwrap();
     assert_eq!(list.len(), 1);
     let o = &list[0];
-    assert_eq!((o.level, o.node.as_str(), o.meters), (OutageLevel::Dt, "DT-1", 200));
+    assert_eq!(
+        (o.level, o.node.as_str(), o.meters),
+        (OutageLevel::Dt, "DT-1", 200)
+    );
     assert_eq!(o.started_at, t(0));
     for to in ["oms", "crm"] {
         let n = notices(&store, to);
@@ -109,14 +119,20 @@ fn two_hundred_last_gasps_under_one_dt_within_a_minute_are_one_outage_and_its_re
     assert_eq!(o.status(), OutageStatus::Partial);
     assert_eq!(o.meters_on(), 150);
     for _ in 0..2 {
-        push(&ingest, 150..200, OutageState::Restored, |i| 2400 + i as i64);
+        push(&ingest, 150..200, OutageState::Restored, |i| {
+            2400 + i as i64
+        });
     }
     let report = tick(&store, &routing, &cfg, t(2700)).unwrap();
     assert_eq!(report.restored, 1);
     let o = store.outage(list[0].id).unwrap().unwrap();
     assert_eq!(o.status(), OutageStatus::Restored);
     assert_eq!(o.restored_at, Some(t(2599)));
-    assert!(o.meters.iter().all(|m| m.power_offs == 1 && m.power_ons == 1));
+    assert!(
+        o.meters
+            .iter()
+            .all(|m| m.power_offs == 1 && m.power_ons == 1)
+    );
     for to in ["oms", "crm"] {
         let n = notices(&store, to);
         assert_eq!(n.len(), 2, "{to}");
@@ -139,6 +155,9 @@ fn two_hundred_last_gasps_under_one_dt_within_a_minute_are_one_outage_and_its_re
     });
     ingest.ingest(&[&late], t(2800)).unwrap();
     let report = tick(&store, &routing, &cfg, t(2900)).unwrap();
-    assert_eq!((report.declared, report.restored, report.waiting), (0, 0, 0));
+    assert_eq!(
+        (report.declared, report.restored, report.waiting),
+        (0, 0, 0)
+    );
     assert_eq!(store.outages(None, None, 10).unwrap().len(), 1);
 }

@@ -279,10 +279,7 @@ pub async fn ping_request(
             }
             meters.into_iter().collect()
         }
-        (None, Some(meters)) => meters
-            .iter()
-            .map(|m| serial(m))
-            .collect::<Result<_, _>>()?,
+        (None, Some(meters)) => meters.iter().map(|m| serial(m)).collect::<Result<_, _>>()?,
         _ => {
             return Err(ApiError::unprocessable(
                 "invalid_ping",
@@ -303,7 +300,10 @@ async fn ping(
     if meters.is_empty() || meters.len() > MAX_PING {
         return Err(ApiError::unprocessable(
             "invalid_ping",
-            format!("{} meters: 1 to {MAX_PING} can be pinged at once", meters.len()),
+            format!(
+                "{} meters: 1 to {MAX_PING} can be pinged at once",
+                meters.len()
+            ),
         ));
     }
     let (known, skipped): (Vec<MeterSerial>, Vec<MeterSerial>) = meters

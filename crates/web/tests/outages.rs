@@ -81,20 +81,38 @@ async fn a_dark_dt_is_one_outage_pinged_dead_and_restored_when_power_returns() {
         .map(|m| m["meter"].as_str().unwrap())
         .collect();
     assert_eq!(meters, dark);
-    assert!(items(&detail).iter().all(|m| m["on_at"].is_null() && m["power_offs"] == 1));
+    assert!(
+        items(&detail)
+            .iter()
+            .all(|m| m["on_at"].is_null() && m["power_offs"] == 1)
+    );
 
     // OMS asks: the DT's meters are dead, DT-B's live. A reader may look, not ping.
     let (status, body) = sys
-        .send(Method::POST, &format!("/api/v1/outages/{id}/ping"), &sys.reader, None)
+        .send(
+            Method::POST,
+            &format!("/api/v1/outages/{id}/ping"),
+            &sys.reader,
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, sent) = sys
-        .send(Method::POST, &format!("/api/v1/outages/{id}/ping"), &sys.operator, None)
+        .send(
+            Method::POST,
+            &format!("/api/v1/outages/{id}/ping"),
+            &sys.operator,
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
     assert_eq!(sent["meters"], 4);
     let report = ping_until_done(&sys, sent["batch"].as_str().unwrap()).await;
-    assert_eq!((report["dead"].clone(), report["live"].clone()), (json!(4), json!(0)), "{report}");
+    assert_eq!(
+        (report["dead"].clone(), report["live"].clone()),
+        (json!(4), json!(0)),
+        "{report}"
+    );
     let (status, sent) = sys
         .send(
             Method::POST,
@@ -105,12 +123,18 @@ async fn a_dark_dt_is_one_outage_pinged_dead_and_restored_when_power_returns() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
     let report = ping_until_done(&sys, sent["batch"].as_str().unwrap()).await;
-    assert_eq!((report["dead"].clone(), report["live"].clone()), (json!(0), json!(2)), "{report}");
+    assert_eq!(
+        (report["dead"].clone(), report["live"].clone()),
+        (json!(0), json!(2)),
+        "{report}"
+    );
     assert!(items(&report).iter().all(|m| m["status"] == "live"));
 
     // Power returns: the first breaths restore the outage.
     let restored = sys
-        .poll(&format!("/api/v1/outages/{id}"), |v| v["state"] == "restored")
+        .poll(&format!("/api/v1/outages/{id}"), |v| {
+            v["state"] == "restored"
+        })
         .await;
     assert_eq!(restored["meters_on"], 4);
     assert!(restored["duration_s"].as_i64().unwrap() >= 14, "{restored}");
@@ -126,7 +150,13 @@ async fn a_dark_dt_is_one_outage_pinged_dead_and_restored_when_power_returns() {
             .map(|n| n["notice"]["state"].as_str().unwrap())
             .collect();
         assert_eq!(states, vec!["started", "restored"], "{to}: {notices}");
-        assert_eq!(items(&notices)[0]["notice"]["meters"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            items(&notices)[0]["notice"]["meters"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
     }
     assert_eq!(items(&sys.get("/api/v1/outages").await).len(), 1);
 }

@@ -266,9 +266,7 @@ async fn tamper_outage_and_overload_alerts_are_stored_and_routed() {
         .await;
     assert!(!items(&outage).is_empty());
     // The outage desk groups the last gasp once its window closes: a meter outage of m1.
-    let outages = sys
-        .poll("/api/v1/outages", |v| !items(v).is_empty())
-        .await;
+    let outages = sys.poll("/api/v1/outages", |v| !items(v).is_empty()).await;
     assert_eq!(items(&outages)[0]["level"], "meter");
     assert_eq!(items(&outages)[0]["node"], m1.as_str());
     sys.drain().await;
