@@ -4,10 +4,12 @@
 //! (use case 5.3), a tamper flag for billing and CIS/CRM (5.6), an outage or restoration notice
 //! for OMS and CIS/CRM (7.3), a load-violation notice (9.1), a supply-status change for CIS/CRM.
 //! The notices are written to the store's routed messages with the event, so they exist before
-//! the parts that will read them do.
+//! the parts that will read them do. Outage events are not routed one by one: the outage desk
+//! ([`crate::outages`]) groups them and sends one notice per outage to the destinations the
+//! outage rules name.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use model::{EventKind, MeterEvent, MeterSerial, OutageState};
+use model::{EventKind, MeterEvent, MeterSerial};
 use serde::{Deserialize, Serialize};
 
 /// What an event is about, for the people and parts that act on it.
@@ -118,12 +120,6 @@ pub enum Notice {
         description: String,
         at: DateTime<Utc>,
     },
-    /// Supply at the meter failed or came back (7.3).
-    Outage {
-        meter: MeterSerial,
-        state: OutageState,
-        at: DateTime<Utc>,
-    },
     /// Demand went over the limit (9.1).
     LoadViolation {
         meter: MeterSerial,
@@ -143,7 +139,6 @@ impl Notice {
         match self {
             Notice::SiteInspection { .. } => "site_inspection",
             Notice::TamperFlag { .. } => "tamper_flag",
-            Notice::Outage { .. } => "outage",
             Notice::LoadViolation { .. } => "load_violation",
             Notice::SupplyStatus { .. } => "supply_status",
         }
@@ -157,7 +152,6 @@ impl Notice {
         match self {
             Notice::SiteInspection { meter, at, .. }
             | Notice::TamperFlag { meter, at, .. }
-            | Notice::Outage { meter, at, .. }
             | Notice::LoadViolation { meter, at, .. }
             | Notice::SupplyStatus { meter, at, .. } => (meter, *at),
         }
@@ -171,7 +165,6 @@ impl Notice {
             Notice::SiteInspection { code, .. }
             | Notice::TamperFlag { code, .. }
             | Notice::LoadViolation { code, .. } => code.to_string(),
-            Notice::Outage { state, .. } => format!("{state:?}").to_lowercase(),
             Notice::SupplyStatus { connected, .. } => connected.to_string(),
         };
         format!(
@@ -183,8 +176,8 @@ impl Notice {
 }
 
 /// Which notices go where. The default sends tamper occurrences to field work (`wfm`) and as a
-/// flag to `billing` and `crm`, outages to `oms` and `crm`, load violations and supply-status
-/// changes to `crm`.
+/// flag to `billing` and `crm`, outages (grouped by the outage desk) to `oms` and `crm`, load
+/// violations and supply-status changes to `crm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Routing {
     pub rules: Vec<RouteRule>,
@@ -258,12 +251,12 @@ impl Default for Routing {
     }
 }
 
-/// IS 15959 codes whose meaning the notices need.
-const POWER_RESTORED: u16 = 102;
+/// The IS 15959 code whose meaning a notice needs.
 const LOAD_SWITCH_CONNECTED: u16 = 302;
 
 impl Routing {
-    /// The notices an event causes, each with its destination.
+    /// The notices an event causes, each with its destination (outage events none: they are
+    /// grouped first).
     pub fn route(&self, event: &MeterEvent) -> Vec<(String, Notice)> {
         let (class, _) = classify(event.code, event.kind);
         let mut out = Vec::new();
@@ -273,7 +266,9 @@ impl Routing {
             {
                 continue;
             }
-            let notice = notice(rule.notice, event);
+            let Some(notice) = notice(rule.notice, event) else {
+                continue;
+            };
             for d in &rule.destinations {
                 out.push((d.clone(), notice.clone()));
             }
@@ -281,30 +276,26 @@ impl Routing {
         out
     }
 
-    /// The notices a last gasp or first breath causes (before the event log is read).
-    pub fn route_outage(
-        &self,
-        meter: &MeterSerial,
-        state: OutageState,
-        at: DateTime<Utc>,
-    ) -> Vec<(String, Notice)> {
-        let notice = Notice::Outage {
-            meter: meter.clone(),
-            state,
-            at,
-        };
-        self.rules
+    /// Where outage notices go.
+    pub fn outage_destinations(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for d in self
+            .rules
             .iter()
             .filter(|r| r.notice == NoticeKind::Outage)
             .flat_map(|r| r.destinations.iter())
-            .map(|d| (d.clone(), notice.clone()))
-            .collect()
+        {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
     }
 }
 
-fn notice(kind: NoticeKind, e: &MeterEvent) -> Notice {
+fn notice(kind: NoticeKind, e: &MeterEvent) -> Option<Notice> {
     let meter = e.meter.clone();
-    match kind {
+    Some(match kind {
         NoticeKind::SiteInspection => Notice::SiteInspection {
             meter,
             code: e.code,
@@ -317,15 +308,7 @@ fn notice(kind: NoticeKind, e: &MeterEvent) -> Notice {
             description: e.description.clone(),
             at: e.at,
         },
-        NoticeKind::Outage => Notice::Outage {
-            meter,
-            state: if e.code == POWER_RESTORED || e.kind == EventKind::Restoration {
-                OutageState::Restored
-            } else {
-                OutageState::Started
-            },
-            at: e.at,
-        },
+        NoticeKind::Outage => return None,
         NoticeKind::LoadViolation => Notice::LoadViolation {
             meter,
             code: e.code,
@@ -336,7 +319,7 @@ fn notice(kind: NoticeKind, e: &MeterEvent) -> Notice {
             connected: e.code == LOAD_SWITCH_CONNECTED,
             at: e.at,
         },
-    }
+    })
 }
 
 #[cfg(test)]
@@ -408,30 +391,18 @@ mod tests {
     }
 
     #[test]
-    fn a_magnet_removed_sends_no_inspection_but_outages_go_both_ways() {
+    fn a_magnet_removed_sends_no_inspection_and_outages_wait_for_the_desk() {
         assert!(
             Routing::default()
                 .route(&event(202, EventKind::Restoration))
                 .is_empty()
         );
-        let restored = Routing::default().route(&event(102, EventKind::Restoration));
-        assert_eq!(restored.len(), 2);
-        assert!(restored.iter().all(|(_, n)| matches!(
-            n,
-            Notice::Outage {
-                state: OutageState::Restored,
-                ..
-            }
-        )));
-        let gasp = Routing::default().route_outage(
-            &MeterSerial::new("M1").unwrap(),
-            OutageState::Started,
-            "2026-12-01T04:00:00Z".parse().unwrap(),
+        assert!(
+            Routing::default()
+                .route(&event(102, EventKind::Restoration))
+                .is_empty()
         );
-        assert_eq!(
-            gasp.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>(),
-            vec!["oms", "crm"]
-        );
+        assert_eq!(Routing::default().outage_destinations(), vec!["oms", "crm"]);
         // Configuration changes route nowhere by default.
         assert!(
             Routing::default()

@@ -10,4 +10,5 @@ pub mod determinants;
 pub mod events;
 pub mod ingest;
 pub mod network_file;
+pub mod outages;
 pub mod vee;

@@ -24,6 +24,7 @@ pub mod hes;
 pub mod mdm;
 pub mod migrate;
 pub mod notify;
+pub mod outages;
 pub mod prepaid;
 pub mod prepaid_ops;
 pub mod tamper;

@@ -64,6 +64,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0011_billing_transfers.sql"),
     },
     Migration {
+        name: "0012_outages",
+        sql: include_str!("../migrations/0012_outages.sql"),
+    },
+    Migration {
         name: "0015_field",
         sql: include_str!("../migrations/0015_field.sql"),
     },

@@ -1,7 +1,7 @@
 //! The MDM in the binary: its ingest subscribed to the bus and running beside the head-end, the
-//! hourly estimation of the gaps of days whose data is overdue, a running tally of what it
-//! stored for the summary lines, `urja import-network`, and the network a simulated fleet is
-//! given.
+//! hourly estimation of the gaps of days whose data is overdue, the outage desk (every ten
+//! seconds), a running tally of what it stored for the summary lines, `urja import-network`,
+//! and the network a simulated fleet is given.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use mdm::completeness::CompletenessConfig;
 use mdm::events::Routing;
 use mdm::ingest::{BatchReport, DEFAULT_BATCH, Ingest};
+use mdm::outages::OutageConfig;
 use store::Store;
 use store::mdm::NetworkImport;
 use tokio::sync::watch;
@@ -30,12 +31,22 @@ pub struct MdmService {
 /// How often overdue days are looked at for gaps to estimate.
 const ESTIMATE_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the outage desk groups what came in.
+const OUTAGES_EVERY: Duration = Duration::from_secs(10);
+
 impl MdmService {
     /// Starts ingesting what `subscription` delivers into `store`. Subscribe before the
     /// head-end's outbox relay starts, so no message is delivered without the MDM.
     pub fn start(store: Store, subscription: Subscription) -> MdmService {
         let tally = Arc::new(Mutex::new(BatchReport::default()));
         let (stop, stop_rx) = watch::channel(false);
+        let desk = tokio::spawn(mdm::outages::run(
+            store.clone(),
+            Routing::default(),
+            OutageConfig::default(),
+            OUTAGES_EVERY,
+            stopped(stop_rx.clone()),
+        ));
         let ingest = Ingest::new(store, Routing::default());
         let estimated = Arc::new(AtomicU64::new(0));
         let estimator = tokio::spawn(estimate_overdue_days(
@@ -57,7 +68,7 @@ impl MdmService {
             tally,
             estimated,
             stop,
-            tasks: vec![task, estimator],
+            tasks: vec![task, estimator, desk],
         }
     }
 

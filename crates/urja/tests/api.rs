@@ -147,6 +147,9 @@ fn up_serves_the_api_with_the_admin_token_it_printed_once() {
     assert_eq!(err["code"], "unauthorized");
     let (status, _) = get(&addr, "/api/openapi.json", None);
     assert_eq!(status, 200);
+    // The outage desk runs in `urja up`; its outages are on the API.
+    let (status, body) = get(&addr, "/api/v1/outages?state=active", Some(&token));
+    assert_eq!(status, 200, "{body}");
     up.stop();
 
     // only the hash is stored: the token is nowhere in the data directory

@@ -188,7 +188,7 @@ pub struct GroupStatus {
     pub next_cursor: Option<String>,
 }
 
-fn command_error(e: CommandError) -> ApiError {
+pub(crate) fn command_error(e: CommandError) -> ApiError {
     match e {
         CommandError::UnknownMeter(m) => {
             ApiError::not_found(format!("no meter {m} in the head-end's registry"))

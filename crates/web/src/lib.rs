@@ -25,6 +25,7 @@ pub mod meters;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
+pub mod outages;
 pub mod paging;
 pub mod payments;
 pub mod prepaid;
@@ -315,6 +316,11 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/command-groups/{batch}",
             get(commands::group_status),
         )
+        .route("/api/v1/outages", get(outages::list))
+        .route("/api/v1/outages/{id}", get(outages::one))
+        .route("/api/v1/outages/{id}/ping", post(outages::ping_outage))
+        .route("/api/v1/oms/ping", post(outages::ping_request))
+        .route("/api/v1/oms/ping/{batch}", get(outages::ping_report))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .fallback(not_found)

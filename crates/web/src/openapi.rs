@@ -9,8 +9,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    bills, commands, consumers, error, exceptions, field, meters, notifications, payments, prepaid,
-    readings, tamper, tokens, wallets,
+    bills, commands, consumers, error, exceptions, field, meters, notifications, outages, payments,
+    prepaid, readings, tamper, tokens, wallets,
 };
 
 /// The API's description.
@@ -83,6 +83,11 @@ use crate::{
         commands::status,
         commands::submit_group,
         commands::group_status,
+        outages::list,
+        outages::one,
+        outages::ping_outage,
+        outages::ping_request,
+        outages::ping_report,
         tokens::list,
         tokens::create,
         tokens::revoke,
@@ -97,6 +102,7 @@ use crate::{
         (name = "prepaid", description = "The prepaid engine: payments, emergency credit, tariffs, disconnection cases, payment-mode migrations"),
         (name = "billing", description = "Postpaid bills, a bill as PDF, billing cycles and confirmed tamper periods"),
         (name = "commands", description = "Commands to meters through the head-end"),
+        (name = "outages", description = "Outages grouped by DT and feeder, and the OMS ping of meters"),
         (name = "tokens", description = "API tokens (admin)"),
     )
 )]

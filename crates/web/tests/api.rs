@@ -1149,6 +1149,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
+    ("get", "/api/v1/outages"),
+    ("get", "/api/v1/outages/{id}"),
+    ("post", "/api/v1/outages/{id}/ping"),
+    ("post", "/api/v1/oms/ping"),
+    ("get", "/api/v1/oms/ping/{batch}"),
 ];
 
 #[tokio::test]

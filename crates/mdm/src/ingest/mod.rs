@@ -17,6 +17,8 @@
 //!   history. Midnight register snapshots are checked (backwards, rollover, sum of the day's
 //!   intervals) the same way.
 //! - Events are normalised ([`crate::events`]) and routed into notices in the same transaction.
+//!   Power failing and returning (last gasp, first breath, events 101/102) is kept as an
+//!   observation for the outage desk ([`crate::outages`]), which groups them.
 //! - A message that cannot be taken in (it contradicts itself) goes whole to the dead letters.
 
 mod estimation;
@@ -34,6 +36,7 @@ use model::{
     OutageState, Quality,
 };
 use store::mdm::readings::same_measurement;
+use store::outages::{Power, PowerObservation};
 use store::{
     AlarmRow, CommandResultRow, DeadLetter, EventRow, ExceptionRow, ExceptionState, IngestCounts,
     IngestWrite, IntervalWrite, MissedRow, RoutedMessage, Store, StoreError, StoredInterval,
@@ -43,6 +46,10 @@ use crate::calendar::{Period, day_bounds, ist_date};
 use crate::events::{Notice, Routing, classify};
 use crate::vee::{self, Context, Finding, VeeConfigs};
 use vee_state::VeeCache;
+
+/// IS 15959 power-related events: supply failed, supply returned.
+const POWER_FAILURE: u16 = 101;
+const POWER_RESTORED: u16 = 102;
 
 /// Most messages taken into one transaction.
 pub const DEFAULT_BATCH: usize = 512;
@@ -347,6 +354,19 @@ impl Ingest {
                     for (destination, notice) in self.routing.route(event) {
                         plan.route(destination, notice);
                     }
+                    let power = match event.code {
+                        POWER_FAILURE => Some(Power::Off),
+                        POWER_RESTORED => Some(Power::On),
+                        _ => None,
+                    };
+                    if let Some(power) = power {
+                        plan.write.power.push(PowerObservation {
+                            meter: meter.clone(),
+                            at: event.at,
+                            power,
+                            source: format!("event_{}", event.code),
+                        });
+                    }
                 }
             }
             HesMessage::Alarm(alarm) => plan.write.alarms.push(AlarmRow {
@@ -366,9 +386,19 @@ impl Ingest {
                     .into(),
                     detail: "{}".into(),
                 });
-                for (destination, notice) in self.routing.route_outage(meter, *state, *at) {
-                    plan.route(destination, notice);
-                }
+                plan.write.power.push(PowerObservation {
+                    meter: meter.clone(),
+                    at: *at,
+                    power: match state {
+                        OutageState::Started => Power::Off,
+                        OutageState::Restored => Power::On,
+                    },
+                    source: match state {
+                        OutageState::Started => "last_gasp",
+                        OutageState::Restored => "first_breath",
+                    }
+                    .into(),
+                });
             }
             HesMessage::ClockDrift {
                 meter,

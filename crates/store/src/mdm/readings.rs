@@ -230,6 +230,8 @@ pub struct IngestWrite {
     pub dcu_links: Vec<(MeterSerial, String, DateTime<Utc>)>,
     /// Meters whose capture period (seconds) their data shows is new or changed.
     pub capture_periods: Vec<(MeterSerial, i64)>,
+    /// Meters seen losing or regaining supply, for the outage desk.
+    pub power: Vec<crate::outages::PowerObservation>,
 }
 
 impl IngestCounts {
@@ -250,6 +252,7 @@ impl IngestCounts {
         self.command_results += other.command_results;
         self.dead_letters += other.dead_letters;
         self.dcu_links += other.dcu_links;
+        self.power += other.power;
     }
 }
 
@@ -269,6 +272,7 @@ impl IngestWrite {
             && self.dead_letters.is_empty()
             && self.dcu_links.is_empty()
             && self.capture_periods.is_empty()
+            && self.power.is_empty()
     }
 }
 
@@ -293,6 +297,8 @@ pub struct IngestCounts {
     pub command_results: u64,
     pub dead_letters: u64,
     pub dcu_links: u64,
+    /// New power-off and power-on observations.
+    pub power: u64,
 }
 
 const INTERVAL_COLUMNS: &str = "meter, interval_end, version, import_wh, import_vah, export_wh, \
@@ -790,6 +796,7 @@ fn write_batch(tx: &Transaction<'_>, w: &IngestWrite, now: DateTime<Utc>) -> Res
     for (meter, dcu, at) in &w.dcu_links {
         counts.dcu_links += u64::from(super::network::link_meter_to_dcu(tx, meter, dcu, *at)?);
     }
+    counts.power = crate::outages::observe(tx, &w.power, now_ms)?;
     Ok(counts)
 }
 

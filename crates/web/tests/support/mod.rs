@@ -1,7 +1,8 @@
 //! The whole system in one test process: a simulated fleet over real TCP, a head-end with the
 //! fleet's key file imported (its outbox relayed to an in-process bus, and with `push`, a push
-//! listener the fleet pushes to), with `mdm`, the MDM's ingest on that bus, a `Commands`
-//! executor, and the API in front (requests through `oneshot`, no HTTP socket).
+//! listener the fleet pushes to), with `mdm`, the MDM's ingest on that bus and its outage desk
+//! (a short window, looking five times a second), a `Commands` executor, and the API in front
+//! (requests through `oneshot`, no HTTP socket).
 
 #![allow(dead_code)] // each test file uses its own part of the rig
 
@@ -18,6 +19,7 @@ use hes::plan::{RetryPolicy, WallClock};
 use hes::runtime::{HeadEnd, HesConfig};
 use mdm::events::Routing;
 use mdm::ingest::Ingest;
+use mdm::outages::OutageConfig;
 use meter_sim::{Fleet, FleetConfig, FleetHandle};
 use serde_json::Value;
 use store::{Role, Store};
@@ -37,6 +39,8 @@ pub struct Options {
     pub dcu_of_first: Option<String>,
     /// How far back the head-end's first collection reads.
     pub backfill: Duration,
+    /// The outage desk's grouping window, seconds.
+    pub outage_window_s: i64,
 }
 
 impl Options {
@@ -48,6 +52,7 @@ impl Options {
             mdm: false,
             dcu_of_first: None,
             backfill: Duration::from_secs(24 * 3600),
+            outage_window_s: 2,
         }
     }
 }
@@ -78,6 +83,17 @@ pub async fn start(opts: Options) -> System {
                 .run(subscription, 256, std::future::pending(), |_| {})
                 .await
         });
+        let desk = OutageConfig {
+            window_s: opts.outage_window_s,
+            ..OutageConfig::default()
+        };
+        tokio::spawn(mdm::outages::run(
+            store.clone(),
+            Routing::default(),
+            desk,
+            Duration::from_millis(200),
+            std::future::pending(),
+        ));
         ingest
     });
     let push = if opts.push {
