@@ -194,7 +194,7 @@ fn route_to_target(
         "reopened"
     };
     let payload = json!({
-        "event": format!("{}.{event}", case.kind.as_str()),
+        "notice": format!("{}_{event}", case.kind.as_str()),
         "number": case.number,
         "consumer_no": case.consumer_no,
         "meter": case.meter.as_str(),
@@ -227,7 +227,7 @@ fn mirror(
 ) -> Result<(), CareError> {
     let step = store.care_updates(&case.number)?.len();
     let payload = json!({
-        "event": "case.step",
+        "notice": "case_step",
         "number": case.number,
         "kind": case.kind.as_str(),
         "consumer_no": case.consumer_no,

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    bills, commands, consumers, error, exceptions, meters, notifications, payments, prepaid,
+    bills, care, commands, consumers, error, exceptions, meters, notifications, payments, prepaid,
     readings, tamper, tokens, wallets,
 };
 
@@ -65,6 +65,18 @@ use crate::{
         prepaid::start_migration,
         prepaid::migrations,
         prepaid::migration,
+        care::types,
+        care::ageing,
+        care::register_request,
+        care::list_requests,
+        care::request,
+        care::update_request,
+        care::complete_request,
+        care::register_complaint,
+        care::list_complaints,
+        care::complaint,
+        care::update_complaint,
+        care::complete_complaint,
         exceptions::list,
         exceptions::close,
         commands::submit,
@@ -84,6 +96,7 @@ use crate::{
         (name = "exceptions", description = "The VEE exception queue"),
         (name = "prepaid", description = "The prepaid engine: payments, emergency credit, tariffs, disconnection cases, payment-mode migrations"),
         (name = "billing", description = "Postpaid bills, a bill as PDF, billing cycles and confirmed tamper periods"),
+        (name = "care", description = "Customer care: service requests and complaints, their completion by the target system, kinds with SLA, ageing"),
         (name = "commands", description = "Commands to meters through the head-end"),
         (name = "tokens", description = "API tokens (admin)"),
     )
