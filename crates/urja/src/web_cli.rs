@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use web::{AppState, GatewaySecret};
 
 use crate::hes_cli::{DataArgs, ist, stopped};
-use crate::{billing_cli, prepaid_cli};
+use crate::{billing_cli, care_cli, prepaid_cli};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
@@ -81,6 +81,7 @@ pub struct Api {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     prepaid: prepaid_cli::PrepaidTasks,
     billing: tokio::task::JoinHandle<()>,
+    webhooks: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Binds `listen`, starts the command executor on `hes` (resuming what a previous run left)
@@ -88,7 +89,8 @@ pub struct Api {
 /// a data directory that has never had a token gets an admin token, printed once. Of the
 /// `simulated` consumers (a simulated fleet's), the prepaid ones are moved to prepaid if they
 /// are not yet and the postpaid ones put in billing cycle 1; all are told things through local
-/// stand-ins. Postpaid billing cycles run beside it.
+/// stand-ins. Postpaid billing cycles run beside it, and customer care's webhooks when the data
+/// directory has a `webhooks.json`.
 pub async fn start(
     listen: SocketAddr,
     hes: &HeadEnd,
@@ -162,6 +164,7 @@ pub async fn start(
     .await?;
     let billing =
         billing_cli::start(store.clone(), commands.clone(), &postpaid, stop.clone()).await?;
+    let webhooks = care_cli::start(store.clone(), data_dir, stop.clone()).await?;
     let moving = prepaid_cli::migrate_simulated(&engine, &to_prepaid, SIMULATED_OPENING).await;
     if moving > 0 {
         println!(
@@ -180,6 +183,7 @@ pub async fn start(
         task,
         prepaid,
         billing,
+        webhooks,
     })
 }
 
@@ -199,6 +203,9 @@ impl Api {
     pub async fn finish(self) {
         self.prepaid.finish().await;
         let _ = self.billing.await;
+        if let Some(webhooks) = self.webhooks {
+            let _ = webhooks.await;
+        }
         let abort = self.task.abort_handle();
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Ok(()))) => {}
