@@ -10,6 +10,7 @@ pub mod message;
 pub mod meter;
 pub mod money;
 pub mod reading;
+pub mod signature;
 
 pub use command::{
     CommandId, CommandKind, CommandOutcome, CommandRequest, CommandState, TouCalendar, TouSwitch,

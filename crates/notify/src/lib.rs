@@ -1,5 +1,6 @@
-//! Telling consumers what happened to their supply and money (use cases 3.2, 17.6 and the
-//! state orders' SMS on every recharge, low balance, disconnection and reconnection).
+//! Telling consumers what happened to their supply, money and requests (use cases 3.2, 17.6,
+//! 19 and 20, and the state orders' SMS on every recharge, low balance, disconnection and
+//! reconnection).
 //!
 //! - [`Notice`]: what we tell, typed; [`render`] makes the SMS text (GSM-7, "Rs" for ₹, times in
 //!   IST) and the email subject and body.
@@ -70,6 +71,28 @@ pub enum Notice {
         balance: Paise,
         at: DateTime<Utc>,
     },
+    /// Use cases 19.3 and 20.3: a service request or complaint registered under `number`
+    /// (its SRN or CRN), to be resolved by `due`.
+    CaseRegistered {
+        number: String,
+        /// What it is about, e.g. "Name change", "No supply".
+        subject: String,
+        due: DateTime<Utc>,
+    },
+    /// Use cases 19.5 and 20.6: the case is closed, with what was done.
+    CaseClosed {
+        number: String,
+        subject: String,
+        resolution: String,
+        at: DateTime<Utc>,
+    },
+    /// The case was not taken up, and why.
+    CaseRejected {
+        number: String,
+        subject: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Notice {
@@ -84,6 +107,9 @@ impl Notice {
             Notice::Reconnected { .. } => "reconnected",
             Notice::EmergencyCredit { .. } => "emergency_credit",
             Notice::PaymentModeChanged { .. } => "payment_mode_changed",
+            Notice::CaseRegistered { .. } => "case_registered",
+            Notice::CaseClosed { .. } => "case_closed",
+            Notice::CaseRejected { .. } => "case_rejected",
         }
     }
 }
@@ -256,6 +282,60 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
                 ),
             )
         }
+        Notice::CaseRegistered {
+            number,
+            subject,
+            due,
+        } => (
+            format!(
+                "{subject} for {consumer_no} registered as {number}. We will resolve it by {}.",
+                ist(*due)
+            ),
+            format!("{subject}: registered as {number}"),
+            format!(
+                "Your {} for consumer number {consumer_no} has been registered as {number}.\n\n\
+                 We will resolve it by {}. Please quote {number} when you contact us about it.",
+                subject.to_lowercase(),
+                ist(*due)
+            ),
+        ),
+        Notice::CaseClosed {
+            number,
+            subject,
+            resolution,
+            at,
+        } => (
+            format!(
+                "{number} ({subject}) for {consumer_no} closed on {}: {}",
+                ist(*at),
+                short(resolution, 60)
+            ),
+            format!("{subject}: {number} closed"),
+            format!(
+                "Your {} {number} for consumer number {consumer_no} was closed on {}.\n\n\
+                 {resolution}",
+                subject.to_lowercase(),
+                ist(*at)
+            ),
+        ),
+        Notice::CaseRejected {
+            number,
+            subject,
+            reason,
+            at,
+        } => (
+            format!(
+                "{number} ({subject}) for {consumer_no} could not be taken up: {}",
+                short(reason, 60)
+            ),
+            format!("{subject}: {number} not taken up"),
+            format!(
+                "Your {} {number} for consumer number {consumer_no} could not be taken up \
+                 ({}).\n\nReason: {reason}",
+                subject.to_lowercase(),
+                ist(*at)
+            ),
+        ),
     };
     Rendered {
         sms,
@@ -264,6 +344,26 @@ pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
             "Dear consumer,\n\n{email}\n\nThis message was sent automatically.\n"
         )),
     }
+}
+
+/// Free text (a note someone wrote) for an SMS: printable ASCII only (anything else becomes
+/// `?`), cut to `max` characters with an ellipsis.
+fn short(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if out.len() > max {
+        out.truncate(max.saturating_sub(3));
+        out.push_str("...");
+    }
+    out
 }
 
 /// Plain-text email lines: each paragraph's words wrapped at 72 characters.
@@ -411,6 +511,25 @@ mod tests {
                 mode: PaymentMode::Postpaid,
                 balance: Paise(44_000),
                 at: t("2026-12-04T05:30:00Z"),
+            },
+            Notice::CaseRegistered {
+                number: "CR-2026-000001".into(),
+                subject: "Meter burnt".into(),
+                due: t("2026-12-05T04:30:00Z"),
+            },
+            Notice::CaseClosed {
+                number: "SR-2026-000123".into(),
+                subject: "Contact change".into(),
+                resolution: "Mobile number changed as asked; मोबाइल नंबर बदला गया, and a long \
+                             tail that does not fit"
+                    .into(),
+                at: t("2026-12-05T04:30:00Z"),
+            },
+            Notice::CaseRejected {
+                number: "SR-2026-000124".into(),
+                subject: "Load change".into(),
+                reason: "The wiring certificate is missing; please attach it and ask again".into(),
+                at: t("2026-12-05T04:30:00Z"),
             },
         ] {
             let r = render("C-100000001", &notice);

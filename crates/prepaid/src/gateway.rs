@@ -15,18 +15,13 @@
 //! cause.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use model::Paise;
+use model::signature::{self, SignatureError};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::service::PaymentConfirmation;
 
-/// How far a signature's time may be from ours.
-pub const TOLERANCE_S: i64 = 300;
-
-/// The header carrying the signature.
-pub const SIGNATURE_HEADER: &str = "x-urja-signature";
+pub use model::signature::{SIGNATURE_HEADER, TOLERANCE_S, sign};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -59,23 +54,6 @@ pub struct WebhookPayment {
     pub captured_at: DateTime<Utc>,
 }
 
-fn mac(secret: &[u8], t: i64, body: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes a key of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
-/// The signature header for `body` at `now` (what the gateway, or our stand-in, sends).
-pub fn sign(secret: &[u8], body: &[u8], now: DateTime<Utc>) -> String {
-    let t = now.timestamp();
-    let tag = mac(secret, t, body).finalize().into_bytes();
-    format!("t={t},v1={}", hex::encode(tag))
-}
-
 /// Checks `header` against `body` and reads the confirmation (`gateway` names the gateway).
 pub fn verify(
     gateway: &str,
@@ -84,26 +62,11 @@ pub fn verify(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<PaymentConfirmation, GatewayError> {
-    let header = header.ok_or(GatewayError::MalformedSignature)?;
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => v1 = hex::decode(v).ok(),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return Err(GatewayError::MalformedSignature);
-    };
-    mac(secret, t, body)
-        .verify_slice(&v1)
-        .map_err(|_| GatewayError::BadSignature)?;
-    let skew = now.timestamp().saturating_sub(t);
-    if skew.abs() > TOLERANCE_S {
-        return Err(GatewayError::Stale(skew));
-    }
+    signature::check(secret, header, body, now).map_err(|e| match e {
+        SignatureError::Malformed => GatewayError::MalformedSignature,
+        SignatureError::Mismatch => GatewayError::BadSignature,
+        SignatureError::Stale(skew) => GatewayError::Stale(skew),
+    })?;
     let parsed: WebhookBody =
         serde_json::from_slice(body).map_err(|e| GatewayError::Body(e.to_string()))?;
     if parsed.event != "payment.captured" {

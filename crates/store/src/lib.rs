@@ -5,7 +5,9 @@
 //! it: the head-end's tables ([`hes`]: registry, keys, cursors and gaps, session commits with
 //! their outbox, attempts, commands) and the MDM's ([`mdm`]: readings with quality and versions,
 //! events, the exception queue, edits, VEE state, routed messages), the API's tokens
-//! ([`auth`]), postpaid bills ([`billing`]) and confirmed tamper periods ([`tamper`]).
+//! ([`auth`]), postpaid bills ([`billing`]), confirmed tamper periods ([`tamper`]), customer care's
+//! service requests and complaints ([`care`]) and the delivery of routed messages to external
+//! systems' webhooks ([`webhook`]).
 //!
 //! Contract rules: every key leads with the meter (or consumer); times are stored as integer
 //! milliseconds since the Unix epoch and are `chrono::DateTime<Utc>` at the API; upserts are
@@ -19,6 +21,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod care;
 pub mod field;
 pub mod hes;
 pub mod mdm;
@@ -28,6 +31,7 @@ pub mod outages;
 pub mod prepaid;
 pub mod prepaid_ops;
 pub mod tamper;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -3,7 +3,7 @@
 //! per consumer and key, sent by the dispatcher with retries.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{Result, Store, StoreError, from_ms, from_ms_opt, ms, narrow};
 
@@ -132,29 +132,12 @@ impl Store {
         email: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.contact_check(mobile, email)?;
-        self.conn().execute(
-            "INSERT INTO consumer_contact (consumer_no, mobile, email, updated_at) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (consumer_no) DO UPDATE SET \
-             mobile = excluded.mobile, email = excluded.email, updated_at = excluded.updated_at",
-            params![consumer_no, mobile, email, ms(now)],
-        )?;
-        Ok(())
+        put_contact(&self.conn(), consumer_no, mobile, email, now)
     }
 
     /// `Invalid` unless the mobile is +91 and ten digits and the email an address.
     pub fn contact_check(&self, mobile: Option<&str>, email: Option<&str>) -> Result<()> {
-        if let Some(m) = mobile.filter(|m| !valid_mobile(m)) {
-            return Err(StoreError::Invalid(format!(
-                "mobile {m:?} is not +91 and ten digits"
-            )));
-        }
-        if let Some(e) = email.filter(|e| !valid_email(e)) {
-            return Err(StoreError::Invalid(format!(
-                "email {e:?} is not an address"
-            )));
-        }
-        Ok(())
+        check_contact(mobile, email)
     }
 
     pub fn contact(&self, consumer_no: &str) -> Result<Option<Contact>> {
@@ -269,6 +252,39 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// [`Store::contact_put`] on `conn` (inside a caller's transaction, e.g. a service request's
+/// resolution).
+fn check_contact(mobile: Option<&str>, email: Option<&str>) -> Result<()> {
+    if let Some(m) = mobile.filter(|m| !valid_mobile(m)) {
+        return Err(StoreError::Invalid(format!(
+            "mobile {m:?} is not +91 and ten digits"
+        )));
+    }
+    if let Some(e) = email.filter(|e| !valid_email(e)) {
+        return Err(StoreError::Invalid(format!(
+            "email {e:?} is not an address"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn put_contact(
+    conn: &Connection,
+    consumer_no: &str,
+    mobile: Option<&str>,
+    email: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    check_contact(mobile, email)?;
+    conn.execute(
+        "INSERT INTO consumer_contact (consumer_no, mobile, email, updated_at) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (consumer_no) DO UPDATE SET \
+         mobile = excluded.mobile, email = excluded.email, updated_at = excluded.updated_at",
+        params![consumer_no, mobile, email, ms(now)],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod bench_bill;
 mod bench_charge;
 mod bench_ingest;
 mod billing_cli;
+mod care_cli;
 mod field_cli;
 mod hes_cli;
 mod mdm_cli;

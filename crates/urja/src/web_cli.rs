@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use web::{AppState, GatewaySecret};
 
 use crate::hes_cli::{DataArgs, ist, stopped};
-use crate::{billing_cli, field_cli, prepaid_cli};
+use crate::{billing_cli, care_cli, field_cli, prepaid_cli};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
@@ -83,6 +83,7 @@ pub struct Api {
     prepaid: prepaid_cli::PrepaidTasks,
     billing: tokio::task::JoinHandle<()>,
     field: tokio::task::JoinHandle<()>,
+    webhooks: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Binds `listen`, starts the command executor on `hes` (resuming what a previous run left)
@@ -90,7 +91,8 @@ pub struct Api {
 /// a data directory that has never had a token gets an admin token, printed once. Of the
 /// `simulated` consumers (a simulated fleet's), the prepaid ones are moved to prepaid if they
 /// are not yet and the postpaid ones put in billing cycle 1; all are told things through local
-/// stand-ins. Postpaid billing cycles run beside it.
+/// stand-ins. Postpaid billing cycles run beside it, and customer care's webhooks when the data
+/// directory has a `webhooks.json`.
 pub async fn start(
     listen: SocketAddr,
     hes: &HeadEnd,
@@ -168,6 +170,7 @@ pub async fn start(
         Field::new(store.clone(), Some(commands.clone()), Some(engine.clone())),
         stop.clone(),
     );
+    let webhooks = care_cli::start(store.clone(), data_dir, stop.clone()).await?;
     let moving = prepaid_cli::migrate_simulated(&engine, &to_prepaid, SIMULATED_OPENING).await;
     if moving > 0 {
         println!(
@@ -187,6 +190,7 @@ pub async fn start(
         prepaid,
         billing,
         field,
+        webhooks,
     })
 }
 
@@ -207,6 +211,9 @@ impl Api {
         self.prepaid.finish().await;
         let _ = self.billing.await;
         let _ = self.field.await;
+        if let Some(webhooks) = self.webhooks {
+            let _ = webhooks.await;
+        }
         let abort = self.task.abort_handle();
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Ok(()))) => {}

@@ -3,7 +3,9 @@
 //! HTTP/1.1 request on a `TcpStream`); `urja admin token` prints tokens that work too. The
 //! prepaid engine runs in it: the simulated consumers are moved to prepaid through the
 //! head-end, and `urja pay` (the gateway's stand-in) recharges one through the signed webhook
-//! and pays the postpaid one's bill.
+//! and pays the postpaid one's bill. Customer care runs in it: a complaint registered through
+//! the API reaches the OMS's webhook (listed in `webhooks.json`) signed, and the OMS's
+//! completion closes it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -93,14 +95,32 @@ impl Up {
 
 /// GET `path` on `addr` with an optional bearer token: (status, body).
 fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    send(addr, "GET", path, token, None)
+}
+
+/// `method` `path` on `addr` with an optional bearer token and JSON body: (status, body).
+fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("the API accepts connections");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let body = json.map_or_else(String::new, |j| {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
+            j.len()
+        )
+    });
+    let end = if json.is_some() { "" } else { "\r\n" };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n{body}{end}"
     )
     .unwrap();
     let mut bytes = Vec::new();
@@ -339,5 +359,127 @@ fn up_runs_prepaid_and_urja_pay_recharges_through_the_signed_webhook() {
             n["kind"] == "recharge_confirmed" && n["channel"] == "email" && n["state"] == "sent"
         })
     });
+    up.stop();
+}
+
+/// A webhook receiver on 127.0.0.1: every request's signature header and body, answered 204.
+fn receiver() -> (String, mpsc::Receiver<(Option<String>, String)>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut length, mut signature) = (0, None);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("x-urja-signature:") {
+                    signature = Some(line["x-urja-signature:".len()..].trim().to_string());
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            if tx
+                .send((signature, String::from_utf8_lossy(&body).into_owned()))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn up_runs_customer_care_and_delivers_its_routed_messages_by_webhook() {
+    let data = tempfile::tempdir().unwrap();
+    let (hook, received) = receiver();
+    let secret = "oms-shared-secret-0123";
+    std::fs::write(
+        data.path().join("webhooks.json"),
+        format!(
+            r#"{{"subscribers": [{{"name": "oms", "destination": "oms",
+                 "url": "http://{hook}/urja", "secret": "{secret}"}}],
+               "delivery": {{"poll_ms": 200}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut up = Up::start_at(data.path(), "127.51.0.1", 2);
+    let addr = up.api();
+    let token_line = up.line("admin token: ");
+    let token = token_line["admin token: ".len()..].trim().to_string();
+    up.line("webhooks: delivering routed messages to oms (oms)");
+    let (status, types) = get(&addr, "/api/v1/care/types", Some(&token));
+    assert_eq!(status, 200, "{types}");
+    assert!(types.contains("\"no_supply\""), "{types}");
+
+    let (status, body) = send(
+        &addr,
+        "POST",
+        "/api/v1/complaints",
+        Some(&token),
+        Some(
+            r#"{"consumer_no": "C-URJ10000001", "type": "no_supply", "description": "Dark since noon"}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let complaint: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let crn = complaint["number"].as_str().unwrap().to_string();
+
+    // the OMS receives it, signed with the shared secret
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let delivered = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (signature, body) = received.recv_timeout(left).expect("the OMS is called");
+        if body.contains(&crn) {
+            break (signature, body);
+        }
+    };
+    let (signature, body) = delivered;
+    model::signature::check(
+        secret.as_bytes(),
+        signature.as_deref(),
+        body.as_bytes(),
+        chrono::Utc::now(),
+    )
+    .expect("a good signature");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["destination"], "oms");
+    assert_eq!(json["payload"]["notice"], "complaint_registered");
+
+    // the OMS reports completion; the complaint closes and the consumer is told
+    let (status, body) = send(
+        &addr,
+        "POST",
+        &format!("/api/v1/complaints/{crn}/completion"),
+        Some(&token),
+        Some(r#"{"note": "Fuse replaced; supply restored"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"state\":\"closed\""), "{body}");
+    poll(
+        &addr,
+        "/api/v1/notifications?consumer_no=C-URJ10000001",
+        &token,
+        30,
+        |j| {
+            j["items"].as_array().unwrap().iter().any(|n| {
+                n["kind"] == "case_closed" && n["channel"] == "sms" && n["state"] == "sent"
+            })
+        },
+    );
     up.stop();
 }

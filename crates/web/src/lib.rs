@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod bills;
+pub mod care;
 pub mod commands;
 pub mod consumers;
 pub mod error;
@@ -295,6 +296,34 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/tariffs",
             get(prepaid::tariffs).post(prepaid::put_tariff),
+        )
+        .route("/api/v1/care/types", get(care::types))
+        .route("/api/v1/care/ageing", get(care::ageing))
+        .route(
+            "/api/v1/service-requests",
+            get(care::list_requests).post(care::register_request),
+        )
+        .route("/api/v1/service-requests/{srn}", get(care::request))
+        .route(
+            "/api/v1/service-requests/{srn}/updates",
+            post(care::update_request),
+        )
+        .route(
+            "/api/v1/service-requests/{srn}/completion",
+            post(care::complete_request),
+        )
+        .route(
+            "/api/v1/complaints",
+            get(care::list_complaints).post(care::register_complaint),
+        )
+        .route("/api/v1/complaints/{crn}", get(care::complaint))
+        .route(
+            "/api/v1/complaints/{crn}/updates",
+            post(care::update_complaint),
+        )
+        .route(
+            "/api/v1/complaints/{crn}/completion",
+            post(care::complete_complaint),
         )
         .route("/api/v1/disconnections", get(prepaid::cases))
         .route("/api/v1/disconnections/{id}", get(prepaid::case))

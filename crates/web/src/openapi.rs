@@ -9,8 +9,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    bills, commands, consumers, error, exceptions, field, meters, notifications, outages, payments,
-    prepaid, readings, tamper, tokens, wallets,
+    bills, care, commands, consumers, error, exceptions, field, meters, notifications, outages,
+    payments, prepaid, readings, tamper, tokens, wallets,
 };
 
 /// The API's description.
@@ -77,6 +77,18 @@ use crate::{
         prepaid::start_migration,
         prepaid::migrations,
         prepaid::migration,
+        care::types,
+        care::ageing,
+        care::register_request,
+        care::list_requests,
+        care::request,
+        care::update_request,
+        care::complete_request,
+        care::register_complaint,
+        care::list_complaints,
+        care::complaint,
+        care::update_complaint,
+        care::complete_complaint,
         exceptions::list,
         exceptions::close,
         commands::submit,
@@ -101,6 +113,7 @@ use crate::{
         (name = "exceptions", description = "The VEE exception queue"),
         (name = "prepaid", description = "The prepaid engine: payments, emergency credit, tariffs, disconnection cases, payment-mode migrations"),
         (name = "billing", description = "Postpaid bills, a bill as PDF, billing cycles and confirmed tamper periods"),
+        (name = "care", description = "Customer care: service requests and complaints, their completion by the target system, kinds with SLA, ageing"),
         (name = "commands", description = "Commands to meters through the head-end"),
         (name = "outages", description = "Outages grouped by DT and feeder, and the OMS ping of meters"),
         (name = "tokens", description = "API tokens (admin)"),
