@@ -5,7 +5,9 @@
 //! it: the head-end's tables ([`hes`]: registry, keys, cursors and gaps, session commits with
 //! their outbox, attempts, commands) and the MDM's ([`mdm`]: readings with quality and versions,
 //! events, the exception queue, edits, VEE state, routed messages), the API's tokens
-//! ([`auth`]), postpaid bills ([`billing`]) and confirmed tamper periods ([`tamper`]).
+//! ([`auth`]), postpaid bills ([`billing`]), confirmed tamper periods ([`tamper`]), consumers'
+//! notifications ([`notify`]) and the consumer portal's registrations, accounts and sessions
+//! ([`portal`]).
 //!
 //! Contract rules: every key leads with the meter (or consumer); times are stored as integer
 //! milliseconds since the Unix epoch and are `chrono::DateTime<Utc>` at the API; upserts are
@@ -23,6 +25,7 @@ pub mod hes;
 pub mod mdm;
 pub mod migrate;
 pub mod notify;
+pub mod portal;
 pub mod prepaid;
 pub mod prepaid_ops;
 pub mod tamper;

@@ -63,6 +63,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0011_billing_transfers",
         sql: include_str!("../migrations/0011_billing_transfers.sql"),
     },
+    Migration {
+        name: "0013_portal",
+        sql: include_str!("../migrations/0013_portal.sql"),
+    },
 ];
 
 /// The schema version this program writes.
