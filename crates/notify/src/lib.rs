@@ -61,10 +61,16 @@ impl std::fmt::Debug for Secret {
 pub enum Notice {
     /// Use case 15.2: the code that proves a registration request came from the consumer's
     /// registered mobile or email.
-    RegistrationCode { code: Secret, valid_minutes: u32 },
+    RegistrationCode {
+        code: Secret,
+        valid_minutes: u32,
+    },
     /// Use case 15.4: the portal's login id and the default password, to be changed at the
     /// first login.
-    PortalCredentials { login_id: String, password: Secret },
+    PortalCredentials {
+        login_id: String,
+        password: Secret,
+    },
     /// Use case 17.6: a recharge credited, with the new balance.
     RechargeConfirmed {
         payment_id: String,
@@ -290,7 +296,11 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
         assert_eq!((row.channel, row.sensitive), (Channel::Email, true));
-        assert!(row.body.contains("482913") && row.body.contains("प्रिय"), "{}", row.body);
+        assert!(
+            row.body.contains("482913") && row.body.contains("प्रिय"),
+            "{}",
+            row.body
+        );
         assert!(!format!("{row:?}").contains("482913"));
         // once delivered, the code is gone from the outbox; the attempt is in the log
         store.notification_sent(row.seq, "q1", now).unwrap();

@@ -268,7 +268,6 @@ fn wrap(text: &str) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,13 +331,13 @@ mod tests {
              संदर्भ pay_29QQ"
         );
         assert_eq!(hi.subject, "₹500.00 का रिचार्ज मिला (C-100)");
+        assert!(hi.email.starts_with("प्रिय उपभोक्ता,\n\n"), "{}", hi.email);
+        let unwrapped = hi.email.replace('\n', " ");
         assert!(
-            hi.email.starts_with("प्रिय उपभोक्ता,\n\n"),
+            unwrapped.contains("04 दिसंबर 2026, 10:00 IST"),
             "{}",
             hi.email
         );
-        let unwrapped = hi.email.replace('\n', " ");
-        assert!(unwrapped.contains("04 दिसंबर 2026, 10:00 IST"), "{}", hi.email);
         assert!(unwrapped.contains("अब आपकी शेष राशि ₹1,23,456.78 है।"));
     }
 
@@ -435,7 +434,11 @@ mod tests {
             "C-100000001 का पंजीकरण कोड 048213 है। 10 मिनट मान्य। किसी को न बताएं।"
         );
         assert_eq!((segments(&en.sms), segments(&hi.sms)), (1, 1));
-        assert!(en.email.contains(" is\n048213.") || en.email.contains(" 048213."), "{}", en.email);
+        assert!(
+            en.email.contains(" is\n048213.") || en.email.contains(" 048213."),
+            "{}",
+            en.email
+        );
         assert!(hi.email.contains("048213"), "{}", hi.email);
         let login = Notice::PortalCredentials {
             login_id: "C-100000001".into(),
