@@ -763,7 +763,9 @@ mod tests {
 
     #[test]
     fn password_rules() {
-        let check = |new| password_problem(new, "k7Rm-Qx2p-Wd9z", "C-100000001");
+        fn check(new: &str) -> Option<&'static str> {
+            password_problem(new, "k7Rm-Qx2p-Wd9z", "C-100000001")
+        }
         assert!(check("short").is_some());
         assert!(check("k7Rm-Qx2p-Wd9z").is_some());
         assert!(check("c-100000001").is_some());
