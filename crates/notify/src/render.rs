@@ -354,14 +354,14 @@ mod tests {
             },
             Notice::RechargeConfirmed {
                 payment_id: "pay_29QQ8sLk3".into(),
-                amount: Paise(1_00_000_00),
-                balance: Paise(1_23_456_78),
+                amount: Paise(10_000_000),
+                balance: Paise(12_345_678),
                 at: t("2026-12-04T04:30:00Z"),
             },
             Notice::PaymentReceived {
                 receipt_no: "R-2026-000123".into(),
-                amount: Paise(2_345_00),
-                outstanding: Paise(-1_234_00),
+                amount: Paise(234_500),
+                outstanding: Paise(-123_400),
                 at: t("2026-12-04T04:30:00Z"),
             },
             Notice::LowBalance {
