@@ -4,11 +4,20 @@
 //! (the operator refuses the number, SMTP 5xx) or after `max_attempts`, the error recorded.
 //!
 //! The SMS API is the common shape of Indian bulk-SMS gateways: `POST <url>` with an API key
-//! header and `{"to", "sender_id", "template_id", "text"}`, answering `{"message_id"}`; the
-//! template id is the one registered for the message's kind on the DLT platform (TRAI's rules
-//! deliver nothing else).
+//! header and `{"to", "sender_id", "template_id", "text", "unicode"}`, answering
+//! `{"message_id"}`; the template id is the one registered for the message's kind on the DLT
+//! platform (TRAI's rules deliver nothing else), and `unicode` is set for a text that is not
+//! GSM-7 (Hindi).
+//!
+//! A channel with neither can be kept in a directory instead ([`Dispatcher::keeping_in`]):
+//! each message a text file, `<dir>/<IST date>/<seq>-<channel>.txt`, and marked sent. That is
+//! what `urja up` does when nothing is set up.
+//!
+//! Nothing here logs a message's text; for a message that carries a secret the error recorded
+//! and logged is only its kind (an operator's answer may quote the text).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +35,17 @@ pub enum SendError {
     Temporary(String),
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+impl SendError {
+    /// The same failure without its detail, for a message that carries a secret.
+    fn withheld(self) -> SendError {
+        const WHY: &str = "details withheld: the message carries a secret";
+        match self {
+            SendError::Temporary(_) => SendError::Temporary(WHY.into()),
+            SendError::Permanent(_) => SendError::Permanent(WHY.into()),
+        }
+    }
 }
 
 /// How the SMS operator is reached.
@@ -67,6 +87,9 @@ pub struct SmsRequest {
     pub sender_id: String,
     pub template_id: String,
     pub text: String,
+    /// The text is sent as UCS-2 (it is not GSM-7).
+    #[serde(default)]
+    pub unicode: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -102,6 +125,7 @@ impl SmsGateway {
                 sender_id: self.config.sender_id.clone(),
                 template_id,
                 text: text.to_string(),
+                unicode: crate::sms::encoding(text) == crate::sms::Encoding::Ucs2,
             })
             .send()
             .await
@@ -225,17 +249,66 @@ pub struct DispatchReport {
     pub failed: usize,
 }
 
+/// Keeps messages as text files in a directory.
+#[derive(Debug, Clone)]
+struct Keeper {
+    dir: PathBuf,
+}
+
+impl Keeper {
+    /// Writes `n` to `<dir>/<IST date of now>/<seq>-<channel>.txt` (readable by the owner
+    /// only: it may hold a one-time code); its path.
+    fn keep(&self, n: &Notification, now: DateTime<Utc>) -> Result<String, SendError> {
+        let day = crate::render::ist(now, "%Y-%m-%d");
+        let folder = self.dir.join(day);
+        let path = folder.join(format!("{:06}-{}.txt", n.seq, n.channel.name()));
+        let mut text = format!(
+            "To: {}\nKind: {}\nConsumer: {}\nCreated: {}\n",
+            n.recipient,
+            n.kind,
+            n.consumer_no,
+            crate::render::ist(n.created_at, "%Y-%m-%dT%H:%M:%S%:z")
+        );
+        if let Some(subject) = &n.subject {
+            text.push_str(&format!("Subject: {subject}\n"));
+        }
+        text.push('\n');
+        text.push_str(&n.body);
+        text.push('\n');
+        write_private(&folder, &path, text.as_bytes())
+            .map_err(|e| SendError::Permanent(format!("keeping in {}: {e}", folder.display())))?;
+        Ok(path.display().to_string())
+    }
+}
+
+fn write_private(folder: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(folder)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Sends the outbox through the channels configured.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     store: Store,
     sms: Option<SmsGateway>,
     email: Option<SmtpMailer>,
+    keeper: Option<Keeper>,
     config: DispatchConfig,
 }
 
 impl Dispatcher {
-    /// Without a channel's adapter its messages are given up at once, with that said.
+    /// Without a channel's adapter its messages are given up at once, with that said (unless
+    /// they are kept, [`Dispatcher::keeping_in`]).
     pub fn new(
         store: Store,
         sms: Option<SmsGateway>,
@@ -246,23 +319,37 @@ impl Dispatcher {
             store,
             sms,
             email,
+            keeper: None,
             config,
         }
     }
 
-    async fn send(&self, n: &Notification) -> Result<String, SendError> {
-        match n.channel {
-            Channel::Sms => match &self.sms {
-                Some(sms) => sms.send(&n.recipient, &n.kind, &n.body).await,
-                None => Err(SendError::Permanent("no SMS operator is configured".into())),
-            },
-            Channel::Email => match &self.email {
-                Some(mail) => {
-                    let subject = n.subject.as_deref().unwrap_or("Urja");
-                    mail.send(&n.recipient, subject, &n.body).await
-                }
-                None => Err(SendError::Permanent("no SMTP relay is configured".into())),
-            },
+    /// Messages of a channel without an adapter are kept as text files under `dir` and marked
+    /// sent, their path as the provider's id.
+    pub fn keeping_in(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.keeper = Some(Keeper { dir: dir.into() });
+        self
+    }
+
+    async fn send(&self, n: &Notification, now: DateTime<Utc>) -> Result<String, SendError> {
+        match (n.channel, &self.sms, &self.email, &self.keeper) {
+            (Channel::Sms, Some(sms), _, _) => sms.send(&n.recipient, &n.kind, &n.body).await,
+            (Channel::Email, _, Some(mail), _) => {
+                let subject = n.subject.as_deref().unwrap_or("Urja");
+                mail.send(&n.recipient, subject, &n.body).await
+            }
+            (_, _, _, Some(keeper)) => {
+                let (keeper, n) = (keeper.clone(), n.clone());
+                tokio::task::spawn_blocking(move || keeper.keep(&n, now))
+                    .await
+                    .map_err(|e| SendError::Temporary(format!("keeping task: {e}")))?
+            }
+            (Channel::Sms, None, _, None) => {
+                Err(SendError::Permanent("no SMS operator is configured".into()))
+            }
+            (Channel::Email, _, None, None) => {
+                Err(SendError::Permanent("no SMTP relay is configured".into()))
+            }
         }
     }
 
@@ -275,7 +362,10 @@ impl Dispatcher {
             .map_err(|e| store::StoreError::Corrupt(format!("outbox task: {e}")))??;
         let mut report = DispatchReport::default();
         for n in due {
-            let result = self.send(&n).await;
+            let result = match self.send(&n, now).await {
+                Err(e) if n.sensitive => Err(e.withheld()),
+                other => other,
+            };
             let store = self.store.clone();
             let config = self.config;
             let outcome = tokio::task::spawn_blocking(move || match result {
@@ -289,7 +379,7 @@ impl Dispatcher {
                     let retry_at = retry.then(|| now + chrono::Duration::seconds(wait));
                     tracing::warn!(seq = n.seq, channel = n.channel.name(), error = %e, retry = retry, "notification not sent");
                     store
-                        .notification_failed(n.seq, &e.to_string(), retry_at)
+                        .notification_failed(n.seq, &e.to_string(), retry_at, now)
                         .map(|()| if retry { 1 } else { 2 })
                 }
             })

@@ -1,23 +1,33 @@
-//! Telling consumers what happened to their supply, money and requests (use cases 3.2, 17.6,
-//! 19 and 20, and the state orders' SMS on every recharge, low balance, disconnection and
-//! reconnection).
+//! Telling consumers what happened to their supply and money (use cases 3.2, 17.6, 18.6 and the
+//! state orders' SMS on every recharge, low balance, disconnection and reconnection), and the
+//! consumer portal's registration codes and logins (use case 15).
 //!
-//! - [`Notice`]: what we tell, typed; [`render`] makes the SMS text (GSM-7, "Rs" for ₹, times in
-//!   IST) and the email subject and body.
+//! - [`Notice`]: what we tell, typed; [`render`] makes the SMS text and the email subject and
+//!   body in the consumer's language (English: GSM-7, "Rs" for ₹; Hindi: Unicode), times in IST.
 //! - [`enqueue`] writes one outbox row per channel the consumer has an address for
 //!   (`store::notify`), once per key, in the caller's flow; nothing is sent there.
+//!   [`enqueue_on`] writes one channel's only (a registration code goes where it was asked
+//!   for). A notice that carries a [`Secret`] is written `sensitive`.
 //! - [`dispatch`]: the dispatcher sends what is due through an SMS operator's HTTP API and an
-//!   SMTP relay, retries with backoff and gives up after a few attempts, recording why.
+//!   SMTP relay, or keeps it in a directory when a channel has neither (`urja up` with no
+//!   settings), retries with backoff, gives up after a few attempts, and records each attempt.
 //! - [`standin`]: local stand-ins that speak the same protocols (an SMTP server, an SMS
 //!   operator's HTTP API) for tests and `urja up --simulate`.
+//! - [`sms`]: which alphabet a text needs and how many SMS it takes.
 
 pub mod dispatch;
+mod hindi;
+mod render;
+pub mod sms;
 pub mod standin;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use model::{Paise, PaymentMode};
 use store::Store;
-use store::notify::{Channel, NewNotification};
+use store::notify::{Channel, Contact, NewNotification};
+
+pub use render::{Rendered, render};
+pub use store::notify::Language;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -25,9 +35,42 @@ pub enum NotifyError {
     Store(#[from] store::StoreError),
 }
 
+/// A one-time code or a password inside a notice: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the message text and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
 /// Something to tell a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
+    /// Use case 15.2: the code that proves a registration request came from the consumer's
+    /// registered mobile or email.
+    RegistrationCode {
+        code: Secret,
+        valid_minutes: u32,
+    },
+    /// Use case 15.4: the portal's login id and the default password, to be changed at the
+    /// first login.
+    PortalCredentials {
+        login_id: String,
+        password: Secret,
+    },
     /// Use case 17.6: a recharge credited, with the new balance.
     RechargeConfirmed {
         payment_id: String,
@@ -99,6 +142,8 @@ impl Notice {
     /// A short name, for the outbox and the SMS template.
     pub fn kind(&self) -> &'static str {
         match self {
+            Notice::RegistrationCode { .. } => "registration_code",
+            Notice::PortalCredentials { .. } => "portal_credentials",
             Notice::RechargeConfirmed { .. } => "recharge_confirmed",
             Notice::PaymentReceived { .. } => "payment_received",
             Notice::LowBalance { .. } => "low_balance",
@@ -112,284 +157,14 @@ impl Notice {
             Notice::CaseRejected { .. } => "case_rejected",
         }
     }
-}
 
-/// A notice as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    /// GSM-7 only, one SMS (160 characters) where possible.
-    pub sms: String,
-    pub subject: String,
-    pub email: String,
-}
-
-fn ist(t: DateTime<Utc>) -> String {
-    let offset = FixedOffset::east_opt(19_800).unwrap_or_else(|| unreachable!("+05:30 is valid"));
-    t.with_timezone(&offset)
-        .format("%d %b %Y %H:%M IST")
-        .to_string()
-}
-
-/// The texts of `notice` for consumer `consumer_no`.
-pub fn render(consumer_no: &str, notice: &Notice) -> Rendered {
-    let (sms, subject, email) = match notice {
-        Notice::RechargeConfirmed {
-            payment_id,
-            amount,
-            balance,
-            at,
-        } => (
-            format!(
-                "Recharge of {} for {consumer_no} received on {}. Balance: {}. Ref {payment_id}.",
-                amount.ascii(),
-                ist(*at),
-                balance.ascii()
-            ),
-            format!("Recharge of {amount} received"),
-            format!(
-                "Your recharge of {amount} for consumer number {consumer_no} was received on {} \
-                 (payment reference {payment_id}).\n\nYour balance is now {balance}.",
-                ist(*at)
-            ),
-        ),
-        Notice::PaymentReceived {
-            receipt_no,
-            amount,
-            outstanding,
-            at,
-        } => {
-            let standing = if outstanding.is_negative() {
-                format!("in advance {}", Paise(-outstanding.0).ascii())
-            } else {
-                format!("due {}", outstanding.ascii())
-            };
-            (
-                format!(
-                    "Payment of {} for {consumer_no} received on {}. Receipt {receipt_no}. Now \
-                     {standing}.",
-                    amount.ascii(),
-                    ist(*at)
-                ),
-                format!("Payment of {amount} received, receipt {receipt_no}"),
-                format!(
-                    "Your payment of {amount} for consumer number {consumer_no} was received on \
-                     {} (receipt {receipt_no}).\n\n{}",
-                    ist(*at),
-                    if outstanding.is_negative() {
-                        format!(
-                            "You have {} in advance; it is set against your next bill.",
-                            Paise(-outstanding.0)
-                        )
-                    } else if *outstanding == Paise::ZERO {
-                        "Nothing is owed on your account now.".to_string()
-                    } else {
-                        format!("{outstanding} is still owed on your account.")
-                    }
-                ),
-            )
-        }
-        Notice::LowBalance {
-            percent,
-            balance,
-            at,
-        } => (
-            format!(
-                "Low balance: {} left for {consumer_no} on {} ({percent}% of last recharge). \
-                 Recharge to avoid disconnection.",
-                balance.ascii(),
-                ist(*at)
-            ),
-            format!("Low balance: {balance} left"),
-            format!(
-                "The prepaid balance of consumer number {consumer_no} is {balance} as of {}, \
-                 {percent}% of your last recharge.\n\nPlease recharge to keep your supply on.",
-                ist(*at)
-            ),
-        ),
-        Notice::DisconnectionNotice { balance, from } => (
-            format!(
-                "Balance {} for {consumer_no}. Supply will be disconnected from {} unless you \
-                 recharge.",
-                balance.ascii(),
-                ist(*from)
-            ),
-            "Your supply will be disconnected unless you recharge".to_string(),
-            format!(
-                "The prepaid balance of consumer number {consumer_no} is {balance}.\n\nYour \
-                 supply will be disconnected from {} unless you recharge before then. A \
-                 recharge reconnects it within two hours.",
-                ist(*from)
-            ),
-        ),
-        Notice::Disconnected { balance, at } => (
-            format!(
-                "Supply of {consumer_no} disconnected on {} for balance {}. Recharge to \
-                 reconnect.",
-                ist(*at),
-                balance.ascii()
-            ),
-            "Your supply has been disconnected".to_string(),
-            format!(
-                "The supply of consumer number {consumer_no} was disconnected on {} because the \
-                 prepaid balance is {balance}.\n\nRecharge to have it reconnected within two \
-                 hours.",
-                ist(*at)
-            ),
-        ),
-        Notice::Reconnected { balance, at } => (
-            format!(
-                "Supply of {consumer_no} reconnected on {}. Balance: {}.",
-                ist(*at),
-                balance.ascii()
-            ),
-            "Your supply has been reconnected".to_string(),
-            format!(
-                "The supply of consumer number {consumer_no} was reconnected on {}.\n\nYour \
-                 balance is {balance}.",
-                ist(*at)
-            ),
-        ),
-        Notice::EmergencyCredit { amount, until } => (
-            format!(
-                "Emergency credit of {} given to {consumer_no} until {}. It is recovered from \
-                 your next recharge.",
-                amount.ascii(),
-                ist(*until)
-            ),
-            format!("Emergency credit of {amount}"),
-            format!(
-                "Consumer number {consumer_no} has been given emergency credit of {amount}; \
-                 the supply is protected until {}.\n\nIt is recovered from your next recharge.",
-                ist(*until)
-            ),
-        ),
-        Notice::PaymentModeChanged { mode, balance, at } => {
-            let mode = match mode {
-                PaymentMode::Prepaid => "prepaid",
-                PaymentMode::Postpaid => "postpaid",
-            };
-            (
-                format!(
-                    "Connection {consumer_no} is {mode} from {}. Balance carried: {}.",
-                    ist(*at),
-                    balance.ascii()
-                ),
-                format!("Your connection is now {mode}"),
-                format!(
-                    "Consumer number {consumer_no} has been changed to {mode} on {}.\n\nBalance \
-                     carried over: {balance}.",
-                    ist(*at)
-                ),
-            )
-        }
-        Notice::CaseRegistered {
-            number,
-            subject,
-            due,
-        } => (
-            format!(
-                "{subject} for {consumer_no} registered as {number}. We will resolve it by {}.",
-                ist(*due)
-            ),
-            format!("{subject}: registered as {number}"),
-            format!(
-                "Your {} for consumer number {consumer_no} has been registered as {number}.\n\n\
-                 We will resolve it by {}. Please quote {number} when you contact us about it.",
-                subject.to_lowercase(),
-                ist(*due)
-            ),
-        ),
-        Notice::CaseClosed {
-            number,
-            subject,
-            resolution,
-            at,
-        } => (
-            format!(
-                "{number} ({subject}) for {consumer_no} closed on {}: {}",
-                ist(*at),
-                short(resolution, 60)
-            ),
-            format!("{subject}: {number} closed"),
-            format!(
-                "Your {} {number} for consumer number {consumer_no} was closed on {}.\n\n\
-                 {resolution}",
-                subject.to_lowercase(),
-                ist(*at)
-            ),
-        ),
-        Notice::CaseRejected {
-            number,
-            subject,
-            reason,
-            at,
-        } => (
-            format!(
-                "{number} ({subject}) for {consumer_no} could not be taken up: {}",
-                short(reason, 60)
-            ),
-            format!("{subject}: {number} not taken up"),
-            format!(
-                "Your {} {number} for consumer number {consumer_no} could not be taken up \
-                 ({}).\n\nReason: {reason}",
-                subject.to_lowercase(),
-                ist(*at)
-            ),
-        ),
-    };
-    Rendered {
-        sms,
-        subject: format!("{subject} ({consumer_no})"),
-        email: wrap(&format!(
-            "Dear consumer,\n\n{email}\n\nThis message was sent automatically.\n"
-        )),
+    /// Whether the text carries a [`Secret`].
+    pub fn is_sensitive(&self) -> bool {
+        matches!(
+            self,
+            Notice::RegistrationCode { .. } | Notice::PortalCredentials { .. }
+        )
     }
-}
-
-/// Free text (a note someone wrote) for an SMS: printable ASCII only (anything else becomes
-/// `?`), cut to `max` characters with an ellipsis.
-fn short(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| {
-            if c == ' ' || c.is_ascii_graphic() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    if out.len() > max {
-        out.truncate(max.saturating_sub(3));
-        out.push_str("...");
-    }
-    out
-}
-
-/// Plain-text email lines: each paragraph's words wrapped at 72 characters.
-fn wrap(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let mut width = 0;
-        for (j, word) in line.split(' ').enumerate() {
-            let w = word.chars().count();
-            if j > 0 {
-                if width + 1 + w > 72 {
-                    out.push('\n');
-                    width = 0;
-                } else {
-                    out.push(' ');
-                    width += 1;
-                }
-            }
-            out.push_str(word);
-            width += w;
-        }
-    }
-    out
 }
 
 /// What [`enqueue`] wrote.
@@ -412,38 +187,59 @@ pub fn enqueue(
     let Some(contact) = store.contact(consumer_no)? else {
         return Ok(Enqueued::default());
     };
-    let text = render(consumer_no, notice);
-    let kind = notice.kind();
-    let mut done = Enqueued::default();
-    if let Some(mobile) = &contact.mobile {
-        done.sms = store.notification_put(
-            &NewNotification {
-                key,
-                channel: Channel::Sms,
-                consumer_no,
-                kind,
-                recipient: mobile,
-                subject: None,
-                body: &text.sms,
-            },
-            now,
-        )?;
-    }
-    if let Some(email) = &contact.email {
-        done.email = store.notification_put(
-            &NewNotification {
-                key,
-                channel: Channel::Email,
-                consumer_no,
-                kind,
-                recipient: email,
-                subject: Some(&text.subject),
-                body: &text.email,
-            },
-            now,
-        )?;
-    }
-    Ok(done)
+    let text = render(consumer_no, notice, contact.language);
+    Ok(Enqueued {
+        sms: put(store, &contact, Channel::Sms, key, notice, &text, now)?,
+        email: put(store, &contact, Channel::Email, key, notice, &text, now)?,
+    })
+}
+
+/// Writes `notice` for `consumer_no` to the outbox on `channel` only, once per consumer, `key`
+/// and channel; false if it was there or the consumer has no address for that channel.
+pub fn enqueue_on(
+    store: &Store,
+    consumer_no: &str,
+    channel: Channel,
+    key: &str,
+    notice: &Notice,
+    now: DateTime<Utc>,
+) -> Result<bool, NotifyError> {
+    let Some(contact) = store.contact(consumer_no)? else {
+        return Ok(false);
+    };
+    let text = render(consumer_no, notice, contact.language);
+    put(store, &contact, channel, key, notice, &text, now)
+}
+
+fn put(
+    store: &Store,
+    contact: &Contact,
+    channel: Channel,
+    key: &str,
+    notice: &Notice,
+    text: &Rendered,
+    now: DateTime<Utc>,
+) -> Result<bool, NotifyError> {
+    let (recipient, subject, body) = match channel {
+        Channel::Sms => (&contact.mobile, None, &text.sms),
+        Channel::Email => (&contact.email, Some(text.subject.as_str()), &text.email),
+    };
+    let Some(recipient) = recipient else {
+        return Ok(false);
+    };
+    Ok(store.notification_put(
+        &NewNotification {
+            key,
+            channel,
+            consumer_no: &contact.consumer_no,
+            kind: notice.kind(),
+            recipient,
+            subject,
+            body,
+            sensitive: notice.is_sensitive(),
+        },
+        now,
+    )?)
 }
 
 #[cfg(test)]
@@ -452,91 +248,6 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn texts_are_exact_gsm_and_one_sms() {
-        let r = render(
-            "C-100",
-            &Notice::RechargeConfirmed {
-                payment_id: "pay_29QQ".into(),
-                amount: Paise(50_000),
-                balance: Paise(12_345_678),
-                at: t("2026-12-04T04:30:00Z"),
-            },
-        );
-        assert_eq!(
-            r.sms,
-            "Recharge of Rs 500.00 for C-100 received on 04 Dec 2026 10:00 IST. Balance: \
-             Rs 1,23,456.78. Ref pay_29QQ."
-        );
-        assert_eq!(r.subject, "Recharge of ₹500.00 received (C-100)");
-        assert!(r.email.contains("Your balance is now ₹1,23,456.78."));
-        assert!(
-            r.email.lines().all(|l| l.chars().count() <= 72),
-            "{}",
-            r.email
-        );
-        let cut = render(
-            "C-100",
-            &Notice::DisconnectionNotice {
-                balance: Paise(-6_000),
-                from: t("2026-12-04T03:30:00Z"),
-            },
-        );
-        assert_eq!(
-            cut.sms,
-            "Balance -Rs 60.00 for C-100. Supply will be disconnected from 04 Dec 2026 09:00 IST \
-             unless you recharge."
-        );
-        for notice in [
-            Notice::LowBalance {
-                percent: 10,
-                balance: Paise(4_000),
-                at: t("2026-12-04T00:30:00Z"),
-            },
-            Notice::Disconnected {
-                balance: Paise(-6_000),
-                at: t("2026-12-04T03:30:00Z"),
-            },
-            Notice::Reconnected {
-                balance: Paise(44_000),
-                at: t("2026-12-04T04:32:00Z"),
-            },
-            Notice::EmergencyCredit {
-                amount: Paise(10_000),
-                until: t("2026-12-07T04:32:00Z"),
-            },
-            Notice::PaymentModeChanged {
-                mode: PaymentMode::Postpaid,
-                balance: Paise(44_000),
-                at: t("2026-12-04T05:30:00Z"),
-            },
-            Notice::CaseRegistered {
-                number: "CR-2026-000001".into(),
-                subject: "Meter burnt".into(),
-                due: t("2026-12-05T04:30:00Z"),
-            },
-            Notice::CaseClosed {
-                number: "SR-2026-000123".into(),
-                subject: "Contact change".into(),
-                resolution: "Mobile number changed as asked; मोबाइल नंबर बदला गया, and a long \
-                             tail that does not fit"
-                    .into(),
-                at: t("2026-12-05T04:30:00Z"),
-            },
-            Notice::CaseRejected {
-                number: "SR-2026-000124".into(),
-                subject: "Load change".into(),
-                reason: "The wiring certificate is missing; please attach it and ask again".into(),
-                at: t("2026-12-05T04:30:00Z"),
-            },
-        ] {
-            let r = render("C-100000001", &notice);
-            assert!(r.sms.len() <= 160, "{} chars: {}", r.sms.len(), r.sms);
-            assert!(r.sms.is_ascii(), "{}", r.sms);
-            assert!(r.sms.contains("C-100000001"));
-        }
     }
 
     #[test]
@@ -584,7 +295,44 @@ mod tests {
         assert_eq!(rows[1].recipient, "asha@example.in");
         assert!(
             rows.iter()
-                .all(|r| r.state == "pending" && r.kind == "reconnected")
+                .all(|r| r.state == "pending" && r.kind == "reconnected" && !r.sensitive)
         );
+    }
+
+    #[test]
+    fn a_registration_code_goes_on_its_channel_only_and_is_sensitive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("u.sqlite")).unwrap();
+        let now = t("2026-12-04T04:30:00Z");
+        store
+            .contact_put("C-1", Some("+919876543210"), Some("asha@example.in"), now)
+            .unwrap();
+        store
+            .contact_set_language("C-1", Language::Hindi, now)
+            .unwrap();
+        let notice = Notice::RegistrationCode {
+            code: Secret::new("482913"),
+            valid_minutes: 10,
+        };
+        assert!(!format!("{notice:?}").contains("482913"));
+        assert!(enqueue_on(&store, "C-1", Channel::Email, "reg/r1", &notice, now).unwrap());
+        assert!(!enqueue_on(&store, "C-2", Channel::Email, "reg/r1", &notice, now).unwrap());
+        let rows = store.notifications(None, None, 0, 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!((row.channel, row.sensitive), (Channel::Email, true));
+        assert!(
+            row.body.contains("482913") && row.body.contains("प्रिय"),
+            "{}",
+            row.body
+        );
+        assert!(!format!("{row:?}").contains("482913"));
+        // once delivered, the code is gone from the outbox; the attempt is in the log
+        store.notification_sent(row.seq, "q1", now).unwrap();
+        let row = store.notification(row.seq).unwrap().unwrap();
+        assert_eq!(row.body, store::notify::WITHHELD);
+        let log = store.notification_attempts(row.seq).unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!((log[0].attempt, log[0].outcome.as_str()), (1, "sent"));
     }
 }

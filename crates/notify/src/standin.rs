@@ -1,7 +1,8 @@
 //! Local stand-ins for the edge of the world we cannot reach, speaking the same protocols: an
 //! SMTP server (RFC 5321: greeting, EHLO/HELO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP,
 //! QUIT) that keeps what it is sent, and an SMS operator's HTTP API that checks the API key and
-//! the request, answers a message id and keeps what it is sent. Both listen on loopback.
+//! the request (GSM-7 text, or Unicode flagged as such, at most four SMS long), answers a
+//! message id and keeps what it is sent. Both listen on loopback.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -219,6 +220,7 @@ pub struct ReceivedSms {
     pub sender_id: String,
     pub template_id: String,
     pub text: String,
+    pub unicode: bool,
 }
 
 #[derive(Debug, Default)]
@@ -298,10 +300,17 @@ async fn accept_sms(
             format!("invalid number {}", req.to),
         ));
     }
-    if req.text.is_empty() || !req.text.is_ascii() || req.text.len() > 480 {
+    let gsm = crate::sms::encoding(&req.text) == crate::sms::Encoding::Gsm7;
+    if !gsm && !req.unicode {
         return Err((
             StatusCode::BAD_REQUEST,
-            "text must be 1..480 GSM characters".into(),
+            "text is not GSM-7: send it with unicode set".into(),
+        ));
+    }
+    if req.text.is_empty() || crate::sms::segments(&req.text) > 4 {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "text must be 1 to 4 SMS long".into(),
         ));
     }
     let n = {
@@ -311,6 +320,7 @@ async fn accept_sms(
             sender_id: req.sender_id,
             template_id: req.template_id,
             text: req.text,
+            unicode: req.unicode,
         });
         kept.len()
     };

@@ -6,8 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use model::Paise;
 use notify::dispatch::{DispatchConfig, Dispatcher, SmsConfig, SmsGateway, SmtpConfig, SmtpMailer};
 use notify::standin::{SmsOperator, SmtpSink};
-use notify::{Notice, enqueue};
+use notify::{Language, Notice, Secret, enqueue, enqueue_on};
 use store::Store;
+use store::notify::Channel;
 
 fn now() -> DateTime<Utc> {
     "2026-12-04T04:30:00Z".parse().unwrap()
@@ -146,6 +147,113 @@ async fn a_bad_minute_is_retried_with_backoff_and_a_dead_end_is_given_up() {
     assert_eq!(row.state, "failed");
     assert_eq!(row.attempts, 3);
     assert!(row.last_error.as_deref().unwrap().contains("503"));
+    // the delivery log: each attempt's time and result
+    let log = store.notification_attempts(row.seq).unwrap();
+    let outcomes: Vec<(u32, DateTime<Utc>, &str)> = log
+        .iter()
+        .map(|a| (a.attempt, a.at, a.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, now(), "retry"),
+            (2, now() + Duration::hours(1), "retry"),
+            (3, now() + Duration::hours(2), "failed"),
+        ]
+    );
+    assert!(log.iter().all(|a| a.detail.contains("503")));
+}
+
+#[tokio::test]
+async fn hindi_goes_as_unicode_and_a_code_failing_leaves_no_trace_of_itself() {
+    let (_d, store) = store();
+    store
+        .contact_put("C-5", Some("+919876543215"), None, now())
+        .unwrap();
+    store
+        .contact_set_language("C-5", Language::Hindi, now())
+        .unwrap();
+    enqueue(&store, "C-5", "k", &recharge(), now()).unwrap();
+    let op = SmsOperator::start("key-5").await.unwrap();
+    let d = Dispatcher::new(
+        store.clone(),
+        Some(sms(&op, "key-5")),
+        None,
+        DispatchConfig::default(),
+    );
+    assert_eq!(d.run_once(now()).await.unwrap().sent, 1);
+    let texts = op.received();
+    assert!(texts[0].unicode, "{:?}", texts[0]);
+    assert!(
+        texts[0].text.contains("शेष राशि ₹440.00"),
+        "{}",
+        texts[0].text
+    );
+
+    // An operator refusing a code (with an answer that could quote it): the error is withheld
+    // and the code blanked.
+    let code = Notice::RegistrationCode {
+        code: Secret::new("731904"),
+        valid_minutes: 10,
+    };
+    enqueue_on(&store, "C-5", Channel::Sms, "reg/1", &code, now()).unwrap();
+    let wrong = Dispatcher::new(
+        store.clone(),
+        Some(sms(&op, "wrong-key")),
+        None,
+        DispatchConfig::default(),
+    );
+    assert_eq!(wrong.run_once(now()).await.unwrap().failed, 1);
+    let row = store
+        .notifications(Some("C-5"), None, 0, 10)
+        .unwrap()
+        .remove(1);
+    assert_eq!(row.state, "failed");
+    assert_eq!(row.body, store::notify::WITHHELD);
+    assert!(row.last_error.as_deref().unwrap().contains("withheld"));
+}
+
+#[tokio::test]
+async fn without_an_adapter_messages_are_kept_as_files_and_marked_sent() {
+    let (dir, store) = store();
+    store
+        .contact_put("C-6", Some("+919876543216"), Some("c6@example.in"), now())
+        .unwrap();
+    enqueue(&store, "C-6", "k", &recharge(), now()).unwrap();
+    let outbox = dir.path().join("outbox");
+    let d =
+        Dispatcher::new(store.clone(), None, None, DispatchConfig::default()).keeping_in(&outbox);
+    assert_eq!(d.run_once(now()).await.unwrap().sent, 2);
+    let rows = store.notifications(Some("C-6"), None, 0, 10).unwrap();
+    for row in &rows {
+        assert_eq!(row.state, "sent");
+        let path =
+            outbox
+                .join("2026-12-04")
+                .join(format!("{:06}-{}.txt", row.seq, row.channel.name()));
+        assert_eq!(row.provider_id.as_deref(), Some(path.to_str().unwrap()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with(&format!("To: {}\n", row.recipient)),
+            "{text}"
+        );
+        assert!(text.ends_with(&format!("\n\n{}\n", row.body)), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+    assert!(
+        std::fs::read_to_string(
+            outbox
+                .join("2026-12-04")
+                .join(format!("{:06}-email.txt", rows[1].seq))
+        )
+        .unwrap()
+        .contains("Subject: Recharge of ₹500.00 received (C-6)\n")
+    );
 }
 
 #[tokio::test]

@@ -6,8 +6,9 @@
 //! their outbox, attempts, commands) and the MDM's ([`mdm`]: readings with quality and versions,
 //! events, the exception queue, edits, VEE state, routed messages), the API's tokens
 //! ([`auth`]), postpaid bills ([`billing`]), confirmed tamper periods ([`tamper`]), customer care's
-//! service requests and complaints ([`care`]) and the delivery of routed messages to external
-//! systems' webhooks ([`webhook`]).
+//! service requests and complaints ([`care`]), the delivery of routed messages to external
+//! systems' webhooks ([`webhook`]), consumers' notifications ([`notify`]) and the consumer
+//! portal's registrations, accounts and sessions ([`portal`]).
 //!
 //! Contract rules: every key leads with the meter (or consumer); times are stored as integer
 //! milliseconds since the Unix epoch and are `chrono::DateTime<Utc>` at the API; upserts are
@@ -28,6 +29,7 @@ pub mod mdm;
 pub mod migrate;
 pub mod notify;
 pub mod outages;
+pub mod portal;
 pub mod prepaid;
 pub mod prepaid_ops;
 pub mod tamper;

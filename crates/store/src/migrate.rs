@@ -68,6 +68,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0012_outages.sql"),
     },
     Migration {
+        name: "0013_portal",
+        sql: include_str!("../migrations/0013_portal.sql"),
+    },
+    Migration {
         name: "0014_care",
         sql: include_str!("../migrations/0014_care.sql"),
     },

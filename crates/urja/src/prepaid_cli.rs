@@ -4,7 +4,8 @@
 //! the commands of disconnection cases and migrations followed every 2 s and every short
 //! balance looked at every 30 s, every hour the daily
 //! charge run for the last days from the MDM's figures, and the dispatcher telling consumers
-//! (`<data dir>/notify.json`: the SMS operator and the mail relay). `urja pay` is the gateway's stand-in: it
+//! (`<data dir>/notify.json`: the SMS operator and the mail relay; without that file every
+//! message is kept as a text file under `<data dir>/outbox/` and listed in the API). `urja pay` is the gateway's stand-in: it
 //! signs a payment confirmation with that secret and posts it to the webhook, as a gateway does.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ pub const GATEWAY: &str = "pg";
 const SECRET_FILE: &str = "gateway.secret";
 const CONFIG_FILE: &str = "prepaid.json";
 const NOTIFY_FILE: &str = "notify.json";
+/// Where messages are kept when `notify.json` does not say where to send them.
+const OUTBOX_DIR: &str = "outbox";
 /// How often the commands sent for cases and migrations are followed up.
 const FOLLOW: Duration = Duration::from_secs(2);
 /// How often every short balance and open case is looked at (in follow-ups).
@@ -108,7 +111,8 @@ pub async fn start(
     ))
 }
 
-/// Where notifications go (`<data dir>/notify.json`).
+/// Where notifications go (`<data dir>/notify.json`); without it they are kept in
+/// `<data dir>/outbox/`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct NotifyFile {
@@ -122,7 +126,19 @@ fn notify_from_config(store: &Store, data_dir: &Path) -> Result<Dispatcher> {
     let file: NotifyFile = match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text)
             .with_context(|| format!("reading the notification settings in {}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => NotifyFile::default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let outbox = data_dir.join(OUTBOX_DIR);
+            println!(
+                "notifications: SMS and email are kept as files in {} and listed at \
+                 /api/v1/notifications (to send them, set up {})",
+                outbox.display(),
+                path.display()
+            );
+            return Ok(
+                Dispatcher::new(store.clone(), None, None, DispatchConfig::default())
+                    .keeping_in(outbox),
+            );
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let sms = file

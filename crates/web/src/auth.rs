@@ -1,7 +1,9 @@
 //! Bearer tokens: issuing one (32 random bytes, shown once, stored as its SHA-256), and the
-//! [`Caller`] every handler takes, which authenticates the request and knows its role.
+//! [`Caller`] every staff handler takes, which authenticates the request and knows its role.
 //!
-//! Roles grant in order: `admin` ⊇ `operator` ⊇ `reader`.
+//! Roles grant in order: `admin` ⊇ `operator` ⊇ `reader`. A consumer's portal session
+//! ([`crate::portal`], secrets starting `urja_cs_`) is no staff token: [`Caller`] refuses it
+//! (403) before any handler runs, so no staff route can forget to.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -120,6 +122,29 @@ impl Caller {
 /// Secrets are 69 characters; anything much longer is not one of ours (and is not hashed).
 const MAX_SECRET_LEN: usize = 256;
 
+/// The secret of `Authorization: Bearer <secret>`, bounded; 401 without one.
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+    let secret = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => {
+            return Err(ApiError::unauthorized(
+                "the Authorization header must be `Bearer <token>`",
+            ));
+        }
+    };
+    if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
+        return Err(ApiError::unauthorized("invalid, expired or revoked token"));
+    }
+    Ok(secret)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -127,23 +152,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-        let secret = match value.split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            _ => {
-                return Err(ApiError::unauthorized(
-                    "the Authorization header must be `Bearer <token>`",
-                ));
-            }
-        };
-        if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
-            return Err(ApiError::unauthorized("invalid, expired or revoked token"));
+        let secret = bearer(parts)?;
+        if secret.starts_with(crate::portal::SESSION_PREFIX) {
+            return Err(ApiError::forbidden(
+                "a consumer's portal session opens only the /api/v1/portal routes",
+            ));
         }
         let hash = token_hash(secret);
         let token = state.db(move |s| s.api_token_by_hash(&hash)).await?;

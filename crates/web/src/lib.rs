@@ -3,7 +3,10 @@
 //!
 //! - Every `/api/v1` route needs `Authorization: Bearer <token>` ([`auth`]); tokens have a role
 //!   (`admin` ⊇ `operator` ⊇ `reader`). A missing, unknown, expired or revoked token is 401; a
-//!   role that does not grant the call is 403. The OpenAPI document is public.
+//!   role that does not grant the call is 403. The OpenAPI document is public. Exceptions: the
+//!   payment gateway's webhook (signed instead), and the consumer portal ([`portal`]): its
+//!   registration and login take no token, and its other routes a consumer's session, which
+//!   no staff route accepts.
 //! - Times go out in ISO 8601 with the IST offset (`2026-12-01T00:15:00+05:30`) and come in as
 //!   RFC 3339 with any offset ([`time`]).
 //! - Errors are `{"code": "...", "message": "..."}` with a fitting status; internal details are
@@ -29,6 +32,7 @@ pub mod openapi;
 pub mod outages;
 pub mod paging;
 pub mod payments;
+pub mod portal;
 pub mod prepaid;
 pub mod readings;
 pub mod tamper;
@@ -279,6 +283,19 @@ pub fn app(state: AppState) -> Router {
             get(notifications::contact).put(notifications::put_contact),
         )
         .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/notifications/{seq}", get(notifications::one))
+        .route("/api/v1/portal/registrations", post(portal::start))
+        .route(
+            "/api/v1/portal/registrations/{id}/verify",
+            post(portal::verify),
+        )
+        .route(
+            "/api/v1/portal/registrations/{id}/resend",
+            post(portal::resend),
+        )
+        .route("/api/v1/portal/login", post(portal::login))
+        .route("/api/v1/portal/password", post(portal::change_password))
+        .route("/api/v1/portal/me", get(portal::me))
         .route(
             "/api/v1/consumers/{consumer_no}/bills",
             get(bills::of_consumer),

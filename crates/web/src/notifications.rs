@@ -1,10 +1,12 @@
-//! Where consumers are told things (their mobile and email), and what they were told: the
-//! notification outbox with each message's state, attempts and last error.
+//! Where consumers are told things (their mobile, email and language), and what they were
+//! told: the notification outbox with each message's state, attempts and last error, and each
+//! message's delivery log. The text of a message that carries a one-time code or a password is
+//! never shown.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use store::Role;
-use store::notify::Notification;
+use store::notify::{DeliveryAttempt, Language, Notification, WITHHELD};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -21,6 +23,9 @@ pub struct ContactView {
     #[schema(example = "+919812345678")]
     pub mobile: Option<String>,
     pub email: Option<String>,
+    /// `en` (the default) or `hi`: the language of SMS and email. Left out of a PUT: unchanged.
+    #[schema(example = "hi")]
+    pub language: Option<String>,
 }
 
 /// A consumer's mobile and email.
@@ -48,6 +53,7 @@ pub async fn contact(
     Ok(Json(ContactView {
         mobile: c.mobile,
         email: c.email,
+        language: Some(c.language.code().into()),
     }))
 }
 
@@ -75,16 +81,32 @@ pub async fn put_contact(
 ) -> Result<Json<ContactView>, ApiError> {
     caller.require(Role::Operator)?;
     let now = state.now();
+    let language = body
+        .language
+        .as_deref()
+        .map(|l| {
+            Language::from_code(l).ok_or_else(|| {
+                ApiError::unprocessable("invalid_language", format!("language {l:?}: en or hi"))
+            })
+        })
+        .transpose()?;
     let (mobile, email) = (body.mobile.clone(), body.email.clone());
-    state
+    let stored = state
         .db(move |s| {
             if s.mdm_consumer(&no)?.is_none() {
                 return Err(store::StoreError::NotFound(format!("consumer {no}")));
             }
-            s.contact_put(&no, mobile.as_deref(), email.as_deref(), now)
+            s.contact_put(&no, mobile.as_deref(), email.as_deref(), now)?;
+            if let Some(language) = language {
+                s.contact_set_language(&no, language, now)?;
+            }
+            s.contact(&no)
         })
         .await?;
-    Ok(Json(body))
+    Ok(Json(ContactView {
+        language: stored.map(|c| c.language.code().into()),
+        ..body
+    }))
 }
 
 /// A message to a consumer.
@@ -99,7 +121,10 @@ pub struct NotificationView {
     pub kind: String,
     pub recipient: String,
     pub subject: Option<String>,
+    /// The text; withheld for a message that carries a one-time code or a password.
     pub body: String,
+    /// The message carries a secret (its body is never shown).
+    pub sensitive: bool,
     /// `pending`, `sent` or `failed`.
     pub state: String,
     pub attempts: u32,
@@ -120,7 +145,12 @@ impl From<Notification> for NotificationView {
             kind: n.kind,
             recipient: n.recipient,
             subject: n.subject,
-            body: n.body,
+            body: if n.sensitive {
+                WITHHELD.to_string()
+            } else {
+                n.body
+            },
+            sensitive: n.sensitive,
             state: n.state,
             attempts: n.attempts,
             last_error: n.last_error,
@@ -192,5 +222,72 @@ pub async fn list(
     Ok(Json(NotificationPage {
         items: rows.into_iter().map(NotificationView::from).collect(),
         next_cursor: next,
+    }))
+}
+
+/// One attempt to deliver a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// 1 for the first.
+    pub attempt: u32,
+    pub at: String,
+    /// `sent`, `retry` (a temporary failure, tried again later) or `failed` (given up).
+    pub outcome: String,
+    /// The provider's id (or the file it was kept in) when sent, the error otherwise.
+    pub detail: String,
+}
+
+impl From<DeliveryAttempt> for AttemptView {
+    fn from(a: DeliveryAttempt) -> Self {
+        AttemptView {
+            attempt: a.attempt,
+            at: ist(a.at),
+            outcome: a.outcome,
+            detail: a.detail,
+        }
+    }
+}
+
+/// A message with its delivery log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationDetail {
+    #[serde(flatten)]
+    pub message: NotificationView,
+    pub attempts_log: Vec<AttemptView>,
+}
+
+/// One message to a consumer, with every attempt to deliver it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications/{seq}",
+    tag = "consumers",
+    params(("seq" = u64, Path, description = "The message's number")),
+    responses(
+        (status = 200, description = "The message and its delivery log", body = NotificationDetail),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such message", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn one(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(seq): Path<String>,
+) -> Result<Json<NotificationDetail>, ApiError> {
+    caller.require(Role::Reader)?;
+    let missing = || ApiError::not_found(format!("no message {seq}"));
+    let n: u64 = seq.parse().map_err(|_| missing())?;
+    let found = state
+        .db(move |s| {
+            let Some(message) = s.notification(n)? else {
+                return Ok(None);
+            };
+            Ok(Some((message, s.notification_attempts(n)?)))
+        })
+        .await?;
+    let (message, attempts) = found.ok_or_else(missing)?;
+    Ok(Json(NotificationDetail {
+        message: message.into(),
+        attempts_log: attempts.into_iter().map(AttemptView::from).collect(),
     }))
 }

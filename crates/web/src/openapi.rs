@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     bills, care, commands, consumers, error, exceptions, field, meters, notifications, outages,
-    payments, prepaid, readings, tamper, tokens, wallets,
+    payments, portal, prepaid, readings, tamper, tokens, wallets,
 };
 
 /// The API's description.
@@ -19,7 +19,10 @@ use crate::{
     info(
         title = "Urja API",
         description = "Urja's meter data management and head-end API. Every /api/v1 route needs \
-            `Authorization: Bearer <token>` (roles: admin ⊇ operator ⊇ reader). Times are ISO \
+            `Authorization: Bearer <token>` (roles: admin ⊇ operator ⊇ reader), except the \
+            payment gateway's signed webhook and the consumer portal (/api/v1/portal: \
+            registration and login without a token, the rest with a consumer's session, \
+            the `consumer` scheme, which no other route accepts). Times are ISO \
             8601 with an offset (answers in IST, +05:30). Errors are {\"code\", \"message\"}. \
             Lists page with `limit` (≤ 1000) and `cursor`, answering {\"items\", \"next_cursor\"}."
     ),
@@ -51,6 +54,13 @@ use crate::{
         notifications::contact,
         notifications::put_contact,
         notifications::list,
+        notifications::one,
+        portal::start,
+        portal::verify,
+        portal::resend,
+        portal::login,
+        portal::me,
+        portal::change_password,
         prepaid::webhook,
         payments::import,
         field::work_orders,
@@ -117,6 +127,7 @@ use crate::{
         (name = "commands", description = "Commands to meters through the head-end"),
         (name = "outages", description = "Outages grouped by DT and feeder, and the OMS ping of meters"),
         (name = "tokens", description = "API tokens (admin)"),
+        (name = "portal", description = "The consumer portal: registration by a one-time code, login, the password"),
     )
 )]
 pub struct ApiDoc;
@@ -129,6 +140,11 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        // A consumer's portal session (`urja_cs_…`), from POST /api/v1/portal/login.
+        components.add_security_scheme(
+            "consumer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }

@@ -1127,6 +1127,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/consumers/{consumer_no}/contact"),
     ("put", "/api/v1/consumers/{consumer_no}/contact"),
     ("get", "/api/v1/notifications"),
+    ("get", "/api/v1/notifications/{seq}"),
+    ("post", "/api/v1/portal/registrations"),
+    ("post", "/api/v1/portal/registrations/{id}/verify"),
+    ("post", "/api/v1/portal/registrations/{id}/resend"),
+    ("post", "/api/v1/portal/login"),
+    ("post", "/api/v1/portal/password"),
+    ("get", "/api/v1/portal/me"),
     ("get", "/api/v1/consumers/{consumer_no}/bills"),
     ("get", "/api/v1/bills/{id}/pdf"),
     ("get", "/api/v1/consumers/{consumer_no}/tamper-periods"),
@@ -1168,6 +1175,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/oms/ping/{batch}"),
 ];
 
+/// The routes that take no bearer token.
+const UNAUTHENTICATED: &[&str] = &[
+    "/api/v1/payments/{gateway}/webhook",
+    "/api/v1/portal/registrations",
+    "/api/v1/portal/registrations/{id}/verify",
+    "/api/v1/portal/registrations/{id}/resend",
+    "/api/v1/portal/login",
+];
+
 #[tokio::test]
 async fn the_openapi_document_is_public_and_lists_every_route() {
     let r = rig();
@@ -1181,13 +1197,18 @@ async fn the_openapi_document_is_public_and_lists_every_route() {
         for (method, op) in item.as_object().unwrap() {
             documented.insert((method.clone(), path.clone()));
             // every operation needs the bearer token and documents its errors; the payment
-            // gateway's webhook is authenticated by its signature instead
-            if path == "/api/v1/payments/{gateway}/webhook" {
+            // gateway's webhook is authenticated by its signature instead, the portal's
+            // registration and login by nothing, and its other routes by a consumer session
+            if UNAUTHENTICATED.contains(&path.as_str()) {
                 assert!(op.get("security").is_none(), "{method} {path}");
+            } else if path.starts_with("/api/v1/portal/") {
+                assert_eq!(op["security"], json!([{"consumer": []}]), "{method} {path}");
             } else {
                 assert_eq!(op["security"], json!([{"bearer": []}]), "{method} {path}");
             }
-            assert!(op["responses"]["401"].is_object(), "{method} {path}");
+            if !UNAUTHENTICATED.contains(&path.as_str()) || path.ends_with("/webhook") {
+                assert!(op["responses"]["401"].is_object(), "{method} {path}");
+            }
         }
     }
     let expected: BTreeSet<(String, String)> = ROUTES
@@ -1211,16 +1232,26 @@ async fn the_openapi_document_is_public_and_lists_every_route() {
     }
 
     // and every documented operation is served: without a token each answers 401 (not 404
-    // or 405)
+    // or 405), and those that need none answer their own refusal of an empty body
     for (method, path) in ROUTES {
         let uri = path
             .replace("{serial}", "M-1")
             .replace("{end}", "2026-12-01T00:15:00Z")
             .replace("{id}", "x")
+            .replace("{seq}", "1")
             .replace("{batch}", "b");
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let a = r.send(m, &uri, None, Some(json!({}))).await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        if UNAUTHENTICATED.contains(path) && !path.ends_with("/webhook") {
+            assert!(
+                a.status.is_client_error()
+                    && ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&a.status),
+                "{method} {uri}: {}",
+                a.status
+            );
+        } else {
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        }
     }
 }
 

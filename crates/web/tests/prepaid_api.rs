@@ -525,7 +525,10 @@ async fn contacts_are_checked_and_what_consumers_were_told_is_listed() {
         StatusCode::OK
     );
     let (_, stored) = r.get(uri).await;
-    assert_eq!(stored, good);
+    assert_eq!(
+        stored,
+        json!({"mobile": "+919812345678", "email": "ravi@example.in", "language": "en"})
+    );
 
     // A recharge is told by SMS and email, listed with its state.
     r.store.prepaid_enrol("C-5", now(), None).unwrap();
@@ -543,6 +546,37 @@ async fn contacts_are_checked_and_what_consumers_were_told_is_listed() {
     assert_eq!(
         r.get("/api/v1/notifications?state=lost").await.0,
         StatusCode::BAD_REQUEST
+    );
+
+    // Hindi from now on; a PUT without a language leaves it as it is
+    let hindi = json!({"mobile": "+919812345678", "email": "ravi@example.in", "language": "hi"});
+    let (status, answer) = r.json(Method::PUT, uri, &r.operator, hindi.clone()).await;
+    assert_eq!((status, &answer), (StatusCode::OK, &hindi));
+    let (status, err) = r
+        .json(
+            Method::PUT,
+            uri,
+            &r.operator,
+            json!({"mobile": null, "email": null, "language": "fr"}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_language"))
+    );
+    assert_eq!(
+        r.json(Method::PUT, uri, &r.operator, good.clone()).await.1,
+        hindi
+    );
+    r.pay("pay_6", "C-5", 20_000).await;
+    let (_, page) = r
+        .get("/api/v1/notifications?consumer_no=C-5&state=pending")
+        .await;
+    let sms = &page["items"].as_array().unwrap()[2];
+    assert_eq!(sms["channel"], "sms");
+    assert!(
+        sms["body"].as_str().unwrap().contains("₹200.00 का रिचार्ज"),
+        "{sms}"
     );
 }
 
