@@ -19,7 +19,7 @@
 use chrono::{DateTime, Duration, Utc};
 use hes::commands::{CommandError, Commands};
 use model::command::{CommandId, CommandState};
-use model::{CommandKind, CommandRequest, EventCategory, MeterSerial};
+use model::{CommandKind, EventCategory, MeterSerial};
 use serde::{Deserialize, Serialize};
 use store::billing::BillingAccount;
 use store::field::{ConnectionRequest, NewWorkOrder, WorkOrder};
@@ -174,6 +174,32 @@ impl Field {
         }
     }
 
+    /// Moves an open or assigned order to `to`, logged with `note`, after `edit`.
+    fn move_on(
+        &self,
+        id: u64,
+        to: &str,
+        by: &str,
+        note: &str,
+        now: DateTime<Utc>,
+        edit: impl FnOnce(&mut WorkOrder) -> Result<(), FieldError>,
+    ) -> Result<WorkOrder, FieldError> {
+        let mut w = self.order(id)?;
+        if !matches!(w.state.as_str(), "open" | "assigned") {
+            return Err(FieldError::Refused(format!(
+                "work order {id} is {}: only open or assigned orders are {to}",
+                w.state
+            )));
+        }
+        edit(&mut w)?;
+        let read_at = w.updated_at;
+        w.state = to.into();
+        w.log = logged(&w.log, to, by, now, note);
+        w.updated_at = now;
+        self.save(&w, read_at)?;
+        Ok(w)
+    }
+
     /// Gives an open or assigned order to `crew`.
     pub fn assign(
         &self,
@@ -182,23 +208,13 @@ impl Field {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<WorkOrder, FieldError> {
-        let mut w = self.order(id)?;
-        if !matches!(w.state.as_str(), "open" | "assigned") {
-            return Err(FieldError::Refused(format!(
-                "work order {id} is {}: only open or assigned orders are assigned",
-                w.state
-            )));
-        }
         if crew.trim().is_empty() {
             return Err(FieldError::Refused("no crew named".into()));
         }
-        let read_at = w.updated_at;
-        w.state = "assigned".into();
-        w.assigned_to = Some(crew.to_string());
-        w.log = logged(&w.log, "assigned", by, now, crew);
-        w.updated_at = now;
-        self.save(&w, read_at)?;
-        Ok(w)
+        self.move_on(id, "assigned", by, crew, now, |w| {
+            w.assigned_to = Some(crew.to_string());
+            Ok(())
+        })
     }
 
     /// Cancels an order not completed yet.
@@ -209,24 +225,14 @@ impl Field {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<WorkOrder, FieldError> {
-        let mut w = self.order(id)?;
-        if !matches!(w.state.as_str(), "open" | "assigned") {
-            return Err(FieldError::Refused(format!(
-                "work order {id} is {}",
-                w.state
-            )));
-        }
-        if w.kind == Kind::Installation.name() {
-            return Err(FieldError::Refused(
-                "an installation order goes with its connection request".into(),
-            ));
-        }
-        let read_at = w.updated_at;
-        w.state = "cancelled".into();
-        w.log = logged(&w.log, "cancelled", by, now, note);
-        w.updated_at = now;
-        self.save(&w, read_at)?;
-        Ok(w)
+        self.move_on(id, "cancelled", by, note, now, |w| {
+            if w.kind == Kind::Installation.name() {
+                return Err(FieldError::Refused(
+                    "an installation order goes with its connection request".into(),
+                ));
+            }
+            Ok(())
+        })
     }
 
     /// Takes a crew's completion report and does what follows from it.
@@ -344,20 +350,7 @@ impl Field {
         meter: &MeterSerial,
         kind: CommandKind,
     ) -> Result<(), FieldError> {
-        let Some(commands) = &self.commands else {
-            tracing::warn!(id, "no head-end: command not sent");
-            return Ok(());
-        };
-        commands
-            .submit(CommandRequest {
-                id: CommandId(id),
-                meter: meter.clone(),
-                kind,
-                requested_by: BY.into(),
-                batch: None,
-            })
-            .await?;
-        Ok(())
+        Ok(hes::commands::submit_if(self.commands.as_ref(), id, meter, kind, BY, None).await?)
     }
 
     async fn tamper_confirmed(

@@ -272,6 +272,32 @@ struct Job {
 /// resolution plus the round trip).
 const SYNC_TOLERANCE_S: i64 = 5;
 
+/// Submits `kind` for `meter` as command `id` on behalf of `requested_by`; without a head-end
+/// (`None`: a test or a deployment without meters) nothing is sent and that is logged.
+pub async fn submit_if(
+    commands: Option<&Commands>,
+    id: String,
+    meter: &MeterSerial,
+    kind: CommandKind,
+    requested_by: &str,
+    batch: Option<String>,
+) -> Result<(), CommandError> {
+    let Some(commands) = commands else {
+        tracing::warn!(id, "no head-end: command not sent");
+        return Ok(());
+    };
+    commands
+        .submit(CommandRequest {
+            id: CommandId(id),
+            meter: meter.clone(),
+            kind,
+            requested_by: requested_by.into(),
+            batch,
+        })
+        .await?;
+    Ok(())
+}
+
 impl Commands {
     /// An executor over `head_end`. Call [`Commands::resume`] once at start-up.
     pub fn new(head_end: HeadEnd, config: CommandsConfig) -> Self {

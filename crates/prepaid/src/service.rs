@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use hes::commands::{CommandError, CommandStatus, Commands};
-use model::command::{CommandId, CommandKind, CommandRequest, CommandState};
+use model::command::{CommandId, CommandKind, CommandState};
 use model::reading::EventCategory;
 use model::{MeterSerial, Paise, PaymentMode, RelayState};
 use notify::Notice;
@@ -1388,20 +1388,10 @@ impl Prepaid {
         kind: CommandKind,
         batch: Option<String>,
     ) -> Result<(), PrepaidError> {
-        let Some(commands) = &self.commands else {
-            tracing::warn!(id, "no head-end: command not sent");
-            return Ok(());
-        };
-        commands
-            .submit(CommandRequest {
-                id: CommandId(id),
-                meter: meter.clone(),
-                kind,
-                requested_by: REQUESTED_BY.into(),
-                batch,
-            })
-            .await?;
-        Ok(())
+        Ok(
+            hes::commands::submit_if(self.commands.as_ref(), id, meter, kind, REQUESTED_BY, batch)
+                .await?,
+        )
     }
 
     async fn command_status(

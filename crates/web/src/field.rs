@@ -441,6 +441,19 @@ pub struct ConnectionView {
     pub updated_at: String,
 }
 
+/// A connection request with its installation order, as read from the store.
+fn with_order(
+    s: &store::Store,
+    c: ConnectionRequest,
+) -> Result<(ConnectionRequest, Option<WorkOrder>), store::StoreError> {
+    let order = c
+        .work_order
+        .map(|id| s.work_order(id))
+        .transpose()?
+        .flatten();
+    Ok((c, order))
+}
+
 fn connection_view(c: ConnectionRequest, order: Option<&WorkOrder>) -> ConnectionView {
     ConnectionView {
         number: connection_number(c.id, c.created_at),
@@ -485,14 +498,7 @@ pub async fn request_connection(
         .db(move |s| {
             Ok(field
                 .request_connection(&body, &caller.label, now)
-                .and_then(|c| {
-                    let order = c
-                        .work_order
-                        .map(|id| s.work_order(id))
-                        .transpose()?
-                        .flatten();
-                    Ok((c, order))
-                }))
+                .and_then(|c| Ok(with_order(s, c)?)))
         })
         .await??;
     Ok((
@@ -542,14 +548,7 @@ pub async fn connections(
         .db(move |s| {
             let rows = s.connection_requests(q.state.as_deref(), before, limit + 1)?;
             rows.into_iter()
-                .map(|c| {
-                    let order = c
-                        .work_order
-                        .map(|id| s.work_order(id))
-                        .transpose()?
-                        .flatten();
-                    Ok((c, order))
-                })
+                .map(|c| with_order(s, c))
                 .collect::<Result<Vec<_>, store::StoreError>>()
         })
         .await?;
@@ -589,15 +588,7 @@ pub async fn connection(
                 Some(id) => s.connection_request(id)?,
                 None => s.connection_request_of(&key)?,
             };
-            c.map(|c| {
-                let order = c
-                    .work_order
-                    .map(|id| s.work_order(id))
-                    .transpose()?
-                    .flatten();
-                Ok((c, order))
-            })
-            .transpose()
+            c.map(|c| with_order(s, c)).transpose()
         })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no connection {number}")))?;
