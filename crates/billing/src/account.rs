@@ -27,9 +27,12 @@ pub struct Due {
     /// rebate is taken.
     pub due_date: Option<NaiveDate>,
     pub digital_rebate: Paise,
-    /// The late-payment surcharge if nothing is paid by the due date; charged in proportion
-    /// to what is still owed then.
-    pub late_surcharge: Paise,
+    /// The late-payment surcharge, basis points of what is still owed at the end of the due
+    /// date, up to `surchargeable`.
+    pub late_payment_bp: u32,
+    /// What the surcharge may run on: the month's own charges (a surcharge brought from an
+    /// earlier bill is not surcharged again).
+    pub surchargeable: Paise,
 }
 
 /// Money received.
@@ -126,8 +129,7 @@ pub fn statement(dues: &[Due], payments: &[Paid], as_on: NaiveDate) -> Statement
             due_of.push(i);
             if d.amount.0 < 0 {
                 // A credit (a bill below zero, a balance brought in) pays like money received.
-                let (left, _) =
-                    pay_oldest_first(&mut state, &due_of, dues, -d.amount.0, day, false);
+                let (left, _) = pay_oldest_first(&mut state, &due_of, dues, -d.amount.0, day, None);
                 if left.0 > 0 {
                     advances.push((usize::MAX, left));
                 }
@@ -138,8 +140,9 @@ pub fn statement(dues: &[Due], payments: &[Paid], as_on: NaiveDate) -> Statement
                 if left.0 == 0 {
                     continue;
                 }
-                let digital = *from != usize::MAX && payments[payment_of[*from]].digital;
-                let (used, rebate) = settle(&mut state[row], d, *left, day, digital);
+                // A credit (not money paid) earns no rebate.
+                let paid_by = (*from != usize::MAX).then(|| payments[payment_of[*from]].digital);
+                let (used, rebate) = settle(&mut state[row], d, *left, day, paid_by);
                 left.0 -= used.0;
                 if *from != usize::MAX && (used.0 > 0 || rebate.0 > 0) {
                     let p = &mut paid[*from];
@@ -155,7 +158,7 @@ pub fn statement(dues: &[Due], payments: &[Paid], as_on: NaiveDate) -> Statement
         } else {
             let p = &payments[i];
             let (left, allocations) =
-                pay_oldest_first(&mut state, &due_of, dues, p.amount.0, day, p.digital);
+                pay_oldest_first(&mut state, &due_of, dues, p.amount.0, day, Some(p.digital));
             paid.push(PaymentState {
                 id: p.id.clone(),
                 amount: p.amount,
@@ -169,24 +172,30 @@ pub fn statement(dues: &[Due], payments: &[Paid], as_on: NaiveDate) -> Statement
         }
     }
     close_due_dates(&mut state, &due_of, dues, as_on.succ_opt().unwrap_or(as_on));
-    let owed: i64 = state.iter().map(|d| d.outstanding.0).sum();
-    let ahead: i64 = advances.iter().map(|(_, left)| left.0).sum();
+    let owed = state
+        .iter()
+        .fold(0i64, |sum, d| sum.saturating_add(d.outstanding.0));
+    let ahead = advances
+        .iter()
+        .fold(0i64, |sum, (_, left)| sum.saturating_add(left.0));
     Statement {
         as_on,
         dues: state,
         payments: paid,
-        outstanding: Paise(owed - ahead),
+        outstanding: Paise(owed.saturating_sub(ahead)),
     }
 }
 
 /// Pays `amount` into the dues as they stand, oldest first: (what is left, where it went).
+/// `paid_by` is money received (digitally or not), which earns the rebates; `None` a credit,
+/// which does not.
 fn pay_oldest_first(
     state: &mut [DueState],
     due_of: &[usize],
     dues: &[Due],
     amount: i64,
     day: NaiveDate,
-    digital: bool,
+    paid_by: Option<bool>,
 ) -> (Paise, Vec<Allocation>) {
     let mut left = Paise(amount.max(0));
     let mut allocations = Vec::new();
@@ -194,7 +203,7 @@ fn pay_oldest_first(
         if left.0 == 0 {
             break;
         }
-        let (used, rebate) = settle(s, &dues[i], left, day, digital);
+        let (used, rebate) = settle(s, &dues[i], left, day, paid_by);
         if used.0 > 0 || rebate.0 > 0 {
             left.0 -= used.0;
             allocations.push(Allocation {
@@ -218,9 +227,9 @@ pub struct LateCharge {
 }
 
 /// The surcharges of the dues whose due date fell in `from..=to` and that were still owed at
-/// its end: each due's surcharge in proportion to what was unpaid (rounded half up), so every
-/// due date is charged once, in the period it falls in. `s` must be a statement as on `to` or
-/// later.
+/// its end: each due's rate on what was unpaid, up to its own charges (rounded half up), so
+/// every due date is charged once, in the period it falls in. `s` must be a statement as on
+/// `to` or later.
 pub fn late_charges(
     dues: &[Due],
     s: &Statement,
@@ -235,12 +244,15 @@ pub fn late_charges(
         let (Some(due_date), Some(unpaid)) = (due.due_date, state.unpaid_at_due_date) else {
             continue;
         };
-        if due_date < from || due_date > to || unpaid.0 <= 0 || due.amount.0 <= 0 {
+        if due_date < from || due_date > to {
             continue;
         }
-        let scaled = i128::from(due.late_surcharge.0) * i128::from(unpaid.0);
-        let amount = i128::from(due.amount.0);
-        let surcharge = i64::try_from((2 * scaled + amount) / (2 * amount)).unwrap_or(0);
+        // What was left unpaid is taken to be the surcharge brought in first: it is not
+        // surcharged again.
+        let brought = (due.amount.0 - due.surchargeable.0).max(0);
+        let base = i128::from((unpaid.0 - brought).clamp(0, due.surchargeable.0.max(0)));
+        let surcharge = (base * i128::from(due.late_payment_bp) + 5_000) / 10_000;
+        let surcharge = i64::try_from(surcharge).unwrap_or(0);
         if surcharge > 0 {
             out.push(LateCharge {
                 due: due.key.clone(),
@@ -268,18 +280,20 @@ fn settle(
     due: &Due,
     available: Paise,
     day: NaiveDate,
-    digital: bool,
+    paid_by: Option<bool>,
 ) -> (Paise, Paise) {
     let owed = state.outstanding.0;
     if owed <= 0 || available.0 <= 0 {
         return (Paise::ZERO, Paise::ZERO);
     }
     let mut rebate = 0;
-    if due.prompt_by.is_some_and(|by| day <= by) {
-        rebate += due.prompt_rebate.0.max(0);
-    }
-    if digital && due.due_date.is_some_and(|by| day <= by) {
-        rebate += due.digital_rebate.0.max(0);
+    if let Some(digital) = paid_by {
+        if due.prompt_by.is_some_and(|by| day <= by) {
+            rebate += due.prompt_rebate.0.max(0);
+        }
+        if digital && due.due_date.is_some_and(|by| day <= by) {
+            rebate += due.digital_rebate.0.max(0);
+        }
     }
     let rebate = rebate.min(owed);
     let (used, rebate) = if available.0 >= owed - rebate {
@@ -310,7 +324,8 @@ mod tests {
             prompt_rebate: Paise(1_000),
             due_date: Some(dated + chrono::Duration::days(15)),
             digital_rebate: Paise(500),
-            late_surcharge: Paise(2_000),
+            late_payment_bp: 200,
+            surchargeable: Paise(amount),
         }
     }
 
@@ -334,7 +349,8 @@ mod tests {
                 prompt_rebate: Paise::ZERO,
                 due_date: None,
                 digital_rebate: Paise::ZERO,
-                late_surcharge: Paise::ZERO,
+                late_payment_bp: 0,
+                surchargeable: Paise::ZERO,
             },
             bill("2026-09-01", d(10, 1), 100_000),
         ];
@@ -411,7 +427,8 @@ mod tests {
                 prompt_rebate: Paise::ZERO,
                 due_date: None,
                 digital_rebate: Paise::ZERO,
-                late_surcharge: Paise::ZERO,
+                late_payment_bp: 0,
+                surchargeable: Paise::ZERO,
             },
             bill("2026-09-01", d(10, 1), 50_000),
         ];

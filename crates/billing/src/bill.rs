@@ -208,6 +208,10 @@ pub struct Bill {
     /// The last bill before the consumer went prepaid.
     #[serde(default)]
     pub final_bill: bool,
+    /// The late-payment surcharge's rate, basis points of the month's own charges left unpaid
+    /// after the due date.
+    #[serde(default)]
+    pub late_payment_bp: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -450,6 +454,7 @@ pub fn compute(t: &PostpaidTariff, input: &BillInput) -> Result<Bill, BillError>
         provisional: input.provisional,
         readings: input.readings.clone(),
         final_bill: input.final_bill,
+        late_payment_bp: t.late_payment_bp,
     })
 }
 

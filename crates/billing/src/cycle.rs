@@ -107,7 +107,8 @@ pub fn billing_reads_wanted(
     let (_, end) = day_bounds(to);
     let mut out = Vec::new();
     each_page(store, cycle_day, |page| {
-        for account in page {
+        // A closed account (prepaid now) is billed no more.
+        for account in page.into_iter().filter(|a| a.closed_on.is_none()) {
             if let Some(meter) = billing_rows_wanted(store, &account.consumer_no, start, end)? {
                 out.push(BillingRead {
                     meter,
@@ -162,7 +163,9 @@ pub fn run_cycle_reporting(
     let (from, to) = period(cycle_day, run_date);
     let mut report = CycleReport::default();
     each_page(store, cycle_day, |page| {
-        for account in page {
+        // A closed account (prepaid now) was billed to the day before by its final bill, whose
+        // balance went to the wallet: it is not billed, nor revised, again.
+        for account in page.into_iter().filter(|a| a.closed_on.is_none()) {
             match bill_one(store, book, &account, from, to, run_date, metering) {
                 // Prepaid for the whole period: nothing to bill here.
                 Ok(None) => continue,

@@ -15,6 +15,10 @@ use store::{Store, StoreError};
 use crate::account::{Due, LateCharge, Paid, PaymentState, Statement, late_charges, statement};
 use crate::bill::Bill;
 
+/// The most one payment may be: ₹1 crore. More is a typing error (or an attack on the sums),
+/// refused before it is kept.
+pub const MAX_PAYMENT: Paise = Paise(1_000_000_000);
+
 /// The key of the opening arrears among a statement's dues.
 pub const OPENING: &str = "opening";
 
@@ -60,7 +64,8 @@ fn ledger(
         prompt_rebate: Paise::ZERO,
         due_date: None,
         digital_rebate: Paise::ZERO,
-        late_surcharge: Paise::ZERO,
+        late_payment_bp: 0,
+        surchargeable: Paise::ZERO,
     }];
     for stored in store.bills_in_force(consumer_no)? {
         let bill: Bill = serde_json::from_str(&stored.body)
@@ -74,7 +79,17 @@ fn ledger(
             prompt_rebate: Paise(bill.payable_by_due_date.0 - bill.payable_if_prompt.0),
             due_date: Some(bill.due_date),
             digital_rebate: bill.digital_rebate,
-            late_surcharge: Paise(bill.payable_after_due_date.0 - bill.payable_by_due_date.0),
+            late_payment_bp: bill.late_payment_bp,
+            // A surcharge brought from an earlier bill is not surcharged again.
+            surchargeable: Paise(
+                bill.current.0
+                    - bill
+                        .lines
+                        .iter()
+                        .filter(|l| l.code == "late_payment")
+                        .map(|l| l.amount.0)
+                        .sum::<i64>(),
+            ),
         });
     }
     for a in store.billing_adjustments(consumer_no)? {
@@ -86,7 +101,8 @@ fn ledger(
             prompt_rebate: Paise::ZERO,
             due_date: None,
             digital_rebate: Paise::ZERO,
-            late_surcharge: Paise::ZERO,
+            late_payment_bp: 0,
+            surchargeable: Paise::ZERO,
         });
     }
     let paid = |p: &Payment| Paid {
@@ -345,6 +361,11 @@ fn file_payment(
     let amount = Paise::parse_rupees(field(2))?;
     if amount == Paise::ZERO {
         return Err("an amount of nothing".into());
+    }
+    if amount > MAX_PAYMENT {
+        return Err(format!(
+            "{amount} is more than one payment may be ({MAX_PAYMENT})"
+        ));
     }
     let paid_at = ist_time(field(3))?;
     let mode = field(4).to_ascii_lowercase();

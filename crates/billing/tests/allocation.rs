@@ -29,7 +29,8 @@ fn dues() -> impl Strategy<Value = Vec<Due>> {
                     prompt_rebate: Paise(prompt),
                     due_date: (!opening).then(|| dated + Duration::days(15)),
                     digital_rebate: Paise(digital),
-                    late_surcharge: Paise(amount.max(0) / 50),
+                    late_payment_bp: 150,
+                    surchargeable: Paise(amount.max(0)),
                 }
             })
             .collect()

@@ -79,7 +79,7 @@ pub fn verify(
             p.currency
         )));
     }
-    if p.amount <= 0 {
+    if p.amount <= 0 || p.amount > billing::payments::MAX_PAYMENT.0 {
         return Err(GatewayError::Body(format!("amount {} paise", p.amount)));
     }
     if p.id.is_empty() || p.id.len() > 100 || p.consumer_no.is_empty() {

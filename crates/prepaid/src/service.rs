@@ -1188,7 +1188,8 @@ impl Prepaid {
         now: DateTime<Utc>,
     ) -> Result<(), PrepaidError> {
         let cause = format!("migration/{}", m.id);
-        let today = mdm::calendar::ist_date(now);
+        // The day the meter's mode changed, the same however late (or often) this runs.
+        let today = mdm::calendar::ist_date(mode_switched_at(m).unwrap_or(now));
         // What the postpaid account owed (negative: held in advance) and was carried over.
         let mut carried = Paise::ZERO;
         if m.to_prepaid {
@@ -1303,6 +1304,8 @@ impl Prepaid {
         if self.store.billing_account(consumer_no)?.is_none() {
             return Ok(Paise::ZERO);
         }
+        // Closed first: whatever happens to the final bill, no later cycle bills these days.
+        self.store.billing_account_close(consumer_no, today)?;
         let finals = billing::cycle::PostpaidBook::from_store(&self.store).and_then(|book| {
             billing::cycle::final_bill(
                 &self.store,
@@ -1403,6 +1406,15 @@ impl Prepaid {
         };
         Ok(commands.status(&CommandId(id.to_string())).await?)
     }
+}
+
+/// When a migration's mode step succeeded (the meter read back its new mode).
+fn mode_switched_at(m: &ModeMigration) -> Option<DateTime<Utc>> {
+    let log: Vec<serde_json::Value> = serde_json::from_str(&m.log).ok()?;
+    log.iter()
+        .find(|e| e["step"] == "mode" && e["state"] == "succeeded")
+        .and_then(|e| e["at"].as_str())
+        .and_then(|t| t.parse().ok())
 }
 
 /// The relay state a succeeded relay command read back.

@@ -230,6 +230,7 @@ pub struct BillingAccountView {
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Needs operator", body = ErrorBody),
         (status = 404, description = "No such consumer", body = ErrorBody),
+        (status = 409, description = "A prepaid consumer", body = ErrorBody),
         (status = 422, description = "Not a cycle day", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -246,6 +247,11 @@ pub async fn put_account(
         .db(move |s| {
             if s.mdm_consumer(&no)?.is_none() {
                 return Err(store::StoreError::NotFound(format!("consumer {no}")));
+            }
+            if s.prepaid_account(&no)?.is_some_and(|a| a.prepaid) {
+                return Err(store::StoreError::Conflict(format!(
+                    "{no} is prepaid: move them to postpaid (POST /api/v1/migrations) instead"
+                )));
             }
             s.billing_account_put(
                 &store::billing::BillingAccount {

@@ -655,7 +655,8 @@ async fn a_postpaid_consumer_going_prepaid_gets_a_final_bill_and_carries_what_it
     .unwrap();
     assert_eq!(report["postpaid_carried_paise"], owed);
 
-    // December's cycle later bills nothing new: the final bill is December's, cut short.
+    // December's cycle later leaves the closed account alone: its final bill stands, and its
+    // balance is in the wallet.
     let book = billing::cycle::PostpaidBook::from_store(&store).unwrap();
     let r = billing::cycle::run_cycle(
         &store,
@@ -665,7 +666,8 @@ async fn a_postpaid_consumer_going_prepaid_gets_a_final_bill_and_carries_what_it
         &Metering::default(),
     )
     .unwrap();
-    assert_eq!((r.new, r.revised, r.unchanged), (0, 0, 1), "{r:?}");
+    assert_eq!((r.consumers, r.new, r.revised), (0, 0, 0), "{r:?}");
+    assert_eq!(store.bills_in_force(CONSUMER).unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
