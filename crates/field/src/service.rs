@@ -374,8 +374,10 @@ impl Field {
         let code = detail["tamper_code"]
             .as_u64()
             .and_then(|c| u16::try_from(c).ok());
-        // 5.6: the period for billing (once: a second report is refused above).
-        self.store.tamper_period_record(
+        // 5.6: the period for billing. A period overlapping one recorded already (this report
+        // tried before and stopped half-way, or another inspection of the same tampering) is
+        // covered by it: the rest goes on.
+        match self.store.tamper_period_record(
             &NewTamperPeriod {
                 consumer_no,
                 meter,
@@ -387,7 +389,13 @@ impl Field {
                 source: TamperSource::Inspection,
             },
             now,
-        )?;
+        ) {
+            Ok(_) => {}
+            Err(StoreError::Conflict(why)) => {
+                tracing::info!(work_order = w.id, why, "tamper period covered already");
+            }
+            Err(e) => return Err(e.into()),
+        }
         // 5.4–5.5: the supply off through the head-end.
         self.send(
             format!("work-order/{}/disconnect", w.id),
@@ -505,6 +513,13 @@ impl Field {
             .ok_or_else(|| FieldError::Refused(format!("{consumer_no} has no service point")))?;
         self.store
             .mdm_install_meter(&new_meter, &service_point, now)?;
+        // The new meter hangs where the old one did (its transformer or DCU).
+        if let Some(old) = &w.meter
+            && let Some(parent) = self.store.mdm_parent_at(&Child::Meter(old.clone()), now)?
+        {
+            self.store
+                .mdm_link(&Child::Meter(new_meter.clone()), &parent, now)?;
+        }
         self.tell(
             w,
             "meter_replaced",
@@ -673,17 +688,20 @@ impl Field {
                 },
             ),
         ];
-        let mut ids = Vec::new();
-        for (name, kind) in reads {
-            let id = format!("connection/{}/{name}/{}", c.id, c.attempts);
-            self.send(id.clone(), &meter, kind).await?;
-            ids.push(id);
-        }
+        let ids: Vec<String> = reads
+            .iter()
+            .map(|(name, _)| format!("connection/{}/{name}/{}", c.id, c.attempts))
+            .collect();
+        // Saved before anything is sent: a try that stops half-way is followed as failed and
+        // the next uses new ids, never an id again with another body.
         c.commands = Some(serde_json::to_string(&ids).unwrap_or_default());
         c.state = "reading".into();
         c.log = logged(&c.log, "reading", BY, now, "");
         c.updated_at = now;
         self.store.connection_request_save(c)?;
+        for (id, (_, kind)) in ids.into_iter().zip(reads) {
+            self.send(id, &meter, kind).await?;
+        }
         Ok(())
     }
 
@@ -696,35 +714,51 @@ impl Field {
         };
         let mut moved = 0;
         for mut c in self.store.connection_requests(Some("reading"), 0, 200)? {
-            let ids: Vec<String> = c
-                .commands
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default();
-            let mut states = Vec::new();
-            for id in &ids {
-                states.push(
-                    commands
-                        .status(&CommandId(id.clone()))
-                        .await?
-                        .map(|s| s.state),
-                );
-            }
-            if states.iter().any(|s| !s.is_some_and(|s| s.is_final())) {
-                continue;
-            }
-            moved += 1;
-            if states.iter().all(|s| *s == Some(CommandState::Succeeded)) {
-                match self.verified_register(&c)? {
-                    Ok(register) => self.confirm(&mut c, register, now).await?,
-                    Err(why) => self.retry_or_fail(&mut c, why, now).await?,
-                }
-            } else {
-                self.retry_or_fail(&mut c, "a verification read failed".into(), now)
-                    .await?;
+            match self.follow_one(commands, &mut c, now).await {
+                Ok(true) => moved += 1,
+                Ok(false) => {}
+                // One connection's trouble does not hold up the others.
+                Err(e) => tracing::warn!(connection = c.id, error = %e, "not followed"),
             }
         }
         Ok(moved)
+    }
+
+    /// Moves one connection on once its reads are over; false while they run.
+    async fn follow_one(
+        &self,
+        commands: &Commands,
+        c: &mut ConnectionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<bool, FieldError> {
+        let ids: Vec<String> = c
+            .commands
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let mut states = Vec::new();
+        for id in &ids {
+            states.push(
+                commands
+                    .status(&CommandId(id.clone()))
+                    .await?
+                    .map(|s| s.state),
+            );
+        }
+        // A command never sent (a try stopped half-way) counts as failed.
+        if states.iter().any(|s| s.is_some_and(|s| !s.is_final())) {
+            return Ok(false);
+        }
+        if states.iter().all(|s| *s == Some(CommandState::Succeeded)) {
+            match self.verified_register(c)? {
+                Ok(register) => self.confirm(c, register, now).await?,
+                Err(why) => self.retry_or_fail(c, why, now).await?,
+            }
+        } else {
+            self.retry_or_fail(c, "a verification read failed".into(), now)
+                .await?;
+        }
+        Ok(true)
     }
 
     /// The import register read from the new meter, if it is at or past the initial reading.

@@ -75,6 +75,10 @@ BEGIN
         json_object('name', NEW.name, 'category', NEW.category, 'net_metered', NEW.net_metered));
 END;
 
+-- Readers of routed notices go by destination and sequence (the pending index covers only
+-- what is undelivered).
+CREATE INDEX routed_message_by_destination ON routed_message (destination, seq);
+
 -- How far a reader of routed notices has read (the built-in WFM reads `wfm`).
 CREATE TABLE notice_cursor (
     reader  TEXT PRIMARY KEY NOT NULL,

@@ -227,6 +227,33 @@ async fn a_confirmed_tamper_disconnects_the_supply_and_its_resolution_reconnects
         .map(|s| s["state"].as_str().unwrap())
         .collect();
     assert_eq!(steps, ["open", "assigned", "completed", "resolved"]);
+
+    // A second inspection of the same tampering (another event of it, an order from the desk)
+    // confirms it again: covered by the period already recorded, the order still completes.
+    let (status, second) = system
+        .send(
+            Method::POST,
+            "/api/v1/work-orders",
+            &op,
+            Some(json!({"kind": "tamper_inspection", "consumer_no": "C-7"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let (status, done) = system
+        .send(
+            Method::POST,
+            &format!(
+                "/api/v1/work-orders/{}/complete",
+                second["number"].as_str().unwrap()
+            ),
+            &op,
+            Some(json!({"kind": "tamper_inspection", "finding": "confirmed",
+                        "reason": "Magnet on the meter",
+                        "since": periods[0].from.to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(store.tamper_periods_of("C-7", 10).unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
