@@ -4,21 +4,15 @@
 
 mod common;
 
+use common::{day, ist, store};
+
 use billing::cycle::{PostpaidBook, period, run_cycle};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use mdm::determinants::Metering;
-use model::{IntervalReading, MeterSerial, Paise, Quality};
+use model::{IntervalReading, MeterSerial, Paise};
 use proptest::prelude::*;
-use store::billing::BillingAccount;
-use store::mdm::{Consumer, ServicePoint};
 use store::tamper::{NewTamperPeriod, TamperSource};
 use store::{IngestWrite, IntervalWrite, Store};
-
-fn ist(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&format!("{s}+05:30"))
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
@@ -29,83 +23,6 @@ fn book() -> PostpaidBook {
     PostpaidBook {
         versions: vec![common::tariff()],
     }
-}
-
-fn store() -> (tempfile::TempDir, Store, MeterSerial) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
-    let at = ist("2026-10-01T00:00:00");
-    store
-        .mdm_put_consumer(
-            &Consumer {
-                consumer_no: "C-1".into(),
-                name: "Ravi".into(),
-                category: "residential".into(),
-                net_metered: false,
-            },
-            at,
-        )
-        .unwrap();
-    store
-        .mdm_put_service_point(&ServicePoint {
-            id: "SP-1".into(),
-            address: "4 Station Road".into(),
-            sanctioned_load_w: 2000,
-        })
-        .unwrap();
-    store.mdm_connect_consumer("SP-1", "C-1", at).unwrap();
-    let meter = MeterSerial::new("M-1").unwrap();
-    store.mdm_install_meter(&meter, "SP-1", at).unwrap();
-    store
-        .billing_account_put(
-            &BillingAccount {
-                consumer_no: "C-1".into(),
-                cycle_day: 1,
-                contract_demand: None,
-                opening_arrears: Paise(50_000),
-                billed_from: None,
-                closed_on: None,
-            },
-            at,
-        )
-        .unwrap();
-    (dir, store, meter)
-}
-
-/// A day of 96 intervals of `wh` each, estimated or read.
-fn day(store: &Store, meter: &MeterSerial, date: NaiveDate, wh: i64, estimated: bool) {
-    let start = ist(&format!("{date}T00:00:00"));
-    let rows = (0..96i64)
-        .map(|i| IntervalWrite::New {
-            reading: IntervalReading {
-                meter: meter.clone(),
-                interval_end: start + chrono::Duration::minutes(15 * (i + 1)),
-                avg_voltage_v: None,
-                avg_current_a: None,
-                avg_phase_voltage_v: None,
-                avg_phase_current_a: None,
-                import_wh: wh,
-                import_vah: wh,
-                export_wh: None,
-                export_vah: None,
-                quality: if estimated {
-                    vec![Quality::Estimated]
-                } else {
-                    vec![]
-                },
-            },
-            method: estimated.then(|| "like_day".to_string()),
-        })
-        .collect();
-    store
-        .mdm_write(
-            &IngestWrite {
-                intervals: rows,
-                ..IngestWrite::default()
-            },
-            start,
-        )
-        .unwrap();
 }
 
 #[test]

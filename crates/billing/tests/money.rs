@@ -6,25 +6,19 @@
 
 mod common;
 
+use common::{day, ist};
+
 use billing::account::{Due, Paid, late_charges, statement};
 use billing::bill::compute;
 use billing::cycle::{PostpaidBook, final_bill, run_cycle};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use mdm::determinants::Metering;
-use model::{IntervalReading, MeterSerial, Paise};
-use store::billing::{Adjustment, BillingAccount};
-use store::mdm::{Consumer, ServicePoint};
+use model::Paise;
+use store::billing::Adjustment;
 use store::tamper::{NewTamperPeriod, TamperSource};
-use store::{IngestWrite, IntervalWrite, Store};
 
 fn d(m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, m, day).unwrap()
-}
-
-fn ist(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&format!("{s}+05:30"))
-        .unwrap()
-        .with_timezone(&Utc)
 }
 
 /// A bill of `amount` (of which `brought` is an earlier bill's surcharge) billed on `dated`:
@@ -106,76 +100,9 @@ fn a_surcharge_left_unpaid_is_not_surcharged_again() {
     );
 }
 
-fn day(store: &Store, meter: &MeterSerial, date: NaiveDate, wh: i64) {
-    let start = ist(&format!("{date}T00:00:00"));
-    let intervals = (0..96i64)
-        .map(|i| IntervalWrite::New {
-            reading: IntervalReading {
-                meter: meter.clone(),
-                interval_end: start + chrono::Duration::minutes(15 * (i + 1)),
-                avg_voltage_v: None,
-                avg_current_a: None,
-                avg_phase_voltage_v: None,
-                avg_phase_current_a: None,
-                import_wh: wh,
-                import_vah: wh,
-                export_wh: None,
-                export_vah: None,
-                quality: vec![],
-            },
-            method: None,
-        })
-        .collect();
-    store
-        .mdm_write(
-            &IngestWrite {
-                intervals,
-                ..IngestWrite::default()
-            },
-            start,
-        )
-        .unwrap();
-}
-
 #[test]
 fn a_final_bill_is_not_revised_after_its_balance_went_to_the_wallet() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("urja.sqlite")).unwrap();
-    let at = ist("2026-10-01T00:00:00");
-    store
-        .mdm_put_consumer(
-            &Consumer {
-                consumer_no: "C-1".into(),
-                name: "Ravi".into(),
-                category: "residential".into(),
-                net_metered: false,
-            },
-            at,
-        )
-        .unwrap();
-    store
-        .mdm_put_service_point(&ServicePoint {
-            id: "SP-1".into(),
-            address: "4 Station Road".into(),
-            sanctioned_load_w: 2000,
-        })
-        .unwrap();
-    store.mdm_connect_consumer("SP-1", "C-1", at).unwrap();
-    let meter = MeterSerial::new("M-1").unwrap();
-    store.mdm_install_meter(&meter, "SP-1", at).unwrap();
-    store
-        .billing_account_put(
-            &BillingAccount {
-                consumer_no: "C-1".into(),
-                cycle_day: 1,
-                contract_demand: None,
-                opening_arrears: Paise::ZERO,
-                billed_from: None,
-                closed_on: None,
-            },
-            at,
-        )
-        .unwrap();
+    let (_dir, store, meter) = common::store();
     let mut t = common::tariff();
     t.base.effective_from = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
     let book = PostpaidBook { versions: vec![t] };
@@ -185,10 +112,11 @@ fn a_final_bill_is_not_revised_after_its_balance_went_to_the_wallet() {
             &meter,
             NaiveDate::from_ymd_opt(2026, 10, n).unwrap(),
             100,
+            false,
         );
     }
     for n in 1..=19 {
-        day(&store, &meter, d(11, n), 100);
+        day(&store, &meter, d(11, n), 100, false);
     }
     let m = Metering::default();
     run_cycle(&store, &book, 1, d(11, 2), &m).unwrap();
