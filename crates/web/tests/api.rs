@@ -190,6 +190,30 @@ fn err_code(a: &Answer) -> &str {
 // --- authentication and roles ---------------------------------------------------------------
 
 #[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let r = rig();
+    let ok = r.get("/api/v1/meters").await;
+    let refused = r.send(Method::GET, "/api/v1/meters", None, None).await;
+    let missing = r.get("/api/v1/no-such-route").await;
+    assert_eq!(
+        (ok.status, refused.status, missing.status),
+        (
+            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::NOT_FOUND
+        )
+    );
+    for a in [&ok, &refused, &missing] {
+        let h = |name: &str| a.headers.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(h("x-content-type-options"), Some("nosniff"));
+        assert_eq!(h("x-frame-options"), Some("DENY"));
+        assert_eq!(h("referrer-policy"), Some("no-referrer"));
+        assert!(h("content-security-policy").is_some_and(|v| v.contains("frame-ancestors 'none'")));
+        assert_eq!(h("cache-control"), Some("no-store"));
+    }
+}
+
+#[tokio::test]
 async fn every_route_needs_a_valid_token() {
     let r = rig();
     r.store
