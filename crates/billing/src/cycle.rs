@@ -190,27 +190,25 @@ pub fn run_cycle_reporting(
     Ok(report)
 }
 
-/// The final bill of a consumer going prepaid on `migration_day` (use case 13): the account
-/// closed from that day, the period before billed if it was not yet, and the current period
-/// billed up to the day before (the wallet is charged from the migration day). What each
-/// bill issue did; nothing without a billing account.
+/// The final bill of a consumer whose billing account was closed as they went prepaid (use
+/// case 13): the period before the closing day billed if it was not yet, and the current
+/// period billed up to the day before it (the wallet is charged from that day). What each
+/// bill issue did; nothing without a billing account, and an error for one still open.
 pub fn final_bill(
     store: &Store,
     book: &PostpaidBook,
     consumer_no: &str,
-    migration_day: NaiveDate,
     metering: &Metering,
 ) -> Result<Vec<Issued>, String> {
-    let Some(mut account) = store
+    let Some(account) = store
         .billing_account(consumer_no)
         .map_err(|e| e.to_string())?
     else {
         return Ok(Vec::new());
     };
-    store
-        .billing_account_close(consumer_no, migration_day)
-        .map_err(|e| e.to_string())?;
-    account.closed_on = Some(migration_day);
+    let migration_day = account
+        .closed_on
+        .ok_or_else(|| format!("{consumer_no}'s billing account is open: close it first"))?;
     let before = period(account.cycle_day, migration_day);
     let current_from = before.1 + chrono::Duration::days(1);
     let current = period(

@@ -124,7 +124,7 @@ fn a_final_bill_is_not_revised_after_its_balance_went_to_the_wallet() {
     // owed carried to the wallet.
     let today = d(11, 20);
     store.billing_account_close("C-1", today).unwrap();
-    final_bill(&store, &book, "C-1", today, &m).unwrap();
+    final_bill(&store, &book, "C-1", &m).unwrap();
     let owed = billing::payments::account_statement(&store, "C-1", today)
         .unwrap()
         .unwrap()

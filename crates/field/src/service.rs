@@ -138,8 +138,7 @@ impl Field {
                     "notice": row.message.key,
                 })
                 .to_string();
-                let before = self.store.work_order_by_source(&row.message.key)?;
-                self.store.work_order_raise(
+                let (_, new) = self.store.work_order_raise(
                     &NewWorkOrder {
                         kind: Kind::TamperInspection.name(),
                         source_key: Some(&row.message.key),
@@ -152,7 +151,7 @@ impl Field {
                     },
                     now,
                 )?;
-                raised += usize::from(before.is_none());
+                raised += usize::from(new);
             }
             self.store.notice_cursor_set(BY, last)?;
         }

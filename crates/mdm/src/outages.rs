@@ -544,7 +544,7 @@ pub fn tick(
         .into_iter()
         .collect();
     let book = store.outage_book(&meters, now - Duration::seconds(cfg.keep_s.max(0)))?;
-    let places = store.outage_places(&meters, now)?;
+    let places = store.meter_places(&meters, now)?;
     let mut dts_of_feeder = HashMap::new();
     for feeder in places.values().filter_map(|p| p.feeder.as_ref()) {
         if !dts_of_feeder.contains_key(feeder) {

@@ -1311,7 +1311,6 @@ impl Prepaid {
                 &self.store,
                 &book,
                 consumer_no,
-                today,
                 &mdm::determinants::Metering::default(),
             )
         });

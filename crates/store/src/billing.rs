@@ -7,7 +7,7 @@ use model::Paise;
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::prepaid_ops::{PAYMENT_COLUMNS, Payment, collect, payment};
-use crate::{Result, Store, StoreError, from_ms, ms, narrow};
+use crate::{Result, Store, StoreError, day, day_opt, from_ms, ms, narrow};
 
 /// A postpaid consumer's billing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,11 +128,6 @@ fn receipt(r: &Row<'_>) -> Result<Receipt> {
 const BILL_COLUMNS: &str = "id, consumer_no, period_from, period_to, version, state, provisional, \
      input_hash, body, current, payable, carried_forward, due_date, created_at";
 
-fn date(s: String) -> Result<NaiveDate> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("bill date {s:?}")))
-}
-
 fn account(r: &Row<'_>) -> Result<BillingAccount> {
     Ok(BillingAccount {
         consumer_no: r.get(0)?,
@@ -142,8 +137,8 @@ fn account(r: &Row<'_>) -> Result<BillingAccount> {
             .map(|v| narrow(v, "contract demand"))
             .transpose()?,
         opening_arrears: Paise(r.get(3)?),
-        billed_from: r.get::<_, Option<String>>(4)?.map(date).transpose()?,
-        closed_on: r.get::<_, Option<String>>(5)?.map(date).transpose()?,
+        billed_from: day_opt(r.get(4)?)?,
+        closed_on: day_opt(r.get(5)?)?,
     })
 }
 
@@ -151,8 +146,8 @@ fn bill(r: &Row<'_>) -> Result<StoredBill> {
     Ok(StoredBill {
         id: narrow(r.get(0)?, "bill id")?,
         consumer_no: r.get(1)?,
-        period_from: date(r.get(2)?)?,
-        period_to: date(r.get(3)?)?,
+        period_from: day(&r.get::<_, String>(2)?)?,
+        period_to: day(&r.get::<_, String>(3)?)?,
         version: narrow(r.get(4)?, "bill version")?,
         state: r.get(5)?,
         provisional: r.get(6)?,
@@ -161,7 +156,7 @@ fn bill(r: &Row<'_>) -> Result<StoredBill> {
         current: Paise(r.get(9)?),
         payable: Paise(r.get(10)?),
         carried_forward: r.get(11)?,
-        due_date: date(r.get(12)?)?,
+        due_date: day(&r.get::<_, String>(12)?)?,
         created_at: from_ms(r.get(13)?)?,
     })
 }
@@ -390,7 +385,7 @@ impl Store {
         collect(&mut stmt, params![consumer_no], |r| {
             Ok(Adjustment {
                 key: r.get(0)?,
-                on: date(r.get(1)?)?,
+                on: day(&r.get::<_, String>(1)?)?,
                 amount: Paise(r.get(2)?),
                 reason: r.get(3)?,
             })

@@ -7,7 +7,7 @@ use model::MeterSerial;
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::prepaid_ops::collect;
-use crate::{Result, Store, StoreError, from_ms, ms, narrow};
+use crate::{Result, Store, StoreError, from_ms, ms, narrow, serial};
 
 /// A work order as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +84,7 @@ const ORDER_COLUMNS: &str = "id, kind, state, source_key, consumer_no, meter, ad
      assigned_to, due_at, report, log, created_by, created_at, updated_at";
 
 fn meter(s: Option<String>) -> Result<Option<MeterSerial>> {
-    s.map(|m| MeterSerial::new(m).map_err(|e| StoreError::Corrupt(format!("meter: {e}"))))
-        .transpose()
+    s.map(serial).transpose()
 }
 
 fn order(r: &Row<'_>) -> Result<WorkOrder> {
@@ -153,8 +152,12 @@ pub fn id_of_number(number: &str, prefix: &str) -> Option<u64> {
 
 impl Store {
     /// Raises a work order, once per `source_key`: the order raised before for the same cause
-    /// is returned as it is.
-    pub fn work_order_raise(&self, w: &NewWorkOrder<'_>, at: DateTime<Utc>) -> Result<WorkOrder> {
+    /// is returned as it is. True when it was raised now.
+    pub fn work_order_raise(
+        &self,
+        w: &NewWorkOrder<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<(WorkOrder, bool)> {
         let log = serde_json::json!([{
             "state": "open", "by": w.created_by, "at": at.to_rfc3339(),
         }])
@@ -189,7 +192,9 @@ impl Store {
                 None => None,
             },
         };
-        found.ok_or_else(|| StoreError::NotFound("the work order just raised".into()))
+        found
+            .map(|order| (order, id.is_some()))
+            .ok_or_else(|| StoreError::NotFound("the work order just raised".into()))
     }
 
     pub fn work_order(&self, id: u64) -> Result<Option<WorkOrder>> {

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use model::MeterSerial;
 use rusqlite::Connection;
 
@@ -184,6 +184,17 @@ pub(crate) fn from_ms(v: i64) -> Result<DateTime<Utc>> {
 /// A stored optional instant back to UTC.
 pub(crate) fn from_ms_opt(v: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     v.map(from_ms).transpose()
+}
+
+/// A stored day (`2026-12-04`) back to a date.
+pub(crate) fn day(s: &str) -> Result<NaiveDate> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("date {s:?}")))
+}
+
+/// A stored optional day back to a date.
+pub(crate) fn day_opt(s: Option<String>) -> Result<Option<NaiveDate>> {
+    s.as_deref().map(day).transpose()
 }
 
 /// A stored serial back to a validated [`MeterSerial`].

@@ -279,8 +279,9 @@ impl Store {
     }
 
     /// The transformer and feeder each of `meters` hangs below at `at` (through its DCU, if
-    /// any); a meter the network does not know has neither.
-    pub fn outage_places(
+    /// any); a meter the network does not know has neither. The outage desk groups by them;
+    /// the consumer record shows them.
+    pub fn meter_places(
         &self,
         meters: &[MeterSerial],
         at: DateTime<Utc>,

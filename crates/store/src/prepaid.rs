@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use model::Paise;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use crate::{Result, Store, StoreError, from_ms, ms, narrow};
+use crate::{Result, Store, StoreError, day_opt, from_ms, ms, narrow};
 
 /// One ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,14 +128,6 @@ const STATE_COLUMNS: &str = "balance, next_n, charge_month, charged_through, mon
      month_z1, month_z2, month_z3, month_z4, month_z5, month_z6, month_z7, month_z8, \
      month_charged, month_trueups, month_estimated";
 
-fn date_opt(v: Option<String>) -> Result<Option<NaiveDate>> {
-    v.map(|s| {
-        s.parse()
-            .map_err(|_| StoreError::Corrupt(format!("charge date {s:?}")))
-    })
-    .transpose()
-}
-
 /// A wallet row: its view and next entry number.
 fn wallet_row(r: &rusqlite::Row<'_>) -> Result<(WalletView, i64)> {
     let mut zone_units = [0i64; 8];
@@ -146,8 +138,8 @@ fn wallet_row(r: &rusqlite::Row<'_>) -> Result<(WalletView, i64)> {
         WalletView {
             balance: Paise(r.get(0)?),
             state: ChargeState {
-                month: date_opt(r.get(2)?)?,
-                through: date_opt(r.get(3)?)?,
+                month: day_opt(r.get(2)?)?,
+                through: day_opt(r.get(3)?)?,
                 units: r.get(4)?,
                 zone_units,
                 charged: r.get(13)?,
@@ -195,7 +187,7 @@ impl Store {
             params![month.to_string(), previous.to_string()],
             |r| r.get(0),
         )?;
-        Ok(date_opt(least)?.and_then(|d| d.succ_opt()))
+        Ok(day_opt(least)?.and_then(|d| d.succ_opt()))
     }
 
     /// Opens a wallet for `consumer_no` (nothing happens if it has one).

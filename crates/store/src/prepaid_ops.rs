@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use model::{MeterSerial, Paise};
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::{Result, Store, StoreError, from_ms, from_ms_opt, ms, narrow, serial};
+use crate::{Result, Store, StoreError, day, from_ms, from_ms_opt, ms, narrow, serial};
 
 /// One stored version of a tariff.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,11 +276,6 @@ fn migration(r: &Row<'_>) -> Result<ModeMigration> {
         last_error: r.get(12)?,
         updated_at: from_ms(r.get(13)?)?,
     })
-}
-
-fn day(s: &str) -> Result<NaiveDate> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("date {s}")))
 }
 
 pub(crate) fn collect<T>(

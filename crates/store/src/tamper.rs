@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use model::MeterSerial;
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::{Result, Store, StoreError, from_ms, ms, narrow, serial};
+use crate::{Result, Store, StoreError, day_opt, from_ms, ms, narrow, serial};
 
 /// Who confirmed a tamper period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,12 +87,7 @@ fn period(r: &Row<'_>) -> Result<TamperPeriod> {
         confirmed_at: from_ms(r.get(8)?)?,
         source: TamperSource::parse(&source)
             .ok_or_else(|| StoreError::Corrupt(format!("tamper source {source:?}")))?,
-        billed_period_from: billed
-            .map(|s| {
-                s.parse()
-                    .map_err(|_| StoreError::Corrupt(format!("bill period {s:?}")))
-            })
-            .transpose()?,
+        billed_period_from: day_opt(billed)?,
     })
 }
 

@@ -274,6 +274,7 @@ pub async fn raise(
                 },
                 now,
             )
+            .map(|(order, _)| order)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(order_view(w, now))))
@@ -647,25 +648,11 @@ pub async fn consumer(
                 .meter
                 .as_deref()
                 .and_then(|m| model::MeterSerial::new(m).ok());
-            let parent = |child: &store::mdm::Child| s.mdm_parent_at(child, now);
-            let mut transformer = None;
-            let mut feeder = None;
-            if let Some(m) = &meter {
-                // Up from the meter: a DCU may sit between it and its transformer.
-                let mut at = parent(&store::mdm::Child::Meter(m.clone()))?;
-                while let Some(id) = at {
-                    let Some(node) = s.mdm_node(&id)? else { break };
-                    match node.kind {
-                        store::mdm::NodeKind::Transformer => transformer = Some(id.clone()),
-                        store::mdm::NodeKind::Feeder => {
-                            feeder = Some(id.clone());
-                            break;
-                        }
-                        _ => {}
-                    }
-                    at = parent(&store::mdm::Child::Node(node.kind, id))?;
-                }
+            let place = match &meter {
+                Some(m) => s.meter_places(std::slice::from_ref(m), now)?.remove(m),
+                None => None,
             }
+            .unwrap_or_default();
             let prepaid = s.prepaid_account(&key)?.is_some_and(|a| a.prepaid);
             let account = s.billing_account(&key)?.filter(|a| a.closed_on.is_none());
             let contact = s.contact(&key)?;
@@ -678,8 +665,8 @@ pub async fn consumer(
                 address: party.address,
                 sanctioned_load_w: party.sanctioned_w,
                 meter: party.meter,
-                transformer,
-                feeder,
+                transformer: place.dt,
+                feeder: place.feeder,
                 scheme: if prepaid {
                     "prepaid"
                 } else if account.is_some() {

@@ -354,7 +354,15 @@ async fn a_new_connection_goes_from_request_to_confirmation_with_its_initial_rea
         .collect();
     assert_eq!(confirmations.len(), 2);
     assert_eq!(confirmations[0]["initial_reading_wh"], 0);
-    assert!(confirmations[0]["register_read_wh"].as_i64().unwrap() >= 0);
+    // The register confirmed is the one the head-end read from the meter into the MDM.
+    let read = store
+        .mdm_latest_instantaneous(&MeterSerial::new(&serial).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        confirmations[0]["register_read_wh"].as_i64(),
+        read.import_wh
+    );
     let record = system.get("/api/v1/consumers/C-NEW-1").await;
     assert_eq!(record["scheme"], "postpaid", "{record}");
     assert_eq!(record["billing_cycle_day"], 5);
